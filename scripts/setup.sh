@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything unmix needs that cargo does not: a C++ compiler (torch-sys builds a small
+# C++ wrapper), and libtorch from the PyPI torch wheel in a project-local virtual environment
+# (.venv). Idempotent: a second run checks and returns. .cargo/config.toml points the build at
+# .venv/libtorch, and the binary finds it through an rpath, so nothing needs exporting.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TORCH_VERSION=2.13.0   # the libtorch version tch 0.26 expects
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  echo "setup: installing Debian packages: $*"
+  as_root apt-get update -qq >/dev/null || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v g++ >/dev/null || apt_install g++
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv 2>/dev/null || { rm -rf .venv; apt_install python3-venv; python3 -m venv .venv; }
+fi
+if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  echo "setup: installing torch==$TORCH_VERSION (libtorch) into .venv; this downloads a few GB once"
+  .venv/bin/python -m pip install --disable-pip-version-check -q "torch==$TORCH_VERSION" numpy
+fi
+torch_dir=$(.venv/bin/python -c "import os, torch; print(os.path.dirname(torch.__file__))")
+ln -sfn "$torch_dir" .venv/libtorch
