@@ -1,0 +1,544 @@
+//! u8 image augmentations with the semantics of torchvision's transforms on PIL images, which is
+//! what the official PyTorch Un-Mix code runs: `RandomResizedCrop`, `RandomHorizontalFlip`,
+//! `RandomApply([ColorJitter])`, `RandomGrayscale`, then `ToTensor` + `Normalize`.
+//!
+//! The pixel arithmetic follows Pillow's C code (libImaging) rather than an idealised formula, so
+//! that outputs match Pillow bit for bit where that is practical:
+//! * resizing: `Resample.c` BILINEAR, separable, horizontal pass first, coefficients in 22-bit
+//!   fixed point, each pass rounded and clamped to u8;
+//! * brightness / contrast / saturation: `ImageEnhance` = `Image.blend(degenerate, img, factor)`,
+//!   computed in `f32` and truncated (`Blend.c`);
+//! * greyscale: `Convert.c` `L24`: `(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`;
+//! * hue: `Convert.c` `rgb2hsv` / `hsv2rgb` (u8 HSV) with the hue byte shifted with wraparound.
+//!
+//! Only the random draws differ from torchvision (they come from our own `rand` generators).
+
+use rand::Rng;
+
+use crate::image::{Image, ImageRef};
+
+/// torchvision `RandomResizedCrop(size, scale, ratio)` with bilinear interpolation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RandomResizedCrop {
+    /// Output (height, width).
+    pub size: (usize, usize),
+    pub scale: (f64, f64),
+    pub ratio: (f64, f64),
+}
+
+impl RandomResizedCrop {
+    /// torchvision's defaults: scale (0.08, 1), ratio (3/4, 4/3).
+    pub fn new(height: usize, width: usize) -> Self {
+        RandomResizedCrop {
+            size: (height, width),
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+        }
+    }
+}
+
+/// torchvision `ColorJitter(brightness, contrast, saturation, hue)`; a parameter of 0 skips that op.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColorJitter {
+    pub brightness: f64,
+    pub contrast: f64,
+    pub saturation: f64,
+    pub hue: f64,
+}
+
+/// The augmentation recipe of one view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewRecipe {
+    /// `None`: the image is kept at its size.
+    pub crop: Option<RandomResizedCrop>,
+    pub hflip_p: f64,
+    /// `RandomApply([ColorJitter], p = jitter_p)`.
+    pub jitter: Option<ColorJitter>,
+    pub jitter_p: f64,
+    /// `RandomGrayscale(p)`; acts on 3-channel images only, the output keeps 3 channels.
+    pub grayscale_p: f64,
+    /// One per channel.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl ViewRecipe {
+    /// No augmentation, normalization only.
+    pub fn eval(mean: Vec<f32>, std: Vec<f32>) -> Self {
+        ViewRecipe {
+            crop: None,
+            hflip_p: 0.0,
+            jitter: None,
+            jitter_p: 0.0,
+            grayscale_p: 0.0,
+            mean,
+            std,
+        }
+    }
+
+    /// Output (channels, height, width) of this recipe for an input of the given shape.
+    pub fn output_shape(
+        &self,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> (usize, usize, usize) {
+        match &self.crop {
+            Some(c) => (channels, c.size.0, c.size.1),
+            None => (channels, height, width),
+        }
+    }
+}
+
+/// `a + (b - a) * U[0, 1)`, like `torch.empty(1).uniform_(a, b)`; valid for `a == b`.
+#[inline]
+fn uniform(rng: &mut impl Rng, a: f64, b: f64) -> f64 {
+    a + (b - a) * rng.gen::<f64>()
+}
+
+/// `torch.rand(1) < p`.
+#[inline]
+fn coin(rng: &mut impl Rng, p: f64) -> bool {
+    rng.gen::<f64>() < p
+}
+
+/// Applies, in torchvision order: RandomResizedCrop, horizontal flip, RandomApply(ColorJitter),
+/// RandomGrayscale. Returns the u8 image (normalization is separate, see [`normalize_into`]).
+///
+/// Random draws, in order: the crop box (if `crop`), the flip coin, the jitter coin, (if
+/// jittering) the op permutation and the factors, the greyscale coin. Coins are drawn even when
+/// their probability is 0 or 1, so the stream layout does not depend on the recipe's values.
+pub fn augment(img: ImageRef, recipe: &ViewRecipe, rng: &mut impl Rng) -> Image {
+    let mut out = match &recipe.crop {
+        Some(c) => {
+            let (top, left, h, w) = rrc_params(img.height, img.width, c.scale, c.ratio, rng);
+            resized_crop(img, top, left, h, w, c.size.0, c.size.1)
+        }
+        None => img.to_owned(),
+    };
+    if coin(rng, recipe.hflip_p) {
+        out = hflip(out.as_ref());
+    }
+    let apply_jitter = coin(rng, recipe.jitter_p);
+    if let (true, Some(j)) = (apply_jitter, &recipe.jitter) {
+        out = color_jitter(out.as_ref(), j, rng);
+    }
+    if coin(rng, recipe.grayscale_p) && out.channels == 3 {
+        out = to_grayscale(out.as_ref(), 3);
+    }
+    out
+}
+
+/// torchvision `ColorJitter.forward`: draws a permutation of the four ops and the factors of the
+/// enabled ones, then applies them in the permuted order.
+pub fn color_jitter(img: ImageRef, j: &ColorJitter, rng: &mut impl Rng) -> Image {
+    let mut order = [0usize, 1, 2, 3];
+    for i in (1..4).rev() {
+        let k = rng.gen_range(0..=i);
+        order.swap(i, k);
+    }
+    fn factor(rng: &mut impl Rng, x: f64) -> Option<f64> {
+        (x > 0.0).then(|| uniform(rng, (1.0 - x).max(0.0), 1.0 + x))
+    }
+    let b = factor(rng, j.brightness);
+    let c = factor(rng, j.contrast);
+    let s = factor(rng, j.saturation);
+    let h = (j.hue > 0.0).then(|| uniform(rng, -j.hue, j.hue));
+    let mut out = img.to_owned();
+    for op in order {
+        out = match (op, b, c, s, h) {
+            (0, Some(f), ..) => adjust_brightness(out.as_ref(), f),
+            (1, _, Some(f), ..) => adjust_contrast(out.as_ref(), f),
+            (2, _, _, Some(f), _) => adjust_saturation(out.as_ref(), f),
+            (3, .., Some(f)) => adjust_hue(out.as_ref(), f),
+            _ => continue,
+        };
+    }
+    out
+}
+
+/// torchvision `RandomResizedCrop.get_params`: `(top, left, h, w)` of the crop box.
+pub fn rrc_params(
+    height: usize,
+    width: usize,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut impl Rng,
+) -> (usize, usize, usize, usize) {
+    let area = (height * width) as f64;
+    let (log_r0, log_r1) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target_area = area * uniform(rng, scale.0, scale.1);
+        let aspect = uniform(rng, log_r0, log_r1).exp();
+        // Python's round(): half to even.
+        let w = (target_area * aspect).sqrt().round_ties_even();
+        let h = (target_area / aspect).sqrt().round_ties_even();
+        if w > 0.0 && w <= width as f64 && h > 0.0 && h <= height as f64 {
+            let (w, h) = (w as usize, h as usize);
+            let top = rng.gen_range(0..=height - h);
+            let left = rng.gen_range(0..=width - w);
+            return (top, left, h, w);
+        }
+    }
+    // Fallback: central crop, aspect ratio clamped to the range.
+    let in_ratio = width as f64 / height as f64;
+    let (lo, hi) = (ratio.0.min(ratio.1), ratio.0.max(ratio.1));
+    let (h, w) = if in_ratio < lo {
+        (((width as f64) / lo).round_ties_even() as usize, width)
+    } else if in_ratio > hi {
+        (height, ((height as f64) * hi).round_ties_even() as usize)
+    } else {
+        (height, width)
+    };
+    let (h, w) = (h.clamp(1, height.max(1)), w.clamp(1, width.max(1)));
+    ((height - h) / 2, (width - w) / 2, h, w)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Resampling (Pillow Resample.c, BILINEAR, 8 bits per channel)
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Fixed-point filter taps of one resampling pass.
+struct Taps {
+    ksize: usize,
+    /// Per output position: first input index and number of taps.
+    bounds: Vec<(usize, usize)>,
+    coeffs: Vec<i32>,
+}
+
+#[inline]
+fn bilinear_filter(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 {
+        1.0 - x
+    } else {
+        0.0
+    }
+}
+
+/// Pillow's `precompute_coeffs` (support 1, the triangle filter) + `normalize_coeffs_8bpc`, for
+/// the input range `[0, in_size)` resampled to `out_size`.
+fn precompute_taps(in_size: usize, out_size: usize) -> Taps {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale; // bilinear support (1.0) * filterscale
+    let ksize = support.ceil() as usize * 2 + 1;
+    let ss = 1.0 / filterscale;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut coeffs = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        // C `(int)` truncates toward zero; negatives are clamped to 0 anyway.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let n = xmax.saturating_sub(xmin).min(ksize);
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(n) {
+            let w = bilinear_filter((x as f64 + xmin as f64 - center + 0.5) * ss);
+            *kx = w;
+            ww += w;
+        }
+        let row = &mut coeffs[xx * ksize..(xx + 1) * ksize];
+        for x in 0..n {
+            let v = if ww != 0.0 { k[x] / ww } else { k[x] };
+            let f = v * (1u32 << PRECISION_BITS) as f64;
+            row[x] = if v < 0.0 {
+                (-0.5 + f) as i32
+            } else {
+                (0.5 + f) as i32
+            };
+        }
+        bounds.push((xmin, n));
+    }
+    Taps {
+        ksize,
+        bounds,
+        coeffs,
+    }
+}
+
+#[inline]
+fn clip8(v: i64) -> u8 {
+    if v >= (1i64 << PRECISION_BITS << 8) {
+        255
+    } else if v <= 0 {
+        0
+    } else {
+        (v >> PRECISION_BITS) as u8
+    }
+}
+
+/// PIL `img.crop((left, top, left + w, top + h)).resize((out_w, out_h), BILINEAR)`.
+///
+/// The crop box must lie inside the image. Resampling reads only pixels of the box, so this is
+/// exactly crop-then-resize.
+pub fn resized_crop(
+    img: ImageRef,
+    top: usize,
+    left: usize,
+    h: usize,
+    w: usize,
+    out_h: usize,
+    out_w: usize,
+) -> Image {
+    assert!(
+        top + h <= img.height && left + w <= img.width,
+        "crop box outside the image"
+    );
+    assert!(
+        h > 0 && w > 0 && out_h > 0 && out_w > 0,
+        "empty crop or output"
+    );
+    let c = img.channels;
+    let stride = img.width * c;
+
+    // Horizontal pass (Pillow runs it first) over the rows of the box: h x out_w.
+    let temp: Vec<u8> = if out_w != w {
+        let taps = precompute_taps(w, out_w);
+        let mut temp = vec![0u8; h * out_w * c];
+        for y in 0..h {
+            let src = &img.data[(top + y) * stride + left * c..(top + y) * stride + (left + w) * c];
+            let dst = &mut temp[y * out_w * c..(y + 1) * out_w * c];
+            for (xx, &(xmin, n)) in taps.bounds.iter().enumerate() {
+                let k = &taps.coeffs[xx * taps.ksize..xx * taps.ksize + n];
+                for ch in 0..c {
+                    let mut ss: i64 = 1 << (PRECISION_BITS - 1);
+                    for (x, &kx) in k.iter().enumerate() {
+                        ss += src[(xmin + x) * c + ch] as i64 * kx as i64;
+                    }
+                    dst[xx * c + ch] = clip8(ss);
+                }
+            }
+        }
+        temp
+    } else {
+        let mut temp = Vec::with_capacity(h * w * c);
+        for y in 0..h {
+            temp.extend_from_slice(
+                &img.data[(top + y) * stride + left * c..(top + y) * stride + (left + w) * c],
+            );
+        }
+        temp
+    };
+
+    // Vertical pass: out_h x out_w.
+    if out_h == h {
+        return Image::new(out_h, out_w, c, temp);
+    }
+    let taps = precompute_taps(h, out_h);
+    let row = out_w * c;
+    let mut out = vec![0u8; out_h * row];
+    for (yy, &(ymin, n)) in taps.bounds.iter().enumerate() {
+        let k = &taps.coeffs[yy * taps.ksize..yy * taps.ksize + n];
+        let dst = &mut out[yy * row..(yy + 1) * row];
+        for (i, d) in dst.iter_mut().enumerate() {
+            let mut ss: i64 = 1 << (PRECISION_BITS - 1);
+            for (y, &ky) in k.iter().enumerate() {
+                ss += temp[(ymin + y) * row + i] as i64 * ky as i64;
+            }
+            *d = clip8(ss);
+        }
+    }
+    Image::new(out_h, out_w, c, out)
+}
+
+/// PIL `img.resize((out_w, out_h), BILINEAR)`.
+pub fn resize_bilinear(img: ImageRef, out_h: usize, out_w: usize) -> Image {
+    resized_crop(img, 0, 0, img.height, img.width, out_h, out_w)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Geometry and colour
+
+/// Mirror left-right.
+pub fn hflip(img: ImageRef) -> Image {
+    let c = img.channels;
+    let mut out = Vec::with_capacity(img.data.len());
+    for y in 0..img.height {
+        let row = &img.data[y * img.width * c..(y + 1) * img.width * c];
+        for px in row.chunks_exact(c).rev() {
+            out.extend_from_slice(px);
+        }
+    }
+    Image::new(img.height, img.width, c, out)
+}
+
+/// Pillow `ImagingBlend(degenerate, img, alpha)` for one value: `f32` arithmetic, truncated,
+/// clipped when extrapolating.
+#[inline]
+fn blend(degenerate: u8, v: u8, alpha: f32) -> u8 {
+    let t = degenerate as f32 + alpha * (v as i32 - degenerate as i32) as f32;
+    if t <= 0.0 {
+        0
+    } else if t >= 255.0 {
+        255
+    } else {
+        t as u8
+    }
+}
+
+/// Pillow's RGB -> L (`L24` in Convert.c).
+#[inline]
+pub fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
+}
+
+/// The image's greyscale (`L`) plane: itself for 1 channel.
+fn luma_plane(img: ImageRef) -> Vec<u8> {
+    match img.channels {
+        1 => img.data.to_vec(),
+        3 => img
+            .data
+            .chunks_exact(3)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
+        c => panic!("unsupported channel count {c}"),
+    }
+}
+
+/// `ImageEnhance.Brightness(img).enhance(factor)`: blend with black.
+pub fn adjust_brightness(img: ImageRef, factor: f64) -> Image {
+    let a = factor as f32;
+    let data = img.data.iter().map(|&v| blend(0, v, a)).collect();
+    Image::new(img.height, img.width, img.channels, data)
+}
+
+/// `ImageEnhance.Contrast(img).enhance(factor)`: blend with the uniform grey
+/// `int(mean(L) + 0.5)`.
+pub fn adjust_contrast(img: ImageRef, factor: f64) -> Image {
+    let l = luma_plane(img);
+    let sum: u64 = l.iter().map(|&v| v as u64).sum();
+    let mean = if l.is_empty() {
+        0.0
+    } else {
+        sum as f64 / l.len() as f64
+    };
+    let m = (mean + 0.5) as u8;
+    let a = factor as f32;
+    let data = img.data.iter().map(|&v| blend(m, v, a)).collect();
+    Image::new(img.height, img.width, img.channels, data)
+}
+
+/// `ImageEnhance.Color(img).enhance(factor)`: blend with the greyscale version. Identity for 1
+/// channel.
+pub fn adjust_saturation(img: ImageRef, factor: f64) -> Image {
+    if img.channels != 3 {
+        return img.to_owned();
+    }
+    let a = factor as f32;
+    let mut data = Vec::with_capacity(img.data.len());
+    for p in img.data.chunks_exact(3) {
+        let l = luma(p[0], p[1], p[2]);
+        data.extend(p.iter().map(|&v| blend(l, v, a)));
+    }
+    Image::new(img.height, img.width, 3, data)
+}
+
+/// Pillow `rgb2hsv_row`: u8 (h, s, v), reproducing its float/double arithmetic.
+pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
+    let maxc = r.max(g).max(b);
+    let minc = r.min(g).min(b);
+    if maxc == minc {
+        return (0, 0, maxc);
+    }
+    let cr = (maxc - minc) as f32;
+    let s = cr / maxc as f32;
+    let rc = (maxc - r) as f32 / cr;
+    let gc = (maxc - g) as f32 / cr;
+    let bc = (maxc - b) as f32 / cr;
+    let h: f32 = if r == maxc {
+        bc - gc
+    } else if g == maxc {
+        (2.0 + rc as f64 - bc as f64) as f32
+    } else {
+        (4.0 + gc as f64 - rc as f64) as f32
+    };
+    let h = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
+    let clip = |v: i32| v.clamp(0, 255) as u8;
+    (
+        clip((h as f64 * 255.0) as i32),
+        clip((s as f64 * 255.0) as i32),
+        maxc,
+    )
+}
+
+/// Pillow `hsv2rgb` for u8 (h, s, v).
+pub fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
+    if s == 0 {
+        return (v, v, v);
+    }
+    let hh = h as f32 as f64 * 6.0 / 255.0;
+    let i = hh.floor() as i32;
+    let f = (hh - i as f32 as f64) as f32;
+    let fs = (s as f32 as f64 / 255.0) as f32;
+    let vf = v as f32 as f64;
+    let clip = |x: f64| (x.round() as i32).clamp(0, 255) as u8; // C round(): half away from zero
+    let p = clip(vf * (1.0 - fs as f64));
+    let q = clip(vf * (1.0 - (fs * f) as f64));
+    let t = clip(vf * (1.0 - fs as f64 * (1.0 - f as f64)));
+    match i % 6 {
+        0 => (v, t, p),
+        1 => (q, v, p),
+        2 => (p, v, t),
+        3 => (p, q, v),
+        4 => (t, p, v),
+        _ => (v, p, q),
+    }
+}
+
+/// torchvision `F_pil.adjust_hue`: RGB -> u8 HSV, `h += uint8(hue_factor * 255)` with
+/// wraparound, -> RGB. Identity for 1-channel images and for `hue_factor == 0` (torchvision would
+/// still round-trip through HSV, which is slightly lossy; `ColorJitter` never calls it with 0).
+pub fn adjust_hue(img: ImageRef, hue_factor: f64) -> Image {
+    assert!(
+        (-0.5..=0.5).contains(&hue_factor),
+        "hue_factor {hue_factor} is not in [-0.5, 0.5]"
+    );
+    if img.channels != 3 || hue_factor == 0.0 {
+        return img.to_owned();
+    }
+    // numpy's float -> uint8 cast: truncation toward zero, then modulo 256.
+    let shift = ((hue_factor * 255.0) as i64).rem_euclid(256) as u8;
+    let mut data = Vec::with_capacity(img.data.len());
+    for p in img.data.chunks_exact(3) {
+        let (h, s, v) = rgb_to_hsv(p[0], p[1], p[2]);
+        let (r, g, b) = hsv_to_rgb(h.wrapping_add(shift), s, v);
+        data.extend_from_slice(&[r, g, b]);
+    }
+    Image::new(img.height, img.width, 3, data)
+}
+
+/// torchvision `F.rgb_to_grayscale` on PIL (`img.convert("L")`, replicated to `out_channels`,
+/// which is 1 or 3). A 1-channel input is already greyscale.
+pub fn to_grayscale(img: ImageRef, out_channels: usize) -> Image {
+    assert!(
+        out_channels == 1 || out_channels == 3,
+        "out_channels must be 1 or 3"
+    );
+    let l = luma_plane(img);
+    let data = if out_channels == 1 {
+        l
+    } else {
+        l.iter().flat_map(|&v| [v, v, v]).collect()
+    };
+    Image::new(img.height, img.width, out_channels, data)
+}
+
+/// `ToTensor` + `Normalize`: `(x / 255 - mean[c]) / std[c]` in `f32`, written CHW (planar) into
+/// `out` (`len = C * H * W`).
+pub fn normalize_into(img: ImageRef, mean: &[f32], std: &[f32], out: &mut [f32]) {
+    let c = img.channels;
+    let hw = img.height * img.width;
+    assert_eq!(mean.len(), c, "one mean per channel");
+    assert_eq!(std.len(), c, "one std per channel");
+    assert_eq!(out.len(), c * hw, "output buffer size");
+    for ch in 0..c {
+        let (m, s) = (mean[ch], std[ch]);
+        let plane = &mut out[ch * hw..(ch + 1) * hw];
+        for (o, &v) in plane.iter_mut().zip(img.data.iter().skip(ch).step_by(c)) {
+            *o = (v as f32 / 255.0 - m) / s;
+        }
+    }
+}

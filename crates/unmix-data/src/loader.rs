@@ -1,0 +1,337 @@
+//! The threaded batch loader: worker threads augment and normalize views into plain `f32`
+//! buffers, with bounded prefetch, deterministically.
+//!
+//! Determinism: the epoch's sample order comes from [`epoch_rng`], and each view of dataset
+//! sample `i` is drawn from [`sample_rng`]`(seed, epoch, i, view)`, so a batch's contents depend
+//! only on (seed, epoch, batch index), never on the number of workers or on where an epoch was
+//! resumed. Worker `w` of `W` prepares batches `start + w`, `start + w + W`, ... into its own
+//! bounded channel, and the iterator receives round-robin, so batches come out in order.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::augment::{augment, normalize_into, ViewRecipe};
+use crate::error::DataError;
+use crate::image::{Image, ImageSet};
+use crate::seed::{epoch_rng, sample_rng};
+
+/// A random-access labelled image dataset.
+pub trait Dataset: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn image(&self, i: usize) -> Result<Image, DataError>;
+    fn label(&self, i: usize) -> u32;
+}
+
+impl Dataset for ImageSet {
+    fn len(&self) -> usize {
+        ImageSet::len(self)
+    }
+    fn image(&self, i: usize) -> Result<Image, DataError> {
+        Ok(ImageSet::image(self, i).to_owned())
+    }
+    fn label(&self, i: usize) -> u32 {
+        self.labels[i]
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub drop_last: bool,
+    pub shuffle: bool,
+    pub seed: u64,
+    /// Worker threads; 0 prepares batches inline in `next()`.
+    pub workers: usize,
+    /// Batches each worker may have ready ahead of the consumer (0: hand over synchronously).
+    pub prefetch: usize,
+}
+
+/// One view of a batch: `N * C * H * W` normalized values, planar per image.
+#[derive(Clone, Debug)]
+pub struct ViewBatch {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub data: Vec<f32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Batch index within the epoch.
+    pub index: usize,
+    /// Dataset indices of the samples.
+    pub indices: Vec<usize>,
+    pub labels: Vec<u32>,
+    /// One per recipe.
+    pub views: Vec<ViewBatch>,
+}
+
+/// The sample order of an epoch: a Fisher-Yates shuffle driven by `epoch_rng(seed, epoch)`, or
+/// the identity when `!shuffle`.
+pub fn epoch_order(len: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    if shuffle {
+        let mut rng = epoch_rng(seed, epoch);
+        for i in (1..len).rev() {
+            let j = rng.gen_range(0..=i);
+            order.swap(i, j);
+        }
+    }
+    order
+}
+
+/// Batches per epoch.
+pub fn num_batches(len: usize, batch_size: usize, drop_last: bool) -> usize {
+    assert!(batch_size > 0, "batch_size must be positive");
+    if drop_last {
+        len / batch_size
+    } else {
+        len.div_ceil(batch_size)
+    }
+}
+
+pub struct Loader {
+    dataset: Arc<dyn Dataset>,
+    recipes: Arc<Vec<ViewRecipe>>,
+    cfg: LoaderConfig,
+}
+
+/// What the workers of one epoch share.
+struct EpochJob {
+    dataset: Arc<dyn Dataset>,
+    recipes: Arc<Vec<ViewRecipe>>,
+    order: Vec<usize>,
+    batch_size: usize,
+    seed: u64,
+    epoch: u64,
+}
+
+fn loader_error(problem: String) -> DataError {
+    DataError::format("<loader>", problem)
+}
+
+impl EpochJob {
+    /// Prepares batch `b`. `cancelled` is polled between samples so that a dropped iterator does
+    /// not wait for a whole batch.
+    fn batch(&self, b: usize, cancelled: &dyn Fn() -> bool) -> Result<Batch, DataError> {
+        let lo = b * self.batch_size;
+        let hi = (lo + self.batch_size).min(self.order.len());
+        let indices = self.order[lo..hi].to_vec();
+        let n = indices.len();
+        let labels = indices.iter().map(|&i| self.dataset.label(i)).collect();
+        let mut views: Vec<Option<ViewBatch>> = vec![None; self.recipes.len()];
+        for (k, &i) in indices.iter().enumerate() {
+            if cancelled() {
+                return Err(loader_error("cancelled".into()));
+            }
+            let img = self.dataset.image(i)?;
+            for (v, recipe) in self.recipes.iter().enumerate() {
+                let mut rng = sample_rng(self.seed, self.epoch, i as u64, v as u64);
+                let out = augment(img.as_ref(), recipe, &mut rng);
+                if recipe.mean.len() != out.channels || recipe.std.len() != out.channels {
+                    return Err(loader_error(format!(
+                        "view {v}: {} means / {} stds for a {}-channel image",
+                        recipe.mean.len(),
+                        recipe.std.len(),
+                        out.channels
+                    )));
+                }
+                let view = views[v].get_or_insert_with(|| ViewBatch {
+                    channels: out.channels,
+                    height: out.height,
+                    width: out.width,
+                    data: vec![0.0; n * out.channels * out.height * out.width],
+                });
+                if (view.channels, view.height, view.width) != (out.channels, out.height, out.width)
+                {
+                    return Err(loader_error(format!(
+                        "view {v}: sample {i} gives a {}x{}x{} image, the batch has {}x{}x{}",
+                        out.channels, out.height, out.width, view.channels, view.height, view.width
+                    )));
+                }
+                let chw = view.channels * view.height * view.width;
+                normalize_into(
+                    out.as_ref(),
+                    &recipe.mean,
+                    &recipe.std,
+                    &mut view.data[k * chw..(k + 1) * chw],
+                );
+            }
+        }
+        let views = views
+            .into_iter()
+            .map(|v| {
+                v.unwrap_or(ViewBatch {
+                    channels: 0,
+                    height: 0,
+                    width: 0,
+                    data: Vec::new(),
+                })
+            })
+            .collect();
+        Ok(Batch {
+            index: b,
+            indices,
+            labels,
+            views,
+        })
+    }
+}
+
+impl Loader {
+    pub fn new(
+        dataset: Arc<dyn Dataset>,
+        recipes: Arc<Vec<ViewRecipe>>,
+        cfg: LoaderConfig,
+    ) -> Self {
+        assert!(cfg.batch_size > 0, "batch_size must be positive");
+        Loader {
+            dataset,
+            recipes,
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &LoaderConfig {
+        &self.cfg
+    }
+
+    pub fn dataset(&self) -> &Arc<dyn Dataset> {
+        &self.dataset
+    }
+
+    /// Batches per epoch.
+    pub fn num_batches(&self) -> usize {
+        num_batches(self.dataset.len(), self.cfg.batch_size, self.cfg.drop_last)
+    }
+
+    /// Batches of one epoch starting at batch `start_batch` (for resume). Views of sample `i` use
+    /// `sample_rng(seed, epoch, i, view)`, so they are the same for any worker count.
+    pub fn epoch(&self, epoch: u64, start_batch: usize) -> EpochIter {
+        let end = self.num_batches();
+        let start = start_batch.min(end);
+        let job = Arc::new(EpochJob {
+            dataset: self.dataset.clone(),
+            recipes: self.recipes.clone(),
+            order: epoch_order(self.dataset.len(), self.cfg.seed, epoch, self.cfg.shuffle),
+            batch_size: self.cfg.batch_size,
+            seed: self.cfg.seed,
+            epoch,
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = self.cfg.workers.min(end - start);
+        let mut receivers = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = sync_channel(self.cfg.prefetch);
+            let (job, stop) = (job.clone(), stop.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("unmix-loader-{w}"))
+                .spawn(move || {
+                    let cancelled = || stop.load(Ordering::Relaxed);
+                    for b in (start + w..end).step_by(workers) {
+                        if cancelled() {
+                            break;
+                        }
+                        let batch = job.batch(b, &cancelled);
+                        if tx.send(batch).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .expect("spawn loader worker");
+            receivers.push(rx);
+            handles.push(Some(handle));
+        }
+        EpochIter {
+            job,
+            next: start,
+            start,
+            end,
+            receivers,
+            handles,
+            stop,
+            starved: Duration::ZERO,
+        }
+    }
+}
+
+/// The batches of one epoch, in order. Dropping it stops and joins the workers.
+pub struct EpochIter {
+    job: Arc<EpochJob>,
+    next: usize,
+    start: usize,
+    end: usize,
+    receivers: Vec<Receiver<Result<Batch, DataError>>>,
+    handles: Vec<Option<JoinHandle<()>>>,
+    stop: Arc<AtomicBool>,
+    starved: Duration,
+}
+
+impl EpochIter {
+    /// Total time `next()` waited for a batch (with 0 workers: the time spent preparing them).
+    pub fn starved(&self) -> Duration {
+        self.starved
+    }
+
+    /// Batches left in this epoch.
+    pub fn remaining(&self) -> usize {
+        self.end - self.next
+    }
+}
+
+impl Iterator for EpochIter {
+    type Item = Result<Batch, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let b = self.next;
+        self.next += 1;
+        let t0 = Instant::now();
+        let item = if self.receivers.is_empty() {
+            self.job.batch(b, &|| false)
+        } else {
+            let w = (b - self.start) % self.receivers.len();
+            match self.receivers[w].recv() {
+                Ok(item) => item,
+                Err(_) => {
+                    // The worker ended without sending: it panicked.
+                    if let Some(Err(panic)) = self.handles[w].take().map(|h| h.join()) {
+                        std::panic::resume_unwind(panic);
+                    }
+                    panic!("loader worker {w} exited before batch {b}");
+                }
+            }
+        };
+        self.starved += t0.elapsed();
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.remaining();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for EpochIter {}
+
+impl Drop for EpochIter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Dropping the receivers makes any pending or future send fail.
+        self.receivers.clear();
+        for h in self.handles.iter_mut().filter_map(Option::take) {
+            let _ = h.join();
+        }
+    }
+}
