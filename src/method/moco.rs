@@ -1,0 +1,243 @@
+//! MoCo v1 / v2 (He et al. 2020; Chen et al. 2020) with the authors' Un-Mix terms.
+//!
+//! Query encoder trained by SGD, key encoder as its exponential moving average, a queue of past
+//! keys as negatives, InfoNCE with temperature. v1 uses a linear head, v2 an MLP head; the
+//! symmetric option scores both directions (the authors' CIFAR default).
+
+use super::{copy_named, Method};
+use crate::mix::Mixed;
+use crate::model::{head::HeadConfig, named_trainable, named_variables, Encoder, ResNetConfig};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use tch::{nn, Device, Kind, Tensor};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MoCoConfig {
+    pub head: HeadConfig,
+    /// Queue length K (a multiple of the keys enqueued per step).
+    pub queue: i64,
+    /// Key-encoder momentum m.
+    pub momentum: f64,
+    /// Softmax temperature T.
+    pub temperature: f64,
+    pub symmetric: bool,
+}
+
+pub struct MoCo {
+    cfg: MoCoConfig,
+    vs_q: nn::VarStore,
+    vs_k: nn::VarStore,
+    q: Encoder,
+    k: Encoder,
+    /// (dim, K), columns L2-normalized.
+    queue: Tensor,
+    /// Next queue column to overwrite, kept as a tensor so it travels with checkpoints.
+    ptr: i64,
+}
+
+/// InfoNCE of queries `q` (N, C) against positives `k` (N, C) and the queue (C, K), all
+/// L2-normalized: cross-entropy with the positive at index 0, as MoCo's `contrastive_loss`.
+pub fn info_nce(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
+    let pos = (q * k).sum_dim_intlist(1, true, Kind::Float);
+    let neg = q.mm(queue);
+    let logits = Tensor::cat(&[pos, neg], 1) / t;
+    -logits.log_softmax(1, Kind::Float).select(1, 0).mean(Kind::Float)
+}
+
+fn normalize(x: &Tensor) -> Tensor {
+    // F.normalize(x, dim=1): x / max(||x||, eps)
+    x / x.norm_scalaropt_dim(2, [1i64].as_slice(), true).clamp_min(1e-12)
+}
+
+impl MoCo {
+    pub fn new(device: Device, backbone: &ResNetConfig, cfg: MoCoConfig) -> Self {
+        let vs_q = nn::VarStore::new(device);
+        let mut vs_k = nn::VarStore::new(device);
+        let q = Encoder::new(&vs_q.root(), backbone, &cfg.head);
+        let k = Encoder::new(&vs_k.root(), backbone, &cfg.head);
+        // The key encoder starts as a copy of the query encoder and is never trained by gradient.
+        vs_k.copy(&vs_q).expect("identical encoders");
+        vs_k.freeze();
+        let queue = normalize(&Tensor::randn([cfg.head.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1))
+            .transpose(0, 1)
+            .contiguous();
+        MoCo { cfg, vs_q, vs_k, q, k, queue, ptr: 0 }
+    }
+
+    pub fn queue(&self) -> &Tensor {
+        &self.queue
+    }
+
+    fn momentum_update(&self) {
+        let m = self.cfg.momentum;
+        tch::no_grad(|| {
+            let kv = named_variables(&self.vs_k);
+            let qv = named_trainable(&self.vs_q);
+            let kmap: std::collections::HashMap<String, Tensor> = kv.into_iter().collect();
+            for (name, pq) in qv {
+                let mut pk = kmap[&name].shallow_clone();
+                // k = m * k + (1 - m) * q, in place (parameters only; BN buffers evolve on their own).
+                let _ = pk.g_mul_scalar_(m);
+                let _ = pk.g_add_(&(&pq * (1.0 - m)));
+            }
+        });
+    }
+
+    /// Keys of `x` through the key encoder, with the batch shuffled before the forward pass and
+    /// unshuffled after, so split-BN groups mix samples differently for queries and keys.
+    fn keys(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
+        tch::no_grad(|| {
+            let n = x.size()[0];
+            let mut perm: Vec<i64> = (0..n).collect();
+            perm.shuffle(rng);
+            let idx = Tensor::from_slice(&perm).to_device(x.device());
+            let unshuffle = idx.argsort(0, false);
+            let k = normalize(&self.k.forward_t(&x.index_select(0, &idx), true));
+            k.index_select(0, &unshuffle)
+        })
+    }
+
+    fn enqueue(&mut self, keys: &Tensor) {
+        let b = keys.size()[0];
+        tch::no_grad(|| {
+            self.queue.narrow(1, self.ptr, b).copy_(&keys.transpose(0, 1));
+        });
+        self.ptr = (self.ptr + b) % self.cfg.queue;
+    }
+}
+
+impl Method for MoCo {
+    fn trainable(&self) -> &nn::VarStore {
+        &self.vs_q
+    }
+
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, rng: &mut ChaCha8Rng) -> Tensor {
+        self.momentum_update();
+        let (x1, x2) = (&views[0], &views[1]);
+        let t = self.cfg.temperature;
+        // A snapshot: the queue is overwritten in place below, before the backward pass needs it.
+        let queue = self.queue.copy();
+        let q1 = normalize(&self.q.forward_t(x1, true));
+        let k2 = self.keys(x2, rng);
+        let mut loss = info_nce(&q1, &k2, &queue, t);
+        // The mixed query (view 1 mixed with its reversed batch) is scored against the unmixed keys
+        // and the same queue; its raw output is reversed before normalizing, as the authors do.
+        let q_mix = mixed.map(|m| (m, self.q.forward_t(&m.images, true)));
+        if let Some((m, out)) = &q_mix {
+            loss = loss + m.loss(out, |o| info_nce(&normalize(o), &k2, &queue, t));
+        }
+        let keys = if self.cfg.symmetric {
+            let q2 = normalize(&self.q.forward_t(x2, true));
+            let k1 = self.keys(x1, rng);
+            loss = loss + info_nce(&q2, &k1, &queue, t);
+            if let Some((m, out)) = &q_mix {
+                loss = loss + m.loss(out, |o| info_nce(&normalize(o), &k1, &queue, t));
+            }
+            Tensor::cat(&[k1, k2], 0)
+        } else {
+            k2
+        };
+        // The queue only ever receives unmixed keys.
+        self.enqueue(&keys);
+        loss
+    }
+
+    fn embed(&self, x: &Tensor) -> Tensor {
+        self.q.forward_t(x, false)
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut s: Vec<(String, Tensor)> = named_variables(&self.vs_q).into_iter().map(|(n, t)| (format!("q.{n}"), t)).collect();
+        s.extend(named_variables(&self.vs_k).into_iter().map(|(n, t)| (format!("k.{n}"), t)));
+        s.push(("moco.queue".into(), self.queue.shallow_clone()));
+        s.push(("moco.ptr".into(), Tensor::from_slice(&[self.ptr])));
+        s
+    }
+
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
+        copy_named(&named_variables(&self.vs_q), state, "q.")?;
+        copy_named(&named_variables(&self.vs_k), state, "k.")?;
+        copy_named(&[("moco.queue".to_string(), self.queue.shallow_clone())], state, "")?;
+        let ptr = state
+            .iter()
+            .find(|(n, _)| n == "moco.ptr")
+            .ok_or_else(|| anyhow::anyhow!("checkpoint has no tensor `moco.ptr`"))?;
+        self.ptr = ptr.1.int64_value(&[0]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mix::{MixDraw, MixKind};
+    use crate::model::Arch;
+    use rand::SeedableRng;
+
+    #[test]
+    fn info_nce_matches_hand_computed_value() {
+        // q = k = e1, queue = [e2, -e1]: logits (1, 0, -1)/0.5 = (2, 0, -2);
+        // loss = -log(e^2 / (e^2 + 1 + e^-2)).
+        let q = Tensor::from_slice(&[1.0f32, 0.0]).view([1, 2]);
+        let queue = Tensor::from_slice(&[0.0f32, -1.0, 1.0, 0.0]).view([2, 2]);
+        let l = info_nce(&q, &q, &queue, 0.5).double_value(&[]);
+        let e = std::f64::consts::E;
+        let expect = -(e.powi(2) / (e.powi(2) + 1.0 + e.powi(-2))).ln();
+        assert!((l - expect).abs() < 1e-5, "{l} vs {expect}");
+    }
+
+    fn tiny(symmetric: bool) -> MoCo {
+        tch::manual_seed(0);
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 2 };
+        let cfg = MoCoConfig { head: HeadConfig { dim: 8, hidden: 0 }, queue: 16, momentum: 0.9, temperature: 0.2, symmetric };
+        MoCo::new(Device::Cpu, &backbone, cfg)
+    }
+
+    #[test]
+    fn queue_gets_unmixed_keys_and_keys_get_no_gradient() {
+        let mut m = tiny(true);
+        let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &mut rng);
+        assert_eq!(m.ptr, 8, "symmetric enqueues 2N keys");
+        // The enqueued columns are unit vectors equal to the key encoder's (eval-independent) keys.
+        let cols = m.queue.narrow(1, 0, 8);
+        let norms = cols.norm_scalaropt_dim(2, [0i64].as_slice(), false);
+        assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
+        loss.backward();
+        for (_, t) in named_trainable(&m.vs_q) {
+            assert!(t.grad().defined(), "query encoder receives gradient");
+        }
+        for (name, t) in named_variables(&m.vs_k) {
+            assert!(!t.requires_grad(), "key encoder variable {name} must be frozen");
+            assert!(!t.grad().defined(), "key encoder variable {name} got a gradient");
+        }
+    }
+
+    #[test]
+    fn unmix_adds_the_lambda_weighted_terms() {
+        // With the same step stream, the loss with Un-Mix minus the loss without equals
+        // lam * L(mixed) + (1 - lam) * L(reversed mixed outputs), computed here by hand.
+        let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
+        let mut a = tiny(false);
+        // Tests share libtorch's global RNG, so copy the weights instead of relying on the seed.
+        let mut b = tiny(false);
+        b.load_state(&a.state()).unwrap();
+        let base = a.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &mut ChaCha8Rng::seed_from_u64(5)).double_value(&[]);
+        let queue = b.queue.copy();
+        let with = b.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &mut ChaCha8Rng::seed_from_u64(5)).double_value(&[]);
+        // Recompute the terms with network b's weights (momentum update already applied, BN in
+        // train mode gives the same batch statistics).
+        let out = b.q.forward_t(&mixed.images, true);
+        let k2 = b.keys(&x2, &mut ChaCha8Rng::seed_from_u64(5));
+        let direct = info_nce(&normalize(&out), &k2, &queue, 0.2).double_value(&[]);
+        let rev = info_nce(&normalize(&out.flip([0])), &k2, &queue, 0.2).double_value(&[]);
+        let expect = base + 0.3 * direct + 0.7 * rev;
+        assert!((with - expect).abs() < 1e-4, "{with} vs {expect}");
+        assert!((direct - rev).abs() > 1e-6, "the reversed term must differ from the direct one");
+    }
+}

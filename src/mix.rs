@@ -1,0 +1,262 @@
+//! Un-Mix: the method-agnostic image-mixture component (Shen et al., AAAI 2022).
+//!
+//! Once per step, view 1 of the batch is mixed with the same batch in reversed order (sample i
+//! with sample N-1-i), by global mixup or by CutMix, with one lambda for the whole batch. A method
+//! scores the mixed images against its unmixed targets; [`Mixed::loss`] weighs that score by
+//! lambda and the score of the reversed outputs by 1 - lambda. Nothing here knows about a method.
+
+use rand::Rng;
+use rand_distr::{Beta, Distribution};
+use tch::Tensor;
+
+/// Un-Mix settings (config section `[unmix]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnMixSettings {
+    /// Probability of global mixup; otherwise CutMix (the authors' `prob`).
+    pub prob: f64,
+    /// Beta(alpha, alpha) for lambda.
+    pub alpha: f64,
+}
+
+/// How the batch was mixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MixKind {
+    /// `lam * x + (1 - lam) * reversed(x)` everywhere.
+    Mixup,
+    /// Rows `top..bottom`, columns `left..right` of each image come from its reversed partner.
+    CutMix { top: usize, bottom: usize, left: usize, right: usize },
+}
+
+/// One step's draw: the mixing kind and the weight of the original image in the mixture.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MixDraw {
+    pub kind: MixKind,
+    /// Fraction of image i in mixed sample i (for CutMix, the corrected kept fraction).
+    pub lam: f64,
+}
+
+impl MixDraw {
+    pub fn is_cutmix(&self) -> bool {
+        matches!(self.kind, MixKind::CutMix { .. })
+    }
+}
+
+/// The CutMix box for a drawn `lam` and centre, as the authors' `rand_bbox`: side
+/// `floor(S * sqrt(1 - lam))` per image side S, edges at `centre -/+ side / 2` clipped to the image.
+/// Returns `(top, bottom, left, right)`, rows then columns, half-open.
+pub fn cutmix_box(height: usize, width: usize, lam: f64, cy: usize, cx: usize) -> (usize, usize, usize, usize) {
+    let cut = (1.0 - lam).max(0.0).sqrt();
+    let cut_h = (height as f64 * cut).floor() as i64;
+    let cut_w = (width as f64 * cut).floor() as i64;
+    let clip = |v: i64, hi: usize| v.clamp(0, hi as i64) as usize;
+    let (cy, cx) = (cy as i64, cx as i64);
+    (
+        clip(cy - cut_h / 2, height),
+        clip(cy + cut_h / 2, height),
+        clip(cx - cut_w / 2, width),
+        clip(cx + cut_w / 2, width),
+    )
+}
+
+/// Draws one step's mixture in the authors' order: `r ~ U(0,1)`, `lam ~ Beta(alpha, alpha)`, then
+/// (CutMix only) the box centre, row first. `r < prob` means mixup.
+pub fn draw(rng: &mut impl Rng, settings: &UnMixSettings, height: usize, width: usize) -> MixDraw {
+    let r: f64 = rng.gen();
+    let lam: f64 = Beta::new(settings.alpha, settings.alpha)
+        .expect("alpha validated positive")
+        .sample(rng);
+    if r < settings.prob {
+        return MixDraw { kind: MixKind::Mixup, lam };
+    }
+    let cy = rng.gen_range(0..height);
+    let cx = rng.gen_range(0..width);
+    let (top, bottom, left, right) = cutmix_box(height, width, lam, cy, cx);
+    // lam becomes the fraction of the original image that is kept, as the authors correct it.
+    let area = (bottom - top) * (right - left);
+    let lam = 1.0 - area as f64 / (height * width) as f64;
+    MixDraw { kind: MixKind::CutMix { top, bottom, left, right }, lam }
+}
+
+/// The batch in reversed order: the partner of sample i is sample N-1-i, as the authors do.
+pub fn reversed(t: &Tensor) -> Tensor {
+    t.flip([0])
+}
+
+/// Mixes an NCHW batch with its reversed self.
+pub fn mix_batch(x: &Tensor, d: &MixDraw) -> Tensor {
+    let rev = reversed(x);
+    match d.kind {
+        MixKind::Mixup => x * d.lam + rev * (1.0 - d.lam),
+        MixKind::CutMix { top, bottom, left, right } => {
+            let mixed = x.copy();
+            if bottom > top && right > left {
+                let (h, w) = ((bottom - top) as i64, (right - left) as i64);
+                let patch = rev.narrow(2, top as i64, h).narrow(3, left as i64, w);
+                mixed.narrow(2, top as i64, h).narrow(3, left as i64, w).copy_(&patch);
+            }
+            mixed
+        }
+    }
+}
+
+/// A mixed batch ready for a method: the images and the draw that made them.
+pub struct Mixed {
+    pub images: Tensor,
+    pub draw: MixDraw,
+}
+
+impl Mixed {
+    pub fn new(x: &Tensor, draw: MixDraw) -> Self {
+        Mixed { images: mix_batch(x, &draw), draw }
+    }
+
+    pub fn lam(&self) -> f64 {
+        self.draw.lam
+    }
+
+    /// `lam * direct + (1 - lam) * reverse`: the Un-Mix weighting of two already computed terms.
+    /// Methods whose reverse term flips something other than the query outputs (SwAV flips only
+    /// the codes) call this directly.
+    pub fn weigh(&self, direct: &Tensor, reverse: &Tensor) -> Tensor {
+        direct * self.draw.lam + reverse * (1.0 - self.draw.lam)
+    }
+
+    /// The Un-Mix loss for per-sample outputs of the mixed batch: `score(out)` pairs mixed sample i
+    /// with target i (weight lam), `score(reversed(out))` pairs it with target N-1-i (weight
+    /// 1 - lam). Reversing the outputs equals a second forward pass of the reversed mixture when
+    /// batch-norm statistics do not depend on the order of the batch, as in the authors' code.
+    pub fn loss(&self, out: &Tensor, score: impl Fn(&Tensor) -> Tensor) -> Tensor {
+        let direct = score(out);
+        let reverse = score(&reversed(out));
+        self.weigh(&direct, &reverse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use tch::{Device, Kind};
+
+    fn batch(n: i64, c: i64, h: i64, w: i64) -> Tensor {
+        Tensor::arange(n * c * h * w, (Kind::Float, Device::Cpu)).view([n, c, h, w])
+    }
+
+    #[test]
+    fn mixup_pairs_sample_i_with_reversed_partner() {
+        let x = batch(4, 1, 2, 2);
+        let d = MixDraw { kind: MixKind::Mixup, lam: 0.25 };
+        let m = mix_batch(&x, &d);
+        for i in 0..4 {
+            let expect = x.get(i) * 0.25 + x.get(3 - i) * 0.75;
+            let diff = (m.get(i) - expect).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "sample {i} differs by {diff}");
+        }
+        // Sample 0 = 0.25 * [0,1,2,3] + 0.75 * [12,13,14,15] = [9, 10, 11, 12].
+        let v: Vec<f32> = Vec::try_from(m.get(0).flatten(0, -1)).unwrap();
+        assert_eq!(v, vec![9.0, 10.0, 11.0, 12.0]);
+    }
+
+    #[test]
+    fn cutmix_box_follows_the_authors_rule() {
+        // lam 0.75: side floor(32 * 0.5) = 16, half 8, centre (10, 3): rows 2..18, cols 0..11 (clipped).
+        assert_eq!(cutmix_box(32, 32, 0.75, 10, 3), (2, 18, 0, 11));
+        // lam 1: empty box; lam 0: the whole image when centred.
+        let (t, b, l, r) = cutmix_box(28, 28, 1.0, 5, 5);
+        assert_eq!((b - t) * (r - l), 0);
+        assert_eq!(cutmix_box(28, 28, 0.0, 14, 14), (0, 28, 0, 28));
+        // Odd side: floor(7 * sqrt(0.5)) = 4, half 2.
+        assert_eq!(cutmix_box(7, 7, 0.5, 6, 0), (4, 7, 0, 2));
+    }
+
+    #[test]
+    fn cutmix_lambda_is_kept_fraction() {
+        let s = UnMixSettings { prob: 0.0, alpha: 1.0 };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..200 {
+            let d = draw(&mut rng, &s, 28, 28);
+            let MixKind::CutMix { top, bottom, left, right } = d.kind else { panic!("prob 0 must give CutMix") };
+            let kept = 1.0 - ((bottom - top) * (right - left)) as f64 / 784.0;
+            assert!((d.lam - kept).abs() < 1e-12);
+            let x = batch(6, 2, 28, 28);
+            let m = mix_batch(&x, &d);
+            // Pixels equal to the original image (not its partner) form exactly the kept fraction.
+            let same = m.eq_tensor(&x).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+            assert!((same - d.lam).abs() < 1e-6, "kept {same} vs lam {}", d.lam);
+            // Inside the box, sample i holds sample 5-i.
+            if bottom > top && right > left {
+                let v = m.int64_value(&[1, 1, top as i64, left as i64]);
+                let p = x.int64_value(&[4, 1, top as i64, left as i64]);
+                assert_eq!(v, p);
+            }
+        }
+    }
+
+    #[test]
+    fn draw_order_is_r_then_lambda_then_centre() {
+        let s = UnMixSettings { prob: 0.5, alpha: 1.0 };
+        let mut a = ChaCha8Rng::seed_from_u64(11);
+        let mut b = ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..50 {
+            let d = draw(&mut a, &s, 32, 32);
+            let r: f64 = b.gen();
+            let lam: f64 = Beta::new(1.0, 1.0).unwrap().sample(&mut b);
+            if r < 0.5 {
+                assert_eq!(d, MixDraw { kind: MixKind::Mixup, lam });
+            } else {
+                let cy = b.gen_range(0..32);
+                let cx = b.gen_range(0..32);
+                let (top, bottom, left, right) = cutmix_box(32, 32, lam, cy, cx);
+                assert_eq!(d.kind, MixKind::CutMix { top, bottom, left, right });
+            }
+        }
+    }
+
+    #[test]
+    fn both_kinds_occur_at_prob_half_and_lambda_is_uniform() {
+        let s = UnMixSettings { prob: 0.5, alpha: 1.0 };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (mut mixup, mut lam_sum, n) = (0, 0.0, 4000);
+        for _ in 0..n {
+            let d = draw(&mut rng, &s, 32, 32);
+            if !d.is_cutmix() {
+                mixup += 1;
+                lam_sum += d.lam;
+            }
+        }
+        let frac = mixup as f64 / n as f64;
+        assert!((frac - 0.5).abs() < 0.04, "mixup fraction {frac}");
+        let mean = lam_sum / mixup as f64;
+        assert!((mean - 0.5).abs() < 0.03, "Beta(1,1) mean {mean}");
+    }
+
+    #[test]
+    fn loss_weights_direct_and_reversed_outputs() {
+        // Worked by hand: outputs [1, 2, 3], targets [1, 0, 0], score = mean((out - target)^2).
+        // direct: ((0)^2 + 2^2 + 3^2)/3 = 13/3; reversed outputs [3, 2, 1]: (4 + 4 + 1)/3 = 3.
+        // lam 0.25: 0.25 * 13/3 + 0.75 * 3 = 1.0833.. + 2.25 = 3.3333..
+        let x = batch(3, 1, 1, 1);
+        let mixed = Mixed { images: x, draw: MixDraw { kind: MixKind::Mixup, lam: 0.25 } };
+        let out = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+        let target = Tensor::from_slice(&[1.0f32, 0.0, 0.0]);
+        let l = mixed.loss(&out, |o| (o - &target).square().mean(Kind::Float));
+        assert!((l.double_value(&[]) - 10.0 / 3.0).abs() < 1e-6, "{}", l.double_value(&[]));
+    }
+
+    #[test]
+    fn reversing_outputs_equals_forward_of_reversed_mixture() {
+        // For a per-sample network (no cross-sample statistics), f(reversed(m)) == reversed(f(m)).
+        let x = batch(5, 1, 3, 3) / 10.0;
+        let d = MixDraw { kind: MixKind::Mixup, lam: 0.6 };
+        let m = mix_batch(&x, &d);
+        let f = |t: &Tensor| t.flatten(1, -1).sin().sum_dim_intlist(1, false, Kind::Float);
+        let a = reversed(&f(&m));
+        let b = f(&reversed(&m));
+        assert!((a - b).abs().max().double_value(&[]) < 1e-6);
+        // And sample i of the reversed mixture holds image i with weight 1 - lam.
+        let mr = reversed(&m);
+        let expect = x.get(0) * 0.4 + x.get(4) * 0.6;
+        assert!((mr.get(0) - expect).abs().max().double_value(&[]) < 1e-6);
+    }
+}

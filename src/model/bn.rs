@@ -1,0 +1,104 @@
+//! Batch norm with optional "split" statistics.
+//!
+//! The authors' CIFAR MoCo code normalizes each of G groups of the batch with its own statistics
+//! (group g = samples g, g + G, g + 2G, ..., from their `view(-1, C * G, H, W)`), to mimic G-GPU training on one device (a single-device "shuffle BN"). Running
+//! statistics are the mean over the slices. G = 1 is plain batch norm.
+
+use tch::{nn, Tensor};
+
+#[derive(Debug)]
+pub struct SplitBatchNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub splits: i64,
+    pub momentum: f64,
+    pub eps: f64,
+}
+
+impl SplitBatchNorm {
+    pub fn new(p: &nn::Path, channels: i64, splits: i64) -> Self {
+        SplitBatchNorm {
+            weight: p.ones("weight", &[channels]),
+            bias: p.zeros("bias", &[channels]),
+            running_mean: p.zeros_no_train("running_mean", &[channels]),
+            running_var: p.ones_no_train("running_var", &[channels]),
+            splits: splits.max(1),
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let size = x.size();
+        let (n, c) = (size[0], size[1]);
+        if !train {
+            return x.batch_norm(
+                Some(&self.weight), Some(&self.bias), Some(&self.running_mean), Some(&self.running_var),
+                false, self.momentum, self.eps, true,
+            );
+        }
+        // A batch that does not divide into the groups (a last partial batch) uses plain statistics.
+        let g = if n % self.splits == 0 { self.splits } else { 1 };
+        if g == 1 {
+            return x.batch_norm(
+                Some(&self.weight), Some(&self.bias), Some(&self.running_mean), Some(&self.running_var),
+                true, self.momentum, self.eps, true,
+            );
+        }
+        // Fold the groups into channels: (N, C, ...) -> (N/G, G*C, ...), one statistic per group.
+        let mut folded = size.clone();
+        folded[0] = n / g;
+        folded[1] = c * g;
+        let rm = self.running_mean.repeat([g]);
+        let rv = self.running_var.repeat([g]);
+        let y = x.reshape(&folded).batch_norm(
+            Some(&self.weight.repeat([g])), Some(&self.bias.repeat([g])), Some(&rm), Some(&rv),
+            true, self.momentum, self.eps, true,
+        );
+        tch::no_grad(|| {
+            self.running_mean.shallow_clone().copy_(&rm.view([g, c]).mean_dim(0, false, rm.kind()));
+            self.running_var.shallow_clone().copy_(&rv.view([g, c]).mean_dim(0, false, rv.kind()));
+        });
+        y.reshape(&size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn split_bn_normalizes_each_group_on_its_own() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let bn = SplitBatchNorm::new(&vs.root(), 3, 2);
+        tch::manual_seed(0);
+        let x = Tensor::randn([8, 3, 4, 4], (Kind::Float, Device::Cpu));
+        // As in the authors' view(-1, C * G, H, W), group g holds samples g, g + G, g + 2G, ...
+        // Shift group 1 (the odd samples) so shared statistics would not normalize it.
+        let shift = Tensor::from_slice(&[0.0f32, 5.0, 0.0, 5.0, 0.0, 5.0, 0.0, 5.0]).view([8, 1, 1, 1]);
+        let x = x + shift;
+        let y = bn.forward_t(&x, true);
+        for gi in 0..2 {
+            let g = y.index_select(0, &Tensor::from_slice(&[gi, gi + 2, gi + 4, gi + 6]));
+            let mean = g.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);
+            assert!(mean.abs().max().double_value(&[]) < 1e-5, "group {gi} mean {mean:?}");
+        }
+        // Running mean moves by momentum 0.1 towards the average of the two group means.
+        let gm = x.view([4, 2, 3, 16]).mean_dim([0i64, 3].as_slice(), false, Kind::Float).mean_dim(0, false, Kind::Float);
+        let expect = gm * 0.1;
+        assert!((&bn.running_mean - expect).abs().max().double_value(&[]) < 1e-5);
+    }
+
+    #[test]
+    fn one_split_is_plain_batch_norm() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let bn = SplitBatchNorm::new(&vs.root(), 2, 1);
+        let x = Tensor::randn([6, 2, 3, 3], (Kind::Float, Device::Cpu));
+        let y = bn.forward_t(&x, true);
+        let plain = x.batch_norm(None::<Tensor>, None, None, None, true, 0.1, 1e-5, false);
+        assert!((y - plain).abs().max().double_value(&[]) < 1e-5);
+    }
+}

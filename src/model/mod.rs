@@ -1,0 +1,44 @@
+//! Networks: ResNet backbones, split batch norm, projection heads, and the encoder that joins them.
+
+pub mod bn;
+pub mod head;
+pub mod resnet;
+
+pub use bn::SplitBatchNorm;
+pub use head::Head;
+pub use resnet::{Arch, ResNet, ResNetConfig};
+
+use tch::{nn, Tensor};
+
+/// Backbone followed by a projection head: what MoCo calls an encoder.
+#[derive(Debug)]
+pub struct Encoder {
+    pub backbone: ResNet,
+    pub head: Head,
+}
+
+impl Encoder {
+    pub fn new(p: &nn::Path, backbone: &ResNetConfig, head: &head::HeadConfig) -> Self {
+        let backbone = ResNet::new(&(p / "backbone"), backbone);
+        let head = Head::new(&(p / "head"), backbone.out_dim(), head);
+        Encoder { backbone, head }
+    }
+
+    /// Head output (not normalized).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.head.forward_t(&self.backbone.forward_t(x, train), train)
+    }
+}
+
+/// The variables of a store, sorted by name: a stable order for EMA updates, optimizer state and
+/// checkpoints.
+pub fn named_variables(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// The trainable variables of a store, sorted by name.
+pub fn named_trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    named_variables(vs).into_iter().filter(|(_, t)| t.requires_grad()).collect()
+}

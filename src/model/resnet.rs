@@ -1,0 +1,208 @@
+//! ResNet-18/34 (BasicBlock) and ResNet-50 (Bottleneck), torchvision's layout, with the CIFAR stem
+//! option (3x3 stride-1 first conv, no max-pool), configurable widths and input channels, and split
+//! batch norm everywhere. Variable names follow torchvision (`conv1`, `bn1`, `layer1.0.conv1`, ...).
+
+use super::bn::SplitBatchNorm;
+use tch::{nn, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    ResNet18,
+    ResNet34,
+    ResNet50,
+}
+
+impl Arch {
+    pub fn parse(s: &str) -> Option<Arch> {
+        match s {
+            "resnet18" => Some(Arch::ResNet18),
+            "resnet34" => Some(Arch::ResNet34),
+            "resnet50" => Some(Arch::ResNet50),
+            _ => None,
+        }
+    }
+
+    fn blocks(self) -> [usize; 4] {
+        match self {
+            Arch::ResNet18 => [2, 2, 2, 2],
+            Arch::ResNet34 | Arch::ResNet50 => [3, 4, 6, 3],
+        }
+    }
+
+    fn expansion(self) -> i64 {
+        if self == Arch::ResNet50 { 4 } else { 1 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResNetConfig {
+    pub arch: Arch,
+    /// Widths of the four stages (torchvision: 64, 128, 256, 512); the stem has the first width.
+    pub widths: [i64; 4],
+    pub in_channels: i64,
+    /// 3x3 stride-1 first convolution and no max-pool (the authors' CIFAR recipe).
+    pub cifar_stem: bool,
+    /// Batch-norm groups (1 = plain batch norm).
+    pub bn_splits: i64,
+}
+
+fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
+    // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"), no bias.
+    let init = nn::Init::Kaiming {
+        dist: nn::init::NormalOrUniform::Normal,
+        fan: nn::init::FanInOut::FanOut,
+        non_linearity: nn::init::NonLinearity::ReLU,
+    };
+    nn::conv2d(p, cin, cout, k, nn::ConvConfig { stride, padding, bias: false, ws_init: init, ..Default::default() })
+}
+
+#[derive(Debug)]
+struct Block {
+    convs: Vec<(nn::Conv2D, SplitBatchNorm)>,
+    downsample: Option<(nn::Conv2D, SplitBatchNorm)>,
+}
+
+impl Block {
+    fn basic(p: &nn::Path, cin: i64, width: i64, stride: i64, splits: i64) -> Block {
+        let convs = vec![
+            (conv(p / "conv1", cin, width, 3, stride, 1), SplitBatchNorm::new(&(p / "bn1"), width, splits)),
+            (conv(p / "conv2", width, width, 3, 1, 1), SplitBatchNorm::new(&(p / "bn2"), width, splits)),
+        ];
+        let downsample = (stride != 1 || cin != width).then(|| {
+            let d = p / "downsample";
+            (conv(&d / "0", cin, width, 1, stride, 0), SplitBatchNorm::new(&(&d / "1"), width, splits))
+        });
+        Block { convs, downsample }
+    }
+
+    fn bottleneck(p: &nn::Path, cin: i64, width: i64, stride: i64, splits: i64) -> Block {
+        let out = width * 4;
+        // torchvision v1.5: the stride sits on the 3x3 convolution.
+        let convs = vec![
+            (conv(p / "conv1", cin, width, 1, 1, 0), SplitBatchNorm::new(&(p / "bn1"), width, splits)),
+            (conv(p / "conv2", width, width, 3, stride, 1), SplitBatchNorm::new(&(p / "bn2"), width, splits)),
+            (conv(p / "conv3", width, out, 1, 1, 0), SplitBatchNorm::new(&(p / "bn3"), out, splits)),
+        ];
+        let downsample = (stride != 1 || cin != out).then(|| {
+            let d = p / "downsample";
+            (conv(&d / "0", cin, out, 1, stride, 0), SplitBatchNorm::new(&(&d / "1"), out, splits))
+        });
+        Block { convs, downsample }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let last = self.convs.len() - 1;
+        let mut y = x.shallow_clone();
+        for (i, (c, bn)) in self.convs.iter().enumerate() {
+            y = bn.forward_t(&y.apply(c), train);
+            if i != last {
+                y = y.relu();
+            }
+        }
+        let shortcut = match &self.downsample {
+            Some((c, bn)) => bn.forward_t(&x.apply(c), train),
+            None => x.shallow_clone(),
+        };
+        (y + shortcut).relu()
+    }
+}
+
+#[derive(Debug)]
+pub struct ResNet {
+    conv1: nn::Conv2D,
+    bn1: SplitBatchNorm,
+    max_pool: bool,
+    layers: Vec<Block>,
+    out_dim: i64,
+}
+
+impl ResNet {
+    pub fn new(p: &nn::Path, cfg: &ResNetConfig) -> Self {
+        let w0 = cfg.widths[0];
+        let conv1 = if cfg.cifar_stem {
+            conv(p / "conv1", cfg.in_channels, w0, 3, 1, 1)
+        } else {
+            conv(p / "conv1", cfg.in_channels, w0, 7, 2, 3)
+        };
+        let bn1 = SplitBatchNorm::new(&(p / "bn1"), w0, cfg.bn_splits);
+        let mut layers = Vec::new();
+        let mut cin = w0;
+        for (stage, (&n, &width)) in cfg.arch.blocks().iter().zip(cfg.widths.iter()).enumerate() {
+            for b in 0..n {
+                let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+                let bp = p / format!("layer{}", stage + 1) / b.to_string();
+                let block = if cfg.arch == Arch::ResNet50 {
+                    Block::bottleneck(&bp, cin, width, stride, cfg.bn_splits)
+                } else {
+                    Block::basic(&bp, cin, width, stride, cfg.bn_splits)
+                };
+                cin = width * cfg.arch.expansion();
+                layers.push(block);
+            }
+        }
+        ResNet { conv1, bn1, max_pool: !cfg.cifar_stem, layers, out_dim: cin }
+    }
+
+    /// Dimension of the pooled feature vector.
+    pub fn out_dim(&self) -> i64 {
+        self.out_dim
+    }
+
+    /// Global-average-pooled features, shape (N, out_dim).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = self.bn1.forward_t(&x.apply(&self.conv1), train).relu();
+        if self.max_pool {
+            y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
+        for l in &self.layers {
+            y = l.forward_t(&y, train);
+        }
+        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn count(vs: &nn::VarStore) -> i64 {
+        vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    }
+
+    #[test]
+    fn resnet18_has_torchvision_parameter_count() {
+        // torchvision resnet18 without fc: 11,689,512 - (512*1000 + 1000) = 11,176,512.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1 };
+        let net = ResNet::new(&vs.root(), &cfg);
+        assert_eq!(count(&vs), 11_176_512);
+        let y = net.forward_t(&Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu)), false);
+        assert_eq!(y.size(), vec![2, 512]);
+    }
+
+    #[test]
+    fn resnet50_has_torchvision_parameter_count() {
+        // torchvision resnet50 without fc: 25,557,032 - (2048*1000 + 1000) = 23,508,032.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ResNetConfig { arch: Arch::ResNet50, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1 };
+        let net = ResNet::new(&vs.root(), &cfg);
+        assert_eq!(count(&vs), 23_508_032);
+        assert_eq!(net.out_dim(), 2048);
+    }
+
+    #[test]
+    fn cifar_stem_keeps_resolution_until_layer2() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 8 };
+        let net = ResNet::new(&vs.root(), &cfg);
+        let y = net.forward_t(&Tensor::randn([16, 1, 28, 28], (Kind::Float, Device::Cpu)), true);
+        assert_eq!(y.size(), vec![16, 128]);
+        let names: Vec<String> = crate::model::named_variables(&vs).into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"layer2.0.downsample.0.weight".to_string()));
+        assert!(names.contains(&"layer4.1.bn2.running_var".to_string()));
+        // 3x3 stem on one channel.
+        let w = &crate::model::named_variables(&vs).into_iter().find(|(n, _)| n == "conv1.weight").unwrap().1;
+        assert_eq!(w.size(), vec![16, 1, 3, 3]);
+    }
+}
