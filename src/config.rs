@@ -1,0 +1,448 @@
+//! Run configuration: TOML, typed, with `--set key=value` overrides, validated before any work.
+//!
+//! Unknown keys are errors (`deny_unknown_fields`); every error names the key. Defaults live here
+//! and nowhere else; the resolved configuration is written into the run folder.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Seed of everything random: weights, data order, views, Un-Mix draws.
+    #[serde(default)]
+    pub seed: u64,
+    /// "cpu", "cuda" or "cuda:N".
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// libtorch intra-op threads (0 = the number of cores).
+    #[serde(default)]
+    pub threads: usize,
+    pub data: DataConfig,
+    pub augment: AugmentConfig,
+    pub model: ModelConfig,
+    pub method: MethodConfig,
+    #[serde(default)]
+    pub unmix: UnMixConfig,
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// "fashion-mnist", "mnist", "cifar10" or "cifar100".
+    pub dataset: String,
+    /// Folder holding the dataset's files (see README for each layout).
+    pub root: String,
+    /// Use only the first N training images for pretraining (0 = all).
+    #[serde(default)]
+    pub limit: usize,
+    /// Data-preparation threads (0 = prepare in the training thread).
+    #[serde(default = "one")]
+    pub workers: usize,
+    /// Batches prepared ahead per worker.
+    #[serde(default = "two")]
+    pub prefetch: usize,
+    /// Per-channel normalization.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+/// The augmentation recipe of one view (torchvision semantics).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ViewConfig {
+    /// RandomResizedCrop output side (0 = no crop).
+    pub crop_size: usize,
+    #[serde(default = "default_scale")]
+    pub crop_scale: [f64; 2],
+    #[serde(default = "default_ratio")]
+    pub crop_ratio: [f64; 2],
+    #[serde(default = "half")]
+    pub hflip_p: f64,
+    /// ColorJitter strengths: brightness, contrast, saturation, hue.
+    #[serde(default)]
+    pub jitter: [f64; 4],
+    #[serde(default)]
+    pub jitter_p: f64,
+    #[serde(default)]
+    pub grayscale_p: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentConfig {
+    pub view1: ViewConfig,
+    /// View 2's recipe; the same as view 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view2: Option<ViewConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// "resnet18", "resnet34" or "resnet50".
+    pub arch: String,
+    #[serde(default = "default_widths")]
+    pub widths: [i64; 4],
+    #[serde(default = "three")]
+    pub in_channels: i64,
+    /// 3x3 stride-1 stem, no max-pool (CIFAR-sized inputs).
+    #[serde(default)]
+    pub cifar_stem: bool,
+    /// Batch-norm groups (1 = plain batch norm).
+    #[serde(default = "one_i64")]
+    pub bn_splits: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MethodConfig {
+    /// "moco" (v1 with `mlp_hidden = 0`, v2 with an MLP head).
+    pub name: String,
+    /// Output dimension of the projection head.
+    #[serde(default = "d128")]
+    pub dim: i64,
+    /// Hidden width of the MLP head (0 = linear head, MoCo v1).
+    #[serde(default)]
+    pub mlp_hidden: i64,
+    #[serde(default = "d4096")]
+    pub queue: i64,
+    #[serde(default = "d099")]
+    pub momentum: f64,
+    #[serde(default = "d01")]
+    pub temperature: f64,
+    #[serde(default)]
+    pub symmetric: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnMixConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Probability of global mixup (else CutMix).
+    #[serde(default = "half")]
+    pub prob: f64,
+    /// Beta(alpha, alpha) for lambda.
+    #[serde(default = "one_f")]
+    pub alpha: f64,
+}
+
+impl Default for UnMixConfig {
+    fn default() -> Self {
+        UnMixConfig { enabled: true, prob: 0.5, alpha: 1.0 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    #[serde(default = "d09")]
+    pub momentum: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// "cosine-epoch" (lr fixed within an epoch, the authors' CIFAR code) or "cosine-step"
+    /// (per step, after `warmup_epochs` of linear warmup).
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    #[serde(default)]
+    pub warmup_epochs: f64,
+    #[serde(default = "yes")]
+    pub drop_last: bool,
+    /// Read the loss back (progress, steps.jsonl, NaN check) every N steps.
+    #[serde(default = "d10")]
+    pub log_every: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Run kNN every N epochs (0 = only after the last epoch).
+    #[serde(default = "one")]
+    pub knn_every: usize,
+    #[serde(default = "d200")]
+    pub knn_k: usize,
+    #[serde(default = "d01")]
+    pub knn_t: f64,
+    /// Batch size of feature extraction.
+    #[serde(default = "d512")]
+    pub batch_size: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig { knn_every: 1, knn_k: 200, knn_t: 0.1, batch_size: 512 }
+    }
+}
+
+fn default_device() -> String { "cpu".into() }
+fn default_scale() -> [f64; 2] { [0.08, 1.0] }
+fn default_ratio() -> [f64; 2] { [3.0 / 4.0, 4.0 / 3.0] }
+fn default_widths() -> [i64; 4] { [64, 128, 256, 512] }
+fn default_schedule() -> String { "cosine-epoch".into() }
+fn one() -> usize { 1 }
+fn two() -> usize { 2 }
+fn three() -> i64 { 3 }
+fn one_i64() -> i64 { 1 }
+fn one_f() -> f64 { 1.0 }
+fn half() -> f64 { 0.5 }
+fn yes() -> bool { true }
+fn d128() -> i64 { 128 }
+fn d4096() -> i64 { 4096 }
+fn d099() -> f64 { 0.99 }
+fn d09() -> f64 { 0.9 }
+fn d01() -> f64 { 0.1 }
+fn d10() -> usize { 10 }
+fn d200() -> usize { 200 }
+fn d512() -> usize { 512 }
+
+/// Parses a `--set` value as a TOML literal (number, bool, array, quoted string), falling back to a
+/// bare string, and stores it at the dotted key.
+pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--set `{assignment}`: expected key=value, e.g. --set train.epochs=2"))?;
+    let key = key.trim();
+    let raw = raw.trim();
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("parsed"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("--set `{assignment}`: `{key}` is not a valid key");
+    }
+    let mut table = doc;
+    for p in &parts[..parts.len() - 1] {
+        let entry = table.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("--set `{assignment}`: `{p}` is a value, not a section"))?;
+    }
+    table.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+impl Config {
+    /// Parses TOML text, applies overrides, deserializes and validates.
+    pub fn from_toml(text: &str, origin: &str, overrides: &[String]) -> Result<Config> {
+        let mut doc: toml::Table = toml::from_str(text).with_context(|| format!("{origin} is not valid TOML"))?;
+        for o in overrides {
+            apply_override(&mut doc, o)?;
+        }
+        let cfg: Config = serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow!("{origin}: key `{path}`: {}", e.inner())
+        })?;
+        cfg.validate().with_context(|| format!("invalid configuration in {origin}"))?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {} (give an existing TOML file, e.g. configs/fmnist-moco-unmix.toml)", path.display()))?;
+        Config::from_toml(&text, &path.display().to_string(), overrides)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    pub fn view2(&self) -> &ViewConfig {
+        self.augment.view2.as_ref().unwrap_or(&self.augment.view1)
+    }
+
+    /// Checks values that types cannot; each message names the key and what would fix it.
+    pub fn validate(&self) -> Result<()> {
+        let c = self;
+        let dataset_channels = match c.data.dataset.as_str() {
+            "fashion-mnist" | "mnist" => 1,
+            "cifar10" | "cifar100" => 3,
+            other => bail!("data.dataset = \"{other}\" is not supported; use one of fashion-mnist, mnist, cifar10, cifar100"),
+        };
+        if c.model.in_channels != dataset_channels {
+            bail!("model.in_channels = {} but {} images have {dataset_channels} channel(s)", c.model.in_channels, c.data.dataset);
+        }
+        if c.data.mean.len() != dataset_channels as usize || c.data.std.len() != dataset_channels as usize {
+            bail!("data.mean and data.std need {dataset_channels} value(s) for {}, got {} and {}", c.data.dataset, c.data.mean.len(), c.data.std.len());
+        }
+        if c.data.std.iter().any(|s| !(*s > 0.0)) {
+            bail!("data.std must be positive, got {:?}", c.data.std);
+        }
+        if c.data.prefetch == 0 {
+            bail!("data.prefetch must be at least 1");
+        }
+        for (name, v) in [("augment.view1", &c.augment.view1), ("augment.view2", c.view2())] {
+            let [s0, s1] = v.crop_scale;
+            if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
+                bail!("{name}.crop_scale = [{s0}, {s1}] must satisfy 0 < min <= max <= 1");
+            }
+            let [r0, r1] = v.crop_ratio;
+            if !(0.0 < r0 && r0 <= r1) {
+                bail!("{name}.crop_ratio = [{r0}, {r1}] must satisfy 0 < min <= max");
+            }
+            for (k, p) in [("hflip_p", v.hflip_p), ("jitter_p", v.jitter_p), ("grayscale_p", v.grayscale_p)] {
+                if !(0.0..=1.0).contains(&p) {
+                    bail!("{name}.{k} = {p} is a probability: use a value in [0, 1]");
+                }
+            }
+            if v.jitter[..3].iter().any(|x| *x < 0.0) || !(0.0..=0.5).contains(&v.jitter[3]) {
+                bail!("{name}.jitter = {:?}: brightness, contrast, saturation >= 0 and hue in [0, 0.5]", v.jitter);
+            }
+        }
+        if Arch::parse(&c.model.arch).is_none() {
+            bail!("model.arch = \"{}\" is not supported; use resnet18, resnet34 or resnet50", c.model.arch);
+        }
+        if c.model.widths.iter().any(|w| *w <= 0) || c.model.bn_splits < 1 {
+            bail!("model.widths must be positive and model.bn_splits >= 1");
+        }
+        let b = c.train.batch_size;
+        if b < 2 {
+            bail!("train.batch_size = {b}: contrastive methods need at least 2 images per batch");
+        }
+        if c.model.bn_splits > 1 && b as i64 % c.model.bn_splits != 0 {
+            bail!("train.batch_size = {b} is not divisible by model.bn_splits = {}", c.model.bn_splits);
+        }
+        match c.method.name.as_str() {
+            "moco" => {
+                let per_step = if c.method.symmetric { 2 * b as i64 } else { b as i64 };
+                if c.method.queue <= 0 || c.method.queue % per_step != 0 {
+                    bail!(
+                        "method.queue = {} must be a positive multiple of the keys enqueued per step ({per_step} = train.batch_size{})",
+                        c.method.queue,
+                        if c.method.symmetric { " x 2, symmetric" } else { "" }
+                    );
+                }
+                if !(0.0..=1.0).contains(&c.method.momentum) {
+                    bail!("method.momentum = {} must be in [0, 1]", c.method.momentum);
+                }
+                if !(c.method.temperature > 0.0) {
+                    bail!("method.temperature must be positive");
+                }
+                if c.method.dim <= 0 || c.method.mlp_hidden < 0 {
+                    bail!("method.dim must be positive and method.mlp_hidden >= 0");
+                }
+            }
+            other => bail!("method.name = \"{other}\" is not supported yet; use \"moco\""),
+        }
+        if !(0.0..=1.0).contains(&c.unmix.prob) {
+            bail!("unmix.prob = {} is a probability: use a value in [0, 1]", c.unmix.prob);
+        }
+        if !(c.unmix.alpha > 0.0) {
+            bail!("unmix.alpha = {} must be positive", c.unmix.alpha);
+        }
+        if c.train.epochs == 0 {
+            bail!("train.epochs must be at least 1");
+        }
+        if !(c.train.lr > 0.0) || c.train.weight_decay < 0.0 || !(0.0..1.0).contains(&c.train.momentum) {
+            bail!("train.lr must be positive, train.weight_decay >= 0 and train.momentum in [0, 1)");
+        }
+        if !matches!(c.train.schedule.as_str(), "cosine-epoch" | "cosine-step") {
+            bail!("train.schedule = \"{}\": use \"cosine-epoch\" or \"cosine-step\"", c.train.schedule);
+        }
+        if c.train.warmup_epochs < 0.0 || c.train.warmup_epochs >= c.train.epochs as f64 {
+            bail!("train.warmup_epochs = {} must be in [0, train.epochs)", c.train.warmup_epochs);
+        }
+        if c.train.schedule == "cosine-epoch" && c.train.warmup_epochs > 0.0 {
+            bail!("train.warmup_epochs needs train.schedule = \"cosine-step\"");
+        }
+        if c.train.log_every == 0 {
+            bail!("train.log_every must be at least 1");
+        }
+        if c.eval.knn_k == 0 || !(c.eval.knn_t > 0.0) || c.eval.batch_size == 0 {
+            bail!("eval.knn_k, eval.knn_t and eval.batch_size must be positive");
+        }
+        parse_device(&c.device)?;
+        Ok(())
+    }
+}
+
+use crate::model::Arch;
+
+/// "cpu", "cuda", "cuda:N" to a tch device, with a clear error when CUDA is absent.
+pub fn parse_device(s: &str) -> Result<tch::Device> {
+    match s {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => Ok(tch::Device::Cuda(n)),
+            None => bail!("device = \"{s}\": use \"cpu\", \"cuda\" or \"cuda:N\""),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[data]
+dataset = "fashion-mnist"
+root = "/tmp/x"
+mean = [0.286]
+std = [0.353]
+[augment.view1]
+crop_size = 28
+[model]
+arch = "resnet18"
+in_channels = 1
+[method]
+name = "moco"
+[train]
+epochs = 2
+batch_size = 256
+lr = 0.03
+"#;
+
+    #[test]
+    fn defaults_fill_missing_keys() {
+        let c = Config::from_toml(MIN, "t", &[]).unwrap();
+        assert_eq!(c.method.queue, 4096);
+        assert!(c.unmix.enabled);
+        assert_eq!(c.unmix.prob, 0.5);
+        assert_eq!(c.view2(), &c.augment.view1);
+    }
+
+    #[test]
+    fn overrides_are_typed_and_applied() {
+        let c = Config::from_toml(MIN, "t", &["train.epochs=3".into(), "unmix.enabled=false".into(), "data.root=/data/fm".into(), "seed=9".into()]).unwrap();
+        assert_eq!(c.train.epochs, 3);
+        assert!(!c.unmix.enabled);
+        assert_eq!(c.data.root, "/data/fm");
+        assert_eq!(c.seed, 9);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_toml(MIN, "t", &["train.epoch=3".into()]).unwrap_err().to_string();
+        assert!(e.contains("train") && e.contains("epoch"), "{e}");
+        let e = Config::from_toml(&MIN.replace("lr = 0.03", "lr = 0.03\nlrr = 1"), "cfg.toml", &[]).unwrap_err().to_string();
+        assert!(e.contains("cfg.toml") && e.contains("lrr"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = format!("{:#}", Config::from_toml(MIN, "t", &["method.queue=1000".into()]).unwrap_err());
+        assert!(e.contains("method.queue"), "{e}");
+        let e = format!("{:#}", Config::from_toml(MIN, "t", &["unmix.prob=1.5".into()]).unwrap_err());
+        assert!(e.contains("unmix.prob"), "{e}");
+        let e = format!("{:#}", Config::from_toml(MIN, "t", &["train.epochs=\"ten\"".into()]).unwrap_err());
+        assert!(e.contains("train.epochs"), "{e}");
+        let e = format!("{:#}", Config::from_toml(MIN, "t", &["data.dataset=imagenet".into()]).unwrap_err());
+        assert!(e.contains("data.dataset"), "{e}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let c = Config::from_toml(MIN, "t", &[]).unwrap();
+        let again = Config::from_toml(&c.to_toml(), "resolved", &[]).unwrap();
+        assert_eq!(c, again);
+    }
+}

@@ -1,0 +1,3 @@
+//! Evaluation of a pretrained encoder.
+
+pub mod knn;

@@ -1,0 +1,14 @@
+//! unmix: Un-Mix self-supervised pretraining on libtorch.
+//!
+//! Data flows one way: readers and augmentations (crate `unmix-data`, no tensors) -> batch tensors
+//! ([`data`]) -> Un-Mix ([`mix`]) -> a method's loss ([`method`]) -> the optimizer ([`train`]).
+//! Evaluation ([`eval`]) reads checkpoints and networks, never training internals.
+
+pub mod config;
+pub mod data;
+pub mod eval;
+pub mod method;
+pub mod mix;
+pub mod model;
+pub mod report;
+pub mod train;

@@ -1,0 +1,292 @@
+//! The pretraining loop: data -> Un-Mix -> method loss -> SGD, with per-epoch kNN, metrics,
+//! atomic checkpoints and exact resume.
+
+pub mod checkpoint;
+pub mod optim;
+
+use crate::config::{parse_device, Config};
+use crate::data::{eval_recipes, load_split, to_tensor, train_recipes};
+use crate::eval::knn::{self, KnnResult};
+use crate::method::{Method, MoCo, MoCoConfig};
+use crate::mix::{Mixed, UnMixSettings};
+use crate::model::{head::HeadConfig, named_trainable, Arch, ResNetConfig};
+use crate::report;
+use anyhow::{bail, Context, Result};
+use checkpoint::Meta;
+use optim::{Schedule, Sgd};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+use unmix_data::loader::{num_batches, Loader, LoaderConfig};
+use unmix_data::ImageSet;
+
+pub const CHECKPOINT: &str = "checkpoints/last.safetensors";
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Run folder.
+    pub out: PathBuf,
+    /// Continue from `out/checkpoints/last.safetensors`.
+    pub resume: bool,
+    /// Stop after this many finished epochs (time-boxed jobs); resume later with `--resume`.
+    pub until_epoch: Option<usize>,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+/// Builds the configured method on `device`.
+pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
+    let backbone = ResNetConfig {
+        arch: Arch::parse(&cfg.model.arch).expect("validated"),
+        widths: cfg.model.widths,
+        in_channels: cfg.model.in_channels,
+        cifar_stem: cfg.model.cifar_stem,
+        bn_splits: cfg.model.bn_splits,
+    };
+    let m = &cfg.method;
+    match m.name.as_str() {
+        "moco" => Ok(Box::new(MoCo::new(
+            device,
+            &backbone,
+            MoCoConfig {
+                head: HeadConfig { dim: m.dim, hidden: m.mlp_hidden },
+                queue: m.queue,
+                momentum: m.momentum,
+                temperature: m.temperature,
+                symmetric: m.symmetric,
+            },
+        ))),
+        other => bail!("method.name = \"{other}\" is not supported"),
+    }
+}
+
+/// Sets libtorch threads, the device and the weight-init seed.
+pub fn setup_runtime(cfg: &Config) -> Result<Device> {
+    let threads = if cfg.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { cfg.threads };
+    tch::set_num_threads(threads as i32);
+    let device = parse_device(&cfg.device)?;
+    if let Device::Cuda(i) = device {
+        if !tch::Cuda::is_available() || i >= tch::Cuda::device_count() as usize {
+            bail!("device = \"{}\" but no such CUDA device is available; use device = \"cpu\"", cfg.device);
+        }
+    }
+    tch::manual_seed(cfg.seed as i64);
+    Ok(device)
+}
+
+/// The kNN bank (train split, unaugmented) and test split.
+pub struct KnnData {
+    pub bank: Arc<ImageSet>,
+    pub test: Arc<ImageSet>,
+}
+
+impl KnnData {
+    pub fn load(cfg: &Config) -> Result<KnnData> {
+        Ok(KnnData { bank: Arc::new(load_split(cfg, true)?), test: Arc::new(load_split(cfg, false)?) })
+    }
+
+    pub fn evaluate(&self, cfg: &Config, device: Device, method: &dyn Method) -> Result<KnnResult> {
+        let recipes = eval_recipes(cfg);
+        let embed = |x: &Tensor| method.embed(x);
+        let bank = knn::extract(&self.bank, &recipes, cfg.eval.batch_size, cfg.data.workers, device, &embed)?;
+        let test = knn::extract(&self.test, &recipes, cfg.eval.batch_size, cfg.data.workers, device, &embed)?;
+        let classes = self.bank.num_classes.max(self.test.num_classes);
+        Ok(knn::evaluate(&bank, &self.bank.labels, &test, &self.test.labels, classes, cfg.eval.knn_k, cfg.eval.knn_t))
+    }
+}
+
+/// Pretrains as configured; returns the summary also written to `summary.json`.
+pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
+    let wall = Instant::now();
+    let out = &opts.out;
+    std::fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("cannot create run folder {}", out.display()))?;
+    let ckpt_path = out.join(CHECKPOINT);
+    let device = setup_runtime(cfg)?;
+
+    let mut train_set = load_split(cfg, true)?;
+    if cfg.data.limit > 0 {
+        train_set.truncate(cfg.data.limit);
+    }
+    let knn_data = KnnData::load(cfg)?;
+    let train_set = Arc::new(train_set);
+    let per_epoch = num_batches(train_set.len(), cfg.train.batch_size, cfg.train.drop_last);
+    if per_epoch == 0 {
+        bail!(
+            "{} training images give no full batch of train.batch_size = {}; lower the batch size or raise data.limit",
+            train_set.len(),
+            cfg.train.batch_size
+        );
+    }
+
+    let mut method = build_method(cfg, device)?;
+    let mut opt = Sgd::new(named_trainable(method.trainable()), cfg.train.momentum, cfg.train.weight_decay);
+    let total_steps = per_epoch * cfg.train.epochs;
+    let schedule = match cfg.train.schedule.as_str() {
+        "cosine-step" => Schedule::CosineStep {
+            lr: cfg.train.lr,
+            warmup: (cfg.train.warmup_epochs * per_epoch as f64).round() as usize,
+            total: total_steps,
+        },
+        _ => Schedule::CosineEpoch { lr: cfg.train.lr, epochs: cfg.train.epochs },
+    };
+
+    let (mut epoch, mut step, mut train_seconds, mut images) = (0usize, 0u64, 0.0f64, 0u64);
+    if opts.resume {
+        let (tensors, meta) = checkpoint::load(&ckpt_path).with_context(|| format!("cannot resume from {}", out.display()))?;
+        method.load_state(&tensors).with_context(|| format!("{}", ckpt_path.display()))?;
+        opt.load_state(&tensors);
+        (epoch, step, train_seconds, images) = (meta.epoch, meta.step, meta.train_seconds, meta.images);
+        println!("resumed from {} at epoch {} (step {})", ckpt_path.display(), epoch, step);
+    } else {
+        // A fresh run must not silently mix its metrics with an earlier run's.
+        for f in ["metrics.jsonl", "steps.jsonl", "summary.json"] {
+            let _ = std::fs::remove_file(out.join(f));
+        }
+    }
+    std::fs::write(out.join("config.toml"), cfg.to_toml()).with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+
+    let loader = Loader::new(
+        train_set.clone(),
+        train_recipes(cfg),
+        LoaderConfig {
+            batch_size: cfg.train.batch_size,
+            drop_last: cfg.train.drop_last,
+            shuffle: true,
+            seed: cfg.seed,
+            workers: cfg.data.workers,
+            prefetch: cfg.data.prefetch,
+        },
+    );
+    let unmix = cfg.unmix.enabled.then(|| UnMixSettings { prob: cfg.unmix.prob, alpha: cfg.unmix.alpha });
+    let label = format!("{}{}", cfg.method.name, if unmix.is_some() { "+unmix" } else { "" });
+    println!(
+        "pretraining {label} on {} ({} images, {} batches of {} per epoch), {} epochs, device {}",
+        cfg.data.dataset,
+        train_set.len(),
+        per_epoch,
+        cfg.train.batch_size,
+        cfg.train.epochs,
+        cfg.device
+    );
+
+    let mut last_knn: Option<KnnResult> = None;
+    let mut last_loss = f64::NAN;
+    let stop_at = opts.until_epoch.unwrap_or(cfg.train.epochs).min(cfg.train.epochs);
+    while epoch < stop_at {
+        let bar = progress_bar(opts.progress, per_epoch as u64, epoch, cfg.train.epochs);
+        let t0 = Instant::now();
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut batches = loader.epoch(epoch as u64, 0);
+        let mut epoch_images = 0u64;
+        let mut lr = schedule.lr(epoch, step as usize);
+        for (i, batch) in (&mut batches).enumerate() {
+            let batch = batch.with_context(|| format!("preparing batch {i} of epoch {}", epoch + 1))?;
+            lr = schedule.lr(epoch, step as usize);
+            let v1 = to_tensor(&batch.views[0], device);
+            let v2 = to_tensor(&batch.views[1], device);
+            // One stream per step: the Un-Mix draw first, then whatever the method draws.
+            let mut rng = unmix_data::seed::step_rng(cfg.seed, step);
+            let mixed = unmix.as_ref().map(|s| {
+                let (h, w) = (v1.size()[2] as usize, v1.size()[3] as usize);
+                Mixed::new(&v1, crate::mix::draw(&mut rng, s, h, w))
+            });
+            let loss = method.loss(&[v1, v2], mixed.as_ref(), &mut rng);
+            opt.zero_grad();
+            loss.f_backward().context("backward pass failed")?;
+            opt.step(lr);
+            loss_sum += loss.detach();
+            step += 1;
+            epoch_images += batch.labels.len() as u64;
+            if step % cfg.train.log_every as u64 == 0 || i + 1 == per_epoch {
+                let l = loss.double_value(&[]);
+                check_finite(l, epoch, step, &ckpt_path)?;
+                last_loss = l;
+                checkpoint::append_jsonl(&out.join("steps.jsonl"), &json!({"step": step, "epoch": epoch + 1, "loss": l, "lr": lr}))?;
+                let ips = epoch_images as f64 / t0.elapsed().as_secs_f64();
+                bar.set_message(format!("loss {l:.4} lr {lr:.5} {ips:.0} img/s"));
+            }
+            bar.inc(1);
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let starved = batches.starved().as_secs_f64();
+        drop(batches);
+        bar.finish_and_clear();
+        let mean_loss = loss_sum.double_value(&[]) / per_epoch as f64;
+        check_finite(mean_loss, epoch, step, &ckpt_path)?;
+        train_seconds += secs;
+        images += epoch_images;
+        epoch += 1;
+
+        let due = cfg.eval.knn_every > 0 && epoch % cfg.eval.knn_every == 0;
+        let knn = if due || epoch == cfg.train.epochs {
+            let r = knn_data.evaluate(cfg, device, method.as_ref())?;
+            last_knn = Some(r);
+            Some(r)
+        } else {
+            None
+        };
+        let ips = epoch_images as f64 / secs;
+        let mut line = json!({
+            "epoch": epoch, "step": step, "loss": mean_loss, "lr": lr,
+            "images_per_second": ips, "epoch_seconds": secs, "data_wait_seconds": starved,
+        });
+        if let Some(r) = knn {
+            line["knn_top1"] = json!(r.top1);
+            line["knn_top5"] = json!(r.top5);
+        }
+        checkpoint::append_jsonl(&out.join("metrics.jsonl"), &line)?;
+        let meta = Meta { format: 1, epoch, step, config: cfg.to_toml(), seed: cfg.seed, train_seconds, images };
+        let mut state = method.state();
+        state.extend(opt.state());
+        checkpoint::save(&ckpt_path, &state, &meta)?;
+        println!(
+            "epoch {epoch}/{}  loss {mean_loss:.4}  lr {lr:.5}  {ips:.0} img/s  data wait {starved:.1}s{}",
+            cfg.train.epochs,
+            knn.map(|r| format!("  kNN top-1 {:.2}%", r.top1)).unwrap_or_default()
+        );
+    }
+
+    if epoch < cfg.train.epochs {
+        println!(
+            "stopped after epoch {epoch} of {}; continue with: unmix pretrain --out {} --resume",
+            cfg.train.epochs,
+            out.display()
+        );
+    }
+    let summary = report::summary(cfg, epoch, last_loss, last_knn, images, train_seconds, wall.elapsed().as_secs_f64());
+    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)
+        .with_context(|| format!("cannot write {}", out.join("summary.json").display()))?;
+    Ok(summary)
+}
+
+fn check_finite(loss: f64, epoch: usize, step: u64, ckpt: &Path) -> Result<()> {
+    if loss.is_finite() {
+        return Ok(());
+    }
+    let kept = if ckpt.exists() {
+        format!("the last good checkpoint is kept at {}", ckpt.display())
+    } else {
+        "no checkpoint had been written yet".to_string()
+    };
+    bail!(
+        "the loss became {loss} at step {step} (epoch {}); training stopped without saving, and {kept}. \
+         Lower train.lr, check data.mean/data.std, or resume with --resume after changing the config",
+        epoch + 1
+    )
+}
+
+fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("epoch {}/{}", epoch + 1, epochs));
+    bar
+}

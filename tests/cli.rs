@@ -1,0 +1,49 @@
+//! The command line: clear errors for user mistakes, never a panic.
+
+use std::process::Command;
+
+fn unmix(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_unmix")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn unknown_key_is_an_error_naming_it() {
+    let (code, _, err) = unmix(&["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--set", "train.epochz=3"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("epochz"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_value_is_an_error_naming_the_key() {
+    let (code, _, err) = unmix(&["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--set", "train.batch_size=100"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("train.batch_size") && err.contains("bn_splits"), "{err}");
+}
+
+#[test]
+fn missing_config_and_data_are_named() {
+    let (code, _, err) = unmix(&["pretrain", "--config", "configs/nope.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("configs/nope.toml"), "{err}");
+    let (code, _, err) = unmix(&["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--data", "/nonexistent/fm", "--out", "/tmp/unmix-cli-test"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/fm"), "{err}");
+    let (code, _, err) = unmix(&["knn", "--checkpoint", "/nonexistent/last.safetensors"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/last.safetensors"), "{err}");
+}
+
+#[test]
+fn help_explains_every_option() {
+    let (code, out, _) = unmix(&["pretrain", "--help"]);
+    assert_eq!(code, 0);
+    for opt in ["--config", "--set", "--data", "--out", "--resume", "--until-epoch"] {
+        assert!(out.contains(opt), "pretrain --help lacks {opt}");
+    }
+    let (_, out, _) = unmix(&["knn", "--help"]);
+    for opt in ["--checkpoint", "--data", "--k", "--t"] {
+        assert!(out.contains(opt), "knn --help lacks {opt}");
+    }
+}

@@ -1,0 +1,96 @@
+//! End-to-end runs on real data: the Fashion-MNIST fixture (the first 1024 training and 512 test
+//! images of the real dataset, in its real gzipped IDX format).
+
+use std::path::{Path, PathBuf};
+use unmix::config::Config;
+use unmix::train::{checkpoint, pretrain, RunOptions, CHECKPOINT};
+
+/// Runs seed libtorch's process-wide generator, so runs in one test process must not overlap.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/unmix-data/tests/fixtures/fashion-mnist")
+}
+
+/// The fmnist protocol shrunk to test size (narrow net, small batch and queue).
+fn small_config(extra: &[&str]) -> Config {
+    let mut set: Vec<String> = vec![
+        format!("data.root=\"{}\"", fixture().display()),
+        "data.workers=2".into(),
+        "model.widths=[8, 8, 16, 16]".into(),
+        "train.batch_size=64".into(),
+        "method.queue=256".into(),
+        "train.epochs=2".into(),
+        "train.log_every=1".into(),
+        "eval.knn_every=1".into(),
+        "eval.knn_k=20".into(),
+    ];
+    set.extend(extra.iter().map(|s| s.to_string()));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/fmnist-moco-unmix.toml");
+    Config::load(&path, &set).unwrap()
+}
+
+fn step_losses(dir: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(dir.join("steps.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn interrupted_and_resumed_run_matches_uninterrupted_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = small_config(&[]);
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let full = pretrain(&cfg, &RunOptions { out: a.path().into(), ..Default::default() }).unwrap();
+    // Interrupt after epoch 1, then resume from the saved run folder and config.
+    pretrain(&cfg, &RunOptions { out: b.path().into(), until_epoch: Some(1), ..Default::default() }).unwrap();
+    let meta = checkpoint::load(&b.path().join(CHECKPOINT)).unwrap().1;
+    assert_eq!(meta.epoch, 1);
+    let saved = Config::load(&b.path().join("config.toml"), &[]).unwrap();
+    assert_eq!(saved, cfg, "the resolved config is saved with the run");
+    let resumed = pretrain(&saved, &RunOptions { out: b.path().into(), resume: true, ..Default::default() }).unwrap();
+
+    let la = step_losses(a.path());
+    let lb = step_losses(b.path());
+    assert_eq!(la.len(), 32, "16 steps per epoch, logged every step");
+    assert_eq!(la.len(), lb.len());
+    for ((sa, xa), (sb, xb)) in la.iter().zip(&lb) {
+        assert_eq!(sa, sb);
+        assert!((xa - xb).abs() <= 1e-5 * xa.abs().max(1.0), "step {sa}: {xa} vs {xb}");
+    }
+    // Losses really change over training (not a constant stub).
+    assert!(la.iter().any(|(_, l)| (l - la[0].1).abs() > 1e-3));
+    let ka = full["knn"]["top1"].as_f64().unwrap();
+    let kb = resumed["knn"]["top1"].as_f64().unwrap();
+    assert!((ka - kb).abs() < 1e-9, "kNN after resume {kb} vs {ka}");
+    assert!(ka > 10.0, "kNN top-1 {ka} should beat chance on real data");
+    // metrics.jsonl has one line per epoch with kNN.
+    let metrics = std::fs::read_to_string(b.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2);
+    assert!(metrics.contains("knn_top1"));
+    assert!(b.path().join("summary.json").exists());
+}
+
+#[test]
+fn non_finite_loss_stops_and_keeps_the_last_checkpoint() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = small_config(&["unmix.enabled=false"]);
+    let dir = tempfile::tempdir().unwrap();
+    pretrain(&cfg, &RunOptions { out: dir.path().into(), until_epoch: Some(1), ..Default::default() }).unwrap();
+    let before = std::fs::read(dir.path().join(CHECKPOINT)).unwrap();
+    // An absurd learning rate makes the weights, then the loss, non-finite during epoch 2.
+    let bad = Config::load(&dir.path().join("config.toml"), &["train.lr=1e30".into()]).unwrap();
+    let err = pretrain(&bad, &RunOptions { out: dir.path().into(), resume: true, ..Default::default() }).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("loss became"), "{msg}");
+    assert!(msg.contains("last good checkpoint"), "{msg}");
+    let after = std::fs::read(dir.path().join(CHECKPOINT)).unwrap();
+    assert_eq!(before, after, "the finished checkpoint is untouched");
+    assert_eq!(checkpoint::load(&dir.path().join(CHECKPOINT)).unwrap().1.epoch, 1);
+}
