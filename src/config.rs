@@ -101,22 +101,35 @@ pub struct ModelConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MethodConfig {
-    /// "moco" (v1 with `mlp_hidden = 0`, v2 with an MLP head).
+    /// "moco" (v1 with `mlp_hidden = 0`, v2 with an MLP head), "simclr" or "byol".
     pub name: String,
     /// Output dimension of the projection head.
     #[serde(default = "d128")]
     pub dim: i64,
-    /// Hidden width of the MLP head (0 = linear head, MoCo v1).
+    /// Hidden width of the projection MLP (0 = linear head, MoCo v1).
     #[serde(default)]
     pub mlp_hidden: i64,
+    /// Batch norm after the projection MLP's hidden layer (SimCLR/BYOL style).
+    #[serde(default)]
+    pub mlp_bn: bool,
+    /// MoCo: queue length K.
     #[serde(default = "d4096")]
     pub queue: i64,
+    /// MoCo: key-encoder momentum m.
     #[serde(default = "d099")]
     pub momentum: f64,
+    /// MoCo InfoNCE / SimCLR NT-Xent temperature.
     #[serde(default = "d01")]
     pub temperature: f64,
+    /// MoCo: score both directions (the authors' CIFAR default).
     #[serde(default)]
     pub symmetric: bool,
+    /// BYOL: hidden width of the predictor MLP (with batch norm).
+    #[serde(default)]
+    pub predictor_hidden: i64,
+    /// BYOL: initial target momentum, rising to 1 on a cosine schedule.
+    #[serde(default = "d099")]
+    pub tau_base: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -130,11 +143,15 @@ pub struct UnMixConfig {
     /// Beta(alpha, alpha) for lambda.
     #[serde(default = "one_f")]
     pub alpha: f64,
+    /// The unmixed view the mixture is scored against: "view2" (default) or "view1"
+    /// (SimCLR/BYOL only; the authors note view 1 can be better on some data).
+    #[serde(default = "default_target")]
+    pub target: String,
 }
 
 impl Default for UnMixConfig {
     fn default() -> Self {
-        UnMixConfig { enabled: true, prob: 0.5, alpha: 1.0 }
+        UnMixConfig { enabled: true, prob: 0.5, alpha: 1.0, target: default_target() }
     }
 }
 
@@ -143,7 +160,13 @@ impl Default for UnMixConfig {
 pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
+    /// "sgd", "lars", "adam" or "adamw".
+    #[serde(default = "default_optimizer")]
+    pub optimizer: String,
     pub lr: f64,
+    /// LARS trust coefficient.
+    #[serde(default = "d0001")]
+    pub lars_eta: f64,
     #[serde(default = "d09")]
     pub momentum: f64,
     #[serde(default)]
@@ -174,11 +197,14 @@ pub struct EvalConfig {
     /// Batch size of feature extraction.
     #[serde(default = "d512")]
     pub batch_size: usize,
+    /// kNN features: "head" (projection output, the authors' monitor) or "backbone".
+    #[serde(default = "default_features")]
+    pub features: String,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { knn_every: 1, knn_k: 200, knn_t: 0.1, batch_size: 512 }
+        EvalConfig { knn_every: 1, knn_k: 200, knn_t: 0.1, batch_size: 512, features: default_features() }
     }
 }
 
@@ -187,6 +213,10 @@ fn default_scale() -> [f64; 2] { [0.08, 1.0] }
 fn default_ratio() -> [f64; 2] { [3.0 / 4.0, 4.0 / 3.0] }
 fn default_widths() -> [i64; 4] { [64, 128, 256, 512] }
 fn default_schedule() -> String { "cosine-epoch".into() }
+fn default_target() -> String { "view2".into() }
+fn default_optimizer() -> String { "sgd".into() }
+fn default_features() -> String { "head".into() }
+fn d0001() -> f64 { 0.001 }
 fn one() -> usize { 1 }
 fn two() -> usize { 2 }
 fn three() -> i64 { 3 }
@@ -326,11 +356,36 @@ impl Config {
                 if !(c.method.temperature > 0.0) {
                     bail!("method.temperature must be positive");
                 }
-                if c.method.dim <= 0 || c.method.mlp_hidden < 0 {
-                    bail!("method.dim must be positive and method.mlp_hidden >= 0");
+            }
+            "simclr" => {
+                if !(c.method.temperature > 0.0) {
+                    bail!("method.temperature must be positive");
                 }
             }
-            other => bail!("method.name = \"{other}\" is not supported yet; use \"moco\""),
+            "byol" => {
+                if c.method.predictor_hidden <= 0 {
+                    bail!("method.predictor_hidden must be positive for BYOL (e.g. 4096 as in the paper)");
+                }
+                if !(0.0..=1.0).contains(&c.method.tau_base) {
+                    bail!("method.tau_base = {} must be in [0, 1]", c.method.tau_base);
+                }
+            }
+            other => bail!("method.name = \"{other}\" is not supported; use \"moco\", \"simclr\" or \"byol\""),
+        }
+        if c.method.dim <= 0 || c.method.mlp_hidden < 0 {
+            bail!("method.dim must be positive and method.mlp_hidden >= 0");
+        }
+        match c.unmix.target.as_str() {
+            "view2" => {}
+            "view1" if c.method.name != "moco" => {}
+            "view1" => bail!("unmix.target = \"view1\" is not defined for MoCo: its mixed query is scored against the keys of view 2"),
+            other => bail!("unmix.target = \"{other}\": use \"view2\" or \"view1\""),
+        }
+        if !matches!(c.train.optimizer.as_str(), "sgd" | "lars" | "adam" | "adamw") {
+            bail!("train.optimizer = \"{}\": use \"sgd\", \"lars\", \"adam\" or \"adamw\"", c.train.optimizer);
+        }
+        if !matches!(c.eval.features.as_str(), "head" | "backbone") {
+            bail!("eval.features = \"{}\": use \"head\" or \"backbone\"", c.eval.features);
         }
         if !(0.0..=1.0).contains(&c.unmix.prob) {
             bail!("unmix.prob = {} is a probability: use a value in [0, 1]", c.unmix.prob);

@@ -4,9 +4,10 @@
 //! keys as negatives, InfoNCE with temperature. v1 uses a linear head, v2 an MLP head; the
 //! symmetric option scores both directions (the authors' CIFAR default).
 
-use super::{copy_named, Method};
+use super::losses::{info_nce, normalize};
+use super::{copy_named, load_stores, stores_state, Features, Method, StepInfo};
 use crate::mix::Mixed;
-use crate::model::{head::HeadConfig, named_trainable, named_variables, Encoder, ResNetConfig};
+use crate::model::{ema_update, head::HeadConfig, init_target, Encoder, ResNetConfig};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Tensor};
@@ -35,20 +36,6 @@ pub struct MoCo {
     ptr: i64,
 }
 
-/// InfoNCE of queries `q` (N, C) against positives `k` (N, C) and the queue (C, K), all
-/// L2-normalized: cross-entropy with the positive at index 0, as MoCo's `contrastive_loss`.
-pub fn info_nce(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
-    let pos = (q * k).sum_dim_intlist(1, true, Kind::Float);
-    let neg = q.mm(queue);
-    let logits = Tensor::cat(&[pos, neg], 1) / t;
-    -logits.log_softmax(1, Kind::Float).select(1, 0).mean(Kind::Float)
-}
-
-fn normalize(x: &Tensor) -> Tensor {
-    // F.normalize(x, dim=1): x / max(||x||, eps)
-    x / x.norm_scalaropt_dim(2, [1i64].as_slice(), true).clamp_min(1e-12)
-}
-
 impl MoCo {
     pub fn new(device: Device, backbone: &ResNetConfig, cfg: MoCoConfig) -> Self {
         let vs_q = nn::VarStore::new(device);
@@ -56,8 +43,7 @@ impl MoCo {
         let q = Encoder::new(&vs_q.root(), backbone, &cfg.head);
         let k = Encoder::new(&vs_k.root(), backbone, &cfg.head);
         // The key encoder starts as a copy of the query encoder and is never trained by gradient.
-        vs_k.copy(&vs_q).expect("identical encoders");
-        vs_k.freeze();
+        init_target(&mut vs_k, &vs_q);
         let queue = normalize(&Tensor::randn([cfg.head.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1))
             .transpose(0, 1)
             .contiguous();
@@ -66,21 +52,6 @@ impl MoCo {
 
     pub fn queue(&self) -> &Tensor {
         &self.queue
-    }
-
-    fn momentum_update(&self) {
-        let m = self.cfg.momentum;
-        tch::no_grad(|| {
-            let kv = named_variables(&self.vs_k);
-            let qv = named_trainable(&self.vs_q);
-            let kmap: std::collections::HashMap<String, Tensor> = kv.into_iter().collect();
-            for (name, pq) in qv {
-                let mut pk = kmap[&name].shallow_clone();
-                // k = m * k + (1 - m) * q, in place (parameters only; BN buffers evolve on their own).
-                let _ = pk.g_mul_scalar_(m);
-                let _ = pk.g_add_(&(&pq * (1.0 - m)));
-            }
-        });
     }
 
     /// Keys of `x` through the key encoder, with the batch shuffled before the forward pass and
@@ -111,8 +82,9 @@ impl Method for MoCo {
         &self.vs_q
     }
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, rng: &mut ChaCha8Rng) -> Tensor {
-        self.momentum_update();
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, rng: &mut ChaCha8Rng) -> Tensor {
+        // Momentum update of the key encoder before the forward pass, as the authors' code.
+        ema_update(&self.vs_k, &self.vs_q, self.cfg.momentum);
         let (x1, x2) = (&views[0], &views[1]);
         let t = self.cfg.temperature;
         // A snapshot: the queue is overwritten in place below, before the backward pass needs it.
@@ -142,21 +114,22 @@ impl Method for MoCo {
         loss
     }
 
-    fn embed(&self, x: &Tensor) -> Tensor {
-        self.q.forward_t(x, false)
+    fn embed(&self, x: &Tensor, features: Features) -> Tensor {
+        match features {
+            Features::Head => self.q.forward_t(x, false),
+            Features::Backbone => self.q.backbone.forward_t(x, false),
+        }
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let mut s: Vec<(String, Tensor)> = named_variables(&self.vs_q).into_iter().map(|(n, t)| (format!("q.{n}"), t)).collect();
-        s.extend(named_variables(&self.vs_k).into_iter().map(|(n, t)| (format!("k.{n}"), t)));
+        let mut s = stores_state(&[("q.", &self.vs_q), ("k.", &self.vs_k)]);
         s.push(("moco.queue".into(), self.queue.shallow_clone()));
         s.push(("moco.ptr".into(), Tensor::from_slice(&[self.ptr])));
         s
     }
 
     fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
-        copy_named(&named_variables(&self.vs_q), state, "q.")?;
-        copy_named(&named_variables(&self.vs_k), state, "k.")?;
+        load_stores(&[("q.", &self.vs_q), ("k.", &self.vs_k)], state)?;
         copy_named(&[("moco.queue".to_string(), self.queue.shallow_clone())], state, "")?;
         let ptr = state
             .iter()
@@ -171,25 +144,13 @@ impl Method for MoCo {
 mod tests {
     use super::*;
     use crate::mix::{MixDraw, MixKind};
-    use crate::model::Arch;
+    use crate::model::{named_trainable, named_variables, Arch};
     use rand::SeedableRng;
-
-    #[test]
-    fn info_nce_matches_hand_computed_value() {
-        // q = k = e1, queue = [e2, -e1]: logits (1, 0, -1)/0.5 = (2, 0, -2);
-        // loss = -log(e^2 / (e^2 + 1 + e^-2)).
-        let q = Tensor::from_slice(&[1.0f32, 0.0]).view([1, 2]);
-        let queue = Tensor::from_slice(&[0.0f32, -1.0, 1.0, 0.0]).view([2, 2]);
-        let l = info_nce(&q, &q, &queue, 0.5).double_value(&[]);
-        let e = std::f64::consts::E;
-        let expect = -(e.powi(2) / (e.powi(2) + 1.0 + e.powi(-2))).ln();
-        assert!((l - expect).abs() < 1e-5, "{l} vs {expect}");
-    }
 
     fn tiny(symmetric: bool) -> MoCo {
         tch::manual_seed(0);
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 2 };
-        let cfg = MoCoConfig { head: HeadConfig { dim: 8, hidden: 0 }, queue: 16, momentum: 0.9, temperature: 0.2, symmetric };
+        let cfg = MoCoConfig { head: HeadConfig { dim: 8, hidden: 0, bn: false }, queue: 16, momentum: 0.9, temperature: 0.2, symmetric };
         MoCo::new(Device::Cpu, &backbone, cfg)
     }
 
@@ -200,7 +161,7 @@ mod tests {
         let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &mut rng);
+        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut rng);
         assert_eq!(m.ptr, 8, "symmetric enqueues 2N keys");
         // The enqueued columns are unit vectors equal to the key encoder's (eval-independent) keys.
         let cols = m.queue.narrow(1, 0, 8);
@@ -227,9 +188,9 @@ mod tests {
         // Tests share libtorch's global RNG, so copy the weights instead of relying on the seed.
         let mut b = tiny(false);
         b.load_state(&a.state()).unwrap();
-        let base = a.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &mut ChaCha8Rng::seed_from_u64(5)).double_value(&[]);
+        let base = a.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).double_value(&[]);
         let queue = b.queue.copy();
-        let with = b.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &mut ChaCha8Rng::seed_from_u64(5)).double_value(&[]);
+        let with = b.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).double_value(&[]);
         // Recompute the terms with network b's weights (momentum update already applied, BN in
         // train mode gives the same batch statistics).
         let out = b.q.forward_t(&mixed.images, true);

@@ -1,24 +1,55 @@
-//! Self-supervised methods. Each owns its networks and computes its loss for one step; Un-Mix
-//! reaches it as an optional [`Mixed`] batch and the method only supplies the score of mixed
-//! outputs against its own targets.
+//! Self-supervised methods, one file each. A method owns its networks and computes its loss for
+//! one step; Un-Mix reaches it as an optional [`Mixed`] batch, and the method only supplies the
+//! score of mixed outputs against its own (unmixed) targets. Loss functions live in [`losses`].
 
+pub mod byol;
+pub mod losses;
 pub mod moco;
+pub mod simclr;
 
 use crate::mix::Mixed;
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Tensor};
 
+pub use byol::{Byol, ByolConfig};
 pub use moco::{MoCo, MoCoConfig};
+pub use simclr::{SimClr, SimClrConfig};
+
+/// Where a step stands in the run (for schedules inside a method, e.g. BYOL's tau).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepInfo {
+    pub step: u64,
+    pub total_steps: u64,
+}
+
+/// Which view the Un-Mix mixture (built from view 1) is scored against, for methods where the
+/// authors say either works (SimCLR, BYOL): view 2 by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MixTarget {
+    View1,
+    View2,
+}
+
+/// Which features evaluation uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Features {
+    /// The projection head's output (the authors' kNN monitor).
+    Head,
+    /// The pooled backbone features (linear probes, transfer).
+    Backbone,
+}
 
 /// What the training loop needs from a method.
 pub trait Method {
     /// The variables the optimizer updates.
     fn trainable(&self) -> &nn::VarStore;
     /// The loss of one step. `views[0]` is view 1 (the one Un-Mix mixes), `views[1]` view 2.
-    /// `rng` is this step's stream (for batch shuffles); it is the same on resume.
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, rng: &mut ChaCha8Rng) -> Tensor;
-    /// Features used for kNN evaluation (eval-mode network, L2-normalized by the caller).
-    fn embed(&self, x: &Tensor) -> Tensor;
+    /// `rng` is this step's stream (batch shuffles); it is the same on resume.
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, rng: &mut ChaCha8Rng) -> Tensor;
+    /// After the optimizer step (target-network EMA updates).
+    fn after_step(&mut self, _info: &StepInfo) {}
+    /// Evaluation features (eval-mode network, not normalized).
+    fn embed(&self, x: &Tensor, features: Features) -> Tensor;
     /// Everything a checkpoint must hold to continue exactly (networks, queues, pointers).
     fn state(&self) -> Vec<(String, Tensor)>;
     /// Restores [`Method::state`]; errors name the missing tensor.
@@ -41,4 +72,20 @@ pub fn copy_named(dst: &[(String, Tensor)], src: &[(String, Tensor)], prefix: &s
         }
         Ok(())
     })
+}
+
+/// Checkpoint state of var stores under prefixes (`q.`, `k.`, ...).
+pub fn stores_state(stores: &[(&str, &nn::VarStore)]) -> Vec<(String, Tensor)> {
+    stores
+        .iter()
+        .flat_map(|(p, vs)| crate::model::named_variables(vs).into_iter().map(move |(n, t)| (format!("{p}{n}"), t)))
+        .collect()
+}
+
+/// Restores var stores saved by [`stores_state`].
+pub fn load_stores(stores: &[(&str, &nn::VarStore)], state: &[(String, Tensor)]) -> anyhow::Result<()> {
+    for (p, vs) in stores {
+        copy_named(&crate::model::named_variables(vs), state, p)?;
+    }
+    Ok(())
 }

@@ -1,5 +1,7 @@
-//! Projection heads: linear (MoCo v1) or an MLP (MoCo v2, SimCLR-style).
+//! Projection and prediction heads: linear (MoCo v1), MLP without BN (MoCo v2), MLP with BN
+//! (SimCLR/BYOL/SimSiam style: Linear-BN-ReLU-Linear).
 
+use super::bn::SplitBatchNorm;
 use tch::{nn, nn::Module, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -8,12 +10,14 @@ pub struct HeadConfig {
     pub dim: i64,
     /// Hidden width of the MLP; 0 means a single linear layer.
     pub hidden: i64,
+    /// Batch norm after the hidden layer.
+    pub bn: bool,
 }
 
 #[derive(Debug)]
 pub enum Head {
     Linear(nn::Linear),
-    Mlp(nn::Linear, nn::Linear),
+    Mlp { fc1: nn::Linear, bn: Option<SplitBatchNorm>, fc2: nn::Linear },
 }
 
 impl Head {
@@ -21,14 +25,24 @@ impl Head {
         if cfg.hidden == 0 {
             Head::Linear(torch_linear(&(p / "fc"), in_dim, cfg.dim))
         } else {
-            Head::Mlp(torch_linear(&(p / "fc1"), in_dim, cfg.hidden), torch_linear(&(p / "fc2"), cfg.hidden, cfg.dim))
+            Head::Mlp {
+                fc1: torch_linear(&(p / "fc1"), in_dim, cfg.hidden),
+                bn: cfg.bn.then(|| SplitBatchNorm::new(&(p / "bn1"), cfg.hidden, 1)),
+                fc2: torch_linear(&(p / "fc2"), cfg.hidden, cfg.dim),
+            }
         }
     }
 
-    pub fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         match self {
             Head::Linear(l) => l.forward(x),
-            Head::Mlp(a, b) => b.forward(&a.forward(x).relu()),
+            Head::Mlp { fc1, bn, fc2 } => {
+                let mut h = fc1.forward(x);
+                if let Some(bn) = bn {
+                    h = bn.forward_t(&h, train);
+                }
+                fc2.forward(&h.relu())
+            }
         }
     }
 }

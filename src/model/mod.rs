@@ -42,3 +42,24 @@ pub fn named_variables(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
 pub fn named_trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     named_variables(vs).into_iter().filter(|(_, t)| t.requires_grad()).collect()
 }
+
+/// `target = m * target + (1 - m) * online` for every trainable variable of `online` that `target`
+/// also has (by name); batch-norm buffers are left to evolve on their own, as MoCo and BYOL do.
+pub fn ema_update(target: &nn::VarStore, online: &nn::VarStore, m: f64) {
+    tch::no_grad(|| {
+        let tv: std::collections::HashMap<String, Tensor> = target.variables();
+        for (name, p) in named_trainable(online) {
+            if let Some(t) = tv.get(&name) {
+                let mut t = t.shallow_clone();
+                let _ = t.g_mul_scalar_(m);
+                let _ = t.g_add_(&(&p * (1.0 - m)));
+            }
+        }
+    });
+}
+
+/// A frozen copy of (the variables `target` declares of) `online`.
+pub fn init_target(target: &mut nn::VarStore, online: &nn::VarStore) {
+    target.copy(online).expect("the target network's variables exist in the online network");
+    target.freeze();
+}

@@ -7,13 +7,13 @@ pub mod optim;
 use crate::config::{parse_device, Config};
 use crate::data::{eval_recipes, load_split, to_tensor, train_recipes};
 use crate::eval::knn::{self, KnnResult};
-use crate::method::{Method, MoCo, MoCoConfig};
+use crate::method::{Byol, ByolConfig, Features, Method, MixTarget, MoCo, MoCoConfig, SimClr, SimClrConfig, StepInfo};
 use crate::mix::{Mixed, UnMixSettings};
 use crate::model::{head::HeadConfig, named_trainable, Arch, ResNetConfig};
 use crate::report;
 use anyhow::{bail, Context, Result};
 use checkpoint::Meta;
-use optim::{Schedule, Sgd};
+use optim::{Optimizer, Rule, Schedule};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,20 +46,43 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
         bn_splits: cfg.model.bn_splits,
     };
     let m = &cfg.method;
+    let head = HeadConfig { dim: m.dim, hidden: m.mlp_hidden, bn: m.mlp_bn };
+    let mix_target = if cfg.unmix.target == "view1" { MixTarget::View1 } else { MixTarget::View2 };
     match m.name.as_str() {
         "moco" => Ok(Box::new(MoCo::new(
             device,
             &backbone,
-            MoCoConfig {
-                head: HeadConfig { dim: m.dim, hidden: m.mlp_hidden },
-                queue: m.queue,
-                momentum: m.momentum,
-                temperature: m.temperature,
-                symmetric: m.symmetric,
+            MoCoConfig { head, queue: m.queue, momentum: m.momentum, temperature: m.temperature, symmetric: m.symmetric },
+        ))),
+        "simclr" => Ok(Box::new(SimClr::new(device, &backbone, SimClrConfig { head, temperature: m.temperature, mix_target }))),
+        "byol" => Ok(Box::new(Byol::new(
+            device,
+            &backbone,
+            ByolConfig {
+                projector: head,
+                predictor: HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true },
+                tau_base: m.tau_base,
+                mix_target,
             },
         ))),
         other => bail!("method.name = \"{other}\" is not supported"),
     }
+}
+
+/// The configured optimizer over the method's trainable variables.
+pub fn build_optimizer(cfg: &Config, method: &dyn Method) -> Optimizer {
+    let rule = match cfg.train.optimizer.as_str() {
+        "lars" => Rule::Lars { eta: cfg.train.lars_eta },
+        "adam" => Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        "adamw" => Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        _ => Rule::Sgd,
+    };
+    Optimizer::with_rule(named_trainable(method.trainable()), rule, cfg.train.momentum, cfg.train.weight_decay)
+}
+
+/// The configured evaluation features.
+pub fn features(cfg: &Config) -> Features {
+    if cfg.eval.features == "backbone" { Features::Backbone } else { Features::Head }
 }
 
 /// Sets libtorch threads, the device and the weight-init seed.
@@ -89,7 +112,8 @@ impl KnnData {
 
     pub fn evaluate(&self, cfg: &Config, device: Device, method: &dyn Method) -> Result<KnnResult> {
         let recipes = eval_recipes(cfg);
-        let embed = |x: &Tensor| method.embed(x);
+        let which = features(cfg);
+        let embed = |x: &Tensor| method.embed(x, which);
         let bank = knn::extract(&self.bank, &recipes, cfg.eval.batch_size, cfg.data.workers, device, &embed)?;
         let test = knn::extract(&self.test, &recipes, cfg.eval.batch_size, cfg.data.workers, device, &embed)?;
         let classes = self.bank.num_classes.max(self.test.num_classes);
@@ -121,7 +145,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     }
 
     let mut method = build_method(cfg, device)?;
-    let mut opt = Sgd::new(named_trainable(method.trainable()), cfg.train.momentum, cfg.train.weight_decay);
+    let mut opt = build_optimizer(cfg, method.as_ref());
     let total_steps = per_epoch * cfg.train.epochs;
     let schedule = match cfg.train.schedule.as_str() {
         "cosine-step" => Schedule::CosineStep {
@@ -192,10 +216,12 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
                 let (h, w) = (v1.size()[2] as usize, v1.size()[3] as usize);
                 Mixed::new(&v1, crate::mix::draw(&mut rng, s, h, w))
             });
-            let loss = method.loss(&[v1, v2], mixed.as_ref(), &mut rng);
+            let info = StepInfo { step, total_steps: total_steps as u64 };
+            let loss = method.loss(&[v1, v2], mixed.as_ref(), &info, &mut rng);
             opt.zero_grad();
             loss.f_backward().context("backward pass failed")?;
             opt.step(lr);
+            method.after_step(&info);
             loss_sum += loss.detach();
             step += 1;
             epoch_images += batch.labels.len() as u64;

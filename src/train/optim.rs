@@ -1,21 +1,49 @@
-//! SGD with momentum and weight decay (PyTorch's rule), and learning-rate schedules.
-//!
-//! Written here rather than taken from libtorch so its state (momentum buffers) is plain named
-//! tensors that checkpoints save and restore exactly.
+//! Optimizers (SGD, LARS, Adam, AdamW) and learning-rate schedules.
 
 use tch::Tensor;
 
-pub struct Sgd {
+/// Which update rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    /// PyTorch SGD: d = g + wd p; buf = m buf + d (buf = d at first); p -= lr buf.
+    Sgd,
+    /// LARS (You et al. 2017, as BYOL/SwAV/solo-learn use it): for weights, d = g + wd p scaled by
+    /// the trust ratio eta ||p|| / ||d||, then SGD momentum; biases and norm parameters (1-D
+    /// tensors) get neither weight decay nor adaptation.
+    Lars { eta: f64 },
+    /// Adam with L2 weight decay added to the gradient.
+    Adam { beta1: f64, beta2: f64, eps: f64 },
+    /// AdamW: decoupled weight decay p *= 1 - lr wd.
+    AdamW { beta1: f64, beta2: f64, eps: f64 },
+}
+
+/// The optimizer. Written here rather than taken from libtorch so its state (momentum and moment
+/// buffers, step count) is plain named tensors that checkpoints save and restore exactly.
+pub struct Optimizer {
     params: Vec<(String, Tensor)>,
-    bufs: Vec<Option<Tensor>>,
+    m: Vec<Option<Tensor>>,
+    v: Vec<Option<Tensor>>,
+    steps: i64,
+    pub rule: Rule,
     pub momentum: f64,
     pub weight_decay: f64,
 }
 
-impl Sgd {
+/// Kept for the common case and for tests.
+pub type Sgd = Optimizer;
+
+fn is_bias_or_norm(p: &Tensor) -> bool {
+    p.dim() <= 1
+}
+
+impl Optimizer {
     pub fn new(params: Vec<(String, Tensor)>, momentum: f64, weight_decay: f64) -> Self {
-        let bufs = params.iter().map(|_| None).collect();
-        Sgd { params, bufs, momentum, weight_decay }
+        Optimizer::with_rule(params, Rule::Sgd, momentum, weight_decay)
+    }
+
+    pub fn with_rule(params: Vec<(String, Tensor)>, rule: Rule, momentum: f64, weight_decay: f64) -> Self {
+        let n = params.len();
+        Optimizer { params, m: (0..n).map(|_| None).collect(), v: (0..n).map(|_| None).collect(), steps: 0, rule, momentum, weight_decay }
     }
 
     pub fn zero_grad(&mut self) {
@@ -24,46 +52,93 @@ impl Sgd {
         }
     }
 
-    /// One step: d = g + wd * p; buf = momentum * buf + d (buf = d on the first step); p -= lr * buf.
+    fn momentum_step(buf: &mut Option<Tensor>, d: Tensor, momentum: f64) -> Tensor {
+        match buf {
+            Some(b) => {
+                let _ = b.g_mul_scalar_(momentum);
+                let _ = b.g_add_(&d);
+                b.shallow_clone()
+            }
+            None => {
+                let b = d.detach().copy();
+                *buf = Some(b.shallow_clone());
+                b
+            }
+        }
+    }
+
     pub fn step(&mut self, lr: f64) {
+        self.steps += 1;
+        let t = self.steps as f64;
+        let (momentum, wd, rule) = (self.momentum, self.weight_decay, self.rule);
         tch::no_grad(|| {
-            for ((_, p), buf) in self.params.iter_mut().zip(self.bufs.iter_mut()) {
+            for (i, (_, p)) in self.params.iter_mut().enumerate() {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
-                let d = if self.weight_decay != 0.0 { g + &*p * self.weight_decay } else { g };
-                let upd = match buf {
-                    Some(b) => {
-                        let _ = b.g_mul_scalar_(self.momentum);
-                        let _ = b.g_add_(&d);
-                        b.shallow_clone()
+                match rule {
+                    Rule::Sgd => {
+                        let d = if wd != 0.0 { g + &*p * wd } else { g };
+                        let upd = Self::momentum_step(&mut self.m[i], d, momentum);
+                        let _ = p.g_add_(&(upd * -lr));
                     }
-                    None => {
-                        let b = d.detach().copy();
-                        *buf = Some(b.shallow_clone());
-                        b
+                    Rule::Lars { eta } => {
+                        let d = if is_bias_or_norm(p) {
+                            g
+                        } else {
+                            let d = if wd != 0.0 { g + &*p * wd } else { g };
+                            let pn = p.norm().double_value(&[]);
+                            let dn = d.norm().double_value(&[]);
+                            let trust = if pn > 0.0 && dn > 0.0 { eta * pn / dn } else { 1.0 };
+                            d * trust
+                        };
+                        let upd = Self::momentum_step(&mut self.m[i], d, momentum);
+                        let _ = p.g_add_(&(upd * -lr));
                     }
-                };
-                let _ = p.g_add_(&(upd * -lr));
+                    Rule::Adam { beta1, beta2, eps } | Rule::AdamW { beta1, beta2, eps } => {
+                        let decoupled = matches!(rule, Rule::AdamW { .. });
+                        let g = if wd != 0.0 && !decoupled { g + &*p * wd } else { g };
+                        if decoupled && wd != 0.0 {
+                            let _ = p.g_mul_scalar_(1.0 - lr * wd);
+                        }
+                        let m = self.m[i].get_or_insert_with(|| p.zeros_like());
+                        let _ = m.g_mul_scalar_(beta1);
+                        let _ = m.g_add_(&(&g * (1.0 - beta1)));
+                        let v = self.v[i].get_or_insert_with(|| p.zeros_like());
+                        let _ = v.g_mul_scalar_(beta2);
+                        let _ = v.g_add_(&(&g * &g * (1.0 - beta2)));
+                        let mhat = &*m / (1.0 - beta1.powf(t));
+                        let vhat = &*v / (1.0 - beta2.powf(t));
+                        let _ = p.g_add_(&(mhat / (vhat.sqrt() + eps) * -lr));
+                    }
+                }
             }
         });
     }
 
-    /// Momentum buffers as named tensors (for checkpoints).
+    /// Buffers and step count as named tensors (for checkpoints).
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        self.params
-            .iter()
-            .zip(&self.bufs)
-            .filter_map(|((n, _), b)| b.as_ref().map(|b| (format!("opt.{n}"), b.shallow_clone())))
-            .collect()
+        let mut s: Vec<(String, Tensor)> = Vec::new();
+        for ((n, _), (m, v)) in self.params.iter().zip(self.m.iter().zip(&self.v)) {
+            if let Some(m) = m {
+                s.push((format!("opt.{n}"), m.shallow_clone()));
+            }
+            if let Some(v) = v {
+                s.push((format!("opt2.{n}"), v.shallow_clone()));
+            }
+        }
+        s.push(("opt.__steps".into(), Tensor::from_slice(&[self.steps])));
+        s
     }
 
     pub fn load_state(&mut self, state: &[(String, Tensor)]) {
         let map: std::collections::HashMap<&str, &Tensor> = state.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        for ((n, p), b) in self.params.iter().zip(self.bufs.iter_mut()) {
-            *b = map.get(format!("opt.{n}").as_str()).map(|t| t.to_device(p.device()).copy());
+        for (i, (n, p)) in self.params.iter().enumerate() {
+            self.m[i] = map.get(format!("opt.{n}").as_str()).map(|t| t.to_device(p.device()).copy());
+            self.v[i] = map.get(format!("opt2.{n}").as_str()).map(|t| t.to_device(p.device()).copy());
         }
+        self.steps = map.get("opt.__steps").map(|t| t.int64_value(&[0])).unwrap_or(0);
     }
 }
 
@@ -113,6 +188,47 @@ mod tests {
         assert!((p.double_value(&[0]) - 0.3375).abs() < 1e-12, "{}", p.double_value(&[0]));
         assert!((opt.state()[0].1.double_value(&[0]) - 4.125).abs() < 1e-12);
         let _ = Device::Cpu;
+    }
+
+    #[test]
+    fn adam_first_step_moves_by_lr_times_sign() {
+        // Bias-corrected first Adam step is lr * g / (|g| + eps) = lr * sign(g).
+        let p = Tensor::from_slice(&[1.0f64, -2.0]).set_requires_grad(true);
+        let mut opt = Optimizer::with_rule(vec![("p".into(), p.shallow_clone())], Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 0.0, 0.0);
+        opt.zero_grad();
+        (&p * &p).sum(Kind::Double).backward();
+        opt.step(0.1);
+        assert!((p.double_value(&[0]) - 0.9).abs() < 1e-6);
+        assert!((p.double_value(&[1]) + 1.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn lars_scales_weights_by_trust_ratio_and_leaves_biases_alone() {
+        // Weight w = [[3, 4]] (norm 5), loss = sum(w) -> g = [[1, 1]] (norm sqrt 2), wd 0:
+        // trust = 0.001 * 5 / sqrt(2); w -= lr * trust * g.
+        let w = Tensor::from_slice(&[3.0f64, 4.0]).view([1, 2]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
+        let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone()), ("b".into(), b.shallow_clone())], Rule::Lars { eta: 0.001 }, 0.9, 0.5);
+        opt.zero_grad();
+        (w.sum(Kind::Double) + b.sum(Kind::Double)).backward();
+        opt.step(1.0);
+        // With wd 0.5: d = [1 + 1.5, 1 + 2] = [2.5, 3], |d| = sqrt(15.25); trust = 0.005 / sqrt(15.25).
+        let trust = 0.001 * 5.0 / 15.25f64.sqrt();
+        assert!((w.double_value(&[0, 0]) - (3.0 - trust * 2.5)).abs() < 1e-9);
+        assert!((w.double_value(&[0, 1]) - (4.0 - trust * 3.0)).abs() < 1e-9);
+        // Bias: plain step, no decay: 1 - 1 * 1 = 0.
+        assert!(b.double_value(&[0]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn adamw_decays_decoupled() {
+        // Zero gradient: Adam moves nothing (m = 0); AdamW still shrinks p by (1 - lr wd).
+        let p = Tensor::from_slice(&[2.0f64]).set_requires_grad(true);
+        let mut opt = Optimizer::with_rule(vec![("p".into(), p.shallow_clone())], Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 0.0, 0.1);
+        opt.zero_grad();
+        (&p * 0.0).sum(Kind::Double).backward();
+        opt.step(0.5);
+        assert!((p.double_value(&[0]) - 2.0 * 0.95).abs() < 1e-9);
     }
 
     #[test]
