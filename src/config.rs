@@ -84,7 +84,7 @@ pub struct AugmentConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// "resnet18", "resnet34" or "resnet50".
+    /// "resnet18", "resnet34", "resnet50" or "resnet18-bottleneck" (SwAV's CIFAR "resnet18").
     pub arch: String,
     #[serde(default = "default_widths")]
     pub widths: [i64; 4],
@@ -101,7 +101,7 @@ pub struct ModelConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MethodConfig {
-    /// "moco" (v1 with `mlp_hidden = 0`, v2 with an MLP head), "simclr" or "byol".
+    /// "moco" (v1 with `mlp_hidden = 0`, v2 with an MLP head), "simclr", "byol" or "swav".
     pub name: String,
     /// Output dimension of the projection head.
     #[serde(default = "d128")]
@@ -130,6 +130,17 @@ pub struct MethodConfig {
     /// BYOL: initial target momentum, rising to 1 on a cosine schedule.
     #[serde(default = "d099")]
     pub tau_base: f64,
+    /// SwAV: number of prototypes.
+    #[serde(default = "d100")]
+    pub prototypes: i64,
+    /// SwAV: Sinkhorn-Knopp epsilon and iterations.
+    #[serde(default = "d005")]
+    pub sinkhorn_epsilon: f64,
+    #[serde(default = "d3")]
+    pub sinkhorn_iters: usize,
+    /// SwAV: prototypes are not updated during the first N steps.
+    #[serde(default)]
+    pub freeze_prototypes_steps: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -177,6 +188,9 @@ pub struct TrainConfig {
     pub schedule: String,
     #[serde(default)]
     pub warmup_epochs: f64,
+    /// Final learning rate of the cosine (SwAV ends at 0.0006); 0 by default.
+    #[serde(default)]
+    pub min_lr: f64,
     #[serde(default = "yes")]
     pub drop_last: bool,
     /// Read the loss back (progress, steps.jsonl, NaN check) every N steps.
@@ -217,6 +231,9 @@ fn default_target() -> String { "view2".into() }
 fn default_optimizer() -> String { "sgd".into() }
 fn default_features() -> String { "head".into() }
 fn d0001() -> f64 { 0.001 }
+fn d100() -> i64 { 100 }
+fn d005() -> f64 { 0.05 }
+fn d3() -> usize { 3 }
 fn one() -> usize { 1 }
 fn two() -> usize { 2 }
 fn three() -> i64 { 3 }
@@ -328,7 +345,7 @@ impl Config {
             }
         }
         if Arch::parse(&c.model.arch).is_none() {
-            bail!("model.arch = \"{}\" is not supported; use resnet18, resnet34 or resnet50", c.model.arch);
+            bail!("model.arch = \"{}\" is not supported; use resnet18, resnet34, resnet50 or resnet18-bottleneck", c.model.arch);
         }
         if c.model.widths.iter().any(|w| *w <= 0) || c.model.bn_splits < 1 {
             bail!("model.widths must be positive and model.bn_splits >= 1");
@@ -370,7 +387,12 @@ impl Config {
                     bail!("method.tau_base = {} must be in [0, 1]", c.method.tau_base);
                 }
             }
-            other => bail!("method.name = \"{other}\" is not supported; use \"moco\", \"simclr\" or \"byol\""),
+            "swav" => {
+                if c.method.prototypes <= 0 || !(c.method.sinkhorn_epsilon > 0.0) || c.method.sinkhorn_iters == 0 || !(c.method.temperature > 0.0) {
+                    bail!("SwAV needs method.prototypes > 0, method.sinkhorn_epsilon > 0, method.sinkhorn_iters >= 1 and method.temperature > 0");
+                }
+            }
+            other => bail!("method.name = \"{other}\" is not supported; use \"moco\", \"simclr\", \"byol\" or \"swav\""),
         }
         if c.method.dim <= 0 || c.method.mlp_hidden < 0 {
             bail!("method.dim must be positive and method.mlp_hidden >= 0");
@@ -405,8 +427,11 @@ impl Config {
         if c.train.warmup_epochs < 0.0 || c.train.warmup_epochs >= c.train.epochs as f64 {
             bail!("train.warmup_epochs = {} must be in [0, train.epochs)", c.train.warmup_epochs);
         }
-        if c.train.schedule == "cosine-epoch" && c.train.warmup_epochs > 0.0 {
-            bail!("train.warmup_epochs needs train.schedule = \"cosine-step\"");
+        if c.train.schedule == "cosine-epoch" && (c.train.warmup_epochs > 0.0 || c.train.min_lr > 0.0) {
+            bail!("train.warmup_epochs and train.min_lr need train.schedule = \"cosine-step\"");
+        }
+        if c.train.min_lr < 0.0 || c.train.min_lr > c.train.lr {
+            bail!("train.min_lr = {} must be in [0, train.lr]", c.train.min_lr);
         }
         if c.train.log_every == 0 {
             bail!("train.log_every must be at least 1");

@@ -39,6 +39,9 @@ pub fn recipe(v: &ViewConfig, cfg: &Config) -> ViewRecipe {
         jitter: (v.jitter.iter().any(|x| *x > 0.0)).then_some(ColorJitter { brightness: b, contrast: c, saturation: s, hue: h }),
         jitter_p: v.jitter_p,
         grayscale_p: v.grayscale_p,
+        // No config keys for these yet: never blurred or solarized.
+        blur: None,
+        solarize_p: 0.0,
         mean: cfg.data.mean.clone(),
         std: cfg.data.std.clone(),
     }

@@ -94,3 +94,48 @@ fn non_finite_loss_stops_and_keeps_the_last_checkpoint() {
     assert_eq!(before, after, "the finished checkpoint is untouched");
     assert_eq!(checkpoint::load(&dir.path().join(CHECKPOINT)).unwrap().1.epoch, 1);
 }
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let cfg = Config::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        assert!(cfg.unmix.enabled, "{}: shipped configs are the +Un-Mix runs", path.display());
+        n += 1;
+    }
+    assert!(n >= 12, "found {n} configs");
+}
+
+#[test]
+fn every_fmnist_method_trains_with_and_without_unmix() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for method in ["moco", "simclr", "byol", "swav"] {
+        for unmix in [true, false] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/fmnist-{method}-unmix.toml"));
+            let mut set: Vec<String> = vec![
+                format!("data.root=\"{}\"", fixture().display()),
+                "data.limit=256".into(),
+                "model.widths=[8, 8, 16, 16]".into(),
+                "train.batch_size=64".into(),
+                "method.queue=256".into(),
+                "train.epochs=1".into(),
+                "train.log_every=1".into(),
+                "eval.knn_k=20".into(),
+                format!("unmix.enabled={unmix}"),
+            ];
+            if method != "moco" {
+                set.push("train.warmup_epochs=0.5".into());
+            }
+            let cfg = Config::load(&path, &set).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let s = pretrain(&cfg, &RunOptions { out: dir.path().into(), ..Default::default() })
+                .unwrap_or_else(|e| panic!("{method} unmix={unmix}: {e:#}"));
+            let losses = step_losses(dir.path());
+            assert_eq!(losses.len(), 4, "{method}");
+            assert!(losses.iter().all(|(_, l)| l.is_finite()), "{method}: {losses:?}");
+            assert!(s["knn"]["top1"].as_f64().unwrap() > 0.0);
+        }
+    }
+}

@@ -29,7 +29,7 @@ pub fn extract(
     let loader = Loader::new(
         set.clone(),
         recipes.clone(),
-        LoaderConfig { batch_size: batch, drop_last: false, shuffle: false, seed: 0, workers, prefetch: 2 },
+        LoaderConfig { batch_size: batch, drop_last: false, shuffle: false, seed: 0, workers, prefetch: 2, on_bad_image: Default::default() },
     );
     let mut feats = Vec::new();
     tch::no_grad(|| -> Result<()> {

@@ -6,6 +6,7 @@ pub mod byol;
 pub mod losses;
 pub mod moco;
 pub mod simclr;
+pub mod swav;
 
 use crate::mix::Mixed;
 use rand_chacha::ChaCha8Rng;
@@ -14,6 +15,7 @@ use tch::{nn, Tensor};
 pub use byol::{Byol, ByolConfig};
 pub use moco::{MoCo, MoCoConfig};
 pub use simclr::{SimClr, SimClrConfig};
+pub use swav::{Swav, SwavConfig};
 
 /// Where a step stands in the run (for schedules inside a method, e.g. BYOL's tau).
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,6 +48,10 @@ pub trait Method {
     /// The loss of one step. `views[0]` is view 1 (the one Un-Mix mixes), `views[1]` view 2.
     /// `rng` is this step's stream (batch shuffles); it is the same on resume.
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, rng: &mut ChaCha8Rng) -> Tensor;
+    /// Variables the optimizer must leave alone at this step (SwAV's frozen prototypes).
+    fn frozen(&self, _name: &str, _info: &StepInfo) -> bool {
+        false
+    }
     /// After the optimizer step (target-network EMA updates).
     fn after_step(&mut self, _info: &StepInfo) {}
     /// Evaluation features (eval-mode network, not normalized).

@@ -10,6 +10,8 @@ pub enum Arch {
     ResNet18,
     ResNet34,
     ResNet50,
+    /// Bottleneck blocks in a [2, 2, 2, 2] layout (2048-d): what the SwAV CIFAR code calls "resnet18".
+    ResNet18Bottleneck,
 }
 
 impl Arch {
@@ -18,19 +20,24 @@ impl Arch {
             "resnet18" => Some(Arch::ResNet18),
             "resnet34" => Some(Arch::ResNet34),
             "resnet50" => Some(Arch::ResNet50),
+            "resnet18-bottleneck" => Some(Arch::ResNet18Bottleneck),
             _ => None,
         }
     }
 
     fn blocks(self) -> [usize; 4] {
         match self {
-            Arch::ResNet18 => [2, 2, 2, 2],
+            Arch::ResNet18 | Arch::ResNet18Bottleneck => [2, 2, 2, 2],
             Arch::ResNet34 | Arch::ResNet50 => [3, 4, 6, 3],
         }
     }
 
     fn expansion(self) -> i64 {
-        if self == Arch::ResNet50 { 4 } else { 1 }
+        if self.bottleneck() { 4 } else { 1 }
+    }
+
+    fn bottleneck(self) -> bool {
+        matches!(self, Arch::ResNet50 | Arch::ResNet18Bottleneck)
     }
 }
 
@@ -131,7 +138,7 @@ impl ResNet {
             for b in 0..n {
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
                 let bp = p / format!("layer{}", stage + 1) / b.to_string();
-                let block = if cfg.arch == Arch::ResNet50 {
+                let block = if cfg.arch.bottleneck() {
                     Block::bottleneck(&bp, cin, width, stride, cfg.bn_splits)
                 } else {
                     Block::basic(&bp, cin, width, stride, cfg.bn_splits)

@@ -7,7 +7,7 @@ pub mod optim;
 use crate::config::{parse_device, Config};
 use crate::data::{eval_recipes, load_split, to_tensor, train_recipes};
 use crate::eval::knn::{self, KnnResult};
-use crate::method::{Byol, ByolConfig, Features, Method, MixTarget, MoCo, MoCoConfig, SimClr, SimClrConfig, StepInfo};
+use crate::method::{Byol, ByolConfig, Features, Method, MixTarget, MoCo, MoCoConfig, SimClr, SimClrConfig, StepInfo, Swav, SwavConfig};
 use crate::mix::{Mixed, UnMixSettings};
 use crate::model::{head::HeadConfig, named_trainable, Arch, ResNetConfig};
 use crate::report;
@@ -63,6 +63,18 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
                 predictor: HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true },
                 tau_base: m.tau_base,
                 mix_target,
+            },
+        ))),
+        "swav" => Ok(Box::new(Swav::new(
+            device,
+            &backbone,
+            SwavConfig {
+                head,
+                prototypes: m.prototypes,
+                temperature: m.temperature,
+                epsilon: m.sinkhorn_epsilon,
+                sinkhorn_iters: m.sinkhorn_iters,
+                freeze_prototypes_steps: m.freeze_prototypes_steps,
             },
         ))),
         other => bail!("method.name = \"{other}\" is not supported"),
@@ -150,6 +162,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     let schedule = match cfg.train.schedule.as_str() {
         "cosine-step" => Schedule::CosineStep {
             lr: cfg.train.lr,
+            min_lr: cfg.train.min_lr,
             warmup: (cfg.train.warmup_epochs * per_epoch as f64).round() as usize,
             total: total_steps,
         },
@@ -181,6 +194,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             seed: cfg.seed,
             workers: cfg.data.workers,
             prefetch: cfg.data.prefetch,
+            on_bad_image: Default::default(),
         },
     );
     let unmix = cfg.unmix.enabled.then(|| UnMixSettings { prob: cfg.unmix.prob, alpha: cfg.unmix.alpha });
@@ -220,7 +234,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             let loss = method.loss(&[v1, v2], mixed.as_ref(), &info, &mut rng);
             opt.zero_grad();
             loss.f_backward().context("backward pass failed")?;
-            opt.step(lr);
+            opt.step_except(lr, |name| method.frozen(name, &info));
             method.after_step(&info);
             loss_sum += loss.detach();
             step += 1;

@@ -68,13 +68,19 @@ impl Optimizer {
     }
 
     pub fn step(&mut self, lr: f64) {
+        self.step_except(lr, |_| false)
+    }
+
+    /// A step that leaves the variables for which `frozen(name)` holds untouched (as PyTorch does
+    /// for a parameter whose gradient is None).
+    pub fn step_except(&mut self, lr: f64, frozen: impl Fn(&str) -> bool) {
         self.steps += 1;
         let t = self.steps as f64;
         let (momentum, wd, rule) = (self.momentum, self.weight_decay, self.rule);
         tch::no_grad(|| {
-            for (i, (_, p)) in self.params.iter_mut().enumerate() {
+            for (i, (name, p)) in self.params.iter_mut().enumerate() {
                 let g = p.grad();
-                if !g.defined() {
+                if !g.defined() || frozen(name) {
                     continue;
                 }
                 match rule {
@@ -147,8 +153,8 @@ impl Optimizer {
 pub enum Schedule {
     /// `lr * 0.5 * (1 + cos(pi * e / E))` for epoch e = 0..E-1, fixed within the epoch.
     CosineEpoch { lr: f64, epochs: usize },
-    /// Linear warmup over `warmup` steps, then cosine to 0 at `total` steps.
-    CosineStep { lr: f64, warmup: usize, total: usize },
+    /// Linear warmup over `warmup` steps, then cosine from `lr` to `min_lr` at `total` steps.
+    CosineStep { lr: f64, min_lr: f64, warmup: usize, total: usize },
 }
 
 impl Schedule {
@@ -156,12 +162,12 @@ impl Schedule {
         use std::f64::consts::PI;
         match *self {
             Schedule::CosineEpoch { lr, epochs } => lr * 0.5 * (1.0 + (PI * epoch as f64 / epochs as f64).cos()),
-            Schedule::CosineStep { lr, warmup, total } => {
+            Schedule::CosineStep { lr, min_lr, warmup, total } => {
                 if step < warmup {
                     lr * (step + 1) as f64 / warmup as f64
                 } else {
                     let t = (step - warmup) as f64 / (total - warmup).max(1) as f64;
-                    lr * 0.5 * (1.0 + (PI * t.min(1.0)).cos())
+                    min_lr + (lr - min_lr) * 0.5 * (1.0 + (PI * t.min(1.0)).cos())
                 }
             }
         }
@@ -241,10 +247,13 @@ mod tests {
 
     #[test]
     fn warmup_then_cosine() {
-        let s = Schedule::CosineStep { lr: 1.0, warmup: 10, total: 110 };
+        let s = Schedule::CosineStep { lr: 1.0, min_lr: 0.0, warmup: 10, total: 110 };
         assert!((s.lr(0, 0) - 0.1).abs() < 1e-12);
         assert!((s.lr(0, 9) - 1.0).abs() < 1e-12);
         assert!((s.lr(0, 60) - 0.5).abs() < 1e-12);
         assert!(s.lr(0, 110).abs() < 1e-12);
+        let s = Schedule::CosineStep { lr: 0.6, min_lr: 0.0006, warmup: 0, total: 100 };
+        assert!((s.lr(0, 0) - 0.6).abs() < 1e-12);
+        assert!((s.lr(0, 100) - 0.0006).abs() < 1e-12);
     }
 }
