@@ -8,6 +8,9 @@ Sources (see crates/unmix-data/tests/fixtures/README.md for licences):
   * CIFAR-10 / CIFAR-100: the first 20 test images of each, shipped as PNGs (label in the file name)
     in the PyPI wheel foolbox==3.3.4 (foolbox/data/cifar10_NN_LABEL.png, cifar100_NN_FINE.png),
     rewritten in the official binary layouts.
+  * STL-10 layout, image folder, Tiny ImageNet layout: real photos, the 20 ImageNet JPEG samples of
+    the same wheel (foolbox/data/imagenet_NN_LABEL.jpg), downscaled and written in those layouts.
+    The STL-10 files hold these photos in the STL-10 binary format; they are not STL-10 images.
 
 Usage (Pillow is needed; a throw-away --target install is enough):
     apt-get install -y dataset-fashion-mnist
@@ -15,7 +18,9 @@ Usage (Pillow is needed; a throw-away --target install is enough):
     pip install --target /tmp/pylib pillow
     PYTHONPATH=/tmp/pylib python3 tools/make_fixtures.py --foolbox-wheel /tmp/fb/foolbox-3.3.4-py3-none-any.whl
 
-The output is deterministic (gzip mtime 0, no file name in the gzip header).
+The output is deterministic (gzip mtime 0, no file name in the gzip header; JPEG/PNG files are
+deterministic for a given Pillow version; the fixtures were made with Pillow 13.0.0). The values the
+Rust tests check (pixels, labels) are printed.
 """
 
 import argparse
@@ -183,6 +188,143 @@ def make_cifar(wheel, out):
           f"image 0 pixel (0,0) = {tuple(c100[0][2][:3])}")
 
 
+# ---------------------------------------------------------------- ImageNet photos (foolbox JPEGs)
+
+def foolbox_imagenet(wheel):
+    """{NN: (imagenet_label, PIL RGB image)} of foolbox/data/imagenet_NN_LABEL.jpg."""
+    pat = re.compile(r"foolbox/data/imagenet_(\d+)_(\d+)\.jpg$")
+    found = {}
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            m = pat.match(name)
+            if m:
+                im = Image.open(io.BytesIO(z.read(name)))
+                im.load()
+                assert im.mode == "RGB", (name, im.mode)
+                found[int(m.group(1))] = (int(m.group(2)), im)
+    assert sorted(found) == list(range(20)), sorted(found)
+    return found
+
+
+def resized(im, w, h):
+    return im.resize((w, h), Image.BILINEAR)
+
+
+def stl10_record(im):
+    # STL-10 binary: 3 planes (R, G, B) of 96x96, each plane column-major: byte c*9216 + x*96 + y.
+    assert im.mode == "RGB" and im.size == (96, 96)
+    px = im.tobytes()
+    return bytes(px[(y * 96 + x) * 3 + c] for c in range(3) for x in range(96) for y in range(96))
+
+
+def make_stl10(photos, out):
+    d = out / "stl10_binary"
+    d.mkdir(parents=True, exist_ok=True)
+    # (photo numbers, STL-10 labels 1..10); labels reach both ends of the range.
+    splits = {"train": ([0, 1, 2], [1, 10, 5]), "test": ([3, 4], [3, 10]), "unlabeled": ([5, 6], None)}
+    for split, (nums, labels) in splits.items():
+        ims = [resized(photos[n][1], 96, 96) for n in nums]
+        (d / f"{split}_X.bin").write_bytes(b"".join(stl10_record(im) for im in ims))
+        if labels is not None:
+            (d / f"{split}_y.bin").write_bytes(bytes(labels))
+        for k, im in enumerate(ims):
+            # Values the Rust tests check: pixel (row 10, col 70) and (row 95, col 0), RGB.
+            print(f"stl10 {split}[{k}] (photo {nums[k]}): label "
+                  f"{labels[k] if labels else '-'}, (10,70) = {im.getpixel((70, 10))}, "
+                  f"(95,0) = {im.getpixel((0, 95))}")
+
+
+def save_jpeg(im, path, quality=90):
+    im.save(path, "JPEG", quality=quality)
+
+
+def describe(path):
+    im = Image.open(path)
+    if im.mode in ("I;16", "I"):
+        # PIL's I;16 -> RGB clips to 255; the reader maps 16 bits to 8 as round(v / 257).
+        rgb = Image.frombytes("L", im.size, bytes((v + 128) // 257 for v in struct.unpack(f"<{im.width * im.height}H", im.tobytes()))).convert("RGB")
+    else:
+        rgb = im.convert("RGB")
+    print(f"  {path.relative_to(path.parents[2])}: mode {im.mode}, {im.width}x{im.height}, "
+          f"RGB (row 5, col 7) = {rgb.getpixel((7, 5))}, "
+          f"(last row, last col) = {rgb.getpixel((im.width - 1, im.height - 1))}")
+
+
+def make_image_folder(photos, out):
+    """ROOT/CLASS/file: 3 classes, every decoder path (RGB/grey/CMYK JPEG, RGBA/LA/16-bit/palette PNG)."""
+    root = out / "image-folder"
+    for c in ("bird", "dog", "jeep"):
+        (root / c).mkdir(parents=True, exist_ok=True)
+    eagle = resized(photos[17][1], 96, 72)     # ImageNet 22, bald eagle
+    goose = resized(photos[15][1], 64, 64)     # 99, goose
+    spoonbill = resized(photos[14][1], 80, 96)  # 129, spoonbill
+    mastiff = resized(photos[0][1], 72, 96)    # 243, bull mastiff
+    dalmatian = resized(photos[16][1], 64, 80)  # 251, dalmatian
+    jeep0 = resized(photos[6][1], 128, 96)     # 609, jeep
+    jeep1 = resized(photos[7][1], 64, 64)      # 609, jeep
+    files = []
+
+    def put(img_path):
+        files.append(img_path)
+
+    save_jpeg(eagle, root / "bird" / "eagle.jpg"); put(root / "bird" / "eagle.jpg")
+    save_jpeg(goose, root / "bird" / "goose.JPG"); put(root / "bird" / "goose.JPG")
+    save_jpeg(spoonbill.convert("L"), root / "bird" / "spoonbill_grey.jpeg")
+    put(root / "bird" / "spoonbill_grey.jpeg")
+    # RGBA PNG: alpha is a horizontal ramp; decoding drops it (like PIL's convert("RGB")).
+    rgba = mastiff.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").rotate(90).resize(mastiff.size))
+    rgba.save(root / "dog" / "mastiff_alpha.png"); put(root / "dog" / "mastiff_alpha.png")
+    save_jpeg(dalmatian.convert("CMYK"), root / "dog" / "dalmatian_cmyk.jpg")
+    put(root / "dog" / "dalmatian_cmyk.jpg")
+    # 16-bit greyscale PNG with values L * 257, so that 16 -> 8 bits gives L back exactly.
+    grey16 = Image.frombytes("I;16", dalmatian.size,
+                             b"".join(struct.pack("<H", v * 257) for v in dalmatian.convert("L").tobytes()))
+    grey16.save(root / "dog" / "dalmatian_grey16.png"); put(root / "dog" / "dalmatian_grey16.png")
+    la = dalmatian.convert("LA")
+    la.save(root / "dog" / "dalmatian_la.png"); put(root / "dog" / "dalmatian_la.png")
+    save_jpeg(jeep0, root / "jeep" / "jeep0.jpg"); put(root / "jeep" / "jeep0.jpg")
+    jeep1.quantize(64).save(root / "jeep" / "jeep1_palette.png"); put(root / "jeep" / "jeep1_palette.png")
+    # Not an image extension: ignored by ImageFolder::open.
+    (root / "jeep" / "README.txt").write_text("not an image; ImageFolder skips other extensions\n")
+    print("image-folder:")
+    for f in sorted(files):
+        describe(f)
+    # The 16-bit file really is 16-bit.
+    assert Image.open(root / "dog" / "dalmatian_grey16.png").mode in ("I;16", "I")
+    return {"eagle": eagle, "jeep0": jeep0}
+
+
+# Tiny ImageNet layout. wnids.txt is deliberately not sorted: the reader must keep the file's order.
+TINY_WNIDS = ["n03594945", "n01614925", "n02110341"]  # jeep, bald eagle, dalmatian
+TINY_TRAIN = {"n03594945": [6, 7], "n01614925": [17, 15], "n02110341": [16, 0]}
+TINY_VAL = [(14, "n01614925"), (6, "n03594945"), (16, "n02110341"), (17, "n01614925")]
+
+
+def make_tiny_imagenet(photos, out):
+    root = out / "tiny-imagenet-200"
+    (root / "val" / "images").mkdir(parents=True, exist_ok=True)
+    (root / "wnids.txt").write_text("".join(w + "\n" for w in TINY_WNIDS))
+    for wnid, nums in TINY_TRAIN.items():
+        d = root / "train" / wnid / "images"
+        d.mkdir(parents=True, exist_ok=True)
+        boxes = []
+        for k, n in enumerate(nums):
+            name = f"{wnid}_{k}.JPEG"
+            save_jpeg(resized(photos[n][1], 64, 64), d / name)
+            boxes.append(f"{name}\t0\t0\t63\t63\n")
+        (root / "train" / wnid / f"{wnid}_boxes.txt").write_text("".join(boxes))
+    ann = []
+    for k, (n, wnid) in enumerate(TINY_VAL):
+        name = f"val_{k}.JPEG"
+        save_jpeg(resized(photos[n][1], 64, 64), root / "val" / "images" / name)
+        ann.append(f"{name}\t{wnid}\t0\t0\t63\t63\n")
+    (root / "val" / "val_annotations.txt").write_text("".join(ann))
+    print("tiny-imagenet-200:")
+    for f in sorted((root / "train").glob("*/images/*.JPEG")) + sorted((root / "val" / "images").glob("*.JPEG")):
+        describe(f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fashion-mnist-dir", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
@@ -192,6 +334,10 @@ def main():
     check_fine_to_coarse()
     make_fashion_mnist(args.fashion_mnist_dir, args.out / "fashion-mnist")
     make_cifar(args.foolbox_wheel, args.out)
+    photos = foolbox_imagenet(args.foolbox_wheel)
+    make_stl10(photos, args.out)
+    make_image_folder(photos, args.out)
+    make_tiny_imagenet(photos, args.out)
     return 0
 
 

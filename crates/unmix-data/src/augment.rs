@@ -1,6 +1,8 @@
 //! u8 image augmentations with the semantics of torchvision's transforms on PIL images, which is
 //! what the official PyTorch Un-Mix code runs: `RandomResizedCrop`, `RandomHorizontalFlip`,
-//! `RandomApply([ColorJitter])`, `RandomGrayscale`, then `ToTensor` + `Normalize`.
+//! `RandomApply([ColorJitter])`, `RandomGrayscale`, then `ToTensor` + `Normalize`; plus the
+//! MoCo v2 / BYOL additions `RandomApply([GaussianBlur])` (PIL `ImageFilter.GaussianBlur`) and
+//! `RandomSolarize` (PIL `ImageOps.solarize`), and `Resize` + `CenterCrop` for evaluation.
 //!
 //! The pixel arithmetic follows Pillow's C code (libImaging) rather than an idealised formula, so
 //! that outputs match Pillow bit for bit where that is practical:
@@ -9,7 +11,9 @@
 //! * brightness / contrast / saturation: `ImageEnhance` = `Image.blend(degenerate, img, factor)`,
 //!   computed in `f32` and truncated (`Blend.c`);
 //! * greyscale: `Convert.c` `L24`: `(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`;
-//! * hue: `Convert.c` `rgb2hsv` / `hsv2rgb` (u8 HSV) with the hue byte shifted with wraparound.
+//! * hue: `Convert.c` `rgb2hsv` / `hsv2rgb` (u8 HSV) with the hue byte shifted with wraparound;
+//! * Gaussian blur: `BoxBlur.c` `ImagingGaussianBlur`: three box blurs of an extended (fractional)
+//!   radius per direction, horizontal first, 24-bit fixed-point weights, edges extended.
 //!
 //! Only the random draws differ from torchvision (they come from our own `rand` generators).
 
@@ -46,8 +50,31 @@ pub struct ColorJitter {
     pub hue: f64,
 }
 
-/// The augmentation recipe of one view.
+/// `RandomApply([GaussianBlur(sigma)], p)` of MoCo v2 / SimCLR / BYOL: with probability `p`,
+/// `sigma ~ U(sigma.0, sigma.1)` and the image is filtered with PIL
+/// `ImageFilter.GaussianBlur(radius=sigma)`, reproduced exactly by [`gaussian_blur`] (Pillow's
+/// box-blur approximation of a Gaussian, not a sampled Gaussian kernel).
 #[derive(Clone, Debug, PartialEq)]
+pub struct GaussianBlur {
+    pub sigma: (f64, f64),
+    pub p: f64,
+}
+
+impl GaussianBlur {
+    /// MoCo v2: `RandomApply([GaussianBlur([.1, 2.])], p=0.5)`.
+    pub fn moco_v2() -> Self {
+        GaussianBlur {
+            sigma: (0.1, 2.0),
+            p: 0.5,
+        }
+    }
+}
+
+/// The augmentation recipe of one view.
+///
+/// `Default` is the identity (no crop, no random op) with empty `mean` / `std`, for
+/// `ViewRecipe { crop: ..., mean, std, ..Default::default() }`.
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct ViewRecipe {
     /// `None`: the image is kept at its size.
     pub crop: Option<RandomResizedCrop>,
@@ -57,6 +84,10 @@ pub struct ViewRecipe {
     pub jitter_p: f64,
     /// `RandomGrayscale(p)`; acts on 3-channel images only, the output keeps 3 channels.
     pub grayscale_p: f64,
+    /// `RandomApply([GaussianBlur])`; `None`: never blurred.
+    pub blur: Option<GaussianBlur>,
+    /// `RandomSolarize(threshold=128, p)` (BYOL): values >= 128 become `255 - v`.
+    pub solarize_p: f64,
     /// One per channel.
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
@@ -71,6 +102,8 @@ impl ViewRecipe {
             jitter: None,
             jitter_p: 0.0,
             grayscale_p: 0.0,
+            blur: None,
+            solarize_p: 0.0,
             mean,
             std,
         }
@@ -102,12 +135,16 @@ fn coin(rng: &mut impl Rng, p: f64) -> bool {
     rng.gen::<f64>() < p
 }
 
-/// Applies, in torchvision order: RandomResizedCrop, horizontal flip, RandomApply(ColorJitter),
-/// RandomGrayscale. Returns the u8 image (normalization is separate, see [`normalize_into`]).
+/// Applies, in BYOL's torchvision order (MoCo v2 applies the flip last instead): RandomResizedCrop,
+/// horizontal flip, RandomApply(ColorJitter), RandomGrayscale, RandomApply(GaussianBlur),
+/// RandomSolarize. Returns the u8 image (normalization is separate, see [`normalize_into`]).
 ///
 /// Random draws, in order: the crop box (if `crop`), the flip coin, the jitter coin, (if
-/// jittering) the op permutation and the factors, the greyscale coin. Coins are drawn even when
-/// their probability is 0 or 1, so the stream layout does not depend on the recipe's values.
+/// jittering) the op permutation and the factors, the greyscale coin, the blur coin, (if
+/// blurring) sigma, the solarize coin. Coins are drawn even when their probability is 0 or 1
+/// (a `None` blur counts as p = 0), so the stream layout does not depend on the recipe's values;
+/// the blur and solarize draws come after all the others, so recipes without them give the same
+/// images as before those ops existed.
 pub fn augment(img: ImageRef, recipe: &ViewRecipe, rng: &mut impl Rng) -> Image {
     let mut out = match &recipe.crop {
         Some(c) => {
@@ -125,6 +162,15 @@ pub fn augment(img: ImageRef, recipe: &ViewRecipe, rng: &mut impl Rng) -> Image 
     }
     if coin(rng, recipe.grayscale_p) && out.channels == 3 {
         out = to_grayscale(out.as_ref(), 3);
+    }
+    let blur_p = recipe.blur.as_ref().map_or(0.0, |b| b.p);
+    if let (true, Some(b)) = (coin(rng, blur_p), &recipe.blur) {
+        // MoCo v2's GaussianBlur: sigma = random.uniform(sigma[0], sigma[1]).
+        let sigma = uniform(rng, b.sigma.0, b.sigma.1);
+        out = gaussian_blur(out.as_ref(), sigma);
+    }
+    if coin(rng, recipe.solarize_p) {
+        out = solarize(out.as_ref(), 128);
     }
     out
 }
@@ -540,5 +586,210 @@ pub fn normalize_into(img: ImageRef, mean: &[f32], std: &[f32], out: &mut [f32])
         for (o, &v) in plane.iter_mut().zip(img.data.iter().skip(ch).step_by(c)) {
             *o = (v as f32 / 255.0 - m) / s;
         }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Gaussian blur (Pillow BoxBlur.c), solarization
+
+/// Pillow `_gaussian_blur_radius`: the extended box radius whose `passes` box blurs have the
+/// variance of a Gaussian of standard deviation `radius` (Gwosdek et al., SSVM 2011), computed in
+/// C `float` with the `double` constants where the C code has them.
+fn gaussian_box_radius(radius: f32, passes: u32) -> f32 {
+    let sigma2 = radius * radius / passes as f32;
+    let big_l = (12.0 * sigma2 as f64 + 1.0).sqrt() as f32; // [7] box length
+    let l = ((big_l as f64 - 1.0) / 2.0).floor() as f32; // [11] integer part of the radius
+    let mut a = (2.0 * l + 1.0) * (l * (l + 1.0) - 3.0 * sigma2); // [14] fractional part
+    a /= 6.0 * (sigma2 - (l + 1.0) * (l + 1.0));
+    l + a
+}
+
+/// Pillow `ImagingLineBoxBlur8/32` for one channel of one line: a box of `2 * radius + 1` values
+/// weighted `ww` plus the two next values weighted `fw` (the fractional radius), edges extended,
+/// 24-bit fixed point. Follows the C loops literally (three ranges of `x`, split differently
+/// when the radius is not small against the line), which all amount to clamped indices.
+fn line_box_blur(out: &mut [u8], line: &[u8], radius: usize, ww: u32, fw: u32) {
+    let xsize = line.len();
+    let lastx = xsize - 1;
+    let edge_a = (radius + 1).min(xsize);
+    let edge_b = xsize.saturating_sub(radius + 1);
+    let px = |i: usize| line[i] as u32;
+    // The sum for position -1: "-radius-1" .. "-1" are the first pixel, then 0 .. radius-1.
+    let mut acc = px(0).wrapping_mul(radius as u32 + 1);
+    for x in 0..edge_a - 1 {
+        acc = acc.wrapping_add(px(x));
+    }
+    acc = acc.wrapping_add(px(lastx).wrapping_mul((radius + 1 - edge_a) as u32));
+    // UINT32 arithmetic as in C (the true values fit, so wrapping never changes a result).
+    let mut step = |x: usize, sub: usize, add: usize, left: usize, right: usize| {
+        acc = acc.wrapping_add(px(add)).wrapping_sub(px(sub));
+        let bulk = acc
+            .wrapping_mul(ww)
+            .wrapping_add((px(left) + px(right)).wrapping_mul(fw));
+        out[x] = (bulk.wrapping_add(1 << 23) >> 24) as u8;
+    };
+    if edge_a <= edge_b {
+        for x in 0..edge_a {
+            step(x, 0, x + radius, 0, x + radius + 1);
+        }
+        for x in edge_a..edge_b {
+            step(
+                x,
+                x - radius - 1,
+                x + radius,
+                x - radius - 1,
+                x + radius + 1,
+            );
+        }
+        for x in edge_b..=lastx {
+            step(x, x - radius - 1, lastx, x - radius - 1, lastx);
+        }
+    } else {
+        for x in 0..edge_b {
+            step(x, 0, x + radius, 0, x + radius + 1);
+        }
+        for x in edge_b..edge_a {
+            step(x, 0, lastx, 0, lastx);
+        }
+        for x in edge_a..=lastx {
+            step(x, x - radius - 1, lastx, x - radius - 1, lastx);
+        }
+    }
+}
+
+/// Pillow `ImagingHorizontalBoxBlur` along rows (`vertical == false`) or columns (what Pillow
+/// does on the transposed image), every channel, in place.
+fn box_blur_pass(img: &mut Image, float_radius: f32, vertical: bool) {
+    let radius = float_radius as usize; // C (int) truncation
+    let ww = ((1u32 << 24) as f32 / (float_radius * 2.0 + 1.0)) as u32;
+    let fw = ((1u32 << 24) - (radius as u32 * 2 + 1) * ww) / 2;
+    let (h, w, c) = (img.height, img.width, img.channels);
+    let (lines, len, line_step, px_step) = if vertical {
+        (w, h, c, w * c)
+    } else {
+        (h, w, w * c, c)
+    };
+    let mut line = vec![0u8; len];
+    let mut out = vec![0u8; len];
+    for l in 0..lines {
+        for ch in 0..c {
+            let base = l * line_step + ch;
+            for (i, v) in line.iter_mut().enumerate() {
+                *v = img.data[base + i * px_step];
+            }
+            line_box_blur(&mut out, &line, radius, ww, fw);
+            for (i, &v) in out.iter().enumerate() {
+                img.data[base + i * px_step] = v;
+            }
+        }
+    }
+}
+
+/// Pillow `ImagingBoxBlur(img, xradius, yradius, passes)`: `passes` horizontal box blurs, then
+/// `passes` vertical ones; a radius of 0 skips its direction.
+pub fn box_blur(img: ImageRef, xradius: f32, yradius: f32, passes: usize) -> Image {
+    assert!(
+        xradius >= 0.0 && yradius >= 0.0,
+        "box blur radius must be >= 0"
+    );
+    let mut out = img.to_owned();
+    if img.height == 0 || img.width == 0 {
+        return out;
+    }
+    if xradius != 0.0 {
+        for _ in 0..passes {
+            box_blur_pass(&mut out, xradius, false);
+        }
+    }
+    if yradius != 0.0 {
+        for _ in 0..passes {
+            box_blur_pass(&mut out, yradius, true);
+        }
+    }
+    out
+}
+
+/// PIL `img.filter(ImageFilter.GaussianBlur(radius))`, bit-exact: `radius` (the standard
+/// deviation; MoCo v2 passes its sigma here) is converted to C `float`, each direction gets three
+/// box blurs of the radius given by Pillow's `_gaussian_blur_radius`. Radius 0 is the identity.
+/// Works for any channel count.
+pub fn gaussian_blur(img: ImageRef, radius: f64) -> Image {
+    assert!(
+        radius.is_finite() && radius >= 0.0,
+        "blur radius {radius} must be finite and >= 0"
+    );
+    if radius == 0.0 {
+        return img.to_owned(); // GaussianBlur.filter: xy == (0, 0) -> image.copy()
+    }
+    let r = gaussian_box_radius(radius as f32, 3);
+    box_blur(img, r, r, 3)
+}
+
+/// PIL `ImageOps.solarize(img, threshold)`: every value `v >= threshold` becomes `255 - v`
+/// (all channels). Not an involution: it maps everything below `threshold` to itself, so applying
+/// it twice equals applying it once when `threshold <= 128`.
+pub fn solarize(img: ImageRef, threshold: u8) -> Image {
+    let data = img
+        .data
+        .iter()
+        .map(|&v| if v >= threshold { 255 - v } else { v })
+        .collect();
+    Image::new(img.height, img.width, img.channels, data)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Evaluation resizing
+
+/// torchvision `CenterCrop((h, w))`: crop box at `round((H - h) / 2)`, `round((W - w) / 2)`
+/// (Python round: half to even); a crop larger than the image first pads it with zeros,
+/// `(crop - size) // 2` before and the rest after, as torchvision does.
+pub fn center_crop(img: ImageRef, h: usize, w: usize) -> Image {
+    assert!(h > 0 && w > 0, "empty crop");
+    let c = img.channels;
+    if h > img.height || w > img.width {
+        let (pad_top, pad_left) = (
+            h.saturating_sub(img.height) / 2,
+            w.saturating_sub(img.width) / 2,
+        );
+        let (ph, pw) = (img.height.max(h), img.width.max(w));
+        let mut data = vec![0u8; ph * pw * c];
+        for y in 0..img.height {
+            let src = &img.data[y * img.width * c..(y + 1) * img.width * c];
+            let at = ((pad_top + y) * pw + pad_left) * c;
+            data[at..at + src.len()].copy_from_slice(src);
+        }
+        let padded = Image::new(ph, pw, c, data);
+        return center_crop(padded.as_ref(), h, w);
+    }
+    let top = ((img.height - h) as f64 / 2.0).round_ties_even() as usize;
+    let left = ((img.width - w) as f64 / 2.0).round_ties_even() as usize;
+    let mut data = Vec::with_capacity(h * w * c);
+    for y in top..top + h {
+        data.extend_from_slice(
+            &img.data[(y * img.width + left) * c..(y * img.width + left + w) * c],
+        );
+    }
+    Image::new(h, w, c, data)
+}
+
+/// torchvision `Compose([Resize(resize), CenterCrop(crop)])` on a PIL image: the shorter side is
+/// resized to `resize` and the longer to `int(resize * long / short)` (truncated) with PIL
+/// BILINEAR (no resampling when the size is unchanged), then the central `crop x crop` is taken.
+pub fn resize_shorter_center_crop(img: ImageRef, resize: usize, crop: usize) -> Image {
+    assert!(resize > 0 && crop > 0, "resize and crop must be positive");
+    assert!(img.height > 0 && img.width > 0, "empty image");
+    let (h, w) = (img.height, img.width);
+    let (short, long) = (h.min(w), h.max(w));
+    // _compute_resized_output_size: int(size * long / short), true division in double.
+    let new_long = ((resize * long) as f64 / short as f64) as usize;
+    let (nh, nw) = if w <= h {
+        (new_long, resize)
+    } else {
+        (resize, new_long)
+    };
+    if (nh, nw) == (h, w) {
+        center_crop(img, crop, crop)
+    } else {
+        center_crop(resize_bilinear(img, nh, nw).as_ref(), crop, crop)
     }
 }

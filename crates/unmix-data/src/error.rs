@@ -1,6 +1,6 @@
 //! Typed errors of the readers: each names the file and what is wrong with it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -25,6 +25,28 @@ impl DataError {
 
     pub fn format(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
         DataError::Format { path: path.into(), problem: problem.into() }
+    }
+
+    /// The file (or, for `NotFound`, the folder) the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            DataError::Io { path, .. }
+            | DataError::Format { path, .. }
+            | DataError::LabelOutOfRange { path, .. } => path,
+            DataError::NotFound { root, .. } => root,
+        }
+    }
+
+    /// What is wrong, without the path (the message after `PATH: `).
+    pub fn problem(&self) -> String {
+        match self {
+            DataError::Io { source, .. } => source.to_string(),
+            DataError::Format { problem, .. } => problem.clone(),
+            DataError::LabelOutOfRange { index, label, classes, .. } => {
+                format!("label {label} at record {index} is out of range (expected 0..{classes})")
+            }
+            DataError::NotFound { what, hint, .. } => format!("not found: {what}; {hint}"),
+        }
     }
 }
 

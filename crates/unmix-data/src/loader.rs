@@ -6,10 +6,16 @@
 //! only on (seed, epoch, batch index), never on the number of workers or on where an epoch was
 //! resumed. Worker `w` of `W` prepares batches `start + w`, `start + w + W`, ... into its own
 //! bounded channel, and the iterator receives round-robin, so batches come out in order.
+//!
+//! Unreadable images ([`BadImage`]): with `Fail` the batch holding one is an `Err`; with `Skip`
+//! the sample is left out of its batch. Which samples are skipped depends only on the dataset, so
+//! batches stay the same for any worker count; warnings and the [`Loader::skipped`] count are
+//! issued by the iterator when it hands the batch out, in batch order.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -42,6 +48,18 @@ impl Dataset for ImageSet {
     }
 }
 
+/// What the loader does when `Dataset::image` fails (an unreadable or damaged file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BadImage {
+    /// The batch holding the sample comes back as `Err` (naming the file).
+    #[default]
+    Fail,
+    /// The sample is dropped from its batch (which is then smaller; a batch whose samples all
+    /// fail is left out of the epoch), `warning: skipping unreadable image PATH: REASON` is
+    /// printed to stderr the first time each image fails, and [`Loader::skipped`] counts it.
+    Skip,
+}
+
 #[derive(Clone, Debug)]
 pub struct LoaderConfig {
     pub batch_size: usize,
@@ -52,6 +70,8 @@ pub struct LoaderConfig {
     pub workers: usize,
     /// Batches each worker may have ready ahead of the consumer (0: hand over synchronously).
     pub prefetch: usize,
+    /// Unreadable images: fail the batch (default) or skip the sample.
+    pub on_bad_image: BadImage,
 }
 
 /// One view of a batch: `N * C * H * W` normalized values, planar per image.
@@ -102,6 +122,35 @@ pub struct Loader {
     dataset: Arc<dyn Dataset>,
     recipes: Arc<Vec<ViewRecipe>>,
     cfg: LoaderConfig,
+    skips: Arc<SkipLog>,
+}
+
+/// Skipped samples of all epochs of a loader: the count and the images already warned about.
+#[derive(Default)]
+struct SkipLog {
+    count: AtomicUsize,
+    warned: Mutex<HashSet<usize>>,
+}
+
+impl SkipLog {
+    fn record(&self, skipped: Vec<(usize, DataError)>) {
+        for (i, e) in skipped {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            // A poisoned lock only means another thread panicked while warning; keep going.
+            let first = self
+                .warned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(i);
+            if first {
+                eprintln!(
+                    "warning: skipping unreadable image {}: {}",
+                    e.path().display(),
+                    e.problem()
+                );
+            }
+        }
+    }
 }
 
 /// What the workers of one epoch share.
@@ -112,6 +161,13 @@ struct EpochJob {
     batch_size: usize,
     seed: u64,
     epoch: u64,
+    on_bad_image: BadImage,
+}
+
+/// A prepared batch and the samples left out of it (`BadImage::Skip`), with their errors.
+struct Prepared {
+    batch: Result<Batch, DataError>,
+    skipped: Vec<(usize, DataError)>,
 }
 
 fn loader_error(problem: String) -> DataError {
@@ -121,18 +177,41 @@ fn loader_error(problem: String) -> DataError {
 impl EpochJob {
     /// Prepares batch `b`. `cancelled` is polled between samples so that a dropped iterator does
     /// not wait for a whole batch.
-    fn batch(&self, b: usize, cancelled: &dyn Fn() -> bool) -> Result<Batch, DataError> {
+    fn prepare(&self, b: usize, cancelled: &dyn Fn() -> bool) -> Prepared {
+        let mut skipped = Vec::new();
+        let batch = self.batch(b, cancelled, &mut skipped);
+        Prepared { batch, skipped }
+    }
+
+    /// Batch `b`; samples whose image fails are pushed to `skipped` (Skip) or fail it (Fail).
+    fn batch(
+        &self,
+        b: usize,
+        cancelled: &dyn Fn() -> bool,
+        skipped: &mut Vec<(usize, DataError)>,
+    ) -> Result<Batch, DataError> {
         let lo = b * self.batch_size;
         let hi = (lo + self.batch_size).min(self.order.len());
-        let indices = self.order[lo..hi].to_vec();
-        let n = indices.len();
-        let labels = indices.iter().map(|&i| self.dataset.label(i)).collect();
+        let n = hi - lo;
+        let mut indices = Vec::with_capacity(n);
+        let mut labels = Vec::with_capacity(n);
         let mut views: Vec<Option<ViewBatch>> = vec![None; self.recipes.len()];
-        for (k, &i) in indices.iter().enumerate() {
+        for &i in &self.order[lo..hi] {
             if cancelled() {
                 return Err(loader_error("cancelled".into()));
             }
-            let img = self.dataset.image(i)?;
+            let img = match (self.dataset.image(i), self.on_bad_image) {
+                (Ok(img), _) => img,
+                (Err(e), BadImage::Fail) => return Err(e),
+                (Err(e), BadImage::Skip) => {
+                    skipped.push((i, e));
+                    continue;
+                }
+            };
+            // Position of the sample among the kept ones.
+            let k = indices.len();
+            indices.push(i);
+            labels.push(self.dataset.label(i));
             for (v, recipe) in self.recipes.iter().enumerate() {
                 let mut rng = sample_rng(self.seed, self.epoch, i as u64, v as u64);
                 let out = augment(img.as_ref(), recipe, &mut rng);
@@ -144,6 +223,7 @@ impl EpochJob {
                         out.channels
                     )));
                 }
+                // Sized for the whole batch; cut to the kept samples below.
                 let view = views[v].get_or_insert_with(|| ViewBatch {
                     channels: out.channels,
                     height: out.height,
@@ -166,10 +246,15 @@ impl EpochJob {
                 );
             }
         }
+        let kept = indices.len();
         let views = views
             .into_iter()
             .map(|v| {
-                v.unwrap_or(ViewBatch {
+                v.map(|mut v| {
+                    v.data.truncate(kept * v.channels * v.height * v.width);
+                    v
+                })
+                .unwrap_or(ViewBatch {
                     channels: 0,
                     height: 0,
                     width: 0,
@@ -197,7 +282,15 @@ impl Loader {
             dataset,
             recipes,
             cfg,
+            skips: Arc::default(),
         }
+    }
+
+    /// Samples left out of batches so far (`BadImage::Skip`), over all epochs of this loader;
+    /// an image that fails in three epochs counts three times. Counted when the iterator hands
+    /// out the batch, so the count after receiving batch `b` does not depend on the workers.
+    pub fn skipped(&self) -> usize {
+        self.skips.count.load(Ordering::Relaxed)
     }
 
     pub fn config(&self) -> &LoaderConfig {
@@ -225,6 +318,7 @@ impl Loader {
             batch_size: self.cfg.batch_size,
             seed: self.cfg.seed,
             epoch,
+            on_bad_image: self.cfg.on_bad_image,
         });
         let stop = Arc::new(AtomicBool::new(false));
         let workers = self.cfg.workers.min(end - start);
@@ -241,8 +335,8 @@ impl Loader {
                         if cancelled() {
                             break;
                         }
-                        let batch = job.batch(b, &cancelled);
-                        if tx.send(batch).is_err() {
+                        let prepared = job.prepare(b, &cancelled);
+                        if tx.send(prepared).is_err() {
                             break;
                         }
                     }
@@ -253,6 +347,7 @@ impl Loader {
         }
         EpochIter {
             job,
+            skips: self.skips.clone(),
             next: start,
             start,
             end,
@@ -267,10 +362,11 @@ impl Loader {
 /// The batches of one epoch, in order. Dropping it stops and joins the workers.
 pub struct EpochIter {
     job: Arc<EpochJob>,
+    skips: Arc<SkipLog>,
     next: usize,
     start: usize,
     end: usize,
-    receivers: Vec<Receiver<Result<Batch, DataError>>>,
+    receivers: Vec<Receiver<Prepared>>,
     handles: Vec<Option<JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
     starved: Duration,
@@ -282,7 +378,8 @@ impl EpochIter {
         self.starved
     }
 
-    /// Batches left in this epoch.
+    /// Batches left in this epoch; with `BadImage::Skip` an upper bound (a batch whose samples
+    /// all fail is left out).
     pub fn remaining(&self) -> usize {
         self.end - self.next
     }
@@ -292,14 +389,37 @@ impl Iterator for EpochIter {
     type Item = Result<Batch, DataError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.next >= self.end {
-            return None;
+        loop {
+            if self.next >= self.end {
+                return None;
+            }
+            let b = self.next;
+            self.next += 1;
+            let t0 = Instant::now();
+            let prepared = self.receive(b);
+            self.starved += t0.elapsed();
+            self.skips.record(prepared.skipped);
+            match prepared.batch {
+                // Every sample was skipped: no batch.
+                Ok(batch) if batch.indices.is_empty() => continue,
+                item => return Some(item),
+            }
         }
-        let b = self.next;
-        self.next += 1;
-        let t0 = Instant::now();
-        let item = if self.receivers.is_empty() {
-            self.job.batch(b, &|| false)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.remaining();
+        match self.job.on_bad_image {
+            BadImage::Fail => (n, Some(n)),
+            BadImage::Skip => (0, Some(n)),
+        }
+    }
+}
+
+impl EpochIter {
+    fn receive(&mut self, b: usize) -> Prepared {
+        if self.receivers.is_empty() {
+            self.job.prepare(b, &|| false)
         } else {
             let w = (b - self.start) % self.receivers.len();
             match self.receivers[w].recv() {
@@ -312,18 +432,9 @@ impl Iterator for EpochIter {
                     panic!("loader worker {w} exited before batch {b}");
                 }
             }
-        };
-        self.starved += t0.elapsed();
-        Some(item)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.remaining();
-        (n, Some(n))
+        }
     }
 }
-
-impl ExactSizeIterator for EpochIter {}
 
 impl Drop for EpochIter {
     fn drop(&mut self) {

@@ -42,6 +42,8 @@ fn full_recipe(size: (usize, usize), channels: usize) -> ViewRecipe {
         }),
         jitter_p: 0.8,
         grayscale_p: 0.2,
+        blur: None,
+        solarize_p: 0.0,
         mean: vec![0.5; channels],
         std: vec![0.25; channels],
     }
@@ -316,6 +318,8 @@ fn zero_color_jitter_always_applied_is_identity() {
         }),
         jitter_p: 1.0,
         grayscale_p: 0.0,
+        blur: None,
+        solarize_p: 0.0,
         mean: vec![0.0; 3],
         std: vec![1.0; 3],
     };

@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use unmix_data::augment::{augment, normalize_into, ColorJitter, RandomResizedCrop, ViewRecipe};
-use unmix_data::loader::{epoch_order, num_batches, Batch, Dataset, Loader, LoaderConfig};
+use unmix_data::augment::{
+    augment, normalize_into, ColorJitter, GaussianBlur, RandomResizedCrop, ViewRecipe,
+};
+use unmix_data::loader::{
+    epoch_order, num_batches, BadImage, Batch, Dataset, Loader, LoaderConfig,
+};
 use unmix_data::seed::sample_rng;
 use unmix_data::{DataError, Image, ImageSet};
 
@@ -39,6 +43,11 @@ fn recipes(c: usize) -> Arc<Vec<ViewRecipe>> {
         }),
         jitter_p: 0.8,
         grayscale_p: 0.2,
+        blur: Some(GaussianBlur {
+            sigma: (0.1, 2.0),
+            p: 0.5,
+        }),
+        solarize_p: 0.2,
         mean: vec![0.5; c],
         std: vec![0.25; c],
     };
@@ -57,6 +66,7 @@ fn cfg(batch_size: usize, drop_last: bool, workers: usize, seed: u64) -> LoaderC
         seed,
         workers,
         prefetch: 2,
+        on_bad_image: BadImage::Fail,
     }
 }
 
@@ -222,7 +232,8 @@ fn every_index_once_and_drop_last() {
 
     let loader = Loader::new(data, r, cfg(5, true, 0, 1));
     assert_eq!(loader.num_batches(), 4);
-    assert_eq!(loader.epoch(0, 0).len(), 4);
+    assert_eq!(loader.epoch(0, 0).remaining(), 4);
+    assert_eq!(loader.epoch(0, 0).size_hint(), (4, Some(4)));
 }
 
 #[test]
@@ -379,4 +390,234 @@ fn mismatched_normalization_is_an_error() {
         .collect();
     assert_eq!(results.len(), 2);
     assert!(results.iter().all(|r| r.is_err()));
+}
+
+fn skip_cfg(batch_size: usize, workers: usize) -> LoaderConfig {
+    LoaderConfig {
+        on_bad_image: BadImage::Skip,
+        ..cfg(batch_size, false, workers, 3)
+    }
+}
+
+/// The same samples, every image readable.
+struct Good(ImageSet);
+
+impl Dataset for Good {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn image(&self, i: usize) -> Result<Image, DataError> {
+        Ok(self.0.image(i).to_owned())
+    }
+    fn label(&self, i: usize) -> u32 {
+        self.0.labels[i]
+    }
+}
+
+#[test]
+fn skip_drops_exactly_the_bad_sample_and_counts_it() {
+    let set = noise_set(20, 6, 6, 3, 8);
+    let order = epoch_order(20, 3, 0, true);
+    let bad = order[7]; // in batch 1 (batch size 4)
+    let data: Arc<dyn Dataset> = Arc::new(Flaky {
+        inner: set.clone(),
+        bad,
+        delay: Duration::ZERO,
+    });
+    let good = collect(
+        &Loader::new(Arc::new(Good(set)), recipes(3), cfg(4, false, 0, 3)),
+        0,
+        0,
+    );
+    let mut runs = Vec::new();
+    for workers in [0, 1, 3] {
+        let loader = Loader::new(data.clone(), recipes(3), skip_cfg(4, workers));
+        assert_eq!(loader.skipped(), 0);
+        let batches = collect(&loader, 0, 0);
+        assert_eq!(loader.skipped(), 1, "workers {workers}");
+        assert_eq!(batches.len(), 5);
+        for (b, g) in batches.iter().zip(&good) {
+            if b.index == 1 {
+                // The bad sample is gone; the others are exactly as without it.
+                let kept: Vec<usize> = g.indices.iter().copied().filter(|&i| i != bad).collect();
+                assert_eq!(b.indices, kept);
+                assert_eq!(b.labels.len(), 3);
+                for (v, gv) in b.views.iter().zip(&g.views) {
+                    let chw = v.channels * v.height * v.width;
+                    assert_eq!(v.data.len(), 3 * chw);
+                    let pos = g.indices.iter().position(|&i| i == bad).unwrap();
+                    let mut expected = gv.data.clone();
+                    expected.drain(pos * chw..(pos + 1) * chw);
+                    assert_eq!(v.data, expected);
+                }
+            } else {
+                assert_eq!(bits(b), bits(g));
+            }
+        }
+        // Counted again in the next epoch.
+        let _ = collect(&loader, 1, 0);
+        assert_eq!(loader.skipped(), 2);
+        runs.push(batches);
+    }
+    assert!(same(&runs[0], &runs[1]) && same(&runs[0], &runs[2]));
+}
+
+/// Every image of a range of indices fails.
+struct BadRange {
+    inner: ImageSet,
+    bad: std::ops::Range<usize>,
+}
+
+impl Dataset for BadRange {
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn image(&self, i: usize) -> Result<Image, DataError> {
+        if self.bad.contains(&i) {
+            Err(DataError::format(
+                format!("img{i}.jpg"),
+                "cannot decode image: broken",
+            ))
+        } else {
+            Ok(self.inner.image(i).to_owned())
+        }
+    }
+    fn label(&self, i: usize) -> u32 {
+        self.inner.labels[i]
+    }
+}
+
+#[test]
+fn skip_leaves_out_a_batch_whose_samples_all_fail() {
+    let data: Arc<dyn Dataset> = Arc::new(BadRange {
+        inner: noise_set(12, 6, 6, 3, 9),
+        bad: 4..8,
+    });
+    let mut c = skip_cfg(4, 2);
+    c.shuffle = false; // batch 1 is samples 4..8
+    let loader = Loader::new(data, recipes(3), c);
+    let it = loader.epoch(0, 0);
+    assert_eq!(it.size_hint(), (0, Some(3)));
+    let batches: Vec<Batch> = it.map(|b| b.unwrap()).collect();
+    assert_eq!(
+        batches.iter().map(|b| b.index).collect::<Vec<_>>(),
+        vec![0, 2]
+    );
+    assert_eq!(loader.skipped(), 4);
+}
+
+#[test]
+fn image_folder_with_a_broken_file_fail_and_skip() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let t = tempfile::tempdir().unwrap();
+    for class in ["a", "b"] {
+        std::fs::create_dir(t.path().join(class)).unwrap();
+    }
+    let jpg = std::fs::read(fixtures.join("tiny-imagenet-200/val/images/val_0.JPEG")).unwrap();
+    let png = std::fs::read(fixtures.join("image-folder/jeep/jeep1_palette.png")).unwrap();
+    std::fs::write(t.path().join("a/0.jpg"), &jpg).unwrap();
+    std::fs::write(t.path().join("a/1.jpg"), &jpg[..jpg.len() / 2]).unwrap(); // truncated
+    std::fs::write(t.path().join("b/2.png"), &png).unwrap();
+    std::fs::write(t.path().join("b/3.jpg"), b"not an image").unwrap();
+    std::fs::write(t.path().join("b/4.png"), &png).unwrap();
+    let folder = unmix_data::ImageFolder::open(t.path()).unwrap();
+    assert_eq!(folder.len(), 5);
+    let data: Arc<dyn Dataset> = Arc::new(folder);
+    // 64x64 images: an eval view cropped to 16x16 (resize all to one size).
+    let r = Arc::new(vec![ViewRecipe {
+        crop: Some(RandomResizedCrop::new(16, 16)),
+        mean: vec![0.5; 3],
+        std: vec![0.5; 3],
+        ..Default::default()
+    }]);
+    let mut c = cfg(5, false, 2, 1);
+    c.shuffle = false;
+
+    // Fail: the (single) batch is an error naming the first bad file.
+    let results: Vec<_> = Loader::new(data.clone(), r.clone(), c.clone())
+        .epoch(0, 0)
+        .collect();
+    assert_eq!(results.len(), 1);
+    let msg = results[0].as_ref().unwrap_err().to_string();
+    assert!(
+        msg.contains(&t.path().join("a/1.jpg").display().to_string()),
+        "{msg}"
+    );
+    assert!(msg.contains("truncated"), "{msg}");
+
+    // Skip: samples 1 and 3 are left out and counted.
+    c.on_bad_image = BadImage::Skip;
+    let loader = Loader::new(data, r, c);
+    let batches = collect(&loader, 0, 0);
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].indices, vec![0, 2, 4]);
+    assert_eq!(batches[0].labels, vec![0, 1, 1]);
+    assert_eq!(batches[0].views[0].data.len(), 3 * 3 * 16 * 16);
+    assert_eq!(loader.skipped(), 2);
+}
+
+#[test]
+fn multi_crop_views_of_different_sizes() {
+    let set = noise_set(10, 40, 36, 3, 13);
+    let data: Arc<dyn Dataset> = Arc::new(set.clone());
+    let view = |side: usize, scale: (f64, f64)| ViewRecipe {
+        crop: Some(RandomResizedCrop {
+            size: (side, side),
+            scale,
+            ratio: (0.75, 4.0 / 3.0),
+        }),
+        hflip_p: 0.5,
+        grayscale_p: 0.2,
+        solarize_p: 0.1,
+        blur: Some(GaussianBlur::moco_v2()),
+        mean: vec![0.5; 3],
+        std: vec![0.25; 3],
+        ..Default::default()
+    };
+    // SwAV-style: 2 global 32 px views and 3 local 16 px views.
+    let r = Arc::new(vec![
+        view(32, (0.14, 1.0)),
+        view(32, (0.14, 1.0)),
+        view(16, (0.05, 0.14)),
+        view(16, (0.05, 0.14)),
+        view(16, (0.05, 0.14)),
+    ]);
+    let (seed, epoch) = (21, 2);
+    let runs: Vec<Vec<Batch>> = [0, 2]
+        .iter()
+        .map(|&w| {
+            collect(
+                &Loader::new(data.clone(), r.clone(), cfg(4, false, w, seed)),
+                epoch,
+                0,
+            )
+        })
+        .collect();
+    assert!(same(&runs[0], &runs[1]));
+    for b in &runs[0] {
+        assert_eq!(b.views.len(), 5);
+        for (v, recipe) in r.iter().enumerate() {
+            let side = if v < 2 { 32 } else { 16 };
+            let view = &b.views[v];
+            assert_eq!((view.channels, view.height, view.width), (3, side, side));
+            let chw = 3 * side * side;
+            assert_eq!(view.data.len(), b.indices.len() * chw);
+            for (k, &i) in b.indices.iter().enumerate() {
+                let img = augment(
+                    set.image(i),
+                    recipe,
+                    &mut sample_rng(seed, epoch, i as u64, v as u64),
+                );
+                let mut expected = vec![0.0f32; chw];
+                normalize_into(img.as_ref(), &recipe.mean, &recipe.std, &mut expected);
+                assert_eq!(
+                    &view.data[k * chw..(k + 1) * chw],
+                    &expected[..],
+                    "view {v} sample {i}"
+                );
+            }
+        }
+        // Views of the same size still differ (own streams).
+        assert_ne!(b.views[2].data, b.views[3].data);
+    }
 }
