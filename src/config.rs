@@ -49,6 +49,15 @@ pub struct DataConfig {
     /// Per-channel normalization.
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    /// A damaged or unreadable image: "fail" (stop, naming it) or "skip" (drop it with a warning).
+    #[serde(default = "default_bad_image")]
+    pub on_bad_image: String,
+    /// Evaluation of variable-size images: resize the shorter side to this, then center-crop
+    /// `eval_crop` (0 = images used as they are; required for image-folder).
+    #[serde(default)]
+    pub eval_resize: usize,
+    #[serde(default)]
+    pub eval_crop: usize,
 }
 
 /// The augmentation recipe of one view (torchvision semantics).
@@ -70,6 +79,14 @@ pub struct ViewConfig {
     pub jitter_p: f64,
     #[serde(default)]
     pub grayscale_p: f64,
+    /// Gaussian blur (PIL's, as MoCo v2/BYOL): probability and sigma range.
+    #[serde(default)]
+    pub blur_p: f64,
+    #[serde(default = "default_sigma")]
+    pub blur_sigma: [f64; 2],
+    /// Solarization probability (BYOL: 0 for view 1, 0.2 for view 2).
+    #[serde(default)]
+    pub solarize_p: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -228,6 +245,8 @@ fn default_ratio() -> [f64; 2] { [3.0 / 4.0, 4.0 / 3.0] }
 fn default_widths() -> [i64; 4] { [64, 128, 256, 512] }
 fn default_schedule() -> String { "cosine-epoch".into() }
 fn default_target() -> String { "view2".into() }
+fn default_bad_image() -> String { "fail".into() }
+fn default_sigma() -> [f64; 2] { [0.1, 2.0] }
 fn default_optimizer() -> String { "sgd".into() }
 fn default_features() -> String { "head".into() }
 fn d0001() -> f64 { 0.001 }
@@ -309,11 +328,21 @@ impl Config {
     /// Checks values that types cannot; each message names the key and what would fix it.
     pub fn validate(&self) -> Result<()> {
         let c = self;
-        let dataset_channels = match c.data.dataset.as_str() {
-            "fashion-mnist" | "mnist" => 1,
-            "cifar10" | "cifar100" => 3,
-            other => bail!("data.dataset = \"{other}\" is not supported; use one of fashion-mnist, mnist, cifar10, cifar100"),
+        let Some(dataset_channels) = crate::data::dataset_channels(&c.data.dataset) else {
+            bail!(
+                "data.dataset = \"{}\" is not supported; use one of fashion-mnist, mnist, cifar10, cifar100, stl10, tiny-imagenet, image-folder",
+                c.data.dataset
+            )
         };
+        if !matches!(c.data.on_bad_image.as_str(), "fail" | "skip") {
+            bail!("data.on_bad_image = \"{}\": use \"fail\" or \"skip\"", c.data.on_bad_image);
+        }
+        if c.data.eval_resize > 0 && (c.data.eval_crop == 0 || c.data.eval_crop > c.data.eval_resize) {
+            bail!("data.eval_crop = {} must be in 1..=data.eval_resize ({})", c.data.eval_crop, c.data.eval_resize);
+        }
+        if c.data.dataset == "image-folder" && (c.data.eval_resize == 0 || c.augment.view1.crop_size == 0 || c.view2().crop_size == 0) {
+            bail!("image-folder images vary in size: set augment.view1.crop_size (and view2's) and data.eval_resize / data.eval_crop (e.g. 256 / 224)");
+        }
         if c.model.in_channels != dataset_channels {
             bail!("model.in_channels = {} but {} images have {dataset_channels} channel(s)", c.model.in_channels, c.data.dataset);
         }
@@ -335,7 +364,10 @@ impl Config {
             if !(0.0 < r0 && r0 <= r1) {
                 bail!("{name}.crop_ratio = [{r0}, {r1}] must satisfy 0 < min <= max");
             }
-            for (k, p) in [("hflip_p", v.hflip_p), ("jitter_p", v.jitter_p), ("grayscale_p", v.grayscale_p)] {
+            if !(0.0 < v.blur_sigma[0] && v.blur_sigma[0] <= v.blur_sigma[1]) {
+                bail!("{name}.blur_sigma = {:?} must satisfy 0 < min <= max", v.blur_sigma);
+            }
+            for (k, p) in [("hflip_p", v.hflip_p), ("jitter_p", v.jitter_p), ("grayscale_p", v.grayscale_p), ("blur_p", v.blur_p), ("solarize_p", v.solarize_p)] {
                 if !(0.0..=1.0).contains(&p) {
                     bail!("{name}.{k} = {p} is a probability: use a value in [0, 1]");
                 }

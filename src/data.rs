@@ -5,26 +5,139 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use tch::{Device, Tensor};
-use unmix_data::augment::{ColorJitter, RandomResizedCrop, ViewRecipe};
+use unmix_data::augment::{ColorJitter, GaussianBlur, RandomResizedCrop, ViewRecipe};
 use unmix_data::cifar::{self, Cifar100Label};
-use unmix_data::loader::ViewBatch;
-use unmix_data::{idx, ImageSet};
+use unmix_data::loader::{BadImage, Dataset, ViewBatch};
+use unmix_data::stl10::{self, Stl10Split};
+use unmix_data::{idx, DataError, Image, ImageFolder, ImageSet};
 
-/// Loads the train or test split of the configured dataset.
-pub fn load_split(cfg: &Config, train: bool) -> Result<ImageSet> {
+/// A labelled split, whatever its storage (in memory or decoded on demand).
+#[derive(Clone)]
+pub struct Split {
+    pub data: Arc<dyn Dataset>,
+    pub labels: Vec<u32>,
+    pub classes: usize,
+}
+
+impl Split {
+    fn from_set(set: ImageSet) -> Split {
+        let (labels, classes) = (set.labels.clone(), set.num_classes);
+        Split { data: Arc::new(set), labels, classes }
+    }
+
+    fn from_folder(f: ImageFolder) -> Split {
+        let (labels, classes) = (f.labels().to_vec(), f.classes().len());
+        Split { data: Arc::new(f), labels, classes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The first `n` samples only (`data.limit`).
+    pub fn limit(self, n: usize) -> Split {
+        if n == 0 || n >= self.len() {
+            return self;
+        }
+        Split { data: Arc::new(Prefix { inner: self.data, len: n }), labels: self.labels[..n].to_vec(), classes: self.classes }
+    }
+}
+
+/// The first `len` samples of a dataset.
+struct Prefix {
+    inner: Arc<dyn Dataset>,
+    len: usize,
+}
+
+impl Dataset for Prefix {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn image(&self, i: usize) -> Result<Image, DataError> {
+        self.inner.image(i)
+    }
+    fn label(&self, i: usize) -> u32 {
+        self.inner.label(i)
+    }
+}
+
+/// Two datasets one after the other (STL-10 pretrains on train + unlabeled).
+struct Concat {
+    a: Arc<dyn Dataset>,
+    b: Arc<dyn Dataset>,
+}
+
+impl Dataset for Concat {
+    fn len(&self) -> usize {
+        self.a.len() + self.b.len()
+    }
+    fn image(&self, i: usize) -> Result<Image, DataError> {
+        if i < self.a.len() { self.a.image(i) } else { self.b.image(i - self.a.len()) }
+    }
+    fn label(&self, i: usize) -> u32 {
+        if i < self.a.len() { self.a.label(i) } else { self.b.label(i - self.a.len()) }
+    }
+}
+
+/// Number of image channels a dataset delivers.
+pub fn dataset_channels(dataset: &str) -> Option<i64> {
+    match dataset {
+        "fashion-mnist" | "mnist" => Some(1),
+        "cifar10" | "cifar100" | "stl10" | "image-folder" | "tiny-imagenet" => Some(3),
+        _ => None,
+    }
+}
+
+/// Loads the train (`train = true`, the kNN bank and probe training set) or test split.
+pub fn load_split(cfg: &Config, train: bool) -> Result<Split> {
     let root = Path::new(&cfg.data.root);
     let split = if train { "train" } else { "test" };
-    let set = match cfg.data.dataset.as_str() {
-        "fashion-mnist" | "mnist" => idx::load_mnist_like(root, train),
-        "cifar10" => cifar::load_cifar10(root, train),
-        "cifar100" => cifar::load_cifar100(root, train, Cifar100Label::Fine),
+    let sub = |name: &str| root.join(name);
+    let loaded: Result<Split, DataError> = match cfg.data.dataset.as_str() {
+        "fashion-mnist" | "mnist" => idx::load_mnist_like(root, train).map(Split::from_set),
+        "cifar10" => cifar::load_cifar10(root, train).map(Split::from_set),
+        "cifar100" => cifar::load_cifar100(root, train, Cifar100Label::Fine).map(Split::from_set),
+        "stl10" => stl10::load_stl10(root, if train { Stl10Split::Train } else { Stl10Split::Test }).map(Split::from_set),
+        "tiny-imagenet" => ImageFolder::tiny_imagenet(root, train).map(Split::from_folder),
+        // ImageNet layout: ROOT/train/CLASS/*.JPEG and ROOT/val/CLASS/*.JPEG. A plain
+        // ROOT/CLASS/* folder serves as both (kNN then scores the training images themselves).
+        "image-folder" => {
+            let dir = if sub("train").is_dir() { sub(if train { "train" } else { "val" }) } else { root.to_path_buf() };
+            ImageFolder::open(&dir).map(Split::from_folder)
+        }
         other => anyhow::bail!("data.dataset = \"{other}\" is not supported"),
-    }
-    .with_context(|| format!("loading the {split} split of {} from data.root = {}", cfg.data.dataset, root.display()))?;
+    };
+    let set = loaded.with_context(|| format!("loading the {split} split of {} from data.root = {}", cfg.data.dataset, root.display()))?;
     if set.is_empty() {
         anyhow::bail!("the {split} split of {} in {} has no images", cfg.data.dataset, root.display());
     }
     Ok(set)
+}
+
+/// The pretraining set: the train split, plus the 100k unlabeled images for STL-10 (as is usual),
+/// cut to `data.limit`.
+pub fn load_pretrain(cfg: &Config) -> Result<Split> {
+    let mut set = load_split(cfg, true)?;
+    if cfg.data.dataset == "stl10" {
+        let root = Path::new(&cfg.data.root);
+        let unl = stl10::load_stl10(root, Stl10Split::Unlabeled)
+            .with_context(|| format!("loading the unlabeled split of stl10 from data.root = {}", root.display()))?;
+        let n = unl.len();
+        set = Split {
+            data: Arc::new(Concat { a: set.data, b: Arc::new(unl) }),
+            labels: set.labels.into_iter().chain(std::iter::repeat(0).take(n)).collect(),
+            classes: set.classes,
+        };
+    }
+    Ok(set.limit(cfg.data.limit))
+}
+
+pub fn bad_image_policy(cfg: &Config) -> BadImage {
+    if cfg.data.on_bad_image == "skip" { BadImage::Skip } else { BadImage::Fail }
 }
 
 pub fn recipe(v: &ViewConfig, cfg: &Config) -> ViewRecipe {
@@ -39,11 +152,11 @@ pub fn recipe(v: &ViewConfig, cfg: &Config) -> ViewRecipe {
         jitter: (v.jitter.iter().any(|x| *x > 0.0)).then_some(ColorJitter { brightness: b, contrast: c, saturation: s, hue: h }),
         jitter_p: v.jitter_p,
         grayscale_p: v.grayscale_p,
-        // No config keys for these yet: never blurred or solarized.
-        blur: None,
-        solarize_p: 0.0,
+        blur: (v.blur_p > 0.0).then_some(GaussianBlur { sigma: (v.blur_sigma[0], v.blur_sigma[1]), p: v.blur_p }),
+        solarize_p: v.solarize_p,
         mean: cfg.data.mean.clone(),
         std: cfg.data.std.clone(),
+        ..Default::default()
     }
 }
 
@@ -52,9 +165,14 @@ pub fn train_recipes(cfg: &Config) -> Arc<Vec<ViewRecipe>> {
     Arc::new(vec![recipe(&cfg.augment.view1, cfg), recipe(cfg.view2(), cfg)])
 }
 
-/// Normalization only: the kNN bank and test images.
+/// No augmentation: normalization, after resize + center crop when `data.eval_resize` is set
+/// (variable-size images).
 pub fn eval_recipes(cfg: &Config) -> Arc<Vec<ViewRecipe>> {
-    Arc::new(vec![ViewRecipe::eval(cfg.data.mean.clone(), cfg.data.std.clone())])
+    let mut r = ViewRecipe::eval(cfg.data.mean.clone(), cfg.data.std.clone());
+    if cfg.data.eval_resize > 0 {
+        r.resize_center = Some((cfg.data.eval_resize, cfg.data.eval_crop));
+    }
+    Arc::new(vec![r])
 }
 
 /// A prepared view batch as an NCHW float tensor on `device`.

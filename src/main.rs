@@ -59,6 +59,35 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Linear probe: a linear classifier on frozen backbone features (eval-mode BN, no head),
+    /// trained on the unaugmented train split, top-1/top-5 on the test split.
+    Linear {
+        /// Checkpoint file (a run's checkpoints/last.safetensors).
+        #[arg(long, value_name = "FILE", required_unless_present = "random_init")]
+        checkpoint: Option<PathBuf>,
+        /// Probe a randomly initialised network built from --config instead (the baseline).
+        #[arg(long, requires = "config")]
+        random_init: bool,
+        /// Config for --random-init.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Paper settings: "moco" (lr 30, 100 epochs, steps at 60/80) or "swav" (lr 0.3, cosine).
+        /// Default: moco for MoCo runs, swav otherwise.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Probe epochs (default: the preset's).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Probe learning rate (default: the preset's).
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Dataset folder, if not where the run found it.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Override a key of the config, e.g. --set device=cuda. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
 }
 
 fn main() {
@@ -100,25 +129,87 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Knn { checkpoint: path, data, k, t, mut set } => {
-            let (tensors, meta) = checkpoint::load(&path)?;
-            if let Some(d) = data {
-                set.push(format!("data.root={}", toml_string(&d.display().to_string())));
-            }
             if let Some(k) = k {
                 set.push(format!("eval.knn_k={k}"));
             }
             if let Some(t) = t {
                 set.push(format!("eval.knn_t={t}"));
             }
-            let cfg = Config::from_toml(&meta.config, &format!("the config saved in {}", path.display()), &set)?;
-            let device = train::setup_runtime(&cfg)?;
-            let mut method = train::build_method(&cfg, device)?;
-            method.load_state(&tensors).with_context(|| format!("{}", path.display()))?;
-            let data = train::KnnData::load(&cfg)?;
-            let r = data.evaluate(&cfg, device, method.as_ref())?;
-            println!("kNN top-1: {:.2}%  top-5: {:.2}%  (epoch {}; {})", r.top1, r.top5, meta.epoch, unmix::report::knn_protocol(&cfg, &r));
+            let run = LoadedRun::from_checkpoint(&path, data, set)?;
+            let data = train::KnnData::load(&run.cfg)?;
+            let r = data.evaluate(&run.cfg, run.device, run.method.as_ref())?;
+            println!("kNN top-1: {:.2}%  top-5: {:.2}%  (epoch {}; {})", r.top1, r.top5, run.epoch, unmix::report::knn_protocol(&run.cfg, &r));
             Ok(())
         }
+        Command::Linear { checkpoint: path, random_init, config, preset, epochs, lr, data, set } => {
+            let run = match (&path, random_init) {
+                (Some(p), false) => LoadedRun::from_checkpoint(p, data, set)?,
+                _ => LoadedRun::random(&config.expect("clap requires --config"), data, set)?,
+            };
+            let preset = preset.unwrap_or_else(|| if run.cfg.method.name == "moco" { "moco".into() } else { "swav".into() });
+            let mut pc = unmix::eval::linear::ProbeConfig::preset(&preset)
+                .with_context(|| format!("--preset {preset}: use \"moco\" or \"swav\""))?;
+            if let Some(e) = epochs {
+                pc.epochs = e;
+            }
+            if let Some(l) = lr {
+                pc.lr = l;
+            }
+            pc.seed = run.cfg.seed;
+            let data = train::KnnData::load(&run.cfg)?;
+            let (xt, xs) = data.features(&run.cfg, run.device, run.method.as_ref(), unmix::method::Features::Backbone, false)?;
+            let yt = unmix::eval::linear::labels_tensor(&data.bank.labels, run.device);
+            let ys = unmix::eval::linear::labels_tensor(&data.test.labels, run.device);
+            let r = unmix::eval::linear::probe(&xt, &yt, &xs, &ys, data.classes() as i64, &pc);
+            let protocol = format!(
+                "linear probe on frozen {}-d backbone features (eval-mode BN, unaugmented, precomputed), preset {preset}: SGD lr {} momentum {} wd {}, {} epochs, {}, batch {}; trained on the {} train split, top-1 on its test split",
+                xt.size()[1], pc.lr, pc.momentum, pc.weight_decay, pc.epochs,
+                if pc.milestones.is_empty() { "cosine".to_string() } else { format!("lr x0.1 at epochs {:?}", pc.milestones) },
+                pc.batch_size, run.cfg.data.dataset
+            );
+            let what = if random_init { "random init".to_string() } else { format!("epoch {}", run.epoch) };
+            println!("linear top-1: {:.2}%  top-5: {:.2}%  (train top-1 {:.2}%; {what}; {protocol})", r.top1, r.top5, r.train_top1);
+            if let Some(p) = &path {
+                if let Some(run_dir) = p.parent().and_then(|d| d.parent()) {
+                    let v = serde_json::json!({"top1": r.top1, "top5": r.top5, "train_top1": r.train_top1, "epoch": run.epoch, "probe": pc, "protocol": protocol});
+                    let out = run_dir.join("linear.json");
+                    std::fs::write(&out, serde_json::to_string_pretty(&v)?).with_context(|| format!("cannot write {}", out.display()))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A network rebuilt for evaluation: from a checkpoint, or randomly initialised from a config.
+struct LoadedRun {
+    cfg: Config,
+    device: tch::Device,
+    method: Box<dyn unmix::method::Method>,
+    epoch: usize,
+}
+
+impl LoadedRun {
+    fn from_checkpoint(path: &std::path::Path, data: Option<PathBuf>, mut set: Vec<String>) -> Result<LoadedRun> {
+        let (tensors, meta) = checkpoint::load(path)?;
+        if let Some(d) = data {
+            set.push(format!("data.root={}", toml_string(&d.display().to_string())));
+        }
+        let cfg = Config::from_toml(&meta.config, &format!("the config saved in {}", path.display()), &set)?;
+        let device = train::setup_runtime(&cfg)?;
+        let mut method = train::build_method(&cfg, device)?;
+        method.load_state(&tensors).with_context(|| format!("{}", path.display()))?;
+        Ok(LoadedRun { cfg, device, method, epoch: meta.epoch })
+    }
+
+    fn random(config: &std::path::Path, data: Option<PathBuf>, mut set: Vec<String>) -> Result<LoadedRun> {
+        if let Some(d) = data {
+            set.push(format!("data.root={}", toml_string(&d.display().to_string())));
+        }
+        let cfg = Config::load(config, &set)?;
+        let device = train::setup_runtime(&cfg)?;
+        let method = train::build_method(&cfg, device)?;
+        Ok(LoadedRun { cfg, device, method, epoch: 0 })
     }
 }
 

@@ -139,3 +139,62 @@ fn every_fmnist_method_trains_with_and_without_unmix() {
         }
     }
 }
+
+fn data_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/unmix-data/tests/fixtures").join(name)
+}
+
+#[test]
+fn pretrains_end_to_end_on_folders_of_real_photos() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/imagenet-mocov2-unmix.toml");
+    // A folder of real photos (JPEG, PNG, grey, CMYK, alpha) and the Tiny ImageNet layout.
+    for (dataset, root) in [("image-folder", "image-folder"), ("tiny-imagenet", "tiny-imagenet-200")] {
+        let set: Vec<String> = vec![
+            format!("data.dataset=\"{dataset}\""),
+            format!("data.root=\"{}\"", data_fixture(root).display()),
+            "data.eval_resize=40".into(),
+            "data.eval_crop=32".into(),
+            "augment.view1.crop_size=32".into(),
+            "model.arch=\"resnet18\"".into(),
+            "model.widths=[8, 8, 16, 16]".into(),
+            "method.mlp_hidden=32".into(),
+            "method.queue=16".into(),
+            "train.batch_size=4".into(),
+            "train.epochs=2".into(),
+            "train.log_every=1".into(),
+            "eval.knn_k=3".into(),
+            "eval.batch_size=4".into(),
+        ];
+        let cfg = Config::load(&path, &set).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = pretrain(&cfg, &RunOptions { out: dir.path().into(), ..Default::default() }).unwrap_or_else(|e| panic!("{dataset}: {e:#}"));
+        let losses = step_losses(dir.path());
+        assert!(!losses.is_empty() && losses.iter().all(|(_, l)| l.is_finite()), "{dataset}: {losses:?}");
+        assert!(s["knn"]["top1"].as_f64().is_some(), "{dataset}");
+    }
+}
+
+#[test]
+fn stl10_pretrains_on_train_plus_unlabeled() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/cifar10-moco-unmix.toml");
+    let set: Vec<String> = vec![
+        "data.dataset=\"stl10\"".into(),
+        format!("data.root=\"{}\"", data_fixture("stl10_binary").display()),
+        "data.workers=0".into(),
+        "augment.view1.crop_size=32".into(),
+        "model.widths=[8, 8, 16, 16]".into(),
+        "model.bn_splits=1".into(),
+        "method.queue=40".into(),
+        "train.batch_size=5".into(),
+        "train.epochs=1".into(),
+        "train.log_every=1".into(),
+        "eval.knn_k=2".into(),
+    ];
+    let cfg = Config::load(&path, &set).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    pretrain(&cfg, &RunOptions { out: dir.path().into(), ..Default::default() }).unwrap();
+    // 3 train + 2 unlabeled images = one batch of 5.
+    assert_eq!(step_losses(dir.path()).len(), 1);
+}

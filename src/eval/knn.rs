@@ -6,8 +6,7 @@ use anyhow::Result;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 use unmix_data::augment::ViewRecipe;
-use unmix_data::loader::{Loader, LoaderConfig};
-use unmix_data::ImageSet;
+use unmix_data::loader::{Dataset, Loader, LoaderConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct KnnResult {
@@ -17,26 +16,29 @@ pub struct KnnResult {
     pub t: f64,
 }
 
-/// Features of every image (no augmentation), in dataset order, L2-normalized, on `device`.
+/// Features of every image (no augmentation), in dataset order, on `device`; L2-normalized when
+/// `l2` (kNN), raw otherwise (linear probe).
 pub fn extract(
-    set: &Arc<ImageSet>,
+    set: &Arc<dyn Dataset>,
     recipes: &Arc<Vec<ViewRecipe>>,
     batch: usize,
     workers: usize,
     device: Device,
+    l2: bool,
     embed: &dyn Fn(&Tensor) -> Tensor,
 ) -> Result<Tensor> {
     let loader = Loader::new(
         set.clone(),
         recipes.clone(),
         LoaderConfig { batch_size: batch, drop_last: false, shuffle: false, seed: 0, workers, prefetch: 2, on_bad_image: Default::default() },
+        // Evaluation never skips an image: features must stay aligned with their labels.
     );
     let mut feats = Vec::new();
     tch::no_grad(|| -> Result<()> {
         for b in loader.epoch(0, 0) {
             let b = b?;
             let f = embed(&to_tensor(&b.views[0], device)).to_kind(Kind::Float);
-            feats.push(normalize(&f));
+            feats.push(if l2 { normalize(&f) } else { f });
         }
         Ok(())
     })?;

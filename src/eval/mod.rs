@@ -1,3 +1,4 @@
 //! Evaluation of a pretrained encoder.
 
 pub mod knn;
+pub mod linear;

@@ -127,7 +127,11 @@ impl ResNet {
     pub fn new(p: &nn::Path, cfg: &ResNetConfig) -> Self {
         let w0 = cfg.widths[0];
         let conv1 = if cfg.cifar_stem {
-            conv(p / "conv1", cfg.in_channels, w0, 3, 1, 1)
+            // The authors swap in a fresh nn.Conv2d after torchvision's init ran, so the CIFAR stem
+            // keeps PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+            let bound = 1.0 / ((cfg.in_channels * 9) as f64).sqrt();
+            let init = nn::Init::Uniform { lo: -bound, up: bound };
+            nn::conv2d(p / "conv1", cfg.in_channels, w0, 3, nn::ConvConfig { stride: 1, padding: 1, bias: false, ws_init: init, ..Default::default() })
         } else {
             conv(p / "conv1", cfg.in_channels, w0, 7, 2, 3)
         };

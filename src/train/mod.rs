@@ -5,7 +5,7 @@ pub mod checkpoint;
 pub mod optim;
 
 use crate::config::{parse_device, Config};
-use crate::data::{eval_recipes, load_split, to_tensor, train_recipes};
+use crate::data::{bad_image_policy, eval_recipes, load_pretrain, load_split, to_tensor, train_recipes, Split};
 use crate::eval::knn::{self, KnnResult};
 use crate::method::{Byol, ByolConfig, Features, Method, MixTarget, MoCo, MoCoConfig, SimClr, SimClrConfig, StepInfo, Swav, SwavConfig};
 use crate::mix::{Mixed, UnMixSettings};
@@ -16,11 +16,9 @@ use checkpoint::Meta;
 use optim::{Optimizer, Rule, Schedule};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 use unmix_data::loader::{num_batches, Loader, LoaderConfig};
-use unmix_data::ImageSet;
 
 pub const CHECKPOINT: &str = "checkpoints/last.safetensors";
 
@@ -113,22 +111,31 @@ pub fn setup_runtime(cfg: &Config) -> Result<Device> {
 
 /// The kNN bank (train split, unaugmented) and test split.
 pub struct KnnData {
-    pub bank: Arc<ImageSet>,
-    pub test: Arc<ImageSet>,
+    pub bank: Split,
+    pub test: Split,
 }
 
 impl KnnData {
     pub fn load(cfg: &Config) -> Result<KnnData> {
-        Ok(KnnData { bank: Arc::new(load_split(cfg, true)?), test: Arc::new(load_split(cfg, false)?) })
+        Ok(KnnData { bank: load_split(cfg, true)?, test: load_split(cfg, false)? })
+    }
+
+    /// Unaugmented features of the bank (train split) and the test split.
+    pub fn features(&self, cfg: &Config, device: Device, method: &dyn Method, which: Features, l2: bool) -> Result<(Tensor, Tensor)> {
+        let recipes = eval_recipes(cfg);
+        let embed = |x: &Tensor| method.embed(x, which);
+        let bank = knn::extract(&self.bank.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, l2, &embed)?;
+        let test = knn::extract(&self.test.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, l2, &embed)?;
+        Ok((bank, test))
+    }
+
+    pub fn classes(&self) -> usize {
+        self.bank.classes.max(self.test.classes)
     }
 
     pub fn evaluate(&self, cfg: &Config, device: Device, method: &dyn Method) -> Result<KnnResult> {
-        let recipes = eval_recipes(cfg);
-        let which = features(cfg);
-        let embed = |x: &Tensor| method.embed(x, which);
-        let bank = knn::extract(&self.bank, &recipes, cfg.eval.batch_size, cfg.data.workers, device, &embed)?;
-        let test = knn::extract(&self.test, &recipes, cfg.eval.batch_size, cfg.data.workers, device, &embed)?;
-        let classes = self.bank.num_classes.max(self.test.num_classes);
+        let (bank, test) = self.features(cfg, device, method, features(cfg), true)?;
+        let classes = self.classes();
         Ok(knn::evaluate(&bank, &self.bank.labels, &test, &self.test.labels, classes, cfg.eval.knn_k, cfg.eval.knn_t))
     }
 }
@@ -141,12 +148,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     let ckpt_path = out.join(CHECKPOINT);
     let device = setup_runtime(cfg)?;
 
-    let mut train_set = load_split(cfg, true)?;
-    if cfg.data.limit > 0 {
-        train_set.truncate(cfg.data.limit);
-    }
+    let train_set = load_pretrain(cfg)?;
     let knn_data = KnnData::load(cfg)?;
-    let train_set = Arc::new(train_set);
     let per_epoch = num_batches(train_set.len(), cfg.train.batch_size, cfg.train.drop_last);
     if per_epoch == 0 {
         bail!(
@@ -185,7 +188,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     std::fs::write(out.join("config.toml"), cfg.to_toml()).with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
 
     let loader = Loader::new(
-        train_set.clone(),
+        train_set.data.clone(),
         train_recipes(cfg),
         LoaderConfig {
             batch_size: cfg.train.batch_size,
@@ -194,7 +197,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             seed: cfg.seed,
             workers: cfg.data.workers,
             prefetch: cfg.data.prefetch,
-            on_bad_image: Default::default(),
+            on_bad_image: bad_image_policy(cfg),
         },
     );
     let unmix = cfg.unmix.enabled.then(|| UnMixSettings { prob: cfg.unmix.prob, alpha: cfg.unmix.alpha });
@@ -288,6 +291,9 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         );
     }
 
+    if loader.skipped() > 0 {
+        println!("skipped {} unreadable image(s) in this run (data.on_bad_image = \"skip\")", loader.skipped());
+    }
     if epoch < cfg.train.epochs {
         println!(
             "stopped after epoch {epoch} of {}; continue with: unmix pretrain --out {} --resume",

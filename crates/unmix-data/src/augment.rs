@@ -76,6 +76,9 @@ impl GaussianBlur {
 /// `ViewRecipe { crop: ..., mean, std, ..Default::default() }`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ViewRecipe {
+    /// Evaluation of variable-size images: `Resize(.0)` of the shorter side then `CenterCrop(.1)`,
+    /// before anything else (draws nothing).
+    pub resize_center: Option<(usize, usize)>,
     /// `None`: the image is kept at its size.
     pub crop: Option<RandomResizedCrop>,
     pub hflip_p: f64,
@@ -97,6 +100,7 @@ impl ViewRecipe {
     /// No augmentation, normalization only.
     pub fn eval(mean: Vec<f32>, std: Vec<f32>) -> Self {
         ViewRecipe {
+            resize_center: None,
             crop: None,
             hflip_p: 0.0,
             jitter: None,
@@ -116,9 +120,10 @@ impl ViewRecipe {
         height: usize,
         width: usize,
     ) -> (usize, usize, usize) {
-        match &self.crop {
-            Some(c) => (channels, c.size.0, c.size.1),
-            None => (channels, height, width),
+        match (&self.crop, self.resize_center) {
+            (Some(c), _) => (channels, c.size.0, c.size.1),
+            (None, Some((_, crop))) => (channels, crop, crop),
+            (None, None) => (channels, height, width),
         }
     }
 }
@@ -146,6 +151,14 @@ fn coin(rng: &mut impl Rng, p: f64) -> bool {
 /// the blur and solarize draws come after all the others, so recipes without them give the same
 /// images as before those ops existed.
 pub fn augment(img: ImageRef, recipe: &ViewRecipe, rng: &mut impl Rng) -> Image {
+    let resized;
+    let img = match recipe.resize_center {
+        Some((resize, crop)) => {
+            resized = resize_shorter_center_crop(img, resize, crop);
+            resized.as_ref()
+        }
+        None => img,
+    };
     let mut out = match &recipe.crop {
         Some(c) => {
             let (top, left, h, w) = rrc_params(img.height, img.width, c.scale, c.ratio, rng);

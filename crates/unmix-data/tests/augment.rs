@@ -28,6 +28,7 @@ fn constant(h: usize, w: usize, c: usize, v: u8) -> Image {
 
 fn full_recipe(size: (usize, usize), channels: usize) -> ViewRecipe {
     ViewRecipe {
+        resize_center: None,
         crop: Some(RandomResizedCrop {
             size,
             scale: (0.2, 1.0),
@@ -308,6 +309,7 @@ fn zero_strength_adjustments_are_identity() {
 #[test]
 fn zero_color_jitter_always_applied_is_identity() {
     let recipe = ViewRecipe {
+        resize_center: None,
         crop: None,
         hflip_p: 0.0,
         jitter: Some(ColorJitter {

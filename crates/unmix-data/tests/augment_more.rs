@@ -377,3 +377,16 @@ fn center_crop_rounding_and_padding() {
         vec![0, 7, 0, 0, 0, 9, 0, 0]
     );
 }
+
+#[test]
+fn resize_center_in_a_recipe_equals_the_function_and_draws_nothing() {
+    use rand::SeedableRng;
+    let data: Vec<u8> = (0..40 * 60 * 3).map(|i| (i * 7 % 251) as u8).collect();
+    let img = unmix_data::Image::new(40, 60, 3, data);
+    let recipe = ViewRecipe { resize_center: Some((20, 16)), mean: vec![0.0; 3], std: vec![1.0; 3], ..Default::default() };
+    let mut a = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let out = augment(img.as_ref(), &recipe, &mut a);
+    assert_eq!((out.height, out.width), (16, 16));
+    assert_eq!(out, resize_shorter_center_crop(img.as_ref(), 20, 16));
+    assert_eq!(recipe.output_shape(3, 40, 60), (3, 16, 16));
+}
