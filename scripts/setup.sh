@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION=2.13.0   # the libtorch version tch 0.26 expects
+TORCHVISION_VERSION=0.28.0   # its torchvision: the export test loads our weights into torchvision's ResNet
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_install() {
@@ -18,9 +19,9 @@ command -v g++ >/dev/null || apt_install g++
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv 2>/dev/null || { rm -rf .venv; apt_install python3-venv; python3 -m venv .venv; }
 fi
-if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
-  echo "setup: installing torch==$TORCH_VERSION (libtorch) into .venv; this downloads a few GB once"
-  .venv/bin/python -m pip install --disable-pip-version-check -q "torch==$TORCH_VERSION" numpy
+if ! .venv/bin/python -c "import torch, torchvision, safetensors, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION' or torchvision.__version__.split('+')[0] != '$TORCHVISION_VERSION')" 2>/dev/null; then
+  echo "setup: installing torch==$TORCH_VERSION (libtorch) and torchvision into .venv; this downloads a few GB once"
+  .venv/bin/python -m pip install --disable-pip-version-check -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy pillow safetensors
 fi
 torch_dir=$(.venv/bin/python -c "import os, torch; print(os.path.dirname(torch.__file__))")
 ln -sfn "$torch_dir" .venv/libtorch

@@ -12,3 +12,4 @@ pub mod mix;
 pub mod model;
 pub mod report;
 pub mod train;
+pub mod export;

@@ -59,6 +59,38 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Export the trained backbone with torchvision's parameter names (safetensors), loadable by
+    /// torchvision.models.resnetXX with load_state_dict(strict=True); see README.
+    Export {
+        /// Checkpoint file (a run's checkpoints/last.safetensors).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// Output format (only "safetensors").
+        #[arg(long, default_value = "safetensors")]
+        format: String,
+        /// Output file (default: backbone.safetensors in the run folder).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Write embeddings of a split (unaugmented, eval mode) and their labels as .npy files:
+    /// OUT and OUT with `.labels.npy`.
+    Embed {
+        /// Checkpoint file (a run's checkpoints/last.safetensors).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// Dataset folder, if not where the run found it.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// "test" or "train".
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// "backbone" (pooled features) or "head" (projection output).
+        #[arg(long, default_value = "backbone")]
+        features: String,
+        /// Output .npy file for the embeddings.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Linear probe: a linear classifier on frozen backbone features (eval-mode BN, no head),
     /// trained on the unaugmented train split, top-1/top-5 on the test split.
     Linear {
@@ -139,6 +171,40 @@ fn run(cli: Cli) -> Result<()> {
             let data = train::KnnData::load(&run.cfg)?;
             let r = data.evaluate(&run.cfg, run.device, run.method.as_ref())?;
             println!("kNN top-1: {:.2}%  top-5: {:.2}%  (epoch {}; {})", r.top1, r.top5, run.epoch, unmix::report::knn_protocol(&run.cfg, &r));
+            Ok(())
+        }
+        Command::Export { checkpoint: path, format, out } => {
+            if format != "safetensors" {
+                anyhow::bail!("--format {format}: only \"safetensors\" is supported");
+            }
+            let (tensors, _) = checkpoint::load(&path)?;
+            let state = unmix::export::torchvision_state(&tensors).with_context(|| format!("{}", path.display()))?;
+            let out = out.unwrap_or_else(|| path.parent().and_then(|d| d.parent()).unwrap_or(std::path::Path::new(".")).join("backbone.safetensors"));
+            tch::Tensor::write_safetensors(&state, &out).with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {} tensors with torchvision names to {}", state.len(), out.display());
+            Ok(())
+        }
+        Command::Embed { checkpoint: path, data, split, features, out } => {
+            let which = match features.as_str() {
+                "backbone" => unmix::method::Features::Backbone,
+                "head" => unmix::method::Features::Head,
+                f => anyhow::bail!("--features {f}: use \"backbone\" or \"head\""),
+            };
+            let train = match split.as_str() {
+                "train" => true,
+                "test" => false,
+                s => anyhow::bail!("--split {s}: use \"train\" or \"test\""),
+            };
+            let run = LoadedRun::from_checkpoint(&path, data, vec![])?;
+            let set = unmix::data::load_split(&run.cfg, train)?;
+            let recipes = unmix::data::eval_recipes(&run.cfg);
+            let embed = |x: &tch::Tensor| run.method.embed(x, which);
+            let x = unmix::eval::knn::extract(&set.data, &recipes, run.cfg.eval.batch_size, run.cfg.data.workers, run.device, false, &embed)?;
+            let labels = unmix::eval::linear::labels_tensor(&set.labels, tch::Device::Cpu);
+            let label_path = out.with_extension("labels.npy");
+            unmix::export::write_npy(&out, &x)?;
+            unmix::export::write_npy(&label_path, &labels)?;
+            println!("wrote {:?} embeddings to {} and labels to {}", x.size(), out.display(), label_path.display());
             Ok(())
         }
         Command::Linear { checkpoint: path, random_init, config, preset, epochs, lr, data, set } => {
