@@ -59,6 +59,28 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Write a PNG grid of what Un-Mix does to a batch of your images: view 1, view 2, the
+    /// mixture and its reversed partner, with the mode (mixup/CutMix) and lambda.
+    Preview {
+        /// TOML configuration (data and view recipes are taken from it).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Override a config key. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Dataset folder; the same as --set data.root=DIR.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Images in the batch (rows of the grid).
+        #[arg(long, default_value_t = 8)]
+        images: usize,
+        /// Force "mixup" or "cutmix" (default: drawn as in training's first step).
+        #[arg(long)]
+        mode: Option<String>,
+        /// Output PNG.
+        #[arg(long, value_name = "FILE", default_value = "unmix-preview.png")]
+        out: PathBuf,
+    },
     /// Export the trained backbone with torchvision's parameter names (safetensors), loadable by
     /// torchvision.models.resnetXX with load_state_dict(strict=True); see README.
     Export {
@@ -171,6 +193,18 @@ fn run(cli: Cli) -> Result<()> {
             let data = train::KnnData::load(&run.cfg)?;
             let r = data.evaluate(&run.cfg, run.device, run.method.as_ref())?;
             println!("kNN top-1: {:.2}%  top-5: {:.2}%  (epoch {}; {})", r.top1, r.top5, run.epoch, unmix::report::knn_protocol(&run.cfg, &r));
+            Ok(())
+        }
+        Command::Preview { config, mut set, data, images, mode, out } => {
+            if let Some(d) = data {
+                set.push(format!("data.root={}", toml_string(&d.display().to_string())));
+            }
+            if images < 2 {
+                anyhow::bail!("--images must be at least 2: the partner of sample i is sample N-1-i");
+            }
+            let cfg = Config::load(&config, &set)?;
+            let d = unmix::report::preview::write_preview(&cfg, images, mode.as_deref(), &out)?;
+            println!("wrote {} ({} with lambda {:.3})", out.display(), if d.is_cutmix() { "CutMix" } else { "mixup" }, d.lam);
             Ok(())
         }
         Command::Export { checkpoint: path, format, out } => {

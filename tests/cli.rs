@@ -47,3 +47,23 @@ fn help_explains_every_option() {
         assert!(out.contains(opt), "knn --help lacks {opt}");
     }
 }
+
+#[test]
+fn preview_writes_a_png_grid_on_real_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.png");
+    let (code, stdout, err) = unmix(&[
+        "preview", "--config", "configs/cifar10-moco-unmix.toml",
+        "--data", "crates/unmix-data/tests/fixtures/cifar-10-batches-bin",
+        "--images", "6", "--mode", "cutmix", "--out", out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("CutMix with lambda"), "{stdout}");
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    // IHDR: width and height, big-endian, at bytes 16..24: 4 columns of 128 px + gaps; 6 rows.
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!(w, 4 * (128 + 4) + 4);
+    assert_eq!(h, 24 + 6 * (128 + 4) + 28);
+}

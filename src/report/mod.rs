@@ -1,4 +1,6 @@
-//! Run reports: the summary written at the end of a run.
+//! Run reports: the summary written at the end of a run, and the Un-Mix preview grid.
+
+pub mod preview;
 
 use crate::config::Config;
 use crate::eval::knn::KnnResult;

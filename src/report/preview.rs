@@ -1,0 +1,161 @@
+//! `unmix preview`: a PNG grid showing what Un-Mix does to a batch of real images: for each sample
+//! i, view 1, view 2, the mixture (sample i of the mixed batch) and its reversed partner (view 1 of
+//! sample N-1-i), with the mixing mode and lambda written under the grid.
+
+use crate::config::Config;
+use crate::data::{load_pretrain, to_tensor, train_recipes};
+use crate::mix::{self, MixKind, Mixed, UnMixSettings};
+use anyhow::{Context, Result};
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+use unmix_data::loader::{Loader, LoaderConfig};
+
+/// 3x5 pixel glyphs for the few characters the captions use.
+fn glyph(c: char) -> [&'static str; 5] {
+    match c {
+        '0' => ["###", "#.#", "#.#", "#.#", "###"],
+        '1' => [".#.", "##.", ".#.", ".#.", "###"],
+        '2' => ["###", "..#", "###", "#..", "###"],
+        '3' => ["###", "..#", "###", "..#", "###"],
+        '4' => ["#.#", "#.#", "###", "..#", "..#"],
+        '5' => ["###", "#..", "###", "..#", "###"],
+        '6' => ["###", "#..", "###", "#.#", "###"],
+        '7' => ["###", "..#", "..#", "..#", "..#"],
+        '8' => ["###", "#.#", "###", "#.#", "###"],
+        '9' => ["###", "#.#", "###", "..#", "###"],
+        '.' => ["...", "...", "...", "...", ".#."],
+        '=' => ["...", "###", "...", "###", "..."],
+        'A' => ["###", "#.#", "###", "#.#", "#.#"],
+        'B' => ["##.", "#.#", "##.", "#.#", "##."],
+        'C' => ["###", "#..", "#..", "#..", "###"],
+        'D' => ["##.", "#.#", "#.#", "#.#", "##."],
+        'E' => ["###", "#..", "##.", "#..", "###"],
+        'I' => ["###", ".#.", ".#.", ".#.", "###"],
+        'L' => ["#..", "#..", "#..", "#..", "###"],
+        'M' => ["#.#", "###", "###", "#.#", "#.#"],
+        'N' => ["##.", "#.#", "#.#", "#.#", "#.#"],
+        'O' => ["###", "#.#", "#.#", "#.#", "###"],
+        'P' => ["###", "#.#", "###", "#..", "#.."],
+        'R' => ["##.", "#.#", "##.", "#.#", "#.#"],
+        'S' => ["###", "#..", "###", "..#", "###"],
+        'T' => ["###", ".#.", ".#.", ".#.", ".#."],
+        'U' => ["#.#", "#.#", "#.#", "#.#", "###"],
+        'V' => ["#.#", "#.#", "#.#", "#.#", ".#."],
+        'W' => ["#.#", "#.#", "###", "###", "#.#"],
+        'X' => ["#.#", "#.#", ".#.", "#.#", "#.#"],
+        _ => ["...", "...", "...", "...", "..."],
+    }
+}
+
+/// Draws `text` (upper case) at (x, y) with pixels of `scale`, white on the canvas.
+fn draw_text(img: &mut image::RgbImage, text: &str, x: u32, y: u32, scale: u32) {
+    for (k, c) in text.chars().enumerate() {
+        let g = glyph(c.to_ascii_uppercase());
+        for (row, line) in g.iter().enumerate() {
+            for (col, ch) in line.chars().enumerate() {
+                if ch != '#' {
+                    continue;
+                }
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let px = x + (k as u32 * 4 + col as u32) * scale + dx;
+                        let py = y + row as u32 * scale + dy;
+                        if px < img.width() && py < img.height() {
+                            img.put_pixel(px, py, image::Rgb([255, 255, 255]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Undoes the normalization of one CHW image into u8 RGB tiles scaled by `zoom`.
+fn paste(canvas: &mut image::RgbImage, t: &Tensor, mean: &[f32], std: &[f32], x0: u32, y0: u32, zoom: u32) {
+    let (c, h, w) = (t.size()[0], t.size()[1], t.size()[2]);
+    let v: Vec<f32> = Vec::try_from(t.to_kind(Kind::Float).flatten(0, -1)).expect("float image");
+    for y in 0..h {
+        for x in 0..w {
+            let px: Vec<u8> = (0..3)
+                .map(|k| {
+                    let ch = if c == 1 { 0 } else { k };
+                    let val = v[(ch * h * w + y * w + x) as usize] * std[ch as usize] + mean[ch as usize];
+                    (val * 255.0).round().clamp(0.0, 255.0) as u8
+                })
+                .collect();
+            for dy in 0..zoom {
+                for dx in 0..zoom {
+                    canvas.put_pixel(x0 + x as u32 * zoom + dx, y0 + y as u32 * zoom + dy, image::Rgb([px[0], px[1], px[2]]));
+                }
+            }
+        }
+    }
+}
+
+/// Writes the preview PNG; `mode` forces "mixup" or "cutmix" (None: drawn as in training).
+/// Returns the draw shown.
+pub fn write_preview(cfg: &Config, images: usize, mode: Option<&str>, out: &Path) -> Result<mix::MixDraw> {
+    let set = load_pretrain(cfg)?;
+    let loader = Loader::new(
+        set.data.clone(),
+        train_recipes(cfg),
+        LoaderConfig { batch_size: images, drop_last: false, shuffle: true, seed: cfg.seed, workers: 0, prefetch: 1, on_bad_image: crate::data::bad_image_policy(cfg) },
+    );
+    let batch = loader.epoch(0, 0).next().context("the dataset gave no batch")??;
+    let v1 = to_tensor(&batch.views[0], Device::Cpu);
+    let v2 = to_tensor(&batch.views[1], Device::Cpu);
+    let (h, w) = (v1.size()[2] as usize, v1.size()[3] as usize);
+    let prob = match mode {
+        Some("mixup") => 1.0,
+        Some("cutmix") => 0.0,
+        None => cfg.unmix.prob,
+        Some(m) => anyhow::bail!("--mode {m}: use \"mixup\" or \"cutmix\""),
+    };
+    // The same stream as training step 0, so the preview shows the run's first mixture.
+    let mut rng = unmix_data::seed::step_rng(cfg.seed, 0);
+    let draw = mix::draw(&mut rng, &UnMixSettings { prob, alpha: cfg.unmix.alpha }, h, w);
+    let mixed = Mixed::new(&v1, draw);
+    let partner = mix::reversed(&v1);
+
+    let n = v1.size()[0] as u32;
+    let zoom = (128 / h.max(w) as u32).max(1);
+    let (tw, th) = (w as u32 * zoom, h as u32 * zoom);
+    let gap = 4;
+    let header = 24;
+    let footer = 28;
+    let mut canvas = image::RgbImage::from_pixel(4 * (tw + gap) + gap, header + n * (th + gap) + footer, image::Rgb([30, 30, 30]));
+    for (k, title) in ["VIEW1", "VIEW2", "MIXED", "PARTNER"].iter().enumerate() {
+        draw_text(&mut canvas, title, gap + k as u32 * (tw + gap), 6, 3);
+    }
+    let (mean, std) = (&cfg.data.mean, &cfg.data.std);
+    for i in 0..n {
+        let y = header + i * (th + gap);
+        for (k, t) in [&v1, &v2, &mixed.images, &partner].iter().enumerate() {
+            paste(&mut canvas, &t.get(i as i64), mean, std, gap + k as u32 * (tw + gap), y, zoom);
+        }
+    }
+    let caption = match draw.kind {
+        MixKind::Mixup => format!("MIXUP LAM={:.2}", draw.lam),
+        MixKind::CutMix { .. } => format!("CUTMIX LAM={:.2}", draw.lam),
+    };
+    draw_text(&mut canvas, &caption, gap, header + n * (th + gap) + 6, 3);
+    canvas.save(out).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(draw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glyphs_are_three_by_five_and_text_is_drawn() {
+        for c in "0123456789.=ABCDEILMNOPRSTUVWX".chars() {
+            assert!(glyph(c).iter().all(|r| r.len() == 3), "{c}");
+        }
+        let mut img = image::RgbImage::new(40, 10);
+        draw_text(&mut img, "L=1", 0, 0, 1);
+        let lit = img.pixels().filter(|p| p.0 == [255, 255, 255]).count();
+        // L: 7 pixels, =: 6, 1: 8.
+        assert_eq!(lit, 21);
+    }
+}
