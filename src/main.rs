@@ -81,6 +81,13 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "unmix-preview.png")]
         out: PathBuf,
     },
+    /// (Re)generate a run folder's report: loss/lr/accuracy plots, a PCA map of test embeddings
+    /// and report.md.
+    Report {
+        /// The run folder.
+        #[arg(value_name = "RUN_DIR")]
+        run: PathBuf,
+    },
     /// Export the trained backbone with torchvision's parameter names (safetensors), loadable by
     /// torchvision.models.resnetXX with load_state_dict(strict=True); see README.
     Export {
@@ -168,7 +175,7 @@ fn run(cli: Cli) -> Result<()> {
                 let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
                 (cfg, out.unwrap_or_else(|| PathBuf::from("runs").join(stem)))
             };
-            let opts = RunOptions { out: out.clone(), resume, until_epoch, progress: !quiet };
+            let opts = RunOptions { out: out.clone(), resume, until_epoch, progress: !quiet, report: true };
             let summary = train::pretrain(&cfg, &opts)?;
             println!("run folder: {}", out.display());
             if let Some(knn) = summary.get("knn").filter(|k| !k.is_null()) {
@@ -205,6 +212,11 @@ fn run(cli: Cli) -> Result<()> {
             let cfg = Config::load(&config, &set)?;
             let d = unmix::report::preview::write_preview(&cfg, images, mode.as_deref(), &out)?;
             println!("wrote {} ({} with lambda {:.3})", out.display(), if d.is_cutmix() { "CutMix" } else { "mixup" }, d.lam);
+            Ok(())
+        }
+        Command::Report { run } => {
+            let out = unmix::report::write_report(&run)?;
+            println!("wrote {}", out.display());
             Ok(())
         }
         Command::Export { checkpoint: path, format, out } => {

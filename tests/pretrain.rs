@@ -75,6 +75,13 @@ fn interrupted_and_resumed_run_matches_uninterrupted_run() {
     assert_eq!(metrics.lines().count(), 2);
     assert!(metrics.contains("knn_top1"));
     assert!(b.path().join("summary.json").exists());
+    // The report of the resumed run: plots and a markdown summary with the numbers.
+    let md = std::fs::read_to_string(unmix::report::write_report(b.path()).unwrap()).unwrap();
+    for png in ["loss.png", "lr.png", "accuracy.png", "embeddings.png"] {
+        assert!(b.path().join(png).exists(), "{png}");
+    }
+    assert!(md.contains(&format!("{kb:.2}%")), "{md}");
+    assert!(md.contains("weighted kNN (cosine, k 20"), "{md}");
 }
 
 #[test]

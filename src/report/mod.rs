@@ -1,5 +1,7 @@
 //! Run reports: the summary written at the end of a run, and the Un-Mix preview grid.
 
+pub mod font;
+pub mod plot;
 pub mod preview;
 
 use crate::config::Config;
@@ -37,4 +39,120 @@ pub fn summary(cfg: &Config, epochs_done: usize, last_loss: f64, knn: Option<Knn
         "peak_rss_mib": peak_rss_mib(),
         "seed": cfg.seed,
     })
+}
+
+/// Reads a JSON-lines file (missing file: no lines).
+fn read_jsonl(path: &std::path::Path) -> anyhow::Result<Vec<Value>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => s
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn column(rows: &[Value], key: &str) -> Vec<f64> {
+    rows.iter().map(|r| r[key].as_f64().unwrap_or(f64::NAN)).collect()
+}
+
+/// 2-D PCA of the rows of `x` (N, D).
+pub fn pca2(x: &tch::Tensor) -> Vec<(f64, f64)> {
+    let x = x.to_kind(tch::Kind::Double);
+    let c = &x - x.mean_dim(0, true, tch::Kind::Double);
+    let cov = c.transpose(0, 1).mm(&c) / (x.size()[0].max(2) - 1) as f64;
+    let (_, vecs) = cov.linalg_eigh("L");
+    // eigh sorts eigenvalues ascending: the last two columns are the top components.
+    let d = vecs.size()[1];
+    let top = vecs.narrow(1, d - 2, 2).flip([1]);
+    let p = c.mm(&top);
+    let v: Vec<f64> = Vec::try_from(p.flatten(0, -1)).expect("double");
+    v.chunks(2).map(|c| (c[0], c[1])).collect()
+}
+
+/// Writes (or rewrites) a run folder's report: loss.png, lr.png, accuracy.png, embeddings.png
+/// (PCA of test-set embeddings coloured by class) and report.md.
+pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let config_path = run.join("config.toml");
+    let cfg = Config::load(&config_path, &[]).with_context(|| format!("{} is not an unmix run folder", run.display()))?;
+    let steps = read_jsonl(&run.join("steps.jsonl"))?;
+    let epochs = read_jsonl(&run.join("metrics.jsonl"))?;
+    if steps.is_empty() && epochs.is_empty() {
+        anyhow::bail!("{} has no metrics yet (metrics.jsonl / steps.jsonl)", run.display());
+    }
+    let step_x = column(&steps, "step");
+    plot::line_plot(&run.join("loss.png"), "TRAINING LOSS", "STEP", &step_x, &[("loss", column(&steps, "loss"))])?;
+    plot::line_plot(&run.join("lr.png"), "LEARNING RATE", "STEP", &step_x, &[("lr", column(&steps, "lr"))])?;
+    let epoch_x = column(&epochs, "epoch");
+    let knn: Vec<(f64, f64)> = epoch_x.iter().copied().zip(column(&epochs, "knn_top1")).filter(|(_, v)| v.is_finite()).collect();
+    plot::line_plot(
+        &run.join("accuracy.png"),
+        "KNN TOP-1 (%)",
+        "EPOCH",
+        &knn.iter().map(|p| p.0).collect::<Vec<_>>(),
+        &[("knn top-1", knn.iter().map(|p| p.1).collect())],
+    )?;
+
+    // Embedding map of (up to) 2000 test images.
+    let ckpt = run.join(crate::train::CHECKPOINT);
+    let mut embed_note = String::from("no checkpoint yet");
+    if ckpt.exists() {
+        let (tensors, _) = crate::train::checkpoint::load(&ckpt)?;
+        let device = crate::train::setup_runtime(&cfg)?;
+        let mut method = crate::train::build_method(&cfg, device)?;
+        method.load_state(&tensors)?;
+        let test = crate::data::load_split(&cfg, false)?.limit(2000);
+        let which = crate::train::features(&cfg);
+        let f = crate::eval::knn::extract(&test.data, &crate::data::eval_recipes(&cfg), cfg.eval.batch_size, cfg.data.workers, device, true, &|x| method.embed(x, which))?;
+        plot::scatter(&run.join("embeddings.png"), "PCA OF TEST EMBEDDINGS", &pca2(&f), &test.labels)?;
+        embed_note = format!("PCA of the L2-normalized {} features of the first {} test images, coloured by class", cfg.eval.features, test.len());
+    }
+
+    let summary: Option<Value> = std::fs::read_to_string(run.join("summary.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
+    let linear: Option<Value> = std::fs::read_to_string(run.join("linear.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
+    let mut md = format!("# unmix run: {}\n\n", run.display());
+    md += &format!(
+        "Method **{}**{} on **{}**, {} of {} epochs.\n\n## Results\n\n",
+        cfg.method.name,
+        if cfg.unmix.enabled { " + Un-Mix" } else { " (Un-Mix off)" },
+        cfg.data.dataset,
+        epochs.len(),
+        cfg.train.epochs
+    );
+    if let Some(s) = &summary {
+        if let Some(k) = s.get("knn").filter(|k| !k.is_null()) {
+            md += &format!("- kNN top-1 **{:.2}%**, top-5 {:.2}% — {}\n", k["top1"].as_f64().unwrap_or(f64::NAN), k["top5"].as_f64().unwrap_or(f64::NAN), k["protocol"].as_str().unwrap_or(""));
+        }
+        md += &format!(
+            "- training images/second {:.1} (view-1 images through the whole step, data included); training time {:.0} s; wall time {:.0} s; peak RSS {} MiB\n",
+            s["images_per_second"].as_f64().unwrap_or(0.0),
+            s["train_seconds"].as_f64().unwrap_or(0.0),
+            s["wall_seconds"].as_f64().unwrap_or(0.0),
+            s["peak_rss_mib"].as_f64().map(|v| format!("{v:.0}")).unwrap_or_else(|| "?".into())
+        );
+    }
+    if let Some(l) = &linear {
+        md += &format!("- linear probe top-1 **{:.2}%**, top-5 {:.2}% — {}\n", l["top1"].as_f64().unwrap_or(f64::NAN), l["top5"].as_f64().unwrap_or(f64::NAN), l["protocol"].as_str().unwrap_or(""));
+    }
+    md += "\n| epoch | loss | lr | kNN top-1 | images/s |\n|---|---|---|---|---|\n";
+    for e in &epochs {
+        md += &format!(
+            "| {} | {:.4} | {:.5} | {} | {:.0} |\n",
+            e["epoch"],
+            e["loss"].as_f64().unwrap_or(f64::NAN),
+            e["lr"].as_f64().unwrap_or(f64::NAN),
+            e["knn_top1"].as_f64().map(|v| format!("{v:.2}")).unwrap_or_default(),
+            e["images_per_second"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    md += &format!(
+        "\n## Plots\n\n![loss](loss.png)\n![lr](lr.png)\n![kNN](accuracy.png)\n![embeddings](embeddings.png)\n\nEmbedding map: {embed_note}.\n\n## Resolved configuration\n\n```toml\n{}```\n",
+        cfg.to_toml()
+    );
+    let out = run.join("report.md");
+    std::fs::write(&out, md).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(out)
 }

@@ -9,66 +9,7 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 use unmix_data::loader::{Loader, LoaderConfig};
-
-/// 3x5 pixel glyphs for the few characters the captions use.
-fn glyph(c: char) -> [&'static str; 5] {
-    match c {
-        '0' => ["###", "#.#", "#.#", "#.#", "###"],
-        '1' => [".#.", "##.", ".#.", ".#.", "###"],
-        '2' => ["###", "..#", "###", "#..", "###"],
-        '3' => ["###", "..#", "###", "..#", "###"],
-        '4' => ["#.#", "#.#", "###", "..#", "..#"],
-        '5' => ["###", "#..", "###", "..#", "###"],
-        '6' => ["###", "#..", "###", "#.#", "###"],
-        '7' => ["###", "..#", "..#", "..#", "..#"],
-        '8' => ["###", "#.#", "###", "#.#", "###"],
-        '9' => ["###", "#.#", "###", "..#", "###"],
-        '.' => ["...", "...", "...", "...", ".#."],
-        '=' => ["...", "###", "...", "###", "..."],
-        'A' => ["###", "#.#", "###", "#.#", "#.#"],
-        'B' => ["##.", "#.#", "##.", "#.#", "##."],
-        'C' => ["###", "#..", "#..", "#..", "###"],
-        'D' => ["##.", "#.#", "#.#", "#.#", "##."],
-        'E' => ["###", "#..", "##.", "#..", "###"],
-        'I' => ["###", ".#.", ".#.", ".#.", "###"],
-        'L' => ["#..", "#..", "#..", "#..", "###"],
-        'M' => ["#.#", "###", "###", "#.#", "#.#"],
-        'N' => ["##.", "#.#", "#.#", "#.#", "#.#"],
-        'O' => ["###", "#.#", "#.#", "#.#", "###"],
-        'P' => ["###", "#.#", "###", "#..", "#.."],
-        'R' => ["##.", "#.#", "##.", "#.#", "#.#"],
-        'S' => ["###", "#..", "###", "..#", "###"],
-        'T' => ["###", ".#.", ".#.", ".#.", ".#."],
-        'U' => ["#.#", "#.#", "#.#", "#.#", "###"],
-        'V' => ["#.#", "#.#", "#.#", "#.#", ".#."],
-        'W' => ["#.#", "#.#", "###", "###", "#.#"],
-        'X' => ["#.#", "#.#", ".#.", "#.#", "#.#"],
-        _ => ["...", "...", "...", "...", "..."],
-    }
-}
-
-/// Draws `text` (upper case) at (x, y) with pixels of `scale`, white on the canvas.
-fn draw_text(img: &mut image::RgbImage, text: &str, x: u32, y: u32, scale: u32) {
-    for (k, c) in text.chars().enumerate() {
-        let g = glyph(c.to_ascii_uppercase());
-        for (row, line) in g.iter().enumerate() {
-            for (col, ch) in line.chars().enumerate() {
-                if ch != '#' {
-                    continue;
-                }
-                for dy in 0..scale {
-                    for dx in 0..scale {
-                        let px = x + (k as u32 * 4 + col as u32) * scale + dx;
-                        let py = y + row as u32 * scale + dy;
-                        if px < img.width() && py < img.height() {
-                            img.put_pixel(px, py, image::Rgb([255, 255, 255]));
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
+use super::font::draw_text;
 
 /// Undoes the normalization of one CHW image into u8 RGB tiles scaled by `zoom`.
 fn paste(canvas: &mut image::RgbImage, t: &Tensor, mean: &[f32], std: &[f32], x0: u32, y0: u32, zoom: u32) {
@@ -143,19 +84,3 @@ pub fn write_preview(cfg: &Config, images: usize, mode: Option<&str>, out: &Path
     Ok(draw)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glyphs_are_three_by_five_and_text_is_drawn() {
-        for c in "0123456789.=ABCDEILMNOPRSTUVWX".chars() {
-            assert!(glyph(c).iter().all(|r| r.len() == 3), "{c}");
-        }
-        let mut img = image::RgbImage::new(40, 10);
-        draw_text(&mut img, "L=1", 0, 0, 1);
-        let lit = img.pixels().filter(|p| p.0 == [255, 255, 255]).count();
-        // L: 7 pixels, =: 6, 1: 8.
-        assert_eq!(lit, 21);
-    }
-}

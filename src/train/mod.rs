@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub until_epoch: Option<usize>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Write plots and report.md at the end.
+    pub report: bool,
 }
 
 /// Builds the configured method on `device`.
@@ -304,6 +306,10 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     let summary = report::summary(cfg, epoch, last_loss, last_knn, images, train_seconds, wall.elapsed().as_secs_f64());
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("cannot write {}", out.join("summary.json").display()))?;
+    if opts.report {
+        let r = report::write_report(out)?;
+        println!("report: {}", r.display());
+    }
     Ok(summary)
 }
 
