@@ -78,13 +78,13 @@ pub fn probe(train: &Tensor, train_labels: &Tensor, test: &Tensor, test_labels: 
         let lr = cfg.lr_at(epoch);
         let mut order: Vec<i64> = (0..n).collect();
         rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
+        // One gather per epoch; batches are then views into it.
         let order = Tensor::from_slice(&order).to_device(device);
+        let (xe, ye) = (train.index_select(0, &order), train_labels.index_select(0, &order));
         let mut start = 0;
         while start < n {
             let len = cfg.batch_size.min(n - start);
-            let idx = order.narrow(0, start, len);
-            let x = train.index_select(0, &idx);
-            let y = train_labels.index_select(0, &idx);
+            let (x, y) = (xe.narrow(0, start, len), ye.narrow(0, start, len));
             let loss = fc.forward(&x).cross_entropy_for_logits(&y);
             opt.zero_grad();
             loss.backward();
