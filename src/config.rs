@@ -231,11 +231,15 @@ pub struct EvalConfig {
     /// kNN features: "head" (projection output, the authors' monitor) or "backbone".
     #[serde(default = "default_features")]
     pub features: String,
+    /// kNN rule: "cosine" (weighted by exp(sim / t)) or "euclidean" (majority vote, e.g. k 5 as
+    /// the W-MSE authors).
+    #[serde(default = "default_metric")]
+    pub knn_metric: String,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { knn_every: 1, knn_k: 200, knn_t: 0.1, batch_size: 512, features: default_features() }
+        EvalConfig { knn_every: 1, knn_k: 200, knn_t: 0.1, batch_size: 512, features: default_features(), knn_metric: default_metric() }
     }
 }
 
@@ -249,6 +253,7 @@ fn default_bad_image() -> String { "fail".into() }
 fn default_sigma() -> [f64; 2] { [0.1, 2.0] }
 fn default_optimizer() -> String { "sgd".into() }
 fn default_features() -> String { "head".into() }
+fn default_metric() -> String { "cosine".into() }
 fn d0001() -> f64 { 0.001 }
 fn d100() -> i64 { 100 }
 fn d005() -> f64 { 0.05 }
@@ -437,6 +442,9 @@ impl Config {
         }
         if !matches!(c.train.optimizer.as_str(), "sgd" | "lars" | "adam" | "adamw") {
             bail!("train.optimizer = \"{}\": use \"sgd\", \"lars\", \"adam\" or \"adamw\"", c.train.optimizer);
+        }
+        if !matches!(c.eval.knn_metric.as_str(), "cosine" | "euclidean") {
+            bail!("eval.knn_metric = \"{}\": use \"cosine\" or \"euclidean\"", c.eval.knn_metric);
         }
         if !matches!(c.eval.features.as_str(), "head" | "backbone") {
             bail!("eval.features = \"{}\": use \"head\" or \"backbone\"", c.eval.features);

@@ -81,6 +81,28 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "unmix-preview.png")]
         out: PathBuf,
     },
+    /// Ablation: the base method and + Un-Mix on the same seeds (everything else equal), with a
+    /// mean +- std table (compare.md), compare.json and a plot, under --out.
+    Compare {
+        /// TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Seeds per arm (the config's seed, +1, ...).
+        #[arg(long, default_value_t = 3)]
+        seeds: usize,
+        /// Override a config key, e.g. --set train.epochs=3. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Dataset folder; the same as --set data.root=DIR.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Folder for the runs and the table (default: runs/compare-<config name>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// (Re)generate a run folder's report: loss/lr/accuracy plots, a PCA map of test embeddings
     /// and report.md.
     Report {
@@ -212,6 +234,21 @@ fn run(cli: Cli) -> Result<()> {
             let cfg = Config::load(&config, &set)?;
             let d = unmix::report::preview::write_preview(&cfg, images, mode.as_deref(), &out)?;
             println!("wrote {} ({} with lambda {:.3})", out.display(), if d.is_cutmix() { "CutMix" } else { "mixup" }, d.lam);
+            Ok(())
+        }
+        Command::Compare { config, seeds, mut set, data, out, quiet } => {
+            if let Some(d) = data {
+                set.push(format!("data.root={}", toml_string(&d.display().to_string())));
+            }
+            if seeds == 0 {
+                anyhow::bail!("--seeds must be at least 1");
+            }
+            let cfg = Config::load(&config, &set)?;
+            let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
+            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("compare-{stem}")));
+            let md = unmix::compare::compare(&cfg, seeds, &out, !quiet)?;
+            println!("{md}
+written to {}", out.join("compare.md").display());
             Ok(())
         }
         Command::Report { run } => {

@@ -67,3 +67,28 @@ fn preview_writes_a_png_grid_on_real_images() {
     assert_eq!(w, 4 * (128 + 4) + 4);
     assert_eq!(h, 24 + 6 * (128 + 4) + 28);
 }
+
+#[test]
+fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, err) = unmix(&[
+        "compare", "--config", "configs/fmnist-moco-unmix.toml", "--seeds", "2", "--quiet",
+        "--data", "crates/unmix-data/tests/fixtures/fashion-mnist",
+        "--set", "data.limit=256", "--set", "model.widths=[8, 8, 16, 16]", "--set", "train.batch_size=64",
+        "--set", "method.queue=256", "--set", "train.epochs=1", "--set", "eval.knn_k=20",
+        "--out", dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("mean +- std"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("compare.json")).unwrap()).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    // Seeds 0 and 1, each with Un-Mix off and on.
+    let pairs: Vec<(bool, u64)> = runs.iter().map(|r| (r["unmix"].as_bool().unwrap(), r["seed"].as_u64().unwrap())).collect();
+    assert_eq!(pairs, vec![(false, 0), (true, 0), (false, 1), (true, 1)]);
+    for arm in ["base-seed0", "unmix-seed0", "base-seed1", "unmix-seed1"] {
+        let cfg = std::fs::read_to_string(dir.path().join(arm).join("config.toml")).unwrap();
+        assert!(cfg.contains(&format!("enabled = {}", arm.starts_with("unmix"))), "{arm}");
+    }
+    assert!(dir.path().join("compare.png").exists());
+}

@@ -14,6 +14,30 @@ pub struct KnnResult {
     pub top5: f64,
     pub k: usize,
     pub t: f64,
+    pub metric: Metric,
+}
+
+/// The kNN rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Metric {
+    /// Cosine similarity on L2-normalized features, votes weighted by exp(sim / t) (Wu et al.;
+    /// the authors' MoCo monitor).
+    WeightedCosine,
+    /// Euclidean distance on raw features, one vote per neighbour (the W-MSE authors' k = 5).
+    EuclideanMajority,
+}
+
+/// Class votes of the k nearest bank entries by Euclidean distance, one vote each; ties go to
+/// the nearer neighbours (each vote gets a tiny rank-based bonus).
+pub fn euclidean_votes(queries: &Tensor, bank: &Tensor, bank_labels: &Tensor, classes: i64, k: usize) -> Tensor {
+    let k = (k as i64).min(bank.size()[0]);
+    // ||q - b||^2 = ||q||^2 + ||b||^2 - 2 q.b; ||q||^2 is constant per row and dropped.
+    let d = bank.square().sum_dim_intlist(1, false, Kind::Float).unsqueeze(0) - queries.mm(&bank.transpose(0, 1)) * 2.0;
+    let (_, idx) = d.topk(k, 1, false, true);
+    let labels = bank_labels.index_select(0, &idx.flatten(0, -1)).view([-1, k]);
+    let bonus = Tensor::arange(k, (Kind::Float, queries.device())).neg() * 1e-4 + 1.0;
+    let w = bonus.unsqueeze(0).expand([queries.size()[0], k], false).contiguous();
+    Tensor::zeros([queries.size()[0], classes], (Kind::Float, queries.device())).scatter_add(1, &labels, &w)
 }
 
 /// Features of every image (no augmentation), in dataset order, on `device`; L2-normalized when
@@ -63,6 +87,12 @@ pub fn scores(queries: &Tensor, bank: &Tensor, bank_labels: &Tensor, classes: i6
 
 /// Top-1 and top-5 accuracy (%) of weighted kNN, processing queries in chunks.
 pub fn evaluate(bank: &Tensor, bank_labels: &[u32], test: &Tensor, test_labels: &[u32], classes: usize, k: usize, t: f64) -> KnnResult {
+    evaluate_with(Metric::WeightedCosine, bank, bank_labels, test, test_labels, classes, k, t)
+}
+
+/// Top-1 and top-5 accuracy (%) of kNN with the given rule.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_with(metric: Metric, bank: &Tensor, bank_labels: &[u32], test: &Tensor, test_labels: &[u32], classes: usize, k: usize, t: f64) -> KnnResult {
     let device = bank.device();
     let bl = Tensor::from_slice(&bank_labels.iter().map(|&l| l as i64).collect::<Vec<_>>()).to_device(device);
     let tl = Tensor::from_slice(&test_labels.iter().map(|&l| l as i64).collect::<Vec<_>>()).to_device(device);
@@ -74,7 +104,11 @@ pub fn evaluate(bank: &Tensor, bank_labels: &[u32], test: &Tensor, test_labels: 
         let mut start = 0;
         while start < n {
             let len = chunk.min(n - start);
-            let s = scores(&test.narrow(0, start, len), bank, &bl, classes as i64, k, t);
+            let q = test.narrow(0, start, len);
+            let s = match metric {
+                Metric::WeightedCosine => scores(&q, bank, &bl, classes as i64, k, t),
+                Metric::EuclideanMajority => euclidean_votes(&q, bank, &bl, classes as i64, k),
+            };
             let (_, pred) = s.topk(top, 1, true, true);
             let truth = tl.narrow(0, start, len).unsqueeze(1);
             let hit = pred.eq_tensor(&truth);
@@ -83,7 +117,7 @@ pub fn evaluate(bank: &Tensor, bank_labels: &[u32], test: &Tensor, test_labels: 
             start += len;
         }
     });
-    KnnResult { top1: 100.0 * c1 as f64 / n as f64, top5: 100.0 * c5 as f64 / n as f64, k, t }
+    KnnResult { top1: 100.0 * c1 as f64 / n as f64, top5: 100.0 * c5 as f64 / n as f64, k, t, metric }
 }
 
 #[cfg(test)]
@@ -111,6 +145,13 @@ mod tests {
         assert!((s.double_value(&[0, 0]) - expect0).abs() / expect0 < 1e-5);
         assert!((s.double_value(&[0, 1]) - expect1).abs() / expect1 < 1e-5);
         assert!(expect0 > expect1);
+        // Euclidean majority with k = 3 on raw points: the query at (0.95, 0.05) has neighbours
+        // 0, 1 (class 0) and 4 (class 1): class 0 wins 2 votes to 1.
+        let bl = Tensor::from_slice(&[0i64, 0, 1, 1, 1]);
+        let v = euclidean_votes(&q.narrow(0, 0, 1), &bank, &bl, 2, 3);
+        assert!((v.double_value(&[0, 0]) - 2.0).abs() < 1e-3 && (v.double_value(&[0, 1]) - 1.0).abs() < 1e-3, "{v:?}");
+        let r = evaluate_with(Metric::EuclideanMajority, &bank, &labels, &q, &[0, 1], 2, 3, 0.0);
+        assert_eq!(r.top1, 100.0);
         // A wrong label is counted wrong.
         let r = evaluate(&bank, &labels, &q, &[1, 1], 2, 2, 0.1);
         assert_eq!(r.top1, 50.0);

@@ -18,9 +18,19 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// The protocol sentence written next to every kNN number.
 pub fn knn_protocol(cfg: &Config, r: &KnnResult) -> String {
+    let rule = match r.metric {
+        crate::eval::knn::Metric::WeightedCosine => format!("weighted kNN (cosine, k {}, t {})", r.k, r.t),
+        crate::eval::knn::Metric::EuclideanMajority => format!("kNN majority vote (Euclidean, k {})", r.k),
+    };
+    let (norm, what) = match (r.metric, cfg.eval.features.as_str()) {
+        (crate::eval::knn::Metric::WeightedCosine, "backbone") => ("L2-normalized ", "pooled backbone features".to_string()),
+        (crate::eval::knn::Metric::WeightedCosine, _) => ("L2-normalized ", format!("{}-d head output", cfg.method.dim)),
+        (_, "backbone") => ("", "pooled backbone features".to_string()),
+        _ => ("", format!("{}-d head output", cfg.method.dim)),
+    };
     format!(
-        "weighted kNN (cosine, k {}, t {}) on the L2-normalized {}-d head output of the query encoder; bank = {} train split without augmentation; top-1 on the test split",
-        r.k, r.t, cfg.method.dim, cfg.data.dataset
+        "{rule} on the {norm}{what} of the trained encoder; bank = {} train split without augmentation; top-1 on the test split",
+        cfg.data.dataset
     )
 }
 

@@ -136,9 +136,10 @@ impl KnnData {
     }
 
     pub fn evaluate(&self, cfg: &Config, device: Device, method: &dyn Method) -> Result<KnnResult> {
-        let (bank, test) = self.features(cfg, device, method, features(cfg), true)?;
+        let metric = if cfg.eval.knn_metric == "euclidean" { knn::Metric::EuclideanMajority } else { knn::Metric::WeightedCosine };
+        let (bank, test) = self.features(cfg, device, method, features(cfg), metric == knn::Metric::WeightedCosine)?;
         let classes = self.classes();
-        Ok(knn::evaluate(&bank, &self.bank.labels, &test, &self.test.labels, classes, cfg.eval.knn_k, cfg.eval.knn_t))
+        Ok(knn::evaluate_with(metric, &bank, &self.bank.labels, &test, &self.test.labels, classes, cfg.eval.knn_k, cfg.eval.knn_t))
     }
 }
 
