@@ -118,7 +118,8 @@ pub struct ModelConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MethodConfig {
-    /// "moco" (v1 with `mlp_hidden = 0`, v2 with an MLP head), "simclr", "byol" or "swav".
+    /// "moco" (v1 with `mlp_hidden = 0`, v2 with an MLP head), "simclr", "byol", "swav",
+    /// "simsiam", "barlow" (Barlow Twins) or "vicreg".
     pub name: String,
     /// Output dimension of the projection head.
     #[serde(default = "d128")]
@@ -158,6 +159,12 @@ pub struct MethodConfig {
     /// SwAV: prototypes are not updated during the first N steps.
     #[serde(default)]
     pub freeze_prototypes_steps: u64,
+    /// Barlow Twins: weight of the off-diagonal terms.
+    #[serde(default = "d00051")]
+    pub barlow_lambda: f64,
+    /// VICReg: invariance, variance and covariance weights.
+    #[serde(default = "default_vicreg")]
+    pub vicreg_weights: [f64; 3],
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -256,6 +263,8 @@ fn default_features() -> String { "head".into() }
 fn default_metric() -> String { "cosine".into() }
 fn d0001() -> f64 { 0.001 }
 fn d100() -> i64 { 100 }
+fn d00051() -> f64 { 0.0051 }
+fn default_vicreg() -> [f64; 3] { [25.0, 25.0, 1.0] }
 fn d005() -> f64 { 0.05 }
 fn d3() -> usize { 3 }
 fn one() -> usize { 1 }
@@ -416,6 +425,16 @@ impl Config {
                     bail!("method.temperature must be positive");
                 }
             }
+            "simsiam" => {
+                if c.method.predictor_hidden <= 0 {
+                    bail!("method.predictor_hidden must be positive for SimSiam (e.g. 512 as in the paper)");
+                }
+            }
+            "barlow" | "vicreg" => {
+                if c.method.barlow_lambda < 0.0 || c.method.vicreg_weights.iter().any(|w| *w < 0.0) {
+                    bail!("method.barlow_lambda and method.vicreg_weights must be >= 0");
+                }
+            }
             "byol" => {
                 if c.method.predictor_hidden <= 0 {
                     bail!("method.predictor_hidden must be positive for BYOL (e.g. 4096 as in the paper)");
@@ -429,7 +448,7 @@ impl Config {
                     bail!("SwAV needs method.prototypes > 0, method.sinkhorn_epsilon > 0, method.sinkhorn_iters >= 1 and method.temperature > 0");
                 }
             }
-            other => bail!("method.name = \"{other}\" is not supported; use \"moco\", \"simclr\", \"byol\" or \"swav\""),
+            other => bail!("method.name = \"{other}\" is not supported; use moco, simclr, byol, swav, simsiam, barlow or vicreg"),
         }
         if c.method.dim <= 0 || c.method.mlp_hidden < 0 {
             bail!("method.dim must be positive and method.mlp_hidden >= 0");

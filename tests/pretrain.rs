@@ -112,13 +112,13 @@ fn every_shipped_config_is_valid() {
         assert!(cfg.unmix.enabled, "{}: shipped configs are the +Un-Mix runs", path.display());
         n += 1;
     }
-    assert!(n >= 12, "found {n} configs");
+    assert!(n >= 16, "found {n} configs");
 }
 
 #[test]
 fn every_fmnist_method_trains_with_and_without_unmix() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    for method in ["moco", "simclr", "byol", "swav"] {
+    for method in ["moco", "simclr", "byol", "swav", "simsiam", "barlow", "vicreg"] {
         for unmix in [true, false] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/fmnist-{method}-unmix.toml"));
             let mut set: Vec<String> = vec![

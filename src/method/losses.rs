@@ -93,3 +93,62 @@ mod tests {
         assert!((l - expect).abs() < 1e-5, "{l} vs {expect}");
     }
 }
+
+/// Barlow Twins (Zbontar et al. 2021): standardize each embedding dimension over the batch,
+/// cross-correlation C = z1^T z2 / N, loss = sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2.
+pub fn barlow_twins(z1: &Tensor, z2: &Tensor, lambda: f64) -> Tensor {
+    let n = z1.size()[0] as f64;
+    let std = |z: &Tensor| {
+        let m = z.mean_dim(0, true, Kind::Float);
+        let s = z.std_dim(0, false, true) + 1e-5;
+        (z - m) / s
+    };
+    let c = std(z1).transpose(0, 1).mm(&std(z2)) / n;
+    let diag = c.diagonal(0, 0, 1);
+    let on = (diag.ones_like() - &diag).square().sum(Kind::Float);
+    let off = c.square().sum(Kind::Float) - diag.square().sum(Kind::Float);
+    on + off * lambda
+}
+
+/// VICReg (Bardes et al. 2022): invariance (MSE) + variance (hinge on each dimension's std at 1)
+/// + covariance (off-diagonal squares / D), weighted 25 / 25 / 1 by default.
+pub fn vicreg(z1: &Tensor, z2: &Tensor, sim_w: f64, var_w: f64, cov_w: f64) -> Tensor {
+    let (n, d) = (z1.size()[0] as f64, z1.size()[1] as f64);
+    let inv = (z1 - z2).square().mean(Kind::Float);
+    let var = |z: &Tensor| ((z.var_dim(0, true, false) + 1e-4).sqrt().neg() + 1.0).relu().mean(Kind::Float);
+    let cov = |z: &Tensor| {
+        let zc = z - z.mean_dim(0, true, Kind::Float);
+        let c = zc.transpose(0, 1).mm(&zc) / (n - 1.0);
+        let diag = c.diagonal(0, 0, 1);
+        (c.square().sum(Kind::Float) - diag.square().sum(Kind::Float)) / d
+    };
+    inv * sim_w + (var(z1) + var(z2)) * var_w + (cov(z1) + cov(z2)) * cov_w
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn barlow_twins_is_zero_for_decorrelated_identical_views() {
+        // Two standardized, uncorrelated columns (+-1 patterns), identical views: C = I, loss 0.
+        let z = Tensor::from_slice(&[1.0f32, 1., 1., -1., -1., 1., -1., -1.]).view([4, 2]);
+        let l = barlow_twins(&z, &z, 0.005).double_value(&[]);
+        assert!(l.abs() < 1e-3, "{l}");
+        // Opposite views: C = -I: on-diagonal (1 - -1)^2 = 4 per dimension.
+        let l = barlow_twins(&z, &(-&z), 0.005).double_value(&[]);
+        assert!((l - 8.0).abs() < 1e-2, "{l}");
+    }
+
+    #[test]
+    fn vicreg_terms_by_hand() {
+        // Identical views with per-dimension std >= 1 and no covariance: loss 0.
+        let z = Tensor::from_slice(&[2.0f32, 2., 2., -2., -2., 2., -2., -2.]).view([4, 2]);
+        assert!(vicreg(&z, &z, 25.0, 25.0, 1.0).double_value(&[]).abs() < 1e-4);
+        // Collapsed views (all zeros): variance hinge = 1 - sqrt(1e-4) = 0.99 per view.
+        let zero = Tensor::zeros([4, 2], (Kind::Float, Device::Cpu));
+        let l = vicreg(&zero, &zero, 25.0, 25.0, 1.0).double_value(&[]);
+        assert!((l - 25.0 * 2.0 * 0.99).abs() < 1e-3, "{l}");
+    }
+}

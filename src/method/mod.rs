@@ -5,7 +5,9 @@
 pub mod byol;
 pub mod losses;
 pub mod moco;
+pub mod redundancy;
 pub mod simclr;
+pub mod simsiam;
 pub mod swav;
 
 use crate::mix::Mixed;
@@ -14,7 +16,9 @@ use tch::{nn, Tensor};
 
 pub use byol::{Byol, ByolConfig};
 pub use moco::{MoCo, MoCoConfig};
+pub use redundancy::{Redundancy, RedundancyLoss};
 pub use simclr::{SimClr, SimClrConfig};
+pub use simsiam::{SimSiam, SimSiamConfig};
 pub use swav::{Swav, SwavConfig};
 
 /// Where a step stands in the run (for schedules inside a method, e.g. BYOL's tau).

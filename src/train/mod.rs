@@ -7,7 +7,10 @@ pub mod optim;
 use crate::config::{parse_device, Config};
 use crate::data::{bad_image_policy, eval_recipes, load_pretrain, load_split, to_tensor, train_recipes, Split};
 use crate::eval::knn::{self, KnnResult};
-use crate::method::{Byol, ByolConfig, Features, Method, MixTarget, MoCo, MoCoConfig, SimClr, SimClrConfig, StepInfo, Swav, SwavConfig};
+use crate::method::{
+    Byol, ByolConfig, Features, Method, MixTarget, MoCo, MoCoConfig, Redundancy, RedundancyLoss, SimClr, SimClrConfig, SimSiam, SimSiamConfig, StepInfo,
+    Swav, SwavConfig,
+};
 use crate::mix::{Mixed, UnMixSettings};
 use crate::model::{head::HeadConfig, named_trainable, Arch, ResNetConfig};
 use crate::report;
@@ -64,6 +67,19 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
                 tau_base: m.tau_base,
                 mix_target,
             },
+        ))),
+        "simsiam" => Ok(Box::new(SimSiam::new(
+            device,
+            &backbone,
+            SimSiamConfig { projector: head, predictor: HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true }, mix_target },
+        ))),
+        "barlow" => Ok(Box::new(Redundancy::new(device, &backbone, &head, RedundancyLoss::BarlowTwins { lambda: m.barlow_lambda }, mix_target))),
+        "vicreg" => Ok(Box::new(Redundancy::new(
+            device,
+            &backbone,
+            &head,
+            RedundancyLoss::VicReg { sim: m.vicreg_weights[0], var: m.vicreg_weights[1], cov: m.vicreg_weights[2] },
+            mix_target,
         ))),
         "swav" => Ok(Box::new(Swav::new(
             device,

@@ -1,0 +1,107 @@
+//! Barlow Twins and VICReg: one encoder with a projector, a loss on the two views' embeddings
+//! that needs no negatives and no target network (feature decorrelation / variance-invariance-
+//! covariance).
+//!
+//! Un-Mix: the loss pairs row i of one batch with row i of the other, so the mixture's embeddings
+//! are scored against view 2's with weight lam, and reversed against view 2's with weight 1 - lam,
+//! through the shared [`Mixed::loss`].
+
+use super::losses::{barlow_twins, vicreg};
+use super::{load_stores, stores_state, Features, Method, MixTarget, StepInfo};
+use crate::mix::Mixed;
+use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
+use rand_chacha::ChaCha8Rng;
+use tch::{nn, Device, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RedundancyLoss {
+    /// Barlow Twins with its off-diagonal weight lambda.
+    BarlowTwins { lambda: f64 },
+    /// VICReg with its invariance, variance and covariance weights.
+    VicReg { sim: f64, var: f64, cov: f64 },
+}
+
+impl RedundancyLoss {
+    pub fn eval(&self, a: &Tensor, b: &Tensor) -> Tensor {
+        match *self {
+            RedundancyLoss::BarlowTwins { lambda } => barlow_twins(a, b, lambda),
+            RedundancyLoss::VicReg { sim, var, cov } => vicreg(a, b, sim, var, cov),
+        }
+    }
+}
+
+pub struct Redundancy {
+    loss: RedundancyLoss,
+    mix_target: MixTarget,
+    vs: nn::VarStore,
+    net: Encoder,
+}
+
+impl Redundancy {
+    pub fn new(device: Device, backbone: &ResNetConfig, head: &HeadConfig, loss: RedundancyLoss, mix_target: MixTarget) -> Self {
+        let vs = nn::VarStore::new(device);
+        let net = Encoder::new(&vs.root(), backbone, head);
+        Redundancy { loss, mix_target, vs, net }
+    }
+}
+
+impl Method for Redundancy {
+    fn trainable(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
+        let z1 = self.net.forward_t(&views[0], true);
+        let z2 = self.net.forward_t(&views[1], true);
+        let mut loss = self.loss.eval(&z1, &z2);
+        if let Some(m) = mixed {
+            let zm = self.net.forward_t(&m.images, true);
+            let target = if self.mix_target == MixTarget::View2 { &z2 } else { &z1 };
+            loss = loss + m.loss(&zm, |o| self.loss.eval(o, target));
+        }
+        loss
+    }
+
+    fn embed(&self, x: &Tensor, features: Features) -> Tensor {
+        match features {
+            Features::Head => self.net.forward_t(x, false),
+            Features::Backbone => self.net.backbone.forward_t(x, false),
+        }
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        stores_state(&[("q.", &self.vs)])
+    }
+
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
+        load_stores(&[("q.", &self.vs)], state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mix::{MixDraw, MixKind};
+    use crate::model::Arch;
+    use rand::SeedableRng;
+    use tch::Kind;
+
+    #[test]
+    fn unmix_weighting_for_barlow_twins_and_vicreg() {
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1 };
+        let head = HeadConfig { dim: 8, hidden: 16, bn: true };
+        for loss in [RedundancyLoss::BarlowTwins { lambda: 0.01 }, RedundancyLoss::VicReg { sim: 25.0, var: 25.0, cov: 1.0 }] {
+            let mut m = Redundancy::new(Device::Cpu, &backbone, &head, loss, MixTarget::View2);
+            let x1 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
+            let x2 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
+            let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.2 });
+            let (info, mut rng) = (StepInfo::default(), ChaCha8Rng::seed_from_u64(0));
+            let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).double_value(&[]);
+            let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).double_value(&[]);
+            let zm = m.net.forward_t(&mixed.images, true);
+            let z2 = m.net.forward_t(&x2, true);
+            let expect = base + 0.2 * loss.eval(&zm, &z2).double_value(&[]) + 0.8 * loss.eval(&zm.flip([0]), &z2).double_value(&[]);
+            assert!((with - expect).abs() < 1e-3 * expect.abs().max(1.0), "{loss:?}: {with} vs {expect}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! SimSiam (Chen & He 2021): one encoder with projector and predictor; each view's prediction
+//! regresses the other view's projection with stop-gradient; negative cosine, symmetric.
+//!
+//! Un-Mix the way the authors describe it for BYOL (SimSiam is BYOL without the target network):
+//! the symmetric loss between the mixture and the unmixed view 2, weighted lam, and with the
+//! mixture's outputs reversed, weighted 1 - lam; stop-gradient on every projection used as target.
+
+use super::losses::negative_cosine;
+use super::{load_stores, stores_state, Features, Method, MixTarget, StepInfo};
+use crate::mix::{reversed, Mixed};
+use crate::model::{head::HeadConfig, Encoder, Head, ResNetConfig};
+use rand_chacha::ChaCha8Rng;
+use tch::{nn, Device, Tensor};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimSiamConfig {
+    pub projector: HeadConfig,
+    pub predictor: HeadConfig,
+    pub mix_target: MixTarget,
+}
+
+pub struct SimSiam {
+    cfg: SimSiamConfig,
+    vs: nn::VarStore,
+    net: Encoder,
+    predictor: Head,
+}
+
+impl SimSiam {
+    pub fn new(device: Device, backbone: &ResNetConfig, cfg: SimSiamConfig) -> Self {
+        let vs = nn::VarStore::new(device);
+        let net = Encoder::new(&vs.root(), backbone, &cfg.projector);
+        let predictor = Head::new(&(vs.root() / "predictor"), cfg.projector.dim, &cfg.predictor);
+        SimSiam { cfg, vs, net, predictor }
+    }
+
+    /// (prediction, detached projection) of a batch.
+    fn forward(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let z = self.net.forward_t(x, true);
+        (self.predictor.forward_t(&z, true), z.detach())
+    }
+}
+
+/// The symmetric SimSiam loss of two (prediction, stopped projection) pairs.
+fn pair(a: &(Tensor, Tensor), b: &(Tensor, Tensor)) -> Tensor {
+    (negative_cosine(&a.0, &b.1) + negative_cosine(&b.0, &a.1)) * 0.5
+}
+
+impl Method for SimSiam {
+    fn trainable(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
+        let (o1, o2) = (self.forward(&views[0]), self.forward(&views[1]));
+        let mut loss = pair(&o1, &o2);
+        if let Some(m) = mixed {
+            let om = self.forward(&m.images);
+            let t = if self.cfg.mix_target == MixTarget::View2 { &o2 } else { &o1 };
+            let direct = pair(&om, t);
+            let reverse = pair(&(reversed(&om.0), reversed(&om.1)), t);
+            loss = loss + m.weigh(&direct, &reverse);
+        }
+        loss
+    }
+
+    fn embed(&self, x: &Tensor, features: Features) -> Tensor {
+        match features {
+            Features::Head => self.net.forward_t(x, false),
+            Features::Backbone => self.net.backbone.forward_t(x, false),
+        }
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        stores_state(&[("q.", &self.vs)])
+    }
+
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
+        load_stores(&[("q.", &self.vs)], state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mix::{MixDraw, MixKind};
+    use crate::model::Arch;
+    use rand::SeedableRng;
+    use tch::Kind;
+
+    #[test]
+    fn projections_used_as_targets_are_stopped_and_unmix_is_weighted() {
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1 };
+        let cfg = SimSiamConfig { projector: HeadConfig { dim: 8, hidden: 16, bn: true }, predictor: HeadConfig { dim: 8, hidden: 4, bn: true }, mix_target: MixTarget::View2 };
+        let mut m = SimSiam::new(Device::Cpu, &backbone, cfg);
+        let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let (p, z) = m.forward(&x1);
+        assert!(p.requires_grad() && !z.requires_grad(), "the target projection is detached");
+        let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.7 });
+        let (info, mut rng) = (StepInfo::default(), ChaCha8Rng::seed_from_u64(0));
+        let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).double_value(&[]);
+        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).double_value(&[]);
+        let (om, o2) = (m.forward(&mixed.images), m.forward(&x2));
+        let d = pair(&om, &o2).double_value(&[]);
+        let r = pair(&(om.0.flip([0]), om.1.flip([0])), &o2).double_value(&[]);
+        assert!((with - (base + 0.7 * d + 0.3 * r)).abs() < 1e-4);
+    }
+}
