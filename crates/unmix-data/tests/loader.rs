@@ -29,6 +29,7 @@ fn noise_set(n: usize, h: usize, w: usize, c: usize, seed: u64) -> ImageSet {
 
 fn recipes(c: usize) -> Arc<Vec<ViewRecipe>> {
     let aug = ViewRecipe {
+        resize_center: None,
         crop: Some(RandomResizedCrop {
             size: (8, 8),
             scale: (0.2, 1.0),
