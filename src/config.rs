@@ -242,11 +242,18 @@ pub struct EvalConfig {
     /// the W-MSE authors).
     #[serde(default = "default_metric")]
     pub knn_metric: String,
+    /// Train a linear classifier on detached backbone features alongside pretraining and report
+    /// its test accuracy every epoch (not for STL-10, whose pretraining set is mostly unlabeled).
+    #[serde(default = "yes")]
+    pub online_probe: bool,
+    /// Its learning rate (SGD, momentum 0.9), following the main schedule's shape.
+    #[serde(default = "d01")]
+    pub online_probe_lr: f64,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { knn_every: 1, knn_k: 200, knn_t: 0.1, batch_size: 512, features: default_features(), knn_metric: default_metric() }
+        EvalConfig { knn_every: 1, knn_k: 200, knn_t: 0.1, batch_size: 512, features: default_features(), knn_metric: default_metric(), online_probe: true, online_probe_lr: 0.1 }
     }
 }
 

@@ -208,6 +208,9 @@ fn run(cli: Cli) -> Result<()> {
                     knn["protocol"].as_str().unwrap_or("")
                 );
             }
+            if let Some(p) = summary.get("online_probe").filter(|p| !p.is_null()) {
+                println!("online linear probe top-1: {:.2}%", p["top1"].as_f64().unwrap_or(f64::NAN));
+            }
             println!("training images/second: {:.1}", summary["images_per_second"].as_f64().unwrap_or(0.0));
             Ok(())
         }

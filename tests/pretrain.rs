@@ -74,6 +74,11 @@ fn interrupted_and_resumed_run_matches_uninterrupted_run() {
     let metrics = std::fs::read_to_string(b.path().join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2);
     assert!(metrics.contains("knn_top1"));
+    // The online probe is trained alongside, checkpointed, and resumes exactly too.
+    let pa = full["online_probe"]["top1"].as_f64().unwrap();
+    let pb = resumed["online_probe"]["top1"].as_f64().unwrap();
+    assert!((pa - pb).abs() < 1e-9, "online probe after resume {pb} vs {pa}");
+    assert!(pa > 10.0, "online probe {pa}");
     assert!(b.path().join("summary.json").exists());
     // The report of the resumed run: plots and a markdown summary with the numbers.
     let md = std::fs::read_to_string(unmix::report::write_report(b.path()).unwrap()).unwrap();

@@ -29,6 +29,7 @@ pub struct Byol {
     online: Encoder,
     predictor: Head,
     target: Encoder,
+    feats: Option<Tensor>,
 }
 
 /// BYOL's cosine target-momentum schedule: 1 - (1 - tau_base) * (cos(pi k / K) + 1) / 2.
@@ -45,7 +46,7 @@ impl Byol {
         let predictor = Head::new(&(vs.root() / "predictor"), cfg.projector.dim, &cfg.predictor);
         let target = Encoder::new(&vs_t.root(), backbone, &cfg.projector);
         init_target(&mut vs_t, &vs);
-        Byol { cfg, vs, vs_t, online, predictor, target }
+        Byol { cfg, vs, vs_t, online, predictor, target, feats: None }
     }
 
     fn predict(&self, x: &Tensor) -> Tensor {
@@ -63,7 +64,9 @@ impl Method for Byol {
     }
 
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
-        let (p1, p2) = (self.predict(&views[0]), self.predict(&views[1]));
+        let (f1, z1) = self.online.forward_parts(&views[0], true);
+        self.feats = Some(f1.detach());
+        let (p1, p2) = (self.predictor.forward_t(&z1, true), self.predict(&views[1]));
         let (t1, t2) = (self.project_target(&views[0]), self.project_target(&views[1]));
         let mut loss = normalized_mse(&p1, &t2) + normalized_mse(&p2, &t1);
         if let Some(m) = mixed {
@@ -79,6 +82,10 @@ impl Method for Byol {
 
     fn after_step(&mut self, info: &StepInfo) {
         ema_update(&self.vs_t, &self.vs, tau(self.cfg.tau_base, info.step, info.total_steps));
+    }
+
+    fn take_features(&mut self) -> Option<Tensor> {
+        self.feats.take()
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {

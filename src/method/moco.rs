@@ -34,6 +34,7 @@ pub struct MoCo {
     queue: Tensor,
     /// Next queue column to overwrite, kept as a tensor so it travels with checkpoints.
     ptr: i64,
+    feats: Option<Tensor>,
 }
 
 impl MoCo {
@@ -47,7 +48,7 @@ impl MoCo {
         let queue = normalize(&Tensor::randn([cfg.head.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1))
             .transpose(0, 1)
             .contiguous();
-        MoCo { cfg, vs_q, vs_k, q, k, queue, ptr: 0 }
+        MoCo { cfg, vs_q, vs_k, q, k, queue, ptr: 0, feats: None }
     }
 
     pub fn queue(&self) -> &Tensor {
@@ -89,7 +90,9 @@ impl Method for MoCo {
         let t = self.cfg.temperature;
         // A snapshot: the queue is overwritten in place below, before the backward pass needs it.
         let queue = self.queue.copy();
-        let q1 = normalize(&self.q.forward_t(x1, true));
+        let (f1, q1) = self.q.forward_parts(x1, true);
+        self.feats = Some(f1.detach());
+        let q1 = normalize(&q1);
         let k2 = self.keys(x2, rng);
         let mut loss = info_nce(&q1, &k2, &queue, t);
         // The mixed query (view 1 mixed with its reversed batch) is scored against the unmixed keys
@@ -112,6 +115,10 @@ impl Method for MoCo {
         // The queue only ever receives unmixed keys.
         self.enqueue(&keys);
         loss
+    }
+
+    fn take_features(&mut self) -> Option<Tensor> {
+        self.feats.take()
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {

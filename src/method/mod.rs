@@ -56,6 +56,9 @@ pub trait Method {
     fn frozen(&self, _name: &str, _info: &StepInfo) -> bool {
         false
     }
+    /// The (detached) backbone features of view 1 from the last [`Method::loss`], for the online
+    /// linear probe.
+    fn take_features(&mut self) -> Option<Tensor>;
     /// After the optimizer step (target-network EMA updates).
     fn after_step(&mut self, _info: &StepInfo) {}
     /// Evaluation features (eval-mode network, not normalized).

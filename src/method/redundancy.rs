@@ -35,13 +35,14 @@ pub struct Redundancy {
     mix_target: MixTarget,
     vs: nn::VarStore,
     net: Encoder,
+    feats: Option<Tensor>,
 }
 
 impl Redundancy {
     pub fn new(device: Device, backbone: &ResNetConfig, head: &HeadConfig, loss: RedundancyLoss, mix_target: MixTarget) -> Self {
         let vs = nn::VarStore::new(device);
         let net = Encoder::new(&vs.root(), backbone, head);
-        Redundancy { loss, mix_target, vs, net }
+        Redundancy { loss, mix_target, vs, net, feats: None }
     }
 }
 
@@ -51,7 +52,8 @@ impl Method for Redundancy {
     }
 
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
-        let z1 = self.net.forward_t(&views[0], true);
+        let (f1, z1) = self.net.forward_parts(&views[0], true);
+        self.feats = Some(f1.detach());
         let z2 = self.net.forward_t(&views[1], true);
         let mut loss = self.loss.eval(&z1, &z2);
         if let Some(m) = mixed {
@@ -60,6 +62,10 @@ impl Method for Redundancy {
             loss = loss + m.loss(&zm, |o| self.loss.eval(o, target));
         }
         loss
+    }
+
+    fn take_features(&mut self) -> Option<Tensor> {
+        self.feats.take()
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {

@@ -22,13 +22,14 @@ pub struct SimClr {
     cfg: SimClrConfig,
     vs: nn::VarStore,
     net: Encoder,
+    feats: Option<Tensor>,
 }
 
 impl SimClr {
     pub fn new(device: Device, backbone: &ResNetConfig, cfg: SimClrConfig) -> Self {
         let vs = nn::VarStore::new(device);
         let net = Encoder::new(&vs.root(), backbone, &cfg.head);
-        SimClr { cfg, vs, net }
+        SimClr { cfg, vs, net, feats: None }
     }
 }
 
@@ -39,7 +40,8 @@ impl Method for SimClr {
 
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
         let t = self.cfg.temperature;
-        let z1 = self.net.forward_t(&views[0], true);
+        let (f1, z1) = self.net.forward_parts(&views[0], true);
+        self.feats = Some(f1.detach());
         let z2 = self.net.forward_t(&views[1], true);
         let mut loss = nt_xent(&z1, &z2, t);
         if let Some(m) = mixed {
@@ -48,6 +50,10 @@ impl Method for SimClr {
             loss = loss + m.loss(&zm, |o| nt_xent(o, target, t));
         }
         loss
+    }
+
+    fn take_features(&mut self) -> Option<Tensor> {
+        self.feats.take()
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {

@@ -24,6 +24,7 @@ pub struct SimSiam {
     vs: nn::VarStore,
     net: Encoder,
     predictor: Head,
+    feats: Option<Tensor>,
 }
 
 impl SimSiam {
@@ -31,7 +32,7 @@ impl SimSiam {
         let vs = nn::VarStore::new(device);
         let net = Encoder::new(&vs.root(), backbone, &cfg.projector);
         let predictor = Head::new(&(vs.root() / "predictor"), cfg.projector.dim, &cfg.predictor);
-        SimSiam { cfg, vs, net, predictor }
+        SimSiam { cfg, vs, net, predictor, feats: None }
     }
 
     /// (prediction, detached projection) of a batch.
@@ -52,7 +53,10 @@ impl Method for SimSiam {
     }
 
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
-        let (o1, o2) = (self.forward(&views[0]), self.forward(&views[1]));
+        let (f1, z1) = self.net.forward_parts(&views[0], true);
+        self.feats = Some(f1.detach());
+        let o1 = (self.predictor.forward_t(&z1, true), z1.detach());
+        let o2 = self.forward(&views[1]);
         let mut loss = pair(&o1, &o2);
         if let Some(m) = mixed {
             let om = self.forward(&m.images);
@@ -62,6 +66,10 @@ impl Method for SimSiam {
             loss = loss + m.weigh(&direct, &reverse);
         }
         loss
+    }
+
+    fn take_features(&mut self) -> Option<Tensor> {
+        self.feats.take()
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {

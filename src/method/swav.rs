@@ -31,6 +31,7 @@ pub struct Swav {
     vs: nn::VarStore,
     net: Encoder,
     prototypes: nn::Linear,
+    feats: Option<Tensor>,
 }
 
 /// Sinkhorn-Knopp on prototype scores (B, K): equal-partition soft assignments (B, K) whose rows
@@ -69,7 +70,7 @@ impl Swav {
             cfg.prototypes,
             nn::LinearConfig { ws_init: nn::Init::Uniform { lo: -bound, up: bound }, bs_init: None, bias: false },
         );
-        Swav { cfg, vs, net, prototypes }
+        Swav { cfg, vs, net, prototypes, feats: None }
     }
 
     fn normalize_prototypes(&self) {
@@ -103,7 +104,9 @@ impl Method for Swav {
         if let Some(m) = mixed {
             inputs.push(m.images.shallow_clone());
         }
-        let z = normalize(&self.net.forward_t(&Tensor::cat(&inputs, 0), true));
+        let (f, z) = self.net.forward_parts(&Tensor::cat(&inputs, 0), true);
+        self.feats = Some(f.narrow(0, 0, b).detach());
+        let z = normalize(&z);
         let scores = self.prototypes.forward(&z);
         let (s1, s2) = (scores.narrow(0, 0, b), scores.narrow(0, b, b));
         let (q1, q2) = (self.code(&s1), self.code(&s2));
@@ -120,6 +123,10 @@ impl Method for Swav {
 
     fn frozen(&self, name: &str, info: &StepInfo) -> bool {
         info.step < self.cfg.freeze_prototypes_steps && name.starts_with("prototypes.")
+    }
+
+    fn take_features(&mut self) -> Option<Tensor> {
+        self.feats.take()
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {

@@ -28,6 +28,13 @@ impl Encoder {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         self.head.forward_t(&self.backbone.forward_t(x, train), train)
     }
+
+    /// Backbone features and head output of one forward pass.
+    pub fn forward_parts(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let f = self.backbone.forward_t(x, train);
+        let out = self.head.forward_t(&f, train);
+        (f, out)
+    }
 }
 
 /// The variables of a store, sorted by name: a stable order for EMA updates, optimizer state and

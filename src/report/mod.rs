@@ -97,13 +97,13 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
     plot::line_plot(&run.join("loss.png"), "TRAINING LOSS", "STEP", &step_x, &[("loss", column(&steps, "loss"))])?;
     plot::line_plot(&run.join("lr.png"), "LEARNING RATE", "STEP", &step_x, &[("lr", column(&steps, "lr"))])?;
     let epoch_x = column(&epochs, "epoch");
-    let knn: Vec<(f64, f64)> = epoch_x.iter().copied().zip(column(&epochs, "knn_top1")).filter(|(_, v)| v.is_finite()).collect();
+    // Epochs without a kNN evaluation leave gaps that the plot skips.
     plot::line_plot(
         &run.join("accuracy.png"),
-        "KNN TOP-1 (%)",
+        "TEST TOP-1 (%)",
         "EPOCH",
-        &knn.iter().map(|p| p.0).collect::<Vec<_>>(),
-        &[("knn top-1", knn.iter().map(|p| p.1).collect())],
+        &epoch_x,
+        &[("KNN", column(&epochs, "knn_top1")), ("ONLINE PROBE", column(&epochs, "online_probe_top1"))],
     )?;
 
     // Embedding map of (up to) 2000 test images.
@@ -144,17 +144,21 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
             s["peak_rss_mib"].as_f64().map(|v| format!("{v:.0}")).unwrap_or_else(|| "?".into())
         );
     }
+    if let Some(p) = summary.as_ref().and_then(|s| s.get("online_probe")).filter(|p| !p.is_null()) {
+        md += &format!("- online probe top-1 **{:.2}%** — {}\n", p["top1"].as_f64().unwrap_or(f64::NAN), p["protocol"].as_str().unwrap_or(""));
+    }
     if let Some(l) = &linear {
         md += &format!("- linear probe top-1 **{:.2}%**, top-5 {:.2}% — {}\n", l["top1"].as_f64().unwrap_or(f64::NAN), l["top5"].as_f64().unwrap_or(f64::NAN), l["protocol"].as_str().unwrap_or(""));
     }
-    md += "\n| epoch | loss | lr | kNN top-1 | images/s |\n|---|---|---|---|---|\n";
+    md += "\n| epoch | loss | lr | kNN top-1 | online probe top-1 | images/s |\n|---|---|---|---|---|---|\n";
     for e in &epochs {
         md += &format!(
-            "| {} | {:.4} | {:.5} | {} | {:.0} |\n",
+            "| {} | {:.4} | {:.5} | {} | {} | {:.0} |\n",
             e["epoch"],
             e["loss"].as_f64().unwrap_or(f64::NAN),
             e["lr"].as_f64().unwrap_or(f64::NAN),
             e["knn_top1"].as_f64().map(|v| format!("{v:.2}")).unwrap_or_default(),
+            e["online_probe_top1"].as_f64().map(|v| format!("{v:.2}")).unwrap_or_default(),
             e["images_per_second"].as_f64().unwrap_or(f64::NAN)
         );
     }

@@ -7,6 +7,7 @@ pub mod optim;
 use crate::config::{parse_device, Config};
 use crate::data::{bad_image_policy, eval_recipes, load_pretrain, load_split, to_tensor, train_recipes, Split};
 use crate::eval::knn::{self, KnnResult};
+use crate::eval::online::OnlineProbe;
 use crate::method::{
     Byol, ByolConfig, Features, Method, MixTarget, MoCo, MoCoConfig, Redundancy, RedundancyLoss, SimClr, SimClrConfig, SimSiam, SimSiamConfig, StepInfo,
     Swav, SwavConfig,
@@ -231,7 +232,12 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         cfg.device
     );
 
+    let classes = knn_data.classes() as i64;
+    let use_probe = cfg.eval.online_probe && cfg.data.dataset != "stl10" && classes > 1;
+    let mut probe: Option<OnlineProbe> = None;
+    let probe_state = if opts.resume { checkpoint::load(&ckpt_path).map(|t| t.0).ok() } else { None };
     let mut last_knn: Option<KnnResult> = None;
+    let mut last_probe: Option<f64> = None;
     let mut last_loss = f64::NAN;
     let stop_at = opts.until_epoch.unwrap_or(cfg.train.epochs).min(cfg.train.epochs);
     while epoch < stop_at {
@@ -254,6 +260,18 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             });
             let info = StepInfo { step, total_steps: total_steps as u64 };
             let loss = method.loss(&[v1, v2], mixed.as_ref(), &info, &mut rng);
+            if let (true, Some(f)) = (use_probe, method.take_features()) {
+                let p = probe.get_or_insert_with(|| {
+                    let mut p = OnlineProbe::new(f.size()[1], classes, device);
+                    if let Some(s) = &probe_state {
+                        p.load_state(s).expect("probe tensors have the probe's shapes");
+                    }
+                    p
+                });
+                let y = crate::eval::linear::labels_tensor(&batch.labels, device);
+                // The probe's lr follows the main schedule's shape.
+                let _ = p.step(&f, &y, cfg.eval.online_probe_lr * lr / cfg.train.lr);
+            }
             opt.zero_grad();
             loss.f_backward().context("backward pass failed")?;
             opt.step_except(lr, |name| method.frozen(name, &info));
@@ -289,6 +307,17 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         } else {
             None
         };
+        let probe_top1 = match &probe {
+            Some(p) => {
+                let which = Features::Backbone;
+                let test = knn::extract(&knn_data.test.data, &eval_recipes(cfg), cfg.eval.batch_size, cfg.data.workers, device, false, &|x| method.embed(x, which))?;
+                let y = crate::eval::linear::labels_tensor(&knn_data.test.labels, device);
+                let (top1, _) = crate::eval::linear::accuracy(&p.logits(&test), &y);
+                last_probe = Some(top1);
+                Some(top1)
+            }
+            None => None,
+        };
         let ips = epoch_images as f64 / secs;
         let mut line = json!({
             "epoch": epoch, "step": step, "loss": mean_loss, "lr": lr,
@@ -298,15 +327,22 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             line["knn_top1"] = json!(r.top1);
             line["knn_top5"] = json!(r.top5);
         }
+        if let Some(p) = probe_top1 {
+            line["online_probe_top1"] = json!(p);
+        }
         checkpoint::append_jsonl(&out.join("metrics.jsonl"), &line)?;
         let meta = Meta { format: 1, epoch, step, config: cfg.to_toml(), seed: cfg.seed, train_seconds, images };
         let mut state = method.state();
         state.extend(opt.state());
+        if let Some(p) = &probe {
+            state.extend(p.state());
+        }
         checkpoint::save(&ckpt_path, &state, &meta)?;
         println!(
             "epoch {epoch}/{}  loss {mean_loss:.4}  lr {lr:.5}  {ips:.0} img/s  data wait {starved:.1}s{}",
             cfg.train.epochs,
             knn.map(|r| format!("  kNN top-1 {:.2}%", r.top1)).unwrap_or_default()
+                + &probe_top1.map(|p| format!("  online probe {p:.2}%")).unwrap_or_default()
         );
     }
 
@@ -320,7 +356,10 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             out.display()
         );
     }
-    let summary = report::summary(cfg, epoch, last_loss, last_knn, images, train_seconds, wall.elapsed().as_secs_f64());
+    let mut summary = report::summary(cfg, epoch, last_loss, last_knn, images, train_seconds, wall.elapsed().as_secs_f64());
+    if let Some(p) = last_probe {
+        summary["online_probe"] = json!({"top1": p, "protocol": "online linear probe: linear classifier trained during pretraining on detached backbone features of view 1 (SGD, momentum 0.9, lr following the main schedule), top-1 on the test split with eval-mode features"});
+    }
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("cannot write {}", out.join("summary.json").display()))?;
     if opts.report {
