@@ -89,10 +89,7 @@ impl Method for Byol {
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {
-        match features {
-            Features::Head => self.online.forward_t(x, false),
-            Features::Backbone => self.online.backbone.forward_t(x, false),
-        }
+        self.online.embed(x, features)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

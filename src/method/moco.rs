@@ -122,10 +122,7 @@ impl Method for MoCo {
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {
-        match features {
-            Features::Head => self.q.forward_t(x, false),
-            Features::Backbone => self.q.backbone.forward_t(x, false),
-        }
+        self.q.embed(x, features)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

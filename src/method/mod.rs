@@ -36,14 +36,7 @@ pub enum MixTarget {
     View2,
 }
 
-/// Which features evaluation uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Features {
-    /// The projection head's output (the authors' kNN monitor).
-    Head,
-    /// The pooled backbone features (linear probes, transfer).
-    Backbone,
-}
+pub use crate::model::Features;
 
 /// What the training loop needs from a method.
 pub trait Method {

@@ -73,10 +73,7 @@ impl Method for SimSiam {
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {
-        match features {
-            Features::Head => self.net.forward_t(x, false),
-            Features::Backbone => self.net.backbone.forward_t(x, false),
-        }
+        self.net.embed(x, features)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

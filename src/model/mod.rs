@@ -10,6 +10,15 @@ pub use resnet::{Arch, ResNet, ResNetConfig};
 
 use tch::{nn, Tensor};
 
+/// Which features evaluation uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Features {
+    /// The projection head's output (the authors' kNN monitor).
+    Head,
+    /// The pooled backbone features (linear probes, transfer).
+    Backbone,
+}
+
 /// Backbone followed by a projection head: what MoCo calls an encoder.
 #[derive(Debug)]
 pub struct Encoder {
@@ -27,6 +36,14 @@ impl Encoder {
     /// Head output (not normalized).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         self.head.forward_t(&self.backbone.forward_t(x, train), train)
+    }
+
+    /// Evaluation features (eval-mode network).
+    pub fn embed(&self, x: &Tensor, which: Features) -> Tensor {
+        match which {
+            Features::Head => self.forward_t(x, false),
+            Features::Backbone => self.backbone.forward_t(x, false),
+        }
     }
 
     /// Backbone features and head output of one forward pass.
