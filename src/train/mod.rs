@@ -193,12 +193,15 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     };
 
     let (mut epoch, mut step, mut train_seconds, mut images) = (0usize, 0u64, 0.0f64, 0u64);
+    // On resume, the checkpoint's tensors are kept for the online probe, built at the first step.
+    let mut probe_state: Option<Vec<(String, Tensor)>> = None;
     if opts.resume {
         let (tensors, meta) = checkpoint::load(&ckpt_path).with_context(|| format!("cannot resume from {}", out.display()))?;
         method.load_state(&tensors).with_context(|| format!("{}", ckpt_path.display()))?;
         opt.load_state(&tensors);
         (epoch, step, train_seconds, images) = (meta.epoch, meta.step, meta.train_seconds, meta.images);
         println!("resumed from {} at epoch {} (step {})", ckpt_path.display(), epoch, step);
+        probe_state = Some(tensors);
     } else {
         // A fresh run must not silently mix its metrics with an earlier run's.
         for f in ["metrics.jsonl", "steps.jsonl", "summary.json"] {
@@ -235,7 +238,6 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     let classes = knn_data.classes() as i64;
     let use_probe = cfg.eval.online_probe && cfg.data.dataset != "stl10" && classes > 1;
     let mut probe: Option<OnlineProbe> = None;
-    let probe_state = if opts.resume { checkpoint::load(&ckpt_path).map(|t| t.0).ok() } else { None };
     let mut last_knn: Option<KnnResult> = None;
     let mut last_probe: Option<f64> = None;
     let mut last_loss = f64::NAN;
@@ -263,8 +265,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             if let (true, Some(f)) = (use_probe, method.take_features()) {
                 let p = probe.get_or_insert_with(|| {
                     let mut p = OnlineProbe::new(f.size()[1], classes, device);
-                    if let Some(s) = &probe_state {
-                        p.load_state(s).expect("probe tensors have the probe's shapes");
+                    if let Some(s) = probe_state.take() {
+                        p.load_state(&s).expect("probe tensors have the probe's shapes");
                     }
                     p
                 });
