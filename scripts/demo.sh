@@ -29,8 +29,10 @@ cargo build --release --quiet
   --set train.epochs="$epochs" --set eval.knn_every=0 --out "$out"
 cat <<MSG
 
-This was the fmnist protocol shortened to $epochs epochs. The full protocol (10 epochs, about 40 minutes
-on 2 cores), with and without Un-Mix:
+This was the fmnist protocol shortened to $epochs epochs (cosine over $epochs epochs): far from converged. For
+reference on this protocol: kNN on raw normalized pixels gives 81.8 %, the untrained network 66-68 %, and
+the full 10 epochs reach about 83 % (measured here: 83.42 % with Un-Mix, 83.06 % without). The full
+protocol (10 epochs, about 25 minutes on 2 cores), with and without Un-Mix:
   ./target/release/unmix pretrain --config configs/fmnist-moco-unmix.toml --data $data --out runs/fmnist-unmix
   ./target/release/unmix pretrain --config configs/fmnist-moco-unmix.toml --data $data --set unmix.enabled=false --out runs/fmnist-moco
 MSG
