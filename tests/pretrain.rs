@@ -210,3 +210,31 @@ fn stl10_pretrains_on_train_plus_unlabeled() {
     // 3 train + 2 unlabeled images = one batch of 5.
     assert_eq!(step_losses(dir.path()).len(), 1);
 }
+
+#[test]
+fn linear_probe_separates_real_linearly_separable_features() {
+    // Raw pixels of two Fashion-MNIST classes (trouser vs bag) from the real fixture: linearly
+    // separable, so the probe must fit them (train) and generalize (test) almost perfectly.
+    use tch::Tensor;
+    use unmix::eval::linear::{probe, ProbeConfig};
+    let pick = |train: bool| {
+        let set = unmix_data::idx::load_mnist_like(&fixture(), train).unwrap();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..set.len() {
+            let l = set.labels[i];
+            if l == 1 || l == 8 {
+                x.extend(set.image(i).data.iter().map(|&v| v as f32 / 255.0));
+                y.push(if l == 1 { 0i64 } else { 1 });
+            }
+        }
+        let n = y.len() as i64;
+        (Tensor::from_slice(&x).view([n, 784]), Tensor::from_slice(&y))
+    };
+    let (xt, yt) = pick(true);
+    let (xs, ys) = pick(false);
+    assert!(xt.size()[0] > 100 && xs.size()[0] > 50);
+    let cfg = ProbeConfig { epochs: 30, lr: 0.1, batch_size: 32, momentum: 0.9, weight_decay: 0.0, milestones: vec![], seed: 0 };
+    let r = probe(&xt, &yt, &xs, &ys, 2, &cfg);
+    assert!(r.train_top1 > 99.5, "{r:?}");
+    assert!(r.top1 > 98.0, "{r:?}");
+}
