@@ -62,6 +62,33 @@ pub trait Method {
     fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()>;
 }
 
+/// The parts of [`Method`] that are the same for every method with one trainable store `vs`
+/// (checkpointed as `q.`), an encoder field, and the stashed view-1 features `feats`.
+macro_rules! single_store_parts {
+    ($encoder:ident) => {
+        fn trainable(&self) -> &tch::nn::VarStore {
+            &self.vs
+        }
+
+        fn take_features(&mut self) -> Option<tch::Tensor> {
+            self.feats.take()
+        }
+
+        fn embed(&self, x: &tch::Tensor, features: $crate::method::Features) -> tch::Tensor {
+            self.$encoder.embed(x, features)
+        }
+
+        fn state(&self) -> Vec<(String, tch::Tensor)> {
+            $crate::method::stores_state(&[("q.", &self.vs)])
+        }
+
+        fn load_state(&mut self, state: &[(String, tch::Tensor)]) -> anyhow::Result<()> {
+            $crate::method::load_stores(&[("q.", &self.vs)], state)
+        }
+    };
+}
+pub(crate) use single_store_parts;
+
 /// Copies named tensors from a checkpoint into live tensors of the same names.
 pub fn copy_named(dst: &[(String, Tensor)], src: &[(String, Tensor)], prefix: &str) -> anyhow::Result<()> {
     let map: std::collections::HashMap<&str, &Tensor> = src.iter().map(|(n, t)| (n.as_str(), t)).collect();

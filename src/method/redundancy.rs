@@ -7,7 +7,7 @@
 //! through the shared [`Mixed::loss`].
 
 use super::losses::{barlow_twins, vicreg};
-use super::{load_stores, stores_state, Features, Method, MixTarget, StepInfo};
+use super::{Method, MixTarget, StepInfo};
 use crate::mix::Mixed;
 use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
 use rand_chacha::ChaCha8Rng;
@@ -47,9 +47,7 @@ impl Redundancy {
 }
 
 impl Method for Redundancy {
-    fn trainable(&self) -> &nn::VarStore {
-        &self.vs
-    }
+    super::single_store_parts!(net);
 
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
         let (f1, z1) = self.net.forward_parts(&views[0], true);
@@ -64,21 +62,6 @@ impl Method for Redundancy {
         loss
     }
 
-    fn take_features(&mut self) -> Option<Tensor> {
-        self.feats.take()
-    }
-
-    fn embed(&self, x: &Tensor, features: Features) -> Tensor {
-        self.net.embed(x, features)
-    }
-
-    fn state(&self) -> Vec<(String, Tensor)> {
-        stores_state(&[("q.", &self.vs)])
-    }
-
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
-        load_stores(&[("q.", &self.vs)], state)
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! `L = L(x0, x1) + lam * L(mixed, x1) + (1 - lam) * L(reversed(mixed), x1)`.
 
 use super::losses::nt_xent;
-use super::{load_stores, stores_state, Features, Method, MixTarget, StepInfo};
+use super::{Method, MixTarget, StepInfo};
 use crate::mix::Mixed;
 use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
 use rand_chacha::ChaCha8Rng;
@@ -34,9 +34,7 @@ impl SimClr {
 }
 
 impl Method for SimClr {
-    fn trainable(&self) -> &nn::VarStore {
-        &self.vs
-    }
+    super::single_store_parts!(net);
 
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
         let t = self.cfg.temperature;
@@ -52,21 +50,6 @@ impl Method for SimClr {
         loss
     }
 
-    fn take_features(&mut self) -> Option<Tensor> {
-        self.feats.take()
-    }
-
-    fn embed(&self, x: &Tensor, features: Features) -> Tensor {
-        self.net.embed(x, features)
-    }
-
-    fn state(&self) -> Vec<(String, Tensor)> {
-        stores_state(&[("q.", &self.vs)])
-    }
-
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
-        load_stores(&[("q.", &self.vs)], state)
-    }
 }
 
 #[cfg(test)]

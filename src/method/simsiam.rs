@@ -6,7 +6,7 @@
 //! mixture's outputs reversed, weighted 1 - lam; stop-gradient on every projection used as target.
 
 use super::losses::negative_cosine;
-use super::{load_stores, stores_state, Features, Method, MixTarget, StepInfo};
+use super::{Method, MixTarget, StepInfo};
 use crate::mix::{reversed, Mixed};
 use crate::model::{head::HeadConfig, Encoder, Head, ResNetConfig};
 use rand_chacha::ChaCha8Rng;
@@ -48,9 +48,7 @@ fn pair(a: &(Tensor, Tensor), b: &(Tensor, Tensor)) -> Tensor {
 }
 
 impl Method for SimSiam {
-    fn trainable(&self) -> &nn::VarStore {
-        &self.vs
-    }
+    super::single_store_parts!(net);
 
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
         let (f1, z1) = self.net.forward_parts(&views[0], true);
@@ -68,21 +66,6 @@ impl Method for SimSiam {
         loss
     }
 
-    fn take_features(&mut self) -> Option<Tensor> {
-        self.feats.take()
-    }
-
-    fn embed(&self, x: &Tensor, features: Features) -> Tensor {
-        self.net.embed(x, features)
-    }
-
-    fn state(&self) -> Vec<(String, Tensor)> {
-        stores_state(&[("q.", &self.vs)])
-    }
-
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
-        load_stores(&[("q.", &self.vs)], state)
-    }
 }
 
 #[cfg(test)]

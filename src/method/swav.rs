@@ -9,7 +9,7 @@
 //! `L = L(v1, v2) + lam * L(mix, v2) + (1 - lam) * L_rev(mix, v2)`.
 
 use super::losses::normalize;
-use super::{load_stores, stores_state, Features, Method, StepInfo};
+use super::{Method, StepInfo};
 use crate::mix::{reversed, Mixed};
 use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
 use rand_chacha::ChaCha8Rng;
@@ -92,9 +92,7 @@ impl Swav {
 }
 
 impl Method for Swav {
-    fn trainable(&self) -> &nn::VarStore {
-        &self.vs
-    }
+    super::single_store_parts!(net);
 
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
         self.normalize_prototypes();
@@ -125,21 +123,6 @@ impl Method for Swav {
         info.step < self.cfg.freeze_prototypes_steps && name.starts_with("prototypes.")
     }
 
-    fn take_features(&mut self) -> Option<Tensor> {
-        self.feats.take()
-    }
-
-    fn embed(&self, x: &Tensor, features: Features) -> Tensor {
-        self.net.embed(x, features)
-    }
-
-    fn state(&self) -> Vec<(String, Tensor)> {
-        stores_state(&[("q.", &self.vs)])
-    }
-
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
-        load_stores(&[("q.", &self.vs)], state)
-    }
 }
 
 #[cfg(test)]
