@@ -115,7 +115,8 @@ pub fn line_plot(path: &Path, title: &str, xlabel: &str, xs: &[f64], series: &[(
             }
         }
         if series.len() > 1 {
-            draw_text_color(&mut img, name, W - RIGHT - 160, TOP + 4 + k as u32 * 14, 2, PALETTE[k % PALETTE.len()]);
+            // The legend sits above the frame, right of the title, where no data is drawn.
+            draw_text_color(&mut img, name, W - RIGHT - 160, 6 + k as u32 * 14, 2, PALETTE[k % PALETTE.len()]);
         }
     }
     img.save(path).with_context(|| format!("cannot write {}", path.display()))
