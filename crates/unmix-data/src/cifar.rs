@@ -5,7 +5,6 @@
 //! coarse, fine), then 3072 pixel bytes: the 1024 red, 1024 green and 1024 blue values of a 32x32
 //! image, each plane row-major. The readers transpose the planes to HWC interleaved RGB.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
@@ -55,7 +54,7 @@ pub fn read_cifar_file(
     }
     let name = dataset_name(label_bytes);
     let record = label_bytes + PIXELS;
-    let mut file = open_file(path, &format!("a {name} binary file"))?;
+    let file = open_file(path, &format!("a {name} binary file"))?;
     let len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
     if len == 0 {
         return Err(DataError::format(
@@ -74,18 +73,7 @@ pub fn read_cifar_file(
     }
     let len = usize::try_from(len)
         .map_err(|_| DataError::format(path, format!("file is {len} bytes, too large to load")))?;
-    let mut raw = Vec::with_capacity(len);
-    file.read_to_end(&mut raw)
-        .map_err(|e| DataError::io(path, e))?;
-    if raw.len() != len {
-        return Err(DataError::format(
-            path,
-            format!(
-                "file changed size while being read ({len} -> {})",
-                raw.len()
-            ),
-        ));
-    }
+    let raw = crate::fileio::read_exactly(file, len, path)?;
 
     let n = len / record;
     let mut pixels = vec![0u8; n * PIXELS];

@@ -8,6 +8,7 @@
 pub mod augment;
 pub mod cifar;
 pub mod error;
+mod fileio;
 pub mod folder;
 pub mod idx;
 pub mod image;

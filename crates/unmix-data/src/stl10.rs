@@ -107,19 +107,7 @@ pub fn read_stl10_images(path: &Path) -> Result<(Vec<u8>, usize)> {
 /// Reads an STL-10 `*_y.bin` file: one byte per image, 1..10, returned as 0..9.
 pub fn read_stl10_labels(path: &Path) -> Result<Vec<u32>> {
     let (file, len) = open_sized(path, "an STL-10 binary label file (*_y.bin)")?;
-    let mut raw = Vec::with_capacity(len);
-    file.take(len as u64)
-        .read_to_end(&mut raw)
-        .map_err(|e| DataError::io(path, e))?;
-    if raw.len() != len {
-        return Err(DataError::format(
-            path,
-            format!(
-                "file changed size while being read ({len} -> {})",
-                raw.len()
-            ),
-        ));
-    }
+    let raw = crate::fileio::read_exactly(file, len, path)?;
     raw.iter()
         .enumerate()
         .map(|(index, &b)| {
