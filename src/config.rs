@@ -92,10 +92,17 @@ pub struct ViewConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentConfig {
+    /// Multi-crop (SwAV): this many small crops per image besides the two views, each drawn with
+    /// the `[augment.small]` recipe.
+    #[serde(default)]
+    pub small_crops: usize,
     pub view1: ViewConfig,
     /// View 2's recipe; the same as view 1 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view2: Option<ViewConfig>,
+    /// The small crops' recipe (e.g. crop_size 96, crop_scale [0.05, 0.14] at 224 px).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub small: Option<ViewConfig>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -159,6 +166,12 @@ pub struct MethodConfig {
     /// SwAV: prototypes are not updated during the first N steps.
     #[serde(default)]
     pub freeze_prototypes_steps: u64,
+    /// SwAV: queue of past projections per large crop joining the Sinkhorn batch (0 = none; a
+    /// multiple of train.batch_size), kept from epoch `swav_queue_start_epoch` (1-based).
+    #[serde(default)]
+    pub swav_queue: i64,
+    #[serde(default = "d15")]
+    pub swav_queue_start_epoch: usize,
     /// Barlow Twins: weight of the off-diagonal terms.
     #[serde(default = "d00051")]
     pub barlow_lambda: f64,
@@ -220,6 +233,26 @@ pub struct TrainConfig {
     /// Read the loss back (progress, steps.jsonl, NaN check) every N steps.
     #[serde(default = "d10")]
     pub log_every: usize,
+    /// Parameter groups (`[[train.param_groups]]`), e.g. SimSiam's fixed-lr predictor:
+    /// `prefix = "predictor."`, `lr = 0.05` (fixed) or `lr_scale = 0.1`, `weight_decay = 0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub param_groups: Vec<ParamGroupConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParamGroupConfig {
+    /// Variables whose names start with this (e.g. "predictor.", "head.", "backbone.").
+    pub prefix: String,
+    /// A fixed learning rate that ignores the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// Otherwise the scheduled learning rate times this.
+    #[serde(default = "one_f")]
+    pub lr_scale: f64,
+    /// The group's weight decay (train.weight_decay when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -274,6 +307,7 @@ fn d00051() -> f64 { 0.0051 }
 fn default_vicreg() -> [f64; 3] { [25.0, 25.0, 1.0] }
 fn d005() -> f64 { 0.05 }
 fn d3() -> usize { 3 }
+fn d15() -> usize { 15 }
 fn one() -> usize { 1 }
 fn two() -> usize { 2 }
 fn three() -> i64 { 3 }
@@ -376,7 +410,21 @@ impl Config {
         if c.data.prefetch == 0 {
             bail!("data.prefetch must be at least 1");
         }
-        for (name, v) in [("augment.view1", &c.augment.view1), ("augment.view2", c.view2())] {
+        let mut views = vec![("augment.view1", &c.augment.view1), ("augment.view2", c.view2())];
+        match (&c.augment.small, c.augment.small_crops) {
+            (Some(small), n) if n > 0 => {
+                if small.crop_size == 0 {
+                    bail!("augment.small.crop_size must be set (e.g. 96 at 224 px, 16 at 32 px)");
+                }
+                if c.method.name != "swav" {
+                    bail!("augment.small_crops = {n}: multi-crop is implemented for method swav only; set it to 0 for {}", c.method.name);
+                }
+                views.push(("augment.small", small));
+            }
+            (None, n) if n > 0 => bail!("augment.small_crops = {n} needs an [augment.small] recipe (crop_size, crop_scale, ...)"),
+            _ => {}
+        }
+        for (name, v) in views {
             let [s0, s1] = v.crop_scale;
             if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
                 bail!("{name}.crop_scale = [{s0}, {s1}] must satisfy 0 < min <= max <= 1");
@@ -454,6 +502,12 @@ impl Config {
                 if c.method.prototypes <= 0 || !(c.method.sinkhorn_epsilon > 0.0) || c.method.sinkhorn_iters == 0 || !(c.method.temperature > 0.0) {
                     bail!("SwAV needs method.prototypes > 0, method.sinkhorn_epsilon > 0, method.sinkhorn_iters >= 1 and method.temperature > 0");
                 }
+                if c.method.swav_queue < 0 || c.method.swav_queue % b as i64 != 0 {
+                    bail!("method.swav_queue = {} must be 0 or a positive multiple of train.batch_size = {b}", c.method.swav_queue);
+                }
+                if c.method.swav_queue > 0 && c.method.swav_queue_start_epoch == 0 {
+                    bail!("method.swav_queue_start_epoch counts from 1 (the first epoch)");
+                }
             }
             other => bail!("method.name = \"{other}\" is not supported; use moco, simclr, byol, swav, simsiam, barlow or vicreg"),
         }
@@ -498,6 +552,14 @@ impl Config {
         }
         if c.train.min_lr < 0.0 || c.train.min_lr > c.train.lr {
             bail!("train.min_lr = {} must be in [0, train.lr]", c.train.min_lr);
+        }
+        for (i, g) in c.train.param_groups.iter().enumerate() {
+            if g.prefix.is_empty() {
+                bail!("train.param_groups[{i}].prefix is empty; name the variables, e.g. \"predictor.\"");
+            }
+            if g.lr.is_some_and(|l| !(l > 0.0)) || !(g.lr_scale > 0.0) || g.weight_decay.is_some_and(|w| w < 0.0) {
+                bail!("train.param_groups[{i}] (prefix \"{}\"): lr and lr_scale must be positive, weight_decay >= 0", g.prefix);
+            }
         }
         if c.train.log_every == 0 {
             bail!("train.log_every must be at least 1");

@@ -160,9 +160,13 @@ pub fn recipe(v: &ViewConfig, cfg: &Config) -> ViewRecipe {
     }
 }
 
-/// The two training views' recipes.
+/// The training views' recipes: view 1, view 2, then `augment.small_crops` small crops.
 pub fn train_recipes(cfg: &Config) -> Arc<Vec<ViewRecipe>> {
-    Arc::new(vec![recipe(&cfg.augment.view1, cfg), recipe(cfg.view2(), cfg)])
+    let mut r = vec![recipe(&cfg.augment.view1, cfg), recipe(cfg.view2(), cfg)];
+    if let Some(small) = cfg.augment.small.as_ref().filter(|_| cfg.augment.small_crops > 0) {
+        r.extend(std::iter::repeat(recipe(small, cfg)).take(cfg.augment.small_crops));
+    }
+    Arc::new(r)
 }
 
 /// No augmentation: normalization, after resize + center crop when `data.eval_resize` is set

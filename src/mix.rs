@@ -103,11 +103,34 @@ pub fn mix_batch(x: &Tensor, d: &MixDraw) -> Tensor {
 pub struct Mixed {
     pub images: Tensor,
     pub draw: MixDraw,
+    /// Mixtures of further crops (multi-crop), in the order given to [`Mixed::mix_crops`].
+    pub crops: Vec<Tensor>,
 }
 
 impl Mixed {
     pub fn new(x: &Tensor, draw: MixDraw) -> Self {
-        Mixed { images: mix_batch(x, &draw), draw }
+        Mixed { images: mix_batch(x, &draw), draw, crops: Vec::new() }
+    }
+
+    /// Mixes further crops of the batch (multi-crop's small crops) with their own reversed
+    /// order, as the authors' SwAV code: the step's mixup/CutMix choice for all of them; mixup
+    /// with the same lambda, CutMix with a box drawn for the crop's size from the corrected lambda
+    /// of view 1 (the authors pass that lambda on to the next crop's box) and its own centre.
+    /// The loss keeps view 1's lambda as the weight.
+    pub fn mix_crops(&mut self, crops: &[&Tensor], rng: &mut impl Rng) {
+        for x in crops {
+            let (h, w) = (x.size()[2] as usize, x.size()[3] as usize);
+            let kind = match self.draw.kind {
+                MixKind::Mixup => MixKind::Mixup,
+                MixKind::CutMix { .. } => {
+                    let cy = rng.gen_range(0..h);
+                    let cx = rng.gen_range(0..w);
+                    let (top, bottom, left, right) = cutmix_box(h, w, self.draw.lam, cy, cx);
+                    MixKind::CutMix { top, bottom, left, right }
+                }
+            };
+            self.crops.push(mix_batch(x, &MixDraw { kind, lam: self.draw.lam }));
+        }
     }
 
     pub fn lam(&self) -> f64 {
@@ -156,6 +179,29 @@ mod tests {
         // Sample 0 = 0.25 * [0,1,2,3] + 0.75 * [12,13,14,15] = [9, 10, 11, 12].
         let v: Vec<f32> = Vec::try_from(m.get(0).flatten(0, -1)).unwrap();
         assert_eq!(v, vec![9.0, 10.0, 11.0, 12.0]);
+    }
+
+    #[test]
+    fn small_crops_mix_with_their_own_reversed_batch() {
+        let x = batch(4, 1, 8, 8);
+        let small = batch(4, 1, 4, 4) * -1.0;
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        // Mixup: the same lambda on every crop.
+        let mut m = Mixed::new(&x, MixDraw { kind: MixKind::Mixup, lam: 0.25 });
+        m.mix_crops(&[&small], &mut rng);
+        assert_eq!(m.crops.len(), 1);
+        let expect = &small * 0.25 + small.flip([0]) * 0.75;
+        assert!((&m.crops[0] - expect).abs().max().double_value(&[]) < 1e-6);
+        // CutMix: a box sized from the corrected lambda (0.75 -> side floor(4 * 0.5) = 2), pixels
+        // inside from the partner, outside from the crop itself.
+        let mut m = Mixed::new(&x, MixDraw { kind: MixKind::CutMix { top: 0, bottom: 4, left: 0, right: 4 }, lam: 0.75 });
+        m.mix_crops(&[&small], &mut rng);
+        let c = &m.crops[0];
+        let from_partner = c.eq_tensor(&small.flip([0])).logical_and(&c.ne_tensor(&small));
+        let n = from_partner.get(0).sum(Kind::Int64).int64_value(&[]);
+        assert!(n >= 1 && n <= 4, "{n} pixels from the partner");
+        let kept = c.eq_tensor(&small).sum(Kind::Int64).int64_value(&[]);
+        assert!(kept >= 4 * 16 - 4 * 4, "{kept}");
     }
 
     #[test]
@@ -237,7 +283,7 @@ mod tests {
         // direct: ((0)^2 + 2^2 + 3^2)/3 = 13/3; reversed outputs [3, 2, 1]: (4 + 4 + 1)/3 = 3.
         // lam 0.25: 0.25 * 13/3 + 0.75 * 3 = 1.0833.. + 2.25 = 3.3333..
         let x = batch(3, 1, 1, 1);
-        let mixed = Mixed { images: x, draw: MixDraw { kind: MixKind::Mixup, lam: 0.25 } };
+        let mixed = Mixed { images: x, draw: MixDraw { kind: MixKind::Mixup, lam: 0.25 }, crops: Vec::new() };
         let out = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
         let target = Tensor::from_slice(&[1.0f32, 0.0, 0.0]);
         let l = mixed.loss(&out, |o| (o - &target).square().mean(Kind::Float));

@@ -134,7 +134,7 @@ mod tests {
         let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.4 });
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let info = StepInfo { step: 0, total_steps: 10 };
+        let info = StepInfo { step: 0, total_steps: 10, epoch: 0 };
         let loss = m.loss(&[x1, x2], Some(&mixed), &info, &mut rng);
         loss.backward();
         for (name, t) in named_variables(&m.vs_t) {

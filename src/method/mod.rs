@@ -26,6 +26,8 @@ pub use swav::{Swav, SwavConfig};
 pub struct StepInfo {
     pub step: u64,
     pub total_steps: u64,
+    /// The epoch this step belongs to (0-based), for methods that change at an epoch (SwAV's queue).
+    pub epoch: usize,
 }
 
 /// Which view the Un-Mix mixture (built from view 1) is scored against, for methods where the
@@ -42,7 +44,9 @@ pub use crate::model::Features;
 pub trait Method {
     /// The variables the optimizer updates.
     fn trainable(&self) -> &nn::VarStore;
-    /// The loss of one step. `views[0]` is view 1 (the one Un-Mix mixes), `views[1]` view 2.
+    /// The loss of one step. `views[0]` is view 1 (the one Un-Mix mixes), `views[1]` view 2, and
+    /// any further views are multi-crop small crops (methods that accept them); the mixtures of
+    /// the small crops at even positions (views 2, 4, ...) are in `mixed.crops`.
     /// `rng` is this step's stream (batch shuffles); it is the same on resume.
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, rng: &mut ChaCha8Rng) -> Tensor;
     /// Variables the optimizer must leave alone at this step (SwAV's frozen prototypes).

@@ -1,15 +1,21 @@
 //! SwAV (Caron et al. 2020): online clustering of L2-normalized projections onto learnable
-//! prototypes; codes from the Sinkhorn-Knopp algorithm on one view predict the prototype scores of
-//! the other (swapped prediction). Prototypes are L2-normalized before each step and frozen for
-//! the first iterations.
+//! prototypes; codes from the Sinkhorn-Knopp algorithm on the two large crops predict the
+//! prototype scores of every other crop (swapped prediction). Prototypes are L2-normalized before
+//! each step and frozen for the first iterations. Multi-crop: small crops (views 2, 3, ...) only
+//! predict; they get no code. Queue: from a given epoch, the projections of the last `queue`
+//! samples of each large crop join the Sinkhorn batch, once the queue is full.
 //!
-//! Un-Mix as the authors' SwAV code does it: one forward pass over [view 1, view 2, mixture]; the
-//! mixture takes the place of view 1 in a second swapped-prediction loss against view 2, and in the
-//! reversed term only the Sinkhorn code computed from the mixture is reversed, not its predictions:
-//! `L = L(v1, v2) + lam * L(mix, v2) + (1 - lam) * L_rev(mix, v2)`.
+//! Un-Mix as the authors' SwAV code does it: one forward pass over [view 1, view 2, mixture] (and
+//! the small crops with their mixtures); the mixture takes the place of view 1, and the mixture of
+//! each even-numbered small crop the place of that crop, in a second swapped-prediction loss; in
+//! the reversed term only the Sinkhorn code computed from the mixture is reversed, not the
+//! predictions: `L = L(crops) + lam * L(mixed crops) + (1 - lam) * L_rev(mixed crops)`.
+//! The queue holds unmixed projections only (pushed once per step); the authors' code also pushes
+//! the mixture's (and its reversal's) projections, which changes nothing without a queue, as in
+//! their CIFAR runs.
 
 use super::losses::normalize;
-use super::{Method, StepInfo};
+use super::{Features, Method, StepInfo};
 use crate::mix::{reversed, Mixed};
 use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
 use rand_chacha::ChaCha8Rng;
@@ -24,6 +30,10 @@ pub struct SwavConfig {
     pub sinkhorn_iters: usize,
     /// Prototypes receive no update during the first N optimizer steps.
     pub freeze_prototypes_steps: u64,
+    /// Queue length per large crop (0 = no queue); a multiple of the batch size.
+    pub queue: i64,
+    /// The epoch (0-based) from which the queue is kept.
+    pub queue_start_epoch: usize,
 }
 
 pub struct Swav {
@@ -32,6 +42,10 @@ pub struct Swav {
     net: Encoder,
     prototypes: nn::Linear,
     feats: Option<Tensor>,
+    /// (2, queue, dim) projections of the two large crops, newest first; created at the start epoch.
+    queue: Option<Tensor>,
+    /// Samples pushed into the queue so far (it is used once this reaches its length).
+    queued: i64,
 }
 
 /// Sinkhorn-Knopp on prototype scores (B, K): equal-partition soft assignments (B, K) whose rows
@@ -59,6 +73,21 @@ pub fn swapped_ce(q: &Tensor, scores: &Tensor, t: f64) -> Tensor {
     -(q * (scores / t).log_softmax(1, Kind::Float)).sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float)
 }
 
+/// SwAV's multi-crop loss: the code of crop `i` (for `i < codes.len()`) predicted by the scores of
+/// every other crop, averaged over those crops and then over the codes.
+pub fn swapped_prediction(codes: &[Tensor], scores: &[Tensor], t: f64) -> Tensor {
+    let others = (scores.len() - 1) as f64;
+    let per_code: Vec<Tensor> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let terms: Vec<Tensor> = scores.iter().enumerate().filter(|(v, _)| *v != i).map(|(_, s)| swapped_ce(q, s, t)).collect();
+            Tensor::stack(&terms, 0).sum(Kind::Float) / others
+        })
+        .collect();
+    Tensor::stack(&per_code, 0).mean(Kind::Float)
+}
+
 impl Swav {
     pub fn new(device: Device, backbone: &ResNetConfig, cfg: SwavConfig) -> Self {
         let vs = nn::VarStore::new(device);
@@ -70,7 +99,7 @@ impl Swav {
             cfg.prototypes,
             nn::LinearConfig { ws_init: nn::Init::Uniform { lo: -bound, up: bound }, bs_init: None, bias: false },
         );
-        Swav { cfg, vs, net, prototypes, feats: None }
+        Swav { cfg, vs, net, prototypes, feats: None, queue: None, queued: 0 }
     }
 
     fn normalize_prototypes(&self) {
@@ -80,49 +109,130 @@ impl Swav {
         });
     }
 
-    /// Swapped prediction between two crops given their scores and codes.
-    fn pair_loss(&self, sa: &Tensor, qa: &Tensor, sb: &Tensor, qb: &Tensor) -> Tensor {
-        let t = self.cfg.temperature;
-        (swapped_ce(qa, sb, t) + swapped_ce(qb, sa, t)) * 0.5
+    /// The Sinkhorn code of large crop `i` from its scores, with the queue's projections in the
+    /// batch once the queue is full.
+    fn code(&self, i: i64, scores: &Tensor) -> Tensor {
+        let b = scores.size()[0];
+        match &self.queue {
+            Some(queue) if self.queued >= queue.size()[1] => {
+                let past = tch::no_grad(|| self.prototypes.forward(&queue.get(i)));
+                let all = Tensor::cat(&[past, scores.detach()], 0);
+                let q = sinkhorn(&all, self.cfg.epsilon, self.cfg.sinkhorn_iters);
+                q.narrow(0, q.size()[0] - b, b)
+            }
+            _ => sinkhorn(scores, self.cfg.epsilon, self.cfg.sinkhorn_iters),
+        }
     }
 
-    fn code(&self, scores: &Tensor) -> Tensor {
-        sinkhorn(scores, self.cfg.epsilon, self.cfg.sinkhorn_iters)
+    /// Pushes the batch's projections of the two large crops (newest first).
+    fn enqueue(&mut self, z: &[Tensor; 2]) {
+        let Some(queue) = &self.queue else { return };
+        let b = z[0].size()[0];
+        let len = queue.size()[1];
+        tch::no_grad(|| {
+            let older = queue.narrow(1, 0, len - b).copy();
+            queue.narrow(1, b, len - b).copy_(&older);
+            queue.narrow(1, 0, b).copy_(&Tensor::stack(&[z[0].detach(), z[1].detach()], 0));
+        });
+        self.queued += b;
+    }
+
+    /// Normalized projections and prototype scores of a batch of same-size crops, split per crop.
+    fn project(&self, crops: &[&Tensor]) -> (Tensor, Vec<Tensor>, Vec<Tensor>) {
+        let b = crops[0].size()[0];
+        let (f, z) = self.net.forward_parts(&Tensor::cat(crops, 0), true);
+        let z = normalize(&z);
+        let s = self.prototypes.forward(&z);
+        let n = crops.len() as i64;
+        (f, (0..n).map(|k| z.narrow(0, k * b, b)).collect(), (0..n).map(|k| s.narrow(0, k * b, b)).collect())
     }
 }
 
-impl Method for Swav {
-    super::single_store_parts!(net);
+const QUEUE: &str = "swav.queue";
+const QUEUED: &str = "swav.queued";
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
+impl Method for Swav {
+    fn trainable(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn take_features(&mut self) -> Option<Tensor> {
+        self.feats.take()
+    }
+
+    fn embed(&self, x: &Tensor, features: Features) -> Tensor {
+        self.net.embed(x, features)
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut s = super::stores_state(&[("q.", &self.vs)]);
+        if let Some(q) = &self.queue {
+            s.push((QUEUE.into(), q.shallow_clone()));
+            s.push((QUEUED.into(), Tensor::from_slice(&[self.queued])));
+        }
+        s
+    }
+
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()> {
+        super::load_stores(&[("q.", &self.vs)], state)?;
+        let find = |k: &str| state.iter().find(|(n, _)| n == k).map(|(_, t)| t);
+        if let (Some(q), Some(n)) = (find(QUEUE), find(QUEUED)) {
+            self.queue = Some(q.to_device(self.vs.device()).copy());
+            self.queued = n.int64_value(&[0]);
+        }
+        Ok(())
+    }
+
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
         self.normalize_prototypes();
         let b = views[0].size()[0];
-        // One forward pass over all crops of the same size, as the authors' multi-crop wrapper.
-        let mut inputs = vec![views[0].shallow_clone(), views[1].shallow_clone()];
-        if let Some(m) = mixed {
-            inputs.push(m.images.shallow_clone());
+        if self.cfg.queue > 0 && info.epoch >= self.cfg.queue_start_epoch && self.queue.is_none() {
+            self.queue = Some(Tensor::zeros([2, self.cfg.queue, self.cfg.head.dim], (Kind::Float, self.vs.device())));
+            self.queued = 0;
         }
-        let (f, z) = self.net.forward_parts(&Tensor::cat(&inputs, 0), true);
-        self.feats = Some(f.narrow(0, 0, b).detach());
-        let z = normalize(&z);
-        let scores = self.prototypes.forward(&z);
-        let (s1, s2) = (scores.narrow(0, 0, b), scores.narrow(0, b, b));
-        let (q1, q2) = (self.code(&s1), self.code(&s2));
-        let mut loss = self.pair_loss(&s1, &q1, &s2, &q2);
+        // One forward pass per crop size, as the authors' multi-crop wrapper: the large crops with
+        // view 1's mixture, then the small crops with theirs.
+        let mut large = vec![&views[0], &views[1]];
         if let Some(m) = mixed {
-            let sm = scores.narrow(0, 2 * b, b);
-            let qm = self.code(&sm);
-            let direct = self.pair_loss(&sm, &qm, &s2, &q2);
-            let reverse = self.pair_loss(&sm, &reversed(&qm), &s2, &q2);
+            large.push(&m.images);
+        }
+        let (f, z, s_large) = self.project(&large);
+        self.feats = Some(f.narrow(0, 0, b).detach());
+        let mut scores = vec![s_large[0].shallow_clone(), s_large[1].shallow_clone()];
+        let mut small_mixed = Vec::new();
+        if views.len() > 2 {
+            let mut small: Vec<&Tensor> = views[2..].iter().collect();
+            if let Some(m) = mixed {
+                small.extend(m.crops.iter());
+            }
+            let (_, _, s_small) = self.project(&small);
+            let n = views.len() - 2;
+            scores.extend(s_small[..n].iter().map(|s| s.shallow_clone()));
+            small_mixed = s_small[n..].iter().map(|s| s.shallow_clone()).collect();
+        }
+        let codes = [self.code(0, &scores[0]), self.code(1, &scores[1])];
+        let t = self.cfg.temperature;
+        let mut loss = swapped_prediction(&codes, &scores, t);
+        if let Some(m) = mixed {
+            // The mixture replaces view 1, and each small crop's mixture replaces that crop.
+            let mut mscores: Vec<Tensor> = scores.iter().map(|s| s.shallow_clone()).collect();
+            mscores[0] = s_large[2].shallow_clone();
+            for (j, s) in small_mixed.into_iter().enumerate() {
+                mscores[2 + 2 * j] = s;
+            }
+            let qm = self.code(0, &mscores[0]);
+            let q2 = codes[1].shallow_clone();
+            let direct = swapped_prediction(&[qm.shallow_clone(), q2.shallow_clone()], &mscores, t);
+            let reverse = swapped_prediction(&[reversed(&qm), q2], &mscores, t);
             loss = loss + m.weigh(&direct, &reverse);
         }
+        self.enqueue(&[z[0].shallow_clone(), z[1].shallow_clone()]);
         loss
     }
 
     fn frozen(&self, name: &str, info: &StepInfo) -> bool {
         info.step < self.cfg.freeze_prototypes_steps && name.starts_with("prototypes.")
     }
-
 }
 
 #[cfg(test)]
@@ -170,6 +280,8 @@ mod tests {
             epsilon: 0.05,
             sinkhorn_iters: 3,
             freeze_prototypes_steps: 10,
+            queue: 0,
+            queue_start_epoch: 0,
         };
         let mut m = Swav::new(Device::Cpu, &backbone, cfg);
         let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
@@ -182,7 +294,7 @@ mod tests {
         let z = normalize(&m.net.forward_t(&Tensor::cat(&[&x1, &x2, &mixed.images], 0), true));
         let s = m.prototypes.forward(&z);
         let (s1, s2, sm) = (s.narrow(0, 0, 4), s.narrow(0, 4, 4), s.narrow(0, 8, 4));
-        let (q1, q2, qm) = (m.code(&s1), m.code(&s2), m.code(&sm));
+        let (q1, q2, qm) = (m.code(0, &s1), m.code(1, &s2), m.code(0, &sm));
         let ce = |q: &Tensor, s: &Tensor| swapped_ce(q, s, 0.1).double_value(&[]);
         let orig = 0.5 * (ce(&q1, &s2) + ce(&q2, &s1));
         let direct = 0.5 * (ce(&qm, &s2) + ce(&q2, &sm));
@@ -190,10 +302,102 @@ mod tests {
         let expect = orig + 0.3 * direct + 0.7 * reverse;
         assert!((with - expect).abs() < 1e-4, "{with} vs {expect}");
         // Prototypes are frozen for the first steps only, and are unit rows after a step begins.
-        assert!(m.frozen("prototypes.weight", &StepInfo { step: 9, total_steps: 100 }));
-        assert!(!m.frozen("prototypes.weight", &StepInfo { step: 10, total_steps: 100 }));
-        assert!(!m.frozen("head.fc1.weight", &StepInfo { step: 0, total_steps: 100 }));
+        assert!(m.frozen("prototypes.weight", &StepInfo { step: 9, total_steps: 100, epoch: 0 }));
+        assert!(!m.frozen("prototypes.weight", &StepInfo { step: 10, total_steps: 100, epoch: 0 }));
+        assert!(!m.frozen("head.fc1.weight", &StepInfo { step: 0, total_steps: 100, epoch: 0 }));
         let norms = m.prototypes.ws.norm_scalaropt_dim(2, [1i64].as_slice(), false);
         assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
+    }
+
+    fn small_swav(queue: i64) -> Swav {
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1 };
+        let cfg = SwavConfig {
+            head: HeadConfig { dim: 8, hidden: 16, bn: true },
+            prototypes: 5,
+            temperature: 0.1,
+            epsilon: 0.05,
+            sinkhorn_iters: 3,
+            freeze_prototypes_steps: 0,
+            queue,
+            queue_start_epoch: 1,
+        };
+        Swav::new(Device::Cpu, &backbone, cfg)
+    }
+
+    #[test]
+    fn swapped_prediction_averages_over_other_crops() {
+        let s: Vec<Tensor> = (0..4).map(|_| Tensor::randn([6, 5], (Kind::Float, Device::Cpu))).collect();
+        let q: Vec<Tensor> = s[..2].iter().map(|x| sinkhorn(x, 0.05, 3)).collect();
+        let ce = |q: &Tensor, s: &Tensor| swapped_ce(q, s, 0.1).double_value(&[]);
+        // Two crops: the symmetric pair loss.
+        let two = swapped_prediction(&q, &s[..2], 0.1).double_value(&[]);
+        assert!((two - 0.5 * (ce(&q[0], &s[1]) + ce(&q[1], &s[0]))).abs() < 1e-5);
+        // Four crops: each code predicted by the three other crops.
+        let four = swapped_prediction(&q, &s, 0.1).double_value(&[]);
+        let a = (ce(&q[0], &s[1]) + ce(&q[0], &s[2]) + ce(&q[0], &s[3])) / 3.0;
+        let b = (ce(&q[1], &s[0]) + ce(&q[1], &s[2]) + ce(&q[1], &s[3])) / 3.0;
+        assert!((four - 0.5 * (a + b)).abs() < 1e-5, "{four} vs {}", 0.5 * (a + b));
+    }
+
+    #[test]
+    fn multi_crop_unmix_replaces_view1_and_even_small_crops() {
+        let mut m = small_swav(0);
+        let big = |_| Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let small = |_| Tensor::randn([4, 1, 4, 4], (Kind::Float, Device::Cpu));
+        let (x1, x2) = (big(0), big(1));
+        let (s1, s2) = (small(0), small(1));
+        let mut mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.4 });
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        mixed.mix_crops(&[&s1], &mut rng);
+        let info = StepInfo::default();
+        let views = [x1.shallow_clone(), x2.shallow_clone(), s1.shallow_clone(), s2.shallow_clone()];
+        let with = m.loss(&views, Some(&mixed), &info, &mut rng).double_value(&[]);
+        // By hand from the same two forward passes.
+        let scores = |xs: &[&Tensor]| m.prototypes.forward(&normalize(&m.net.forward_t(&Tensor::cat(xs, 0), true)));
+        let l = scores(&[&x1, &x2, &mixed.images]);
+        let sm = scores(&[&s1, &s2, &mixed.crops[0]]);
+        let part = |t: &Tensor, k: i64| t.narrow(0, 4 * k, 4);
+        let crops = [part(&l, 0), part(&l, 1), part(&sm, 0), part(&sm, 1)];
+        let mcrops = [part(&l, 2), part(&l, 1), part(&sm, 2), part(&sm, 1)];
+        let (q1, q2, qm) = (m.code(0, &crops[0]), m.code(1, &crops[1]), m.code(0, &mcrops[0]));
+        let orig = swapped_prediction(&[q1, q2.shallow_clone()], &crops, 0.1).double_value(&[]);
+        let direct = swapped_prediction(&[qm.shallow_clone(), q2.shallow_clone()], &mcrops, 0.1).double_value(&[]);
+        let reverse = swapped_prediction(&[qm.flip([0]), q2], &mcrops, 0.1).double_value(&[]);
+        let expect = orig + 0.4 * direct + 0.6 * reverse;
+        assert!((with - expect).abs() < 1e-4, "{with} vs {expect}");
+    }
+
+    #[test]
+    fn queue_starts_at_its_epoch_fills_and_joins_the_codes() {
+        let mut m = small_swav(8);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let views = || [Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu)), Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu))];
+        let _ = m.loss(&views(), None, &StepInfo { step: 0, total_steps: 9, epoch: 0 }, &mut rng);
+        assert!(m.queue.is_none(), "no queue before queue_start_epoch");
+        assert!(m.state().iter().all(|(n, _)| n != QUEUE));
+        let v = views();
+        let _ = m.loss(&v, None, &StepInfo { step: 1, total_steps: 9, epoch: 1 }, &mut rng);
+        let q = m.queue.as_ref().unwrap().shallow_clone();
+        assert_eq!(q.size(), vec![2, 8, 8]);
+        assert_eq!(m.queued, 4);
+        // Newest first: the batch's normalized projections of each large crop, then zeros.
+        let z1 = normalize(&m.net.forward_t(&Tensor::cat(&[&v[0], &v[1]], 0), true)).narrow(0, 0, 4);
+        assert!((q.get(0).narrow(0, 0, 4) - z1).abs().max().double_value(&[]) < 1e-5);
+        assert_eq!(q.narrow(1, 4, 4).abs().sum(Kind::Float).double_value(&[]), 0.0);
+        // Not full yet: codes ignore it. Full: codes are computed over queue + batch and differ.
+        let s = Tensor::randn([4, 5], (Kind::Float, Device::Cpu));
+        assert!((m.code(0, &s) - sinkhorn(&s, 0.05, 3)).abs().max().double_value(&[]) < 1e-6);
+        let _ = m.loss(&views(), None, &StepInfo { step: 2, total_steps: 9, epoch: 1 }, &mut rng);
+        assert_eq!(m.queued, 8);
+        let with_queue = m.code(0, &s);
+        assert_eq!(with_queue.size(), vec![4, 5]);
+        assert!((with_queue.sum_dim_intlist(1, false, Kind::Float) - 1.0).abs().max().double_value(&[]) < 1e-5);
+        assert!((&with_queue - sinkhorn(&s, 0.05, 3)).abs().max().double_value(&[]) > 1e-4);
+        // The queue is checkpointed and restored.
+        let state = m.state();
+        let mut fresh = small_swav(8);
+        fresh.load_state(&state).unwrap();
+        assert_eq!(fresh.queued, 8);
+        assert!((fresh.queue.unwrap() - m.queue.as_ref().unwrap()).abs().max().double_value(&[]) == 0.0);
     }
 }

@@ -17,7 +17,7 @@ use crate::model::{head::HeadConfig, named_trainable, Arch, ResNetConfig};
 use crate::report;
 use anyhow::{bail, Context, Result};
 use checkpoint::Meta;
-use optim::{Optimizer, Rule, Schedule};
+use optim::{Optimizer, ParamGroup, Rule, Schedule};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -92,21 +92,42 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
                 epsilon: m.sinkhorn_epsilon,
                 sinkhorn_iters: m.sinkhorn_iters,
                 freeze_prototypes_steps: m.freeze_prototypes_steps,
+                queue: m.swav_queue,
+                queue_start_epoch: m.swav_queue_start_epoch.saturating_sub(1),
             },
         ))),
         other => bail!("method.name = \"{other}\" is not supported"),
     }
 }
 
-/// The configured optimizer over the method's trainable variables.
-pub fn build_optimizer(cfg: &Config, method: &dyn Method) -> Optimizer {
+/// The configured optimizer over the method's trainable variables, with its parameter groups;
+/// a group whose prefix matches no variable is an error that lists the variable prefixes.
+pub fn build_optimizer(cfg: &Config, method: &dyn Method) -> Result<Optimizer> {
     let rule = match cfg.train.optimizer.as_str() {
         "lars" => Rule::Lars { eta: cfg.train.lars_eta },
         "adam" => Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         "adamw" => Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         _ => Rule::Sgd,
     };
-    Optimizer::with_rule(named_trainable(method.trainable()), rule, cfg.train.momentum, cfg.train.weight_decay)
+    let mut opt = Optimizer::with_rule(named_trainable(method.trainable()), rule, cfg.train.momentum, cfg.train.weight_decay);
+    let groups: Vec<ParamGroup> = cfg
+        .train
+        .param_groups
+        .iter()
+        .map(|g| ParamGroup { prefix: g.prefix.clone(), lr: g.lr, lr_scale: g.lr_scale, weight_decay: g.weight_decay })
+        .collect();
+    let counts = opt.set_groups(&groups);
+    if let Some(i) = counts.iter().position(|c| *c == 0) {
+        let mut tops: Vec<String> = opt.names().map(|n| format!("{}.", n.split('.').next().unwrap_or(n))).collect();
+        tops.dedup();
+        bail!(
+            "train.param_groups[{i}].prefix = \"{}\" matches no trainable variable of method {}; its variables start with {}",
+            groups[i].prefix,
+            cfg.method.name,
+            tops.join(", ")
+        );
+    }
+    Ok(opt)
 }
 
 /// The configured evaluation features.
@@ -180,7 +201,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     }
 
     let mut method = build_method(cfg, device)?;
-    let mut opt = build_optimizer(cfg, method.as_ref());
+    let mut opt = build_optimizer(cfg, method.as_ref())?;
     let total_steps = per_epoch * cfg.train.epochs;
     let schedule = match cfg.train.schedule.as_str() {
         "cosine-step" => Schedule::CosineStep {
@@ -252,16 +273,19 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         for (i, batch) in (&mut batches).enumerate() {
             let batch = batch.with_context(|| format!("preparing batch {i} of epoch {}", epoch + 1))?;
             lr = schedule.lr(epoch, step as usize);
-            let v1 = to_tensor(&batch.views[0], device);
-            let v2 = to_tensor(&batch.views[1], device);
+            let views: Vec<Tensor> = batch.views.iter().map(|v| to_tensor(v, device)).collect();
             // One stream per step: the Un-Mix draw first, then whatever the method draws.
             let mut rng = unmix_data::seed::step_rng(cfg.seed, step);
             let mixed = unmix.as_ref().map(|s| {
-                let (h, w) = (v1.size()[2] as usize, v1.size()[3] as usize);
-                Mixed::new(&v1, crate::mix::draw(&mut rng, s, h, w))
+                let (h, w) = (views[0].size()[2] as usize, views[0].size()[3] as usize);
+                let mut m = Mixed::new(&views[0], crate::mix::draw(&mut rng, s, h, w));
+                // Multi-crop: the small crops at even positions (2, 4, ...) are mixed too.
+                let small: Vec<&Tensor> = views.iter().skip(2).step_by(2).collect();
+                m.mix_crops(&small, &mut rng);
+                m
             });
-            let info = StepInfo { step, total_steps: total_steps as u64 };
-            let loss = method.loss(&[v1, v2], mixed.as_ref(), &info, &mut rng);
+            let info = StepInfo { step, total_steps: total_steps as u64, epoch };
+            let loss = method.loss(&views, mixed.as_ref(), &info, &mut rng);
             if let (true, Some(f)) = (use_probe, method.take_features()) {
                 let p = probe.get_or_insert_with(|| {
                     let mut p = OnlineProbe::new(f.size()[1], classes, device);

@@ -17,10 +17,32 @@ pub enum Rule {
     AdamW { beta1: f64, beta2: f64, eps: f64 },
 }
 
+/// A parameter group: the variables whose names start with `prefix` get their own learning rate
+/// (fixed, e.g. SimSiam's predictor, or a multiple of the scheduled one) and weight decay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamGroup {
+    pub prefix: String,
+    /// A fixed learning rate that ignores the schedule.
+    pub lr: Option<f64>,
+    /// Otherwise the scheduled learning rate times this.
+    pub lr_scale: f64,
+    /// The group's weight decay (the optimizer's when absent).
+    pub weight_decay: Option<f64>,
+}
+
+/// How one variable is updated: a fixed lr or a multiple of the scheduled one, and its decay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Setting {
+    fixed_lr: Option<f64>,
+    lr_scale: f64,
+    weight_decay: f64,
+}
+
 /// The optimizer. Written here rather than taken from libtorch so its state (momentum and moment
 /// buffers, step count) is plain named tensors that checkpoints save and restore exactly.
 pub struct Optimizer {
     params: Vec<(String, Tensor)>,
+    settings: Vec<Setting>,
     m: Vec<Option<Tensor>>,
     v: Vec<Option<Tensor>>,
     steps: i64,
@@ -43,7 +65,29 @@ impl Optimizer {
 
     pub fn with_rule(params: Vec<(String, Tensor)>, rule: Rule, momentum: f64, weight_decay: f64) -> Self {
         let n = params.len();
-        Optimizer { params, m: (0..n).map(|_| None).collect(), v: (0..n).map(|_| None).collect(), steps: 0, rule, momentum, weight_decay }
+        let settings = vec![Setting { fixed_lr: None, lr_scale: 1.0, weight_decay }; n];
+        Optimizer { params, settings, m: (0..n).map(|_| None).collect(), v: (0..n).map(|_| None).collect(), steps: 0, rule, momentum, weight_decay }
+    }
+
+    /// Applies parameter groups (the first group whose prefix matches a variable's name wins).
+    /// Returns, per group, how many variables it took, so callers can reject a prefix that
+    /// matches nothing.
+    pub fn set_groups(&mut self, groups: &[ParamGroup]) -> Vec<usize> {
+        let mut counts = vec![0; groups.len()];
+        for ((name, _), s) in self.params.iter().zip(self.settings.iter_mut()) {
+            *s = Setting { fixed_lr: None, lr_scale: 1.0, weight_decay: self.weight_decay };
+            if let Some(g) = groups.iter().position(|g| name.starts_with(&g.prefix)) {
+                counts[g] += 1;
+                let g = &groups[g];
+                *s = Setting { fixed_lr: g.lr, lr_scale: g.lr_scale, weight_decay: g.weight_decay.unwrap_or(self.weight_decay) };
+            }
+        }
+        counts
+    }
+
+    /// Names of the variables this optimizer updates.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.params.iter().map(|(n, _)| n.as_str())
     }
 
     pub fn zero_grad(&mut self) {
@@ -76,13 +120,17 @@ impl Optimizer {
     pub fn step_except(&mut self, lr: f64, frozen: impl Fn(&str) -> bool) {
         self.steps += 1;
         let t = self.steps as f64;
-        let (momentum, wd, rule) = (self.momentum, self.weight_decay, self.rule);
+        let (momentum, rule) = (self.momentum, self.rule);
+        let scheduled = lr;
         tch::no_grad(|| {
             for (i, (name, p)) in self.params.iter_mut().enumerate() {
                 let g = p.grad();
                 if !g.defined() || frozen(name) {
                     continue;
                 }
+                let s = self.settings[i];
+                let lr = s.fixed_lr.unwrap_or(scheduled * s.lr_scale);
+                let wd = s.weight_decay;
                 match rule {
                     Rule::Sgd => {
                         let d = if wd != 0.0 { g + &*p * wd } else { g };
@@ -94,9 +142,11 @@ impl Optimizer {
                             g
                         } else {
                             let d = if wd != 0.0 { g + &*p * wd } else { g };
-                            let pn = p.norm().double_value(&[]);
-                            let dn = d.norm().double_value(&[]);
-                            let trust = if pn > 0.0 && dn > 0.0 { eta * pn / dn } else { 1.0 };
+                            // The trust ratio stays on the device: no host round-trip per variable.
+                            let (pn, dn) = (p.norm(), d.norm());
+                            let ratio = &pn * eta / &dn;
+                            let ok = pn.gt(0.0).logical_and(&dn.gt(0.0));
+                            let trust = ratio.where_self(&ok, &ratio.ones_like());
                             d * trust
                         };
                         let upd = Self::momentum_step(&mut self.m[i], d, momentum);
@@ -224,6 +274,29 @@ mod tests {
         assert!((w.double_value(&[0, 1]) - (4.0 - trust * 3.0)).abs() < 1e-9);
         // Bias: plain step, no decay: 1 - 1 * 1 = 0.
         assert!(b.double_value(&[0]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn groups_fix_or_scale_the_lr_and_set_their_decay() {
+        // loss = sum(a) + sum(b) + sum(c): g = 1 everywhere; plain SGD, no momentum.
+        let a = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
+        let c = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
+        let params = vec![("backbone.w".into(), a.shallow_clone()), ("predictor.fc1.weight".into(), b.shallow_clone()), ("head.fc.weight".into(), c.shallow_clone())];
+        let mut opt = Optimizer::new(params, 0.0, 0.5);
+        let counts = opt.set_groups(&[
+            ParamGroup { prefix: "predictor.".into(), lr: Some(0.05), lr_scale: 1.0, weight_decay: Some(0.0) },
+            ParamGroup { prefix: "head.".into(), lr: None, lr_scale: 2.0, weight_decay: None },
+            ParamGroup { prefix: "nothing.".into(), lr: None, lr_scale: 1.0, weight_decay: None },
+        ]);
+        assert_eq!(counts, vec![1, 1, 0]);
+        opt.zero_grad();
+        (a.sum(Kind::Double) + b.sum(Kind::Double) + c.sum(Kind::Double)).backward();
+        opt.step(0.1);
+        // a: lr 0.1, d = 1 + 0.5 -> 1 - 0.15; b: fixed 0.05, no decay -> 0.95; c: lr 0.2 -> 1 - 0.3.
+        assert!((a.double_value(&[0]) - 0.85).abs() < 1e-12);
+        assert!((b.double_value(&[0]) - 0.95).abs() < 1e-12);
+        assert!((c.double_value(&[0]) - 0.7).abs() < 1e-12);
     }
 
     #[test]
