@@ -126,7 +126,7 @@ pub struct ModelConfig {
 #[serde(deny_unknown_fields)]
 pub struct MethodConfig {
     /// "moco" (v1 with `mlp_hidden = 0`, v2 with an MLP head), "simclr", "byol", "swav",
-    /// "simsiam", "barlow" (Barlow Twins) or "vicreg".
+    /// "simsiam", "barlow" (Barlow Twins), "vicreg" or "wmse".
     pub name: String,
     /// Output dimension of the projection head.
     #[serde(default = "d128")]
@@ -175,6 +175,14 @@ pub struct MethodConfig {
     /// Barlow Twins: weight of the off-diagonal terms.
     #[serde(default = "d00051")]
     pub barlow_lambda: f64,
+    /// W-MSE: rows per whitening group (0 = the whole batch; must exceed method.dim), whitening
+    /// draws per step, and covariance shrinkage towards the identity.
+    #[serde(default)]
+    pub w_size: i64,
+    #[serde(default = "one")]
+    pub w_iter: usize,
+    #[serde(default)]
+    pub w_eps: f64,
     /// VICReg: invariance, variance and covariance weights.
     #[serde(default = "default_vicreg")]
     pub vicreg_weights: [f64; 3],
@@ -509,7 +517,19 @@ impl Config {
                     bail!("method.swav_queue_start_epoch counts from 1 (the first epoch)");
                 }
             }
-            other => bail!("method.name = \"{other}\" is not supported; use moco, simclr, byol, swav, simsiam, barlow or vicreg"),
+            "wmse" => {
+                let w = if c.method.w_size == 0 { b as i64 } else { c.method.w_size };
+                if w <= c.method.dim || b as i64 % w != 0 {
+                    bail!(
+                        "method.w_size = {w} must exceed method.dim = {} (whitening needs more rows than dimensions) and divide train.batch_size = {b}",
+                        c.method.dim
+                    );
+                }
+                if c.method.w_iter == 0 || !(0.0..1.0).contains(&c.method.w_eps) {
+                    bail!("method.w_iter must be at least 1 and method.w_eps in [0, 1)");
+                }
+            }
+            other => bail!("method.name = \"{other}\" is not supported; use moco, simclr, byol, swav, simsiam, barlow, vicreg or wmse"),
         }
         if c.method.dim <= 0 || c.method.mlp_hidden < 0 {
             bail!("method.dim must be positive and method.mlp_hidden >= 0");

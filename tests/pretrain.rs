@@ -123,7 +123,7 @@ fn every_shipped_config_is_valid() {
 #[test]
 fn every_fmnist_method_trains_with_and_without_unmix() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    for method in ["moco", "simclr", "byol", "swav", "simsiam", "barlow", "vicreg"] {
+    for method in ["moco", "simclr", "byol", "swav", "simsiam", "barlow", "vicreg", "wmse"] {
         for unmix in [true, false] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/fmnist-{method}-unmix.toml"));
             let mut set: Vec<String> = vec![
@@ -140,6 +140,9 @@ fn every_fmnist_method_trains_with_and_without_unmix() {
             if method != "moco" {
                 set.push("train.warmup_epochs=0.5".into());
             }
+            if method == "wmse" {
+                set.extend(["method.dim=16".into(), "method.w_size=32".into()]);
+            }
             let cfg = Config::load(&path, &set).unwrap();
             let dir = tempfile::tempdir().unwrap();
             let s = pretrain(&cfg, &RunOptions { out: dir.path().into(), ..Default::default() })
@@ -150,6 +153,41 @@ fn every_fmnist_method_trains_with_and_without_unmix() {
             assert!(s["knn"]["top1"].as_f64().unwrap() > 0.0);
         }
     }
+}
+
+#[test]
+fn swav_multi_crop_with_queue_trains_and_checkpoints_the_queue() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/fmnist-swav-unmix.toml");
+    let set: Vec<String> = vec![
+        format!("data.root=\"{}\"", fixture().display()),
+        "data.limit=256".into(),
+        "model.widths=[8, 8, 16, 16]".into(),
+        "train.batch_size=64".into(),
+        "train.epochs=2".into(),
+        "train.warmup_epochs=0.5".into(),
+        "train.log_every=1".into(),
+        "eval.knn_k=20".into(),
+        "augment.small_crops=3".into(),
+        "augment.small={crop_size = 12, crop_scale = [0.05, 0.3]}".into(),
+        "method.swav_queue=128".into(),
+        "method.swav_queue_start_epoch=2".into(),
+    ];
+    let cfg = Config::load(&path, &set).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    pretrain(&cfg, &RunOptions { out: dir.path().into(), until_epoch: Some(1), ..Default::default() }).unwrap();
+    let (t, _) = checkpoint::load(&dir.path().join(CHECKPOINT)).unwrap();
+    assert!(t.iter().all(|(n, _)| n != "swav.queue"), "no queue before its epoch");
+    pretrain(&cfg, &RunOptions { out: dir.path().into(), resume: true, ..Default::default() }).unwrap();
+    let (t, _) = checkpoint::load(&dir.path().join(CHECKPOINT)).unwrap();
+    let q = &t.iter().find(|(n, _)| n == "swav.queue").expect("queue checkpointed").1;
+    assert_eq!(q.size(), vec![2, 128, 128]);
+    // Four steps of the second epoch filled it: every row is a unit projection.
+    let norms = q.norm_scalaropt_dim(2, [2i64].as_slice(), false);
+    assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-4);
+    let losses = step_losses(dir.path());
+    assert_eq!(losses.len(), 8);
+    assert!(losses.iter().all(|(_, l)| l.is_finite()), "{losses:?}");
 }
 
 fn data_fixture(name: &str) -> PathBuf {

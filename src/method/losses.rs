@@ -125,6 +125,32 @@ pub fn vicreg(z1: &Tensor, z2: &Tensor, sim_w: f64, var_w: f64, cov_w: f64) -> T
     inv * sim_w + (var(z1) + var(z2)) * var_w + (cov(z1) + cov(z2)) * cov_w
 }
 
+/// W-MSE's whitening (Ermolov et al. 2021): centres the rows of `x` (n, d) and maps them by the
+/// inverse Cholesky factor of their covariance (shrunk towards I by `eps`), so the output's
+/// covariance is the identity. Needs n > d; differentiable.
+pub fn whiten(x: &Tensor, eps: f64) -> Tensor {
+    let (n, d) = (x.size()[0], x.size()[1]);
+    let xc = x - x.mean_dim(0, true, Kind::Float);
+    let eye = Tensor::eye(d, (Kind::Float, x.device()));
+    let cov = xc.transpose(0, 1).mm(&xc) / (n - 1) as f64;
+    let cov = cov * (1.0 - eps) + eye.shallow_clone() * eps;
+    // A failed factorization (a singular covariance) gives NaN, which the training loop reports.
+    let (l, _info) = cov.linalg_cholesky_ex(false, false);
+    let w = l.linalg_solve_triangular(&eye, false, true, false);
+    xc.mm(&w.transpose(0, 1))
+}
+
+/// W-MSE's whitened embeddings of a batch: each group of rows `groups[g]` (index tensors of
+/// `w_size` rows) whitened on its own statistics.
+pub fn whiten_groups(x: &Tensor, groups: &[Tensor], eps: f64) -> Tensor {
+    let out = x.zeros_like();
+    let mut out = out;
+    for idx in groups {
+        out = out.index_put(&[Some(idx.shallow_clone())], &whiten(&x.index_select(0, idx), eps), false);
+    }
+    out
+}
+
 #[cfg(test)]
 mod more_tests {
     use super::*;
@@ -150,5 +176,30 @@ mod more_tests {
         let zero = Tensor::zeros([4, 2], (Kind::Float, Device::Cpu));
         let l = vicreg(&zero, &zero, 25.0, 25.0, 1.0).double_value(&[]);
         assert!((l - 25.0 * 2.0 * 0.99).abs() < 1e-3, "{l}");
+    }
+
+    #[test]
+    fn whitening_gives_identity_covariance() {
+        // Correlated data: x = g A with a mixing A.
+        let g = Tensor::randn([200, 4], (Kind::Float, Device::Cpu));
+        let a = Tensor::from_slice(&[1.0f32, 0.9, 0.0, 0.2, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 3.0, 0.1, 0.0, 0.0, 0.0, 0.5]).view([4, 4]);
+        let x = g.mm(&a) + 5.0;
+        let w = whiten(&x, 0.0);
+        let cov = w.transpose(0, 1).mm(&w) / 199.0;
+        let eye = Tensor::eye(4, (Kind::Float, Device::Cpu));
+        assert!((cov - eye).abs().max().double_value(&[]) < 1e-3);
+        assert!(w.mean_dim(0, false, Kind::Float).abs().max().double_value(&[]) < 1e-4);
+        // Groups are whitened separately: each group's rows have identity covariance.
+        let groups = [Tensor::arange_start(0, 100, (Kind::Int64, Device::Cpu)), Tensor::arange_start(100, 200, (Kind::Int64, Device::Cpu))];
+        let wg = whiten_groups(&x, &groups, 0.0);
+        for idx in &groups {
+            let part = wg.index_select(0, idx);
+            let cov = part.transpose(0, 1).mm(&part) / 99.0;
+            assert!((cov - Tensor::eye(4, (Kind::Float, Device::Cpu))).abs().max().double_value(&[]) < 1e-3);
+        }
+        // Gradients flow through the whitening.
+        let x = x.set_requires_grad(true);
+        whiten(&x, 0.0).narrow(1, 0, 1).square().sum(Kind::Float).backward();
+        assert!(x.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
     }
 }

@@ -9,6 +9,7 @@ pub mod redundancy;
 pub mod simclr;
 pub mod simsiam;
 pub mod swav;
+pub mod wmse;
 
 use crate::mix::Mixed;
 use rand_chacha::ChaCha8Rng;
@@ -20,6 +21,7 @@ pub use redundancy::{Redundancy, RedundancyLoss};
 pub use simclr::{SimClr, SimClrConfig};
 pub use simsiam::{SimSiam, SimSiamConfig};
 pub use swav::{Swav, SwavConfig};
+pub use wmse::{Wmse, WmseConfig};
 
 /// Where a step stands in the run (for schedules inside a method, e.g. BYOL's tau).
 #[derive(Clone, Copy, Debug, Default)]

@@ -10,7 +10,7 @@ use crate::eval::knn::{self, KnnResult};
 use crate::eval::online::OnlineProbe;
 use crate::method::{
     Byol, ByolConfig, Features, Method, MixTarget, MoCo, MoCoConfig, Redundancy, RedundancyLoss, SimClr, SimClrConfig, SimSiam, SimSiamConfig, StepInfo,
-    Swav, SwavConfig,
+    Swav, SwavConfig, Wmse, WmseConfig,
 };
 use crate::mix::{Mixed, UnMixSettings};
 use crate::model::{head::HeadConfig, named_trainable, Arch, ResNetConfig};
@@ -95,6 +95,11 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
                 queue: m.swav_queue,
                 queue_start_epoch: m.swav_queue_start_epoch.saturating_sub(1),
             },
+        ))),
+        "wmse" => Ok(Box::new(Wmse::new(
+            device,
+            &backbone,
+            WmseConfig { head, w_size: if m.w_size == 0 { cfg.train.batch_size as i64 } else { m.w_size }, w_iter: m.w_iter, eps: m.w_eps, mix_target },
         ))),
         other => bail!("method.name = \"{other}\" is not supported"),
     }
