@@ -44,8 +44,15 @@ enum Command {
     /// Weighted kNN accuracy of a checkpoint's encoder (bank: train split, queries: test split).
     Knn {
         /// Checkpoint file (a run's checkpoints/last.safetensors).
+        #[arg(long, value_name = "FILE", required_unless_present = "random_init")]
+        checkpoint: Option<PathBuf>,
+        /// Evaluate a randomly initialised network built from --config instead (the baseline
+        /// every pretraining must beat).
+        #[arg(long, requires = "config", conflicts_with = "checkpoint")]
+        random_init: bool,
+        /// Config for --random-init.
         #[arg(long, value_name = "FILE")]
-        checkpoint: PathBuf,
+        config: Option<PathBuf>,
         /// Dataset folder, if not where the run found it.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
@@ -214,17 +221,21 @@ fn run(cli: Cli) -> Result<()> {
             println!("training images/second: {:.1}", summary["images_per_second"].as_f64().unwrap_or(0.0));
             Ok(())
         }
-        Command::Knn { checkpoint: path, data, k, t, mut set } => {
+        Command::Knn { checkpoint: path, random_init, config, data, k, t, mut set } => {
             if let Some(k) = k {
                 set.push(format!("eval.knn_k={k}"));
             }
             if let Some(t) = t {
                 set.push(format!("eval.knn_t={t}"));
             }
-            let run = LoadedRun::from_checkpoint(&path, data, set)?;
+            let run = match (&path, random_init) {
+                (Some(p), false) => LoadedRun::from_checkpoint(p, data, set)?,
+                _ => LoadedRun::random(&config.expect("clap requires --config"), data, set)?,
+            };
             let data = train::KnnData::load(&run.cfg)?;
             let r = data.evaluate(&run.cfg, run.device, run.method.as_ref())?;
-            println!("kNN top-1: {:.2}%  top-5: {:.2}%  (epoch {}; {})", r.top1, r.top5, run.epoch, unmix::report::knn_protocol(&run.cfg, &r));
+            let what = if random_init { "random init".to_string() } else { format!("epoch {}", run.epoch) };
+            println!("kNN top-1: {:.2}%  top-5: {:.2}%  ({what}; {})", r.top1, r.top5, unmix::report::knn_protocol(&run.cfg, &r));
             Ok(())
         }
         Command::Preview { config, mut set, data, images, mode, out } => {
