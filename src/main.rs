@@ -110,6 +110,9 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Benchmarks that print figures (see scripts/bench-pipeline.sh for the torchvision side).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// (Re)generate a run folder's report: loss/lr/accuracy plots, a PCA map of test embeddings
     /// and report.md.
     Report {
@@ -180,6 +183,28 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The two-view MoCo v2 augmentation pipeline (decode, crop, jitter, grayscale, blur, flip,
+    /// normalize, batch to tensors) in worker threads; prints images/second as JSON.
+    Pipeline {
+        /// A CIFAR-10 binary folder (cifar-10-batches-bin) or a folder of photos.
+        #[arg(long, value_name = "DIR")]
+        source: PathBuf,
+        /// Output side of the crops (32 for CIFAR, 224 for ImageNet).
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// Samples per run (the source repeated).
+        #[arg(long, default_value_t = 10240)]
+        images: usize,
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Worker threads preparing batches.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
@@ -236,6 +261,12 @@ fn run(cli: Cli) -> Result<()> {
             let r = data.evaluate(&run.cfg, run.device, run.method.as_ref())?;
             let what = if random_init { "random init".to_string() } else { format!("epoch {}", run.epoch) };
             println!("kNN top-1: {:.2}%  top-5: {:.2}%  ({what}; {})", r.top1, r.top5, unmix::report::knn_protocol(&run.cfg, &r));
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Pipeline { source, size, images, batch, workers }) => {
+            tch::set_num_threads(1);
+            let r = unmix::bench::pipeline::run(&unmix::bench::pipeline::PipelineArgs { source: &source, size, images, batch, workers, seed: 0 })?;
+            println!("{r}");
             Ok(())
         }
         Command::Preview { config, mut set, data, images, mode, out } => {

@@ -503,7 +503,6 @@ pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
         return (0, 0, maxc);
     }
     let cr = (maxc - minc) as f32;
-    let s = cr / maxc as f32;
     let rc = (maxc - r) as f32 / cr;
     let gc = (maxc - g) as f32 / cr;
     let bc = (maxc - b) as f32 / cr;
@@ -514,13 +513,101 @@ pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     } else {
         (4.0 + gc as f64 - rc as f64) as f32
     };
-    let h = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
-    let clip = |v: i32| v.clamp(0, 255) as u8;
-    (
-        clip((h as f64 * 255.0) as i32),
-        clip((s as f64 * 255.0) as i32),
-        maxc,
-    )
+    // fmod(h / 6 + 1, 1) with h in [-1, 5): the sum is in [5/6, 11/6), where subtracting 1 is
+    // exact, so this equals the C fmod bit for bit without its cost.
+    let t = h as f64 / 6.0 + 1.0;
+    let h = (if t >= 1.0 { t - 1.0 } else { t }) as f32;
+    (((h as f64 * 255.0) as i32).clamp(0, 255) as u8, saturation_u8(maxc, maxc - minc), maxc)
+}
+
+/// [`rgb_to_hsv`] from tables: the hue depends only on which channel is largest, which smallest,
+/// the range `cr = max - min` and the middle channel's distance to the max, so it is looked up
+/// from a table computed once with [`rgb_to_hsv`] itself (equality over all 2^24 colours is a
+/// test); the saturation from a (max, range) table.
+#[inline]
+pub fn rgb_to_hsv_fast(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
+    static HUE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let maxc = r.max(g).max(b);
+    let minc = r.min(g).min(b);
+    if maxc == minc {
+        return (0, 0, maxc);
+    }
+    let cr = maxc - minc;
+    // Case k: (max channel, min channel) = (r, b), (r, g), (g, b), (g, r), (b, g), (b, r), taking
+    // the first maximum as the C code does; x = max - middle.
+    let (k, x) = if r == maxc {
+        if b == minc { (0, maxc - g) } else { (1, maxc - b) }
+    } else if g == maxc {
+        if b == minc { (2, maxc - r) } else { (3, maxc - b) }
+    } else if g == minc {
+        (4, maxc - r)
+    } else {
+        (5, maxc - g)
+    };
+    let table = HUE.get_or_init(|| {
+        let mut t = vec![0u8; 6 * 256 * 256];
+        for cr in 1..256usize {
+            for x in 0..=cr {
+                let (m, mid) = (cr as u8, (cr - x) as u8);
+                // Colours with max = cr, min = 0 and the middle channel at cr - x, per case.
+                let colours = [(m, mid, 0), (m, 0, mid), (mid, m, 0), (0, m, mid), (mid, 0, m), (0, mid, m)];
+                for (k, (r, g, b)) in colours.into_iter().enumerate() {
+                    t[(k * 256 + cr) * 256 + x] = rgb_to_hsv(r, g, b).0;
+                }
+            }
+        }
+        t
+    });
+    (table[(k * 256 + cr as usize) * 256 + x as usize], saturation_u8(maxc, cr), maxc)
+}
+
+/// `CLIP8((int)((float)cr / (float)maxc * 255.0))` of `rgb2hsv_row`, from a table built once.
+fn saturation_u8(maxc: u8, cr: u8) -> u8 {
+    static TABLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let mut t = vec![0u8; 256 * 256];
+        for m in 1..256usize {
+            for c in 0..=m {
+                let s = c as f32 / m as f32;
+                t[m * 256 + c] = ((s as f64 * 255.0) as i32).clamp(0, 255) as u8;
+            }
+        }
+        t
+    });
+    t[maxc as usize * 256 + cr as usize]
+}
+
+/// The parts of Pillow's `hsv2rgb` that depend on h or s alone: the sector `i` and fraction `f`
+/// of h, and `fs` of s (C float values), so the per-pixel work is a few multiplications.
+struct HsvTables {
+    sector: [u8; 256],
+    f: [f32; 256],
+    fs: [f32; 256],
+}
+
+fn hsv_tables() -> &'static HsvTables {
+    static TABLES: std::sync::OnceLock<HsvTables> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let (mut sector, mut f, mut fs) = ([0u8; 256], [0f32; 256], [0f32; 256]);
+        for h in 0..256usize {
+            let hh = h as f32 as f64 * 6.0 / 255.0;
+            let i = hh.floor() as i32;
+            sector[h] = (i % 6) as u8;
+            f[h] = (hh - i as f32 as f64) as f32;
+            fs[h] = (h as f32 as f64 / 255.0) as f32;
+        }
+        HsvTables { sector, f, fs }
+    })
+}
+
+/// C `round()` (half away from zero) of a value well inside the `i32` range, without the libm
+/// call `f64::round` becomes on baseline x86-64: truncation and the exact fractional part.
+#[inline]
+fn round_half_away(x: f64) -> i32 {
+    let i = x as i32;
+    let frac = x - i as f64;
+    // Branch-free: the comparisons are unpredictable on photos.
+    i + (frac >= 0.5) as i32 - (frac <= -0.5) as i32
 }
 
 /// Pillow `hsv2rgb` for u8 (h, s, v).
@@ -528,23 +615,18 @@ pub fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
     if s == 0 {
         return (v, v, v);
     }
-    let hh = h as f32 as f64 * 6.0 / 255.0;
-    let i = hh.floor() as i32;
-    let f = (hh - i as f32 as f64) as f32;
-    let fs = (s as f32 as f64 / 255.0) as f32;
+    let tab = hsv_tables();
     let vf = v as f32 as f64;
-    let clip = |x: f64| (x.round() as i32).clamp(0, 255) as u8; // C round(): half away from zero
+    let clip = |x: f64| round_half_away(x).clamp(0, 255) as u8;
+    let (f, fs) = (tab.f[h as usize], tab.fs[s as usize]);
     let p = clip(vf * (1.0 - fs as f64));
     let q = clip(vf * (1.0 - (fs * f) as f64));
     let t = clip(vf * (1.0 - fs as f64 * (1.0 - f as f64)));
-    match i % 6 {
-        0 => (v, t, p),
-        1 => (q, v, p),
-        2 => (p, v, t),
-        3 => (p, q, v),
-        4 => (t, p, v),
-        _ => (v, p, q),
-    }
+    // Sector -> which of (v, t, p, q) goes to r, g, b; a lookup instead of a 6-way branch.
+    const PICK: [[usize; 3]; 6] = [[0, 1, 2], [3, 0, 2], [2, 0, 1], [2, 3, 0], [1, 2, 0], [0, 2, 3]];
+    let vals = [v, t, p, q];
+    let [a, b, c] = PICK[tab.sector[h as usize] as usize];
+    (vals[a], vals[b], vals[c])
 }
 
 /// torchvision `F_pil.adjust_hue`: RGB -> u8 HSV, `h += uint8(hue_factor * 255)` with
@@ -560,11 +642,11 @@ pub fn adjust_hue(img: ImageRef, hue_factor: f64) -> Image {
     }
     // numpy's float -> uint8 cast: truncation toward zero, then modulo 256.
     let shift = ((hue_factor * 255.0) as i64).rem_euclid(256) as u8;
-    let mut data = Vec::with_capacity(img.data.len());
-    for p in img.data.chunks_exact(3) {
-        let (h, s, v) = rgb_to_hsv(p[0], p[1], p[2]);
+    let mut data = vec![0u8; img.data.len()];
+    for (o, p) in data.chunks_exact_mut(3).zip(img.data.chunks_exact(3)) {
+        let (h, s, v) = rgb_to_hsv_fast(p[0], p[1], p[2]);
         let (r, g, b) = hsv_to_rgb(h.wrapping_add(shift), s, v);
-        data.extend_from_slice(&[r, g, b]);
+        o.copy_from_slice(&[r, g, b]);
     }
     Image::new(img.height, img.width, 3, data)
 }

@@ -390,3 +390,19 @@ fn resize_center_in_a_recipe_equals_the_function_and_draws_nothing() {
     assert_eq!(out, resize_shorter_center_crop(img.as_ref(), 20, 16));
     assert_eq!(recipe.output_shape(3, 40, 60), (3, 16, 16));
 }
+
+#[test]
+fn table_driven_rgb_to_hsv_equals_pillow_arithmetic_on_every_colour() {
+    use unmix_data::augment::{rgb_to_hsv, rgb_to_hsv_fast};
+    let mut differ = 0u64;
+    for r in 0..=255u8 {
+        for g in 0..=255u8 {
+            for b in 0..=255u8 {
+                if rgb_to_hsv(r, g, b) != rgb_to_hsv_fast(r, g, b) {
+                    differ += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(differ, 0, "{differ} colours differ");
+}

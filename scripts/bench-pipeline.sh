@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The pipeline benchmark of issue 3: unmix's two-view MoCo v2 pipeline against torchvision's
+# transforms with PyTorch's DataLoader, on the same cores, the same recipe and the same real images,
+# at 32 px (the 20 real CIFAR-10 test images of the fixtures, in memory) and at 224 px (the 20 real
+# ImageNet validation photos that ship in the PyPI wheel foolbox, decoded from JPEG at every access).
+#
+#   scripts/bench-pipeline.sh [--images N] [--workers "1 2"]
+#
+# Prints images/second of both and the ratio per worker count; writes runs/bench-pipeline.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+images=10240
+workers="1 2"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --images) images="$2"; shift 2 ;;
+    --workers) workers="$2"; shift 2 ;;
+    *) echo "unknown argument $1 (use --images N, --workers \"1 2\")" >&2; exit 2 ;;
+  esac
+done
+[ -x .venv/bin/python ] || scripts/setup.sh
+[ -x target/release/unmix ] || cargo build --release
+photos=runs/bench-data/imagenet-photos
+if [ ! -d "$photos" ]; then
+  mkdir -p runs/bench-data
+  .venv/bin/python -m pip download --quiet --no-deps foolbox==3.3.4 -d runs/bench-data
+  .venv/bin/python - "$photos" <<'PY'
+import glob, sys, zipfile
+out = sys.argv[1]
+whl = glob.glob("runs/bench-data/foolbox-3.3.4-*.whl")[0]
+with zipfile.ZipFile(whl) as z:
+    names = [n for n in z.namelist() if n.startswith("foolbox/data/imagenet_") and n.endswith(".jpg")]
+    for n in names:
+        z.extract(n, "runs/bench-data/unzipped")
+import os, shutil
+os.makedirs(out, exist_ok=True)
+for p in glob.glob("runs/bench-data/unzipped/foolbox/data/imagenet_*.jpg"):
+    shutil.copy(p, out)
+print(f"{len(names)} ImageNet photos from {whl} -> {out}", file=sys.stderr)
+PY
+fi
+cifar=crates/unmix-data/tests/fixtures/cifar-10-batches-bin
+results=runs/bench-pipeline.json
+: > "$results"
+printf "%-6s %-8s %16s %16s %8s\n" size workers "unmix img/s" "torchvision img/s" ratio
+for size in 32 224; do
+  src=$cifar; n=$images
+  if [ "$size" = 224 ]; then src=$photos; n=$((images / 2)); fi
+  for w in $workers; do
+    u=$(target/release/unmix bench pipeline --source "$src" --size "$size" --images "$n" --workers "$w")
+    t=$(.venv/bin/python bench/pipeline_torchvision.py --source "$src" --size "$size" --images "$n" --workers "$w")
+    echo "$u" >> "$results"; echo "$t" >> "$results"
+    python3 - "$u" "$t" "$size" "$w" <<'PY'
+import json, sys
+u, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"{sys.argv[3]:<6} {sys.argv[4]:<8} {u['images_per_second']:16.0f} {t['images_per_second']:16.0f} {u['images_per_second'] / t['images_per_second']:7.2f}x")
+PY
+  done
+done
+echo "(two views per image; images/second per worker = the figure / workers; details in $results)"
