@@ -92,6 +92,14 @@ pub struct ViewConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentConfig {
+    /// A paper's view recipes as the starting point: "moco-v1", "moco-v2", "simclr", "byol",
+    /// "swav" or "unmix-cifar" (the Un-Mix authors' CIFAR MoCo views); keys given under
+    /// `[augment.view1]`, `[augment.view2]` and `[augment.small]` override it (see [`PRESETS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// With a preset: the output side of both views' crops (e.g. 32 for CIFAR, 224 for ImageNet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_size: Option<usize>,
     /// Multi-crop (SwAV): this many small crops per image besides the two views, each drawn with
     /// the `[augment.small]` recipe.
     #[serde(default)]
@@ -332,6 +340,93 @@ fn d10() -> usize { 10 }
 fn d200() -> usize { 200 }
 fn d512() -> usize { 512 }
 
+/// The view recipes of the papers, by preset name: (view 1, view 2 if different, small crops for
+/// multi-crop), as TOML tables of [`ViewConfig`] keys without `crop_size`.
+/// - moco-v1 (He et al. 2020): crop 0.2-1, grayscale 0.2, jitter 0.4 (all four) always, flip.
+/// - moco-v2 (Chen et al. 2020): crop 0.2-1, jitter (0.4, 0.4, 0.4, 0.1) p 0.8, grayscale 0.2,
+///   blur sigma 0.1-2 p 0.5, flip.
+/// - simclr (Chen et al. 2020): crop 0.08-1, flip, jitter (0.8, 0.8, 0.8, 0.2) p 0.8, grayscale
+///   0.2, blur p 0.5.
+/// - byol (Grill et al. 2020): crop 0.08-1, flip, jitter (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale
+///   0.2; blur p 1.0 / 0.1 and solarize p 0 / 0.2 for views 1 / 2.
+/// - swav (Caron et al. 2020): large crops 0.14-1, small crops 0.05-0.14, both with SimCLR's
+///   jitter, grayscale and blur.
+/// - unmix-cifar (the Un-Mix authors' CIFAR MoCo): crop 0.08-1, flip, jitter (0.4, 0.4, 0.4, 0.1)
+///   p 0.8, grayscale 0.2, no blur.
+pub const PRESETS: &[(&str, &str, Option<&str>, Option<&str>)] = &[
+    ("moco-v1", "crop_scale = [0.2, 1.0]\njitter = [0.4, 0.4, 0.4, 0.4]\njitter_p = 1.0\ngrayscale_p = 0.2", None, None),
+    (
+        "moco-v2",
+        "crop_scale = [0.2, 1.0]\njitter = [0.4, 0.4, 0.4, 0.1]\njitter_p = 0.8\ngrayscale_p = 0.2\nblur_p = 0.5\nblur_sigma = [0.1, 2.0]",
+        None,
+        None,
+    ),
+    (
+        "simclr",
+        "crop_scale = [0.08, 1.0]\njitter = [0.8, 0.8, 0.8, 0.2]\njitter_p = 0.8\ngrayscale_p = 0.2\nblur_p = 0.5\nblur_sigma = [0.1, 2.0]",
+        None,
+        None,
+    ),
+    (
+        "byol",
+        "crop_scale = [0.08, 1.0]\njitter = [0.4, 0.4, 0.2, 0.1]\njitter_p = 0.8\ngrayscale_p = 0.2\nblur_p = 1.0\nblur_sigma = [0.1, 2.0]\nsolarize_p = 0.0",
+        Some("crop_scale = [0.08, 1.0]\njitter = [0.4, 0.4, 0.2, 0.1]\njitter_p = 0.8\ngrayscale_p = 0.2\nblur_p = 0.1\nblur_sigma = [0.1, 2.0]\nsolarize_p = 0.2"),
+        None,
+    ),
+    (
+        "swav",
+        "crop_scale = [0.14, 1.0]\njitter = [0.8, 0.8, 0.8, 0.2]\njitter_p = 0.8\ngrayscale_p = 0.2\nblur_p = 0.5\nblur_sigma = [0.1, 2.0]",
+        None,
+        Some("crop_scale = [0.05, 0.14]\njitter = [0.8, 0.8, 0.8, 0.2]\njitter_p = 0.8\ngrayscale_p = 0.2\nblur_p = 0.5\nblur_sigma = [0.1, 2.0]"),
+    ),
+    ("unmix-cifar", "crop_scale = [0.08, 1.0]\njitter = [0.4, 0.4, 0.4, 0.1]\njitter_p = 0.8\ngrayscale_p = 0.2", None, None),
+];
+
+/// Expands `augment.preset` in a parsed document: each view table becomes the preset's table with
+/// `augment.crop_size` and then the user's own keys on top. Symmetric presets leave view 2 to
+/// follow view 1 (unless the user writes `[augment.view2]`); BYOL's asymmetric views are both set.
+fn expand_preset(doc: &mut toml::Table) -> Result<()> {
+    let Some(aug) = doc.get_mut("augment").and_then(|a| a.as_table_mut()) else { return Ok(()) };
+    let Some(name) = aug.get("preset").map(|p| p.as_str().map(str::to_string)) else { return Ok(()) };
+    let name = name.ok_or_else(|| anyhow!("augment.preset must be a string, e.g. \"moco-v2\""))?;
+    let Some((_, v1, v2, small)) = PRESETS.iter().find(|p| p.0 == name) else {
+        let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+        bail!("augment.preset = \"{name}\" is not a preset; use one of {}", names.join(", "));
+    };
+    let crop = aug.get("crop_size").cloned();
+    let merged = |base: &str, user: Option<&toml::Value>| -> Result<toml::Value> {
+        let mut t: toml::Table = toml::from_str(base).expect("preset tables are valid TOML");
+        if let Some(c) = &crop {
+            t.insert("crop_size".into(), c.clone());
+        }
+        if let Some(u) = user {
+            let u = u.as_table().ok_or_else(|| anyhow!("augment views must be tables"))?;
+            for (k, v) in u {
+                t.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(toml::Value::Table(t))
+    };
+    let view1 = merged(v1, aug.get("view1"))?;
+    aug.insert("view1".into(), view1);
+    if v2.is_some() || aug.contains_key("view2") {
+        let view2 = merged(v2.unwrap_or(v1), aug.get("view2"))?;
+        aug.insert("view2".into(), view2);
+    }
+    let wants_small = aug.contains_key("small") || aug.get("small_crops").and_then(|n| n.as_integer()).is_some_and(|n| n > 0);
+    if let (Some(small), true) = (small, wants_small) {
+        // The small crops keep their own crop_size (e.g. 96): augment.crop_size is the large one.
+        let mut t: toml::Table = toml::from_str(small).expect("preset tables are valid TOML");
+        if let Some(u) = aug.get("small").and_then(|u| u.as_table()) {
+            for (k, v) in u {
+                t.insert(k.clone(), v.clone());
+            }
+        }
+        aug.insert("small".into(), toml::Value::Table(t));
+    }
+    Ok(())
+}
+
 /// Parses a `--set` value as a TOML literal (number, bool, array, quoted string), falling back to a
 /// bare string, and stores it at the dotted key.
 pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
@@ -366,6 +461,7 @@ impl Config {
         for o in overrides {
             apply_override(&mut doc, o)?;
         }
+        expand_preset(&mut doc).with_context(|| format!("{origin}: augment.preset"))?;
         let cfg: Config = serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
             let path = e.path().to_string();
             anyhow!("{origin}: key `{path}`: {}", e.inner())
@@ -672,5 +768,28 @@ lr = 0.03
         let c = Config::from_toml(MIN, "t", &[]).unwrap();
         let again = Config::from_toml(&c.to_toml(), "resolved", &[]).unwrap();
         assert_eq!(c, again);
+    }
+
+    #[test]
+    fn presets_expand_under_the_users_keys() {
+        let base = MIN.replace("[augment.view1]\ncrop_size = 28\n", "[augment]\npreset = \"byol\"\ncrop_size = 28\n[augment.view1]\nhflip_p = 0.0\n");
+        let c = Config::from_toml(&base, "t", &[]).unwrap();
+        let (v1, v2) = (&c.augment.view1, c.view2());
+        assert_eq!((v1.crop_size, v2.crop_size), (28, 28));
+        assert_eq!((v1.blur_p, v2.blur_p), (1.0, 0.1));
+        assert_eq!((v1.solarize_p, v2.solarize_p), (0.0, 0.2));
+        assert_eq!(v1.jitter, [0.4, 0.4, 0.2, 0.1]);
+        assert_eq!(v1.crop_scale, [0.08, 1.0]);
+        // The user's key wins over the preset, for that view only.
+        assert_eq!((v1.hflip_p, v2.hflip_p), (0.0, 0.5));
+        // Symmetric presets: view 2 follows view 1; --set works on top; the resolved config
+        // round-trips.
+        let sym = base.replace("\"byol\"", "\"moco-v2\"");
+        let c = Config::from_toml(&sym, "t", &["augment.view1.blur_p=0.3".into()]).unwrap();
+        assert_eq!(c.view2(), &c.augment.view1);
+        assert_eq!((c.augment.view1.blur_p, c.augment.view1.grayscale_p), (0.3, 0.2));
+        assert_eq!(Config::from_toml(&c.to_toml(), "resolved", &[]).unwrap(), c);
+        let e = format!("{:#}", Config::from_toml(&base.replace("\"byol\"", "\"byol2\""), "t", &[]).unwrap_err());
+        assert!(e.contains("augment.preset") && e.contains("moco-v2"), "{e}");
     }
 }
