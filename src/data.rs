@@ -182,7 +182,10 @@ pub fn eval_recipes(cfg: &Config) -> Arc<Vec<ViewRecipe>> {
 /// A prepared view batch as an NCHW float tensor on `device`.
 pub fn to_tensor(v: &ViewBatch, device: Device) -> Tensor {
     let n = (v.data.len() / (v.channels * v.height * v.width)) as i64;
-    Tensor::from_slice(&v.data)
-        .view([n, v.channels as i64, v.height as i64, v.width as i64])
-        .to_device(device)
+    let host = Tensor::from_slice(&v.data).view([n, v.channels as i64, v.height as i64, v.width as i64]);
+    match device {
+        // Page-locked staging memory and an asynchronous copy, as a DataLoader with pin_memory.
+        Device::Cuda(_) => host.pin_memory(device).to_device_(device, tch::Kind::Float, true, false),
+        _ => host,
+    }
 }

@@ -276,9 +276,12 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         let mut epoch_images = 0u64;
         let mut lr = schedule.lr(epoch, step as usize);
         for (i, batch) in (&mut batches).enumerate() {
-            let batch = batch.with_context(|| format!("preparing batch {i} of epoch {}", epoch + 1))?;
+            let mut batch = batch.with_context(|| format!("preparing batch {i} of epoch {}", epoch + 1))?;
             lr = schedule.lr(epoch, step as usize);
             let views: Vec<Tensor> = batch.views.iter().map(|v| to_tensor(v, device)).collect();
+            // The tensors own copies: the buffers go back to the workers for later batches.
+            let labels = std::mem::take(&mut batch.labels);
+            loader.recycle(batch);
             // One stream per step: the Un-Mix draw first, then whatever the method draws.
             let mut rng = unmix_data::seed::step_rng(cfg.seed, step);
             let mixed = unmix.as_ref().map(|s| {
@@ -299,7 +302,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
                     }
                     p
                 });
-                let y = crate::eval::linear::labels_tensor(&batch.labels, device);
+                let y = crate::eval::linear::labels_tensor(&labels, device);
                 // The probe's lr follows the main schedule's shape.
                 let _ = p.step(&f, &y, cfg.eval.online_probe_lr * lr / cfg.train.lr);
             }
@@ -309,7 +312,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             method.after_step(&info);
             loss_sum += loss.detach();
             step += 1;
-            epoch_images += batch.labels.len() as u64;
+            epoch_images += labels.len() as u64;
             if step % cfg.train.log_every as u64 == 0 || i + 1 == per_epoch {
                 let l = loss.double_value(&[]);
                 check_finite(l, epoch, step, &ckpt_path)?;

@@ -123,6 +123,43 @@ pub struct Loader {
     recipes: Arc<Vec<ViewRecipe>>,
     cfg: LoaderConfig,
     skips: Arc<SkipLog>,
+    pool: Arc<BufferPool>,
+}
+
+/// Batch buffers handed back by the consumer ([`Loader::recycle`]) for the workers to refill, so
+/// a steady-state epoch allocates no view buffers.
+#[derive(Default)]
+struct BufferPool {
+    free: Mutex<Vec<Vec<f32>>>,
+    /// Buffers allocated because the pool was empty (for tests and diagnostics).
+    allocated: AtomicUsize,
+}
+
+impl BufferPool {
+    /// Most buffers kept: enough for every batch in flight, whatever the worker count.
+    const MAX: usize = 64;
+
+    fn take(&self, len: usize) -> Vec<f32> {
+        let reused = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match reused {
+            Some(mut v) => {
+                v.clear();
+                v.resize(len, 0.0);
+                v
+            }
+            None => {
+                self.allocated.fetch_add(1, Ordering::Relaxed);
+                vec![0.0; len]
+            }
+        }
+    }
+
+    fn give(&self, v: Vec<f32>) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < Self::MAX && v.capacity() > 0 {
+            free.push(v);
+        }
+    }
 }
 
 /// Skipped samples of all epochs of a loader: the count and the images already warned about.
@@ -162,6 +199,7 @@ struct EpochJob {
     seed: u64,
     epoch: u64,
     on_bad_image: BadImage,
+    pool: Arc<BufferPool>,
 }
 
 /// A prepared batch and the samples left out of it (`BadImage::Skip`), with their errors.
@@ -228,7 +266,7 @@ impl EpochJob {
                     channels: out.channels,
                     height: out.height,
                     width: out.width,
-                    data: vec![0.0; n * out.channels * out.height * out.width],
+                    data: self.pool.take(n * out.channels * out.height * out.width),
                 });
                 if (view.channels, view.height, view.width) != (out.channels, out.height, out.width)
                 {
@@ -283,7 +321,21 @@ impl Loader {
             recipes,
             cfg,
             skips: Arc::default(),
+            pool: Arc::default(),
         }
+    }
+
+    /// Hands a consumed batch's buffers back for reuse by later batches (optional: a batch that
+    /// is simply dropped frees its memory).
+    pub fn recycle(&self, batch: Batch) {
+        for v in batch.views {
+            self.pool.give(v.data);
+        }
+    }
+
+    /// View buffers allocated so far because none was free for reuse.
+    pub fn buffers_allocated(&self) -> usize {
+        self.pool.allocated.load(Ordering::Relaxed)
     }
 
     /// Samples left out of batches so far (`BadImage::Skip`), over all epochs of this loader;
@@ -319,6 +371,7 @@ impl Loader {
             seed: self.cfg.seed,
             epoch,
             on_bad_image: self.cfg.on_bad_image,
+            pool: self.pool.clone(),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let workers = self.cfg.workers.min(end - start);
