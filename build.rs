@@ -1,8 +1,25 @@
 // Embed the libtorch location (from the project's virtual environment, found by torch-sys) as an
-// rpath, so the `unmix` binary runs without LD_LIBRARY_PATH.
+// rpath, so the `unmix` binary runs without LD_LIBRARY_PATH; compile the small C++ shim over
+// libtorch's autocast state (csrc/autocast.cpp) against the same libtorch's headers.
 fn main() {
-    if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
-    }
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        panic!("torch-sys did not report where libtorch is (DEP_TCH_LIBTORCH_LIB); run scripts/setup.sh first");
+    };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    let root = std::path::Path::new(&lib).parent().expect("libtorch lib folder has a parent").to_path_buf();
+    let include = root.join("include");
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/autocast.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-deprecated-declarations")
+        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
+        .warnings(false)
+        .compile("unmix_autocast");
 }

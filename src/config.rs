@@ -249,6 +249,10 @@ pub struct TrainConfig {
     /// Read the loss back (progress, steps.jsonl, NaN check) every N steps.
     #[serde(default = "d10")]
     pub log_every: usize,
+    /// Forward-pass precision: "fp32" or "bf16" (autocast: convolutions and matrix products in
+    /// bfloat16; weights, optimizer state, batch-norm statistics and losses in fp32).
+    #[serde(default = "default_precision")]
+    pub precision: String,
     /// Parameter groups (`[[train.param_groups]]`), e.g. SimSiam's fixed-lr predictor:
     /// `prefix = "predictor."`, `lr = 0.05` (fixed) or `lr_scale = 0.1`, `weight_decay = 0`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -315,6 +319,7 @@ fn default_target() -> String { "view2".into() }
 fn default_bad_image() -> String { "fail".into() }
 fn default_sigma() -> [f64; 2] { [0.1, 2.0] }
 fn default_optimizer() -> String { "sgd".into() }
+fn default_precision() -> String { "fp32".into() }
 fn default_features() -> String { "head".into() }
 fn default_metric() -> String { "cosine".into() }
 fn d0001() -> f64 { 0.001 }
@@ -676,6 +681,9 @@ impl Config {
             if g.lr.is_some_and(|l| !(l > 0.0)) || !(g.lr_scale > 0.0) || g.weight_decay.is_some_and(|w| w < 0.0) {
                 bail!("train.param_groups[{i}] (prefix \"{}\"): lr and lr_scale must be positive, weight_decay >= 0", g.prefix);
             }
+        }
+        if crate::precision::Precision::parse(&c.train.precision).is_none() {
+            bail!("train.precision = \"{}\": use \"fp32\" or \"bf16\"", c.train.precision);
         }
         if c.train.log_every == 0 {
             bail!("train.log_every must be at least 1");

@@ -11,6 +11,7 @@ pub mod data;
 pub mod eval;
 pub mod method;
 pub mod mix;
+pub mod precision;
 pub mod model;
 pub mod report;
 pub mod train;

@@ -278,3 +278,22 @@ fn linear_probe_separates_real_linearly_separable_features() {
     assert!(r.train_top1 > 99.5, "{r:?}");
     assert!(r.top1 > 98.0, "{r:?}");
 }
+
+#[test]
+fn bf16_training_tracks_fp32() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut first = Vec::new();
+    for precision in ["fp32", "bf16"] {
+        let cfg = small_config(&["train.epochs=1", "data.limit=256", &format!("train.precision=\"{precision}\"")]);
+        let dir = tempfile::tempdir().unwrap();
+        let s = pretrain(&cfg, &RunOptions { out: dir.path().into(), ..Default::default() }).unwrap();
+        let losses = step_losses(dir.path());
+        assert!(losses.iter().all(|(_, l)| l.is_finite()), "{precision}: {losses:?}");
+        assert!(s["knn"]["top1"].as_f64().unwrap() > 20.0, "{precision}: {s}");
+        first.push(losses[0].1);
+    }
+    // Same weights, data and draws: the first loss differs only by bf16 rounding, so it is close
+    // to fp32's but not equal (autocast really ran the convolutions in bf16).
+    let rel = (first[1] - first[0]).abs() / first[0].abs();
+    assert!(rel > 0.0 && rel < 0.02, "fp32 {} vs bf16 {}", first[0], first[1]);
+}

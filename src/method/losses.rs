@@ -1,5 +1,7 @@
 //! Loss functions of the methods, as plain functions of tensors (testable with hand-made inputs).
+//! Each computes in fp32 with autocast off, whatever precision produced its inputs.
 
+use crate::precision::Fp32Scope;
 use tch::{Kind, Tensor};
 
 /// Row-wise L2 normalization, as `F.normalize(x, dim=1)`.
@@ -10,6 +12,10 @@ pub fn normalize(x: &Tensor) -> Tensor {
 /// InfoNCE of queries `q` (N, C) against positives `k` (N, C) and a queue (C, K), all
 /// L2-normalized: cross-entropy with the positive at index 0 (MoCo).
 pub fn info_nce(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    let q = &q.to_kind(Kind::Float);
+    let k = &k.to_kind(Kind::Float);
+    let queue = &queue.to_kind(Kind::Float);
     let pos = (q * k).sum_dim_intlist(1, true, Kind::Float);
     let neg = q.mm(queue);
     let logits = Tensor::cat(&[pos, neg], 1) / t;
@@ -19,6 +25,9 @@ pub fn info_nce(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
 /// NT-Xent (SimCLR) over the 2N embeddings of a pair of batches `a`, `b` (N, C): for every one of
 /// the 2N anchors, the positive is its partner in the other batch, the other 2N - 2 are negatives.
 pub fn nt_xent(a: &Tensor, b: &Tensor, t: f64) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    let a = &a.to_kind(Kind::Float);
+    let b = &b.to_kind(Kind::Float);
     let n = a.size()[0];
     let z = normalize(&Tensor::cat(&[a, b], 0));
     let sim = z.mm(&z.transpose(0, 1)) / t;
@@ -32,12 +41,18 @@ pub fn nt_xent(a: &Tensor, b: &Tensor, t: f64) -> Tensor {
 
 /// BYOL's regression loss: 2 - 2 cos(p, z), averaged over the batch (`z` is the detached target).
 pub fn normalized_mse(p: &Tensor, z: &Tensor) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    let p = &p.to_kind(Kind::Float);
+    let z = &z.to_kind(Kind::Float);
     let c = (normalize(p) * normalize(z)).sum_dim_intlist(1, false, Kind::Float);
     (c * -2.0 + 2.0).mean(Kind::Float)
 }
 
 /// SimSiam's negative cosine similarity, averaged over the batch.
 pub fn negative_cosine(p: &Tensor, z: &Tensor) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    let p = &p.to_kind(Kind::Float);
+    let z = &z.to_kind(Kind::Float);
     -(normalize(p) * normalize(z)).sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float)
 }
 
@@ -97,6 +112,9 @@ mod tests {
 /// Barlow Twins (Zbontar et al. 2021): standardize each embedding dimension over the batch,
 /// cross-correlation C = z1^T z2 / N, loss = sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2.
 pub fn barlow_twins(z1: &Tensor, z2: &Tensor, lambda: f64) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    let z1 = &z1.to_kind(Kind::Float);
+    let z2 = &z2.to_kind(Kind::Float);
     let n = z1.size()[0] as f64;
     let std = |z: &Tensor| {
         let m = z.mean_dim(0, true, Kind::Float);
@@ -113,6 +131,9 @@ pub fn barlow_twins(z1: &Tensor, z2: &Tensor, lambda: f64) -> Tensor {
 /// VICReg (Bardes et al. 2022): invariance (MSE) + variance (hinge on each dimension's std at 1)
 /// + covariance (off-diagonal squares / D), weighted 25 / 25 / 1 by default.
 pub fn vicreg(z1: &Tensor, z2: &Tensor, sim_w: f64, var_w: f64, cov_w: f64) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    let z1 = &z1.to_kind(Kind::Float);
+    let z2 = &z2.to_kind(Kind::Float);
     let (n, d) = (z1.size()[0] as f64, z1.size()[1] as f64);
     let inv = (z1 - z2).square().mean(Kind::Float);
     let var = |z: &Tensor| ((z.var_dim(0, true, false) + 1e-4).sqrt().neg() + 1.0).relu().mean(Kind::Float);
@@ -129,6 +150,8 @@ pub fn vicreg(z1: &Tensor, z2: &Tensor, sim_w: f64, var_w: f64, cov_w: f64) -> T
 /// inverse Cholesky factor of their covariance (shrunk towards I by `eps`), so the output's
 /// covariance is the identity. Needs n > d; differentiable.
 pub fn whiten(x: &Tensor, eps: f64) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    let x = &x.to_kind(Kind::Float);
     let (n, d) = (x.size()[0], x.size()[1]);
     let xc = x - x.mean_dim(0, true, Kind::Float);
     let eye = Tensor::eye(d, (Kind::Float, x.device()));
@@ -143,8 +166,8 @@ pub fn whiten(x: &Tensor, eps: f64) -> Tensor {
 /// W-MSE's whitened embeddings of a batch: each group of rows `groups[g]` (index tensors of
 /// `w_size` rows) whitened on its own statistics.
 pub fn whiten_groups(x: &Tensor, groups: &[Tensor], eps: f64) -> Tensor {
-    let out = x.zeros_like();
-    let mut out = out;
+    // fp32 output whatever precision produced `x` (whiten computes in fp32).
+    let mut out = Tensor::zeros(x.size(), (Kind::Float, x.device()));
     for idx in groups {
         out = out.index_put(&[Some(idx.shallow_clone())], &whiten(&x.index_select(0, idx), eps), false);
     }

@@ -52,6 +52,7 @@ pub struct Swav {
 /// sum to 1 and whose columns are used (close to) uniformly, as SwAV's `distributed_sinkhorn` on
 /// one process. Computed without gradient.
 pub fn sinkhorn(scores: &Tensor, epsilon: f64, iters: usize) -> Tensor {
+    let _fp32 = crate::precision::Fp32Scope::new();
     tch::no_grad(|| {
         let s = scores.to_kind(Kind::Float) / epsilon;
         // Subtracting the maximum changes nothing after normalization and avoids overflow.
@@ -70,6 +71,8 @@ pub fn sinkhorn(scores: &Tensor, epsilon: f64, iters: usize) -> Tensor {
 
 /// Cross-entropy between codes `q` (B, K) and the softmax of scores / t (B, K).
 pub fn swapped_ce(q: &Tensor, scores: &Tensor, t: f64) -> Tensor {
+    let _fp32 = crate::precision::Fp32Scope::new();
+    let (q, scores) = (&q.to_kind(Kind::Float), &scores.to_kind(Kind::Float));
     -(q * (scores / t).log_softmax(1, Kind::Float)).sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float)
 }
 

@@ -249,6 +249,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             on_bad_image: bad_image_policy(cfg),
         },
     );
+    let precision = crate::precision::Precision::parse(&cfg.train.precision).expect("validated");
     let unmix = cfg.unmix.enabled.then(|| UnMixSettings { prob: cfg.unmix.prob, alpha: cfg.unmix.alpha });
     let label = format!("{}{}", cfg.method.name, if unmix.is_some() { "+unmix" } else { "" });
     println!(
@@ -293,8 +294,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
                 m
             });
             let info = StepInfo { step, total_steps: total_steps as u64, epoch };
-            let loss = method.loss(&views, mixed.as_ref(), &info, &mut rng);
-            if let (true, Some(f)) = (use_probe, method.take_features()) {
+            let loss = crate::precision::forward(precision, device, || method.loss(&views, mixed.as_ref(), &info, &mut rng));
+            if let (true, Some(f)) = (use_probe, method.take_features().map(|f| f.to_kind(Kind::Float))) {
                 let p = probe.get_or_insert_with(|| {
                     let mut p = OnlineProbe::new(f.size()[1], classes, device);
                     if let Some(s) = probe_state.take() {
