@@ -203,6 +203,48 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },
+    /// Training steps on fixed batches (MoCo + Un-Mix of the fmnist protocol): forward, backward,
+    /// optimizer; prints images/second as JSON.
+    Step {
+        /// "fmnist" (the protocol's net) or "cifar-resnet18" (ResNet-18, CIFAR stem, 3x32x32).
+        #[arg(long, default_value = "fmnist")]
+        model: String,
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// "fp32" or "bf16".
+        #[arg(long, default_value = "fp32")]
+        precision: String,
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// The fmnist protocol's training loop with its data pipeline for N steps (no evaluation).
+    Loop {
+        #[arg(long, default_value_t = 60)]
+        steps: usize,
+        /// Fashion-MNIST folder (default: the Debian package's).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value = "fp32")]
+        precision: String,
+    },
+    /// kNN evaluation over the 60k training bank and the 10k test images.
+    Knn {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
 }
 
 fn main() {
@@ -229,7 +271,7 @@ fn run(cli: Cli) -> Result<()> {
                 let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
                 (cfg, out.unwrap_or_else(|| PathBuf::from("runs").join(stem)))
             };
-            let opts = RunOptions { out: out.clone(), resume, until_epoch, progress: !quiet, report: true };
+            let opts = RunOptions { out: out.clone(), resume, until_epoch, progress: !quiet, report: true, skip_eval: false };
             let summary = train::pretrain(&cfg, &opts)?;
             println!("run folder: {}", out.display());
             if let Some(knn) = summary.get("knn").filter(|k| !k.is_null()) {
@@ -267,6 +309,22 @@ fn run(cli: Cli) -> Result<()> {
             tch::set_num_threads(1);
             let r = unmix::bench::pipeline::run(&unmix::bench::pipeline::PipelineArgs { source: &source, size, images, batch, workers, seed: 0 })?;
             println!("{r}");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Step { model, batch, precision, steps, warmup, threads }) => {
+            let p = unmix::precision::Precision::parse(&precision).ok_or_else(|| anyhow::anyhow!("--precision {precision}: use fp32 or bf16"))?;
+            println!("{}", unmix::bench::model::step(&model, batch, p, steps, warmup, threads)?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Loop { steps, data, workers, threads, precision }) => {
+            let p = unmix::precision::Precision::parse(&precision).ok_or_else(|| anyhow::anyhow!("--precision {precision}: use fp32 or bf16"))?;
+            let d = data.map(|d| d.display().to_string());
+            println!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, workers, threads, p)?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Knn { data, workers, threads }) => {
+            let d = data.map(|d| d.display().to_string());
+            println!("{}", unmix::bench::model::knn(d.as_deref(), workers, threads)?);
             Ok(())
         }
         Command::Preview { config, mut set, data, images, mode, out } => {

@@ -2,4 +2,5 @@
 //! two-view MoCo v2 augmentation pipeline; `bench/pipeline_torchvision.py` runs the same workload
 //! with torchvision + PyTorch's DataLoader, and `scripts/bench-pipeline.sh` runs both.
 
+pub mod model;
 pub mod pipeline;

@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Write plots and report.md at the end.
     pub report: bool,
+    /// No kNN evaluation (benchmarks of the training loop alone).
+    pub skip_eval: bool,
 }
 
 /// Builds the configured method on `device`.
@@ -335,7 +337,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         epoch += 1;
 
         let due = cfg.eval.knn_every > 0 && epoch % cfg.eval.knn_every == 0;
-        let knn = if due || epoch == cfg.train.epochs {
+        let knn = if !opts.skip_eval && (due || epoch == cfg.train.epochs) {
             let r = knn_data.evaluate(cfg, device, method.as_ref())?;
             last_knn = Some(r);
             Some(r)

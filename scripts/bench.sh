@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The performance benchmark of issue 6: unmix against PyTorch (bench/fmnist_pytorch.py, the
+# fmnist protocol written the way the authors' code is) on the same cores, one workload after the
+# other so they never compete:
+#   (a) the fmnist training loop with its data pipeline (PyTorch: DataLoader with 2 workers),
+#   (b) the training step alone: the fmnist net at batch 256 and ResNet-18 CIFAR at batch 128,
+#       fp32 and bf16 (PyTorch: torch.autocast on CPU),
+#   (c) kNN evaluation over the 60k bank and 10k test images.
+#
+#   scripts/bench.sh [--data DIR] [--steps N] [--tiny]
+#
+# --tiny runs every workload for a few steps on the repository's Fashion-MNIST fixture (what CI
+# checks: that the benchmark runs). Prints a table with the ratios; writes runs/bench.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=/usr/share/datasets/fashion-mnist
+loop_steps=120
+step_steps=20
+tiny=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) data="$2"; shift 2 ;;
+    --steps) loop_steps="$2"; shift 2 ;;
+    --tiny) tiny=1; data=crates/unmix-data/tests/fixtures/fashion-mnist; loop_steps=3; step_steps=2; shift ;;
+    *) echo "unknown argument $1 (use --data DIR, --steps N, --tiny)" >&2; exit 2 ;;
+  esac
+done
+[ -x .venv/bin/python ] || scripts/setup.sh
+[ -x target/release/unmix ] || cargo build --release
+u=target/release/unmix
+py=(.venv/bin/python bench/fmnist_pytorch.py)
+out=runs/bench.json
+mkdir -p runs
+: > "$out"
+row() {  # name, unmix json, pytorch json[, reference json for the bf16-vs-fp32 ratio]
+  echo "$2" >> "$out"; echo "$3" >> "$out"
+  python3 - "$1" "$2" "$3" "${4:-}" <<'PY'
+import json, sys
+name, u, p = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+ref = json.loads(sys.argv[4]) if sys.argv[4] else None
+r = u["images_per_second"] / p["images_per_second"]
+extra = f"   vs PyTorch fp32 {u['images_per_second'] / ref['images_per_second']:.2f}x" if ref else ""
+print(f"{name:<34} {u['images_per_second']:10.1f} {p['images_per_second']:10.1f} {r:7.2f}x   RSS {u['peak_rss_gib']:.2f} / {p['peak_rss_gib']:.2f} GiB{extra}")
+PY
+}
+printf "%-34s %10s %10s %8s\n" workload "unmix/s" "pytorch/s" ratio
+[ "$tiny" = 1 ] && small=(--batch 32) || small=()
+row "(a) fmnist loop, data included" "$($u bench loop --steps "$loop_steps" --data "$data" --workers 1 | tail -1)" "$("${py[@]}" loop --steps "$loop_steps" --data "$data" --workers 2)"
+for model in fmnist cifar-resnet18; do
+  if [ "$model" = fmnist ]; then b=256; else b=128; fi
+  [ "$tiny" = 1 ] && b=16
+  pf=$("${py[@]}" step --model $model --batch $b --steps $step_steps)
+  row "(b) step $model b$b fp32" "$($u bench step --model $model --batch $b --steps $step_steps)" "$pf"
+  pb=$("${py[@]}" step --model $model --batch $b --steps $step_steps --precision bf16)
+  row "(b) step $model b$b bf16 (autocast)" "$($u bench step --model $model --batch $b --steps $step_steps --precision bf16)" "$pb" "$pf"
+done
+row "(c) kNN, 60k bank + 10k test" "$($u bench knn --data "$data")" "$("${py[@]}" knn --data "$data" --workers 2)"
+echo "(images/second; RSS = peak resident memory, unmix / PyTorch incl. its loader workers; details in $out)"

@@ -1,0 +1,128 @@
+//! `unmix bench step | loop | knn`: the fmnist protocol's training step alone (fmnist net at
+//! batch 256 or ResNet-18 CIFAR at batch 128, fp32 or bf16), its training loop with data, and kNN
+//! evaluation over the 60k bank; `bench/fmnist_pytorch.py` runs the same workloads in PyTorch and
+//! `scripts/bench.sh` runs both and prints the ratios.
+
+use crate::config::Config;
+use crate::mix::{self, Mixed, UnMixSettings};
+use crate::precision::{self, Precision};
+use crate::train::{self, KnnData, RunOptions};
+use anyhow::{bail, Result};
+use serde_json::json;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// The fmnist protocol's configuration (MoCo + Un-Mix), shipped inside the binary.
+pub const FMNIST: &str = include_str!("../../configs/fmnist-moco-unmix.toml");
+
+/// Peak resident set of this process (VmHWM), in GiB.
+pub fn peak_rss_gib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kib| kib / (1024.0 * 1024.0))
+}
+
+/// The fmnist protocol's config with overrides, or the ResNet-18 CIFAR variant (3 channels,
+/// widths 64-512) of the same method.
+pub fn config(model: &str, extra: &[String]) -> Result<Config> {
+    let mut set: Vec<String> = match model {
+        "fmnist" => vec![],
+        "cifar-resnet18" => vec![
+            "data.dataset=cifar10".into(),
+            "data.mean=[0.4914, 0.4822, 0.4465]".into(),
+            "data.std=[0.2023, 0.1994, 0.2010]".into(),
+            "model.in_channels=3".into(),
+            "model.widths=[64, 128, 256, 512]".into(),
+        ],
+        other => bail!("--model {other}: use fmnist or cifar-resnet18"),
+    };
+    set.extend(extra.iter().cloned());
+    Config::from_toml(FMNIST, "the fmnist protocol config", &set)
+}
+
+/// Training steps on fixed random batches: Un-Mix draw and mixing, the method's loss (under
+/// `precision`), backward, optimizer step, target update. The loss is read once at the end.
+pub fn step(model: &str, batch: usize, precision: Precision, steps: usize, warmup: usize, threads: usize) -> Result<serde_json::Value> {
+    let cfg = config(model, &[format!("train.batch_size={batch}"), format!("threads={threads}"), "method.queue=4096".into()])?;
+    let device = train::setup_runtime(&cfg)?;
+    let mut method = train::build_method(&cfg, device)?;
+    let mut opt = train::build_optimizer(&cfg, method.as_ref())?;
+    let (c, side) = (cfg.model.in_channels, if model == "fmnist" { 28 } else { 32 });
+    let x1 = Tensor::randn([batch as i64, c, side, side], (Kind::Float, device));
+    let x2 = Tensor::randn([batch as i64, c, side, side], (Kind::Float, device));
+    let settings = UnMixSettings { prob: cfg.unmix.prob, alpha: cfg.unmix.alpha };
+    let mut t0 = Instant::now();
+    let mut loss = Tensor::zeros([], (Kind::Float, device));
+    for s in 0..warmup + steps {
+        if s == warmup {
+            t0 = Instant::now();
+        }
+        let mut rng = unmix_data::seed::step_rng(cfg.seed, s as u64);
+        let mixed = Mixed::new(&x1, mix::draw(&mut rng, &settings, side as usize, side as usize));
+        let info = crate::method::StepInfo { step: s as u64, total_steps: (warmup + steps) as u64, epoch: 0 };
+        let views = [x1.shallow_clone(), x2.shallow_clone()];
+        loss = precision::forward(precision, device, || method.loss(&views, Some(&mixed), &info, &mut rng));
+        opt.zero_grad();
+        loss.backward();
+        opt.step(cfg.train.lr);
+        method.after_step(&info);
+    }
+    let l = loss.double_value(&[]);
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(json!({
+        "tool": "unmix", "what": "step", "model": model, "batch": batch, "precision": format!("{precision:?}").to_lowercase(),
+        "images_per_second": (steps * batch) as f64 / secs, "seconds": secs, "loss": l, "peak_rss_gib": peak_rss_gib(), "threads": threads,
+    }))
+}
+
+/// The fmnist protocol's training loop, data pipeline included, for `steps` steps of batch 256
+/// (no evaluation, no online probe: the PyTorch port has neither).
+pub fn training_loop(data: Option<&str>, steps: usize, workers: usize, threads: usize, precision: Precision) -> Result<serde_json::Value> {
+    let mut set = vec![
+        format!("data.limit={}", steps * 256),
+        "train.epochs=1".into(),
+        format!("data.workers={workers}"),
+        format!("threads={threads}"),
+        "eval.online_probe=false".into(),
+        format!("train.precision=\"{}\"", if precision == Precision::Bf16 { "bf16" } else { "fp32" }),
+    ];
+    if let Some(d) = data {
+        set.push(format!("data.root={}", toml::Value::String(d.to_string())));
+    }
+    let cfg = config("fmnist", &set)?;
+    let dir = tempfile_dir()?;
+    let summary = train::pretrain(&cfg, &RunOptions { out: dir.clone(), skip_eval: true, ..Default::default() })?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(json!({
+        "tool": "unmix", "what": "loop", "steps": steps, "images_per_second": summary["images_per_second"],
+        "seconds": summary["train_seconds"], "peak_rss_gib": peak_rss_gib(), "threads": threads, "workers": workers,
+    }))
+}
+
+/// kNN evaluation of the (randomly initialised) fmnist network: features of the 60k bank and the
+/// 10k test images, then the weighted vote.
+pub fn knn(data: Option<&str>, workers: usize, threads: usize) -> Result<serde_json::Value> {
+    let mut set = vec![format!("data.workers={workers}"), format!("threads={threads}"), "eval.batch_size=1000".into()];
+    if let Some(d) = data {
+        set.push(format!("data.root={}", toml::Value::String(d.to_string())));
+    }
+    let cfg = config("fmnist", &set)?;
+    let device = train::setup_runtime(&cfg)?;
+    let method = train::build_method(&cfg, device)?;
+    let knn_data = KnnData::load(&cfg)?;
+    let t0 = Instant::now();
+    let r = knn_data.evaluate(&cfg, device, method.as_ref())?;
+    let secs = t0.elapsed().as_secs_f64();
+    let n = knn_data.bank.len() + knn_data.test.len();
+    Ok(json!({
+        "tool": "unmix", "what": "knn", "images_per_second": n as f64 / secs, "seconds": secs, "top1": r.top1,
+        "peak_rss_gib": peak_rss_gib(), "threads": threads,
+    }))
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("unmix-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
