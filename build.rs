@@ -4,6 +4,7 @@
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    println!("cargo:rerun-if-changed=csrc/dist.cpp");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         panic!("torch-sys did not report where libtorch is (DEP_TCH_LIBTORCH_LIB); run scripts/setup.sh first");
     };
@@ -22,4 +23,19 @@ fn main() {
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .warnings(false)
         .compile("unmix_autocast");
+    // c10d (TCPStore + Gloo): the wheel ships c10d's headers but not gloo's; Debian's libgloo-dev
+    // provides those (scripts/setup.sh installs it).
+    if !std::path::Path::new("/usr/include/gloo/algorithm.h").exists() {
+        panic!("gloo headers not found (/usr/include/gloo): run scripts/setup.sh, which installs Debian's libgloo-dev");
+    }
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/dist.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .define("USE_C10D_GLOO", None)
+        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
+        .warnings(false)
+        .compile("unmix_dist");
 }

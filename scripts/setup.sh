@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything unmix needs that cargo does not: a C++ compiler (torch-sys builds a small
-# C++ wrapper), and libtorch from the PyPI torch wheel in a project-local virtual environment
+# Installs everything unmix needs that cargo does not: a C++ compiler (torch-sys and unmix build
+# small C++ wrappers), gloo's headers (Debian libgloo-dev, for multi-process training), and libtorch from the PyPI torch wheel in a project-local virtual environment
 # (.venv). Idempotent: a second run checks and returns. .cargo/config.toml points the build at
 # .venv/libtorch, and the binary finds it through an rpath, so nothing needs exporting.
 set -euo pipefail
@@ -16,6 +16,8 @@ apt_install() {
 }
 
 command -v g++ >/dev/null || apt_install g++
+# gloo's headers for the c10d binding (csrc/dist.cpp): the torch wheel ships c10d's, not gloo's.
+[ -f /usr/include/gloo/algorithm.h ] || apt_install libgloo-dev
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv 2>/dev/null || { rm -rf .venv; apt_install python3-venv; python3 -m venv .venv; }
 fi

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod compare;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod eval;
 pub mod method;
 pub mod mix;

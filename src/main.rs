@@ -273,6 +273,10 @@ fn run(cli: Cli) -> Result<()> {
             };
             let opts = RunOptions { out: out.clone(), resume, until_epoch, progress: !quiet, report: true, skip_eval: false };
             let summary = train::pretrain(&cfg, &opts)?;
+            if summary.get("rank").is_some() {
+                // A process other than rank 0 of a multi-process run: rank 0 reports.
+                return Ok(());
+            }
             println!("run folder: {}", out.display());
             if let Some(knn) = summary.get("knn").filter(|k| !k.is_null()) {
                 println!(

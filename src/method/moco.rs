@@ -35,6 +35,7 @@ pub struct MoCo {
     /// Next queue column to overwrite, kept as a tensor so it travels with checkpoints.
     ptr: i64,
     feats: Option<Tensor>,
+    dist: Option<std::sync::Arc<crate::dist::Dist>>,
 }
 
 impl MoCo {
@@ -48,7 +49,7 @@ impl MoCo {
         let queue = normalize(&Tensor::randn([cfg.head.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1))
             .transpose(0, 1)
             .contiguous();
-        MoCo { cfg, vs_q, vs_k, q, k, queue, ptr: 0, feats: None }
+        MoCo { cfg, vs_q, vs_k, q, k, queue, ptr: 0, feats: None, dist: None }
     }
 
     pub fn queue(&self) -> &Tensor {
@@ -57,15 +58,37 @@ impl MoCo {
 
     /// Keys of `x` through the key encoder, with the batch shuffled before the forward pass and
     /// unshuffled after, so split-BN groups mix samples differently for queries and keys.
-    fn keys(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
+    /// Returns this process's keys and the keys of the whole (global) batch for the queue.
+    ///
+    /// Across processes (shuffle BN as the authors' multi-GPU code): the global batch is gathered,
+    /// shuffled with the same permutation on every process (the step's stream), each process
+    /// encodes its interleaved share of the shuffled batch (the group a single process's split
+    /// BN would form), and the keys are gathered and unshuffled, which gives exactly the keys of
+    /// one process with split BN over the global batch.
+    fn keys(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
         tch::no_grad(|| {
-            let n = x.size()[0];
+            let fail = |e: anyhow::Error| panic!("{e:#}");
+            let global = match &self.dist {
+                Some(d) => d.all_gather_interleaved(x).unwrap_or_else(fail),
+                None => x.shallow_clone(),
+            };
+            let n = global.size()[0];
             let mut perm: Vec<i64> = (0..n).collect();
             perm.shuffle(rng);
             let idx = Tensor::from_slice(&perm).to_device(x.device());
             let unshuffle = idx.argsort(0, false);
-            let k = normalize(&self.k.forward_t(&x.index_select(0, &idx), true));
-            k.index_select(0, &unshuffle)
+            let shuffled = global.index_select(0, &idx);
+            match &self.dist {
+                None => {
+                    let k = normalize(&self.k.forward_t(&shuffled, true)).index_select(0, &unshuffle);
+                    (k.shallow_clone(), k)
+                }
+                Some(d) => {
+                    let mine = normalize(&self.k.forward_t(&d.shard_of(&shuffled), true));
+                    let all = d.all_gather_interleaved(&mine).unwrap_or_else(fail).index_select(0, &unshuffle);
+                    (d.shard_of(&all), all)
+                }
+            }
         })
     }
 
@@ -93,7 +116,7 @@ impl Method for MoCo {
         let (f1, q1) = self.q.forward_parts(x1, true);
         self.feats = Some(f1.detach());
         let q1 = normalize(&q1);
-        let k2 = self.keys(x2, rng);
+        let (k2, k2_all) = self.keys(x2, rng);
         let mut loss = info_nce(&q1, &k2, &queue, t);
         // The mixed query (view 1 mixed with its reversed batch) is scored against the unmixed keys
         // and the same queue; its raw output is reversed before normalizing, as the authors do.
@@ -103,14 +126,14 @@ impl Method for MoCo {
         }
         let keys = if self.cfg.symmetric {
             let q2 = normalize(&self.q.forward_t(x2, true));
-            let k1 = self.keys(x1, rng);
+            let (k1, k1_all) = self.keys(x1, rng);
             loss = loss + info_nce(&q2, &k1, &queue, t);
             if let Some((m, out)) = &q_mix {
                 loss = loss + m.loss(out, |o| info_nce(&normalize(o), &k1, &queue, t));
             }
-            Tensor::cat(&[k1, k2], 0)
+            Tensor::cat(&[k1_all, k2_all], 0)
         } else {
-            k2
+            k2_all
         };
         // The queue only ever receives unmixed keys.
         self.enqueue(&keys);
@@ -119,6 +142,10 @@ impl Method for MoCo {
 
     fn take_features(&mut self) -> Option<Tensor> {
         self.feats.take()
+    }
+
+    fn set_dist(&mut self, dist: Option<std::sync::Arc<crate::dist::Dist>>) {
+        self.dist = dist;
     }
 
     fn embed(&self, x: &Tensor, features: Features) -> Tensor {
@@ -198,7 +225,7 @@ mod tests {
         // Recompute the terms with network b's weights (momentum update already applied, BN in
         // train mode gives the same batch statistics).
         let out = b.q.forward_t(&mixed.images, true);
-        let k2 = b.keys(&x2, &mut ChaCha8Rng::seed_from_u64(5));
+        let (k2, _) = b.keys(&x2, &mut ChaCha8Rng::seed_from_u64(5));
         let direct = info_nce(&normalize(&out), &k2, &queue, 0.2).double_value(&[]);
         let rev = info_nce(&normalize(&out.flip([0])), &k2, &queue, 0.2).double_value(&[]);
         let expect = base + 0.3 * direct + 0.7 * rev;

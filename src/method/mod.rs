@@ -66,6 +66,10 @@ pub trait Method {
     fn state(&self) -> Vec<(String, Tensor)>;
     /// Restores [`Method::state`]; errors name the missing tensor.
     fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()>;
+    /// Multi-process runs: the process group, for methods whose semantics span processes (MoCo's
+    /// shuffle-BN and queue). Methods without cross-sample terms need nothing: their gradients
+    /// are averaged by the training loop.
+    fn set_dist(&mut self, _dist: Option<std::sync::Arc<crate::dist::Dist>>) {}
 }
 
 /// The parts of [`Method`] that are the same for every method with one trainable store `vs`

@@ -102,3 +102,39 @@ mod tests {
         assert!((y - plain).abs().max().double_value(&[]) < 1e-5);
     }
 }
+
+#[cfg(test)]
+mod split_vs_groups {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn split_bn_equals_plain_bn_per_group_forward_and_backward() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let split = SplitBatchNorm::new(&(vs.root() / "s"), 4, 2);
+        let mut plain = SplitBatchNorm::new(&(vs.root() / "p"), 4, 1);
+        tch::no_grad(|| {
+            split.weight.shallow_clone().copy_(&Tensor::from_slice(&[1.0f32, 2.0, 0.5, 1.5]));
+            plain.weight.shallow_clone().copy_(&Tensor::from_slice(&[1.0f32, 2.0, 0.5, 1.5]));
+        });
+        let x = (Tensor::randn([16, 4, 5, 5], (Kind::Float, Device::Cpu)) * 3.0 + 1.0).set_requires_grad(true);
+        let up = Tensor::randn([16, 4, 5, 5], (Kind::Float, Device::Cpu));
+        let y = split.forward_t(&x, true);
+        (&y * &up).sum(Kind::Float).backward();
+        let gx = x.grad().copy();
+        let gw = split.weight.grad().copy();
+        let mut gw_plain = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+        for g in 0..2i64 {
+            let idx = Tensor::arange_start_step(g, 16, 2, (Kind::Int64, Device::Cpu));
+            let xg = x.index_select(0, &idx).detach().set_requires_grad(true);
+            let yg = plain.forward_t(&xg, true);
+            plain.weight.zero_grad();
+            (&yg * up.index_select(0, &idx)).sum(Kind::Float).backward();
+            let dy = (&yg - y.index_select(0, &idx)).abs().max().double_value(&[]);
+            let dg = (xg.grad() - gx.index_select(0, &idx)).abs().max().double_value(&[]);
+            assert!(dy < 1e-5 && dg < 1e-4, "group {g}: output differs by {dy}, input gradient by {dg}");
+            gw_plain += plain.weight.grad();
+        }
+        assert!((gw - gw_plain).abs().max().double_value(&[]) < 1e-3);
+    }
+}

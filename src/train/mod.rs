@@ -195,10 +195,24 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     std::fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let ckpt_path = out.join(CHECKPOINT);
     let device = setup_runtime(cfg)?;
+    // Multi-process data parallelism when launched by torchrun (or with RANK/WORLD_SIZE set).
+    let dist = crate::dist::Dist::from_env()?.map(std::sync::Arc::new);
+    let (rank, world) = dist.as_ref().map_or((0, 1), |d| (d.rank, d.world));
+    // Only rank 0 writes the run folder and evaluates.
+    let main_rank = rank == 0;
+    if world > 1 && !cfg.train.drop_last {
+        bail!("train.drop_last = false is not supported with {world} processes: every process needs a full share of each batch");
+    }
 
+    if cfg.method.name == "moco" {
+        let keys = (cfg.train.batch_size * world) as i64 * if cfg.method.symmetric { 2 } else { 1 };
+        if cfg.method.queue % keys != 0 {
+            bail!("method.queue = {} must be a multiple of the keys enqueued per step across all {world} processes ({keys})", cfg.method.queue);
+        }
+    }
     let train_set = load_pretrain(cfg)?;
     let knn_data = KnnData::load(cfg)?;
-    let per_epoch = num_batches(train_set.len(), cfg.train.batch_size, cfg.train.drop_last);
+    let per_epoch = num_batches(train_set.len(), cfg.train.batch_size * world, cfg.train.drop_last);
     if per_epoch == 0 {
         bail!(
             "{} training images give no full batch of train.batch_size = {}; lower the batch size or raise data.limit",
@@ -208,7 +222,22 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     }
 
     let mut method = build_method(cfg, device)?;
+    method.set_dist(dist.clone());
     let mut opt = build_optimizer(cfg, method.as_ref())?;
+    if let Some(d) = &dist {
+        // Every rank starts from rank 0's weights and buffers (they agree anyway: same seed).
+        let tensors: Vec<Tensor> = method.state().into_iter().map(|(_, t)| t).collect();
+        d.broadcast_all(&tensors)?;
+        if main_rank {
+            println!(
+                "data parallel: {world} processes x batch {} = effective batch {}; train.lr = {} is used as given for the effective batch \
+                 (no automatic scaling; the linear rule would be lr x effective / 256); Un-Mix mixes within each process's batch, as the authors' code",
+                cfg.train.batch_size,
+                cfg.train.batch_size * world,
+                cfg.train.lr
+            );
+        }
+    }
     let total_steps = per_epoch * cfg.train.epochs;
     let schedule = match cfg.train.schedule.as_str() {
         "cosine-step" => Schedule::CosineStep {
@@ -230,13 +259,15 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         (epoch, step, train_seconds, images) = (meta.epoch, meta.step, meta.train_seconds, meta.images);
         println!("resumed from {} at epoch {} (step {})", ckpt_path.display(), epoch, step);
         probe_state = Some(tensors);
-    } else {
+    } else if main_rank {
         // A fresh run must not silently mix its metrics with an earlier run's.
         for f in ["metrics.jsonl", "steps.jsonl", "summary.json"] {
             let _ = std::fs::remove_file(out.join(f));
         }
     }
-    std::fs::write(out.join("config.toml"), cfg.to_toml()).with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+    if main_rank {
+        std::fs::write(out.join("config.toml"), cfg.to_toml()).with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+    }
 
     let loader = Loader::new(
         train_set.data.clone(),
@@ -250,7 +281,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             prefetch: cfg.data.prefetch,
             on_bad_image: bad_image_policy(cfg),
         },
-    );
+    )
+    .sharded(rank, world);
     let precision = crate::precision::Precision::parse(&cfg.train.precision).expect("validated");
     let unmix = cfg.unmix.enabled.then(|| UnMixSettings { prob: cfg.unmix.prob, alpha: cfg.unmix.alpha });
     let label = format!("{}{}", cfg.method.name, if unmix.is_some() { "+unmix" } else { "" });
@@ -311,16 +343,29 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             }
             opt.zero_grad();
             loss.f_backward().context("backward pass failed")?;
+            if let Some(d) = &dist {
+                d.average_gradients(&opt.params())?;
+            }
             opt.step_except(lr, |name| method.frozen(name, &info));
             method.after_step(&info);
             loss_sum += loss.detach();
             step += 1;
-            epoch_images += labels.len() as u64;
+            epoch_images += (labels.len() * world) as u64;
             if step % cfg.train.log_every as u64 == 0 || i + 1 == per_epoch {
-                let l = loss.double_value(&[]);
+                // The logged loss is the mean over processes (the global batch's loss).
+                let l = match &dist {
+                    Some(d) => {
+                        let t = loss.detach().to_kind(Kind::Double).reshape([1]);
+                        d.all_reduce_sum(&t)?;
+                        t.double_value(&[0]) / world as f64
+                    }
+                    None => loss.double_value(&[]),
+                };
                 check_finite(l, epoch, step, &ckpt_path)?;
                 last_loss = l;
-                checkpoint::append_jsonl(&out.join("steps.jsonl"), &json!({"step": step, "epoch": epoch + 1, "loss": l, "lr": lr}))?;
+                if main_rank {
+                    checkpoint::append_jsonl(&out.join("steps.jsonl"), &json!({"step": step, "epoch": epoch + 1, "loss": l, "lr": lr}))?;
+                }
                 let ips = epoch_images as f64 / t0.elapsed().as_secs_f64();
                 bar.set_message(format!("loss {l:.4} lr {lr:.5} {ips:.0} img/s"));
             }
@@ -337,14 +382,14 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         epoch += 1;
 
         let due = cfg.eval.knn_every > 0 && epoch % cfg.eval.knn_every == 0;
-        let knn = if !opts.skip_eval && (due || epoch == cfg.train.epochs) {
+        let knn = if main_rank && !opts.skip_eval && (due || epoch == cfg.train.epochs) {
             let r = knn_data.evaluate(cfg, device, method.as_ref())?;
             last_knn = Some(r);
             Some(r)
         } else {
             None
         };
-        let probe_top1 = match &probe {
+        let probe_top1 = match probe.as_ref().filter(|_| main_rank) {
             Some(p) => {
                 let which = Features::Backbone;
                 let test = knn::extract(&knn_data.test.data, &eval_recipes(cfg), cfg.eval.batch_size, cfg.data.workers, device, false, &|x| method.embed(x, which))?;
@@ -367,6 +412,13 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         if let Some(p) = probe_top1 {
             line["online_probe_top1"] = json!(p);
         }
+        if !main_rank {
+            // The other ranks wait here while rank 0 evaluates and writes the checkpoint.
+            if let Some(d) = &dist {
+                d.barrier()?;
+            }
+            continue;
+        }
         checkpoint::append_jsonl(&out.join("metrics.jsonl"), &line)?;
         let meta = Meta { format: 1, epoch, step, config: cfg.to_toml(), seed: cfg.seed, train_seconds, images };
         let mut state = method.state();
@@ -375,6 +427,9 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             state.extend(p.state());
         }
         checkpoint::save(&ckpt_path, &state, &meta)?;
+        if let Some(d) = &dist {
+            d.barrier()?;
+        }
         println!(
             "epoch {epoch}/{}  loss {mean_loss:.4}  lr {lr:.5}  {ips:.0} img/s  data wait {starved:.1}s{}",
             cfg.train.epochs,
@@ -392,6 +447,9 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             cfg.train.epochs,
             out.display()
         );
+    }
+    if !main_rank {
+        return Ok(json!({"rank": rank, "epochs": epoch}));
     }
     let mut summary = report::summary(cfg, epoch, last_loss, last_knn, images, train_seconds, wall.elapsed().as_secs_f64());
     if let Some(p) = last_probe {

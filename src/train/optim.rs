@@ -85,6 +85,11 @@ impl Optimizer {
         counts
     }
 
+    /// The variables this optimizer updates (shallow copies).
+    pub fn params(&self) -> Vec<Tensor> {
+        self.params.iter().map(|(_, p)| p.shallow_clone()).collect()
+    }
+
     /// Names of the variables this optimizer updates.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.params.iter().map(|(n, _)| n.as_str())

@@ -124,6 +124,8 @@ pub struct Loader {
     cfg: LoaderConfig,
     skips: Arc<SkipLog>,
     pool: Arc<BufferPool>,
+    /// (rank, world): this process's shard of every global batch (see [`Loader::sharded`]).
+    shard: (usize, usize),
 }
 
 /// Batch buffers handed back by the consumer ([`Loader::recycle`]) for the workers to refill, so
@@ -200,6 +202,7 @@ struct EpochJob {
     epoch: u64,
     on_bad_image: BadImage,
     pool: Arc<BufferPool>,
+    shard: (usize, usize),
 }
 
 /// A prepared batch and the samples left out of it (`BadImage::Skip`), with their errors.
@@ -228,13 +231,16 @@ impl EpochJob {
         cancelled: &dyn Fn() -> bool,
         skipped: &mut Vec<(usize, DataError)>,
     ) -> Result<Batch, DataError> {
-        let lo = b * self.batch_size;
-        let hi = (lo + self.batch_size).min(self.order.len());
-        let n = hi - lo;
+        // Global batch b; this shard takes its positions rank, rank + world, ...
+        let (rank, world) = self.shard;
+        let lo = b * self.batch_size * world;
+        let hi = (lo + self.batch_size * world).min(self.order.len());
+        let mine: Vec<usize> = self.order[lo..hi].iter().skip(rank).step_by(world).copied().collect();
+        let n = mine.len();
         let mut indices = Vec::with_capacity(n);
         let mut labels = Vec::with_capacity(n);
         let mut views: Vec<Option<ViewBatch>> = vec![None; self.recipes.len()];
-        for &i in &self.order[lo..hi] {
+        for &i in &mine {
             if cancelled() {
                 return Err(loader_error("cancelled".into()));
             }
@@ -322,7 +328,20 @@ impl Loader {
             cfg,
             skips: Arc::default(),
             pool: Arc::default(),
+            shard: (0, 1),
         }
+    }
+
+    /// Data parallelism: batches of `batch_size` per process, `world` processes. Global batch b
+    /// is `batch_size * world` consecutive samples of the epoch order (the same order on every
+    /// process: the same seed); process `rank` takes its positions `rank, rank + world, ...`,
+    /// so the union over processes is exactly the global batch of a single process with batch
+    /// `batch_size * world`, with the same views (per-sample seeds), and process r holds the
+    /// samples a single process's split batch norm puts in group r.
+    pub fn sharded(mut self, rank: usize, world: usize) -> Self {
+        assert!(world >= 1 && rank < world, "rank {rank} of world {world}");
+        self.shard = (rank, world);
+        self
     }
 
     /// Hands a consumed batch's buffers back for reuse by later batches (optional: a batch that
@@ -353,9 +372,9 @@ impl Loader {
         &self.dataset
     }
 
-    /// Batches per epoch.
+    /// Batches per epoch (global batches when sharded).
     pub fn num_batches(&self) -> usize {
-        num_batches(self.dataset.len(), self.cfg.batch_size, self.cfg.drop_last)
+        num_batches(self.dataset.len(), self.cfg.batch_size * self.shard.1, self.cfg.drop_last)
     }
 
     /// Batches of one epoch starting at batch `start_batch` (for resume). Views of sample `i` use
@@ -372,6 +391,7 @@ impl Loader {
             epoch,
             on_bad_image: self.cfg.on_bad_image,
             pool: self.pool.clone(),
+            shard: self.shard,
         });
         let stop = Arc::new(AtomicBool::new(false));
         let workers = self.cfg.workers.min(end - start);

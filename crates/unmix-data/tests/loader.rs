@@ -647,3 +647,28 @@ fn recycled_buffers_are_reused_and_change_nothing() {
     assert!(allocated <= 3 * (2 * 2 + 2 + 2), "{allocated} buffers allocated for 45 uses");
     assert!(allocated >= 3);
 }
+
+#[test]
+fn shards_interleave_to_the_single_process_global_batch() {
+    let set: Arc<dyn Dataset> = Arc::new(noise_set(50, 10, 10, 3, 9));
+    let single = Loader::new(set.clone(), recipes(3), cfg(12, true, 1, 4));
+    let shards: Vec<Loader> = (0..3).map(|r| Loader::new(set.clone(), recipes(3), cfg(4, true, 2, 4)).sharded(r, 3)).collect();
+    assert_eq!(single.num_batches(), 4);
+    assert!(shards.iter().all(|s| s.num_batches() == 4));
+    let whole = collect(&single, 1, 0);
+    let parts: Vec<Vec<Batch>> = shards.iter().map(|s| collect(s, 1, 0)).collect();
+    for (b, global) in whole.iter().enumerate() {
+        for (r, part) in parts.iter().enumerate() {
+            let p = &part[b];
+            // Rank r holds global positions r, r + 3, r + 6, r + 9, with identical views.
+            let expect: Vec<usize> = global.indices.iter().skip(r).step_by(3).copied().collect();
+            assert_eq!(p.indices, expect, "batch {b} rank {r}");
+            for (v, view) in p.views.iter().enumerate() {
+                let chw = view.channels * view.height * view.width;
+                for (k, pos) in (r..12).step_by(3).enumerate() {
+                    assert_eq!(view.data[k * chw..(k + 1) * chw], global.views[v].data[pos * chw..(pos + 1) * chw]);
+                }
+            }
+        }
+    }
+}

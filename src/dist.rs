@@ -1,0 +1,178 @@
+//! Multi-process data parallelism on libtorch's own c10d engine (Gloo on CPU) through a thin C++
+//! binding (csrc/dist.cpp): a TCPStore rendezvous from the variables torchrun (or SLURM scripts)
+//! set, and the collectives the training loop and the methods need.
+//!
+//! Launch: `torchrun --nproc_per_node=N --no-python unmix pretrain ...`, or set MASTER_ADDR,
+//! MASTER_PORT, RANK and WORLD_SIZE yourself. Every collective times out after
+//! `UNMIX_DIST_TIMEOUT` seconds (default 1800), so a rank that dies makes the others stop with an
+//! error instead of hanging.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::ffi::{c_char, c_int, c_void, CString};
+use tch::{Kind, Tensor};
+
+extern "C" {
+    fn unmix_dist_new(addr: *const c_char, port: c_int, rank: c_int, world: c_int, timeout_ms: c_int, err: *mut c_char, len: c_int) -> *mut c_void;
+    fn unmix_dist_free(g: *mut c_void);
+    fn unmix_dist_all_reduce_sum(g: *mut c_void, t: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
+    fn unmix_dist_all_gather(g: *mut c_void, input: *mut c_void, out: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
+    fn unmix_dist_broadcast(g: *mut c_void, t: *mut c_void, root: c_int, err: *mut c_char, len: c_int) -> c_int;
+    fn unmix_dist_barrier(g: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
+}
+
+/// This process's place in a multi-process run and its Gloo process group.
+pub struct Dist {
+    group: *mut c_void,
+    pub rank: usize,
+    pub world: usize,
+    pub local_rank: usize,
+}
+
+// The process group is used from the training thread only; c10d's objects are thread-safe.
+unsafe impl Send for Dist {}
+unsafe impl Sync for Dist {}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
+    v.parse().map_err(|_| anyhow!("environment variable {name} = \"{v}\" is not a number"))
+}
+
+fn tensor_ptr(t: &Tensor) -> *mut c_void {
+    t.as_ptr() as *mut c_void
+}
+
+impl Dist {
+    /// The run's process group when WORLD_SIZE > 1 (None for a single process). Errors name the
+    /// missing or malformed variable.
+    pub fn from_env() -> Result<Option<Dist>> {
+        let world: usize = match env("WORLD_SIZE") {
+            None => return Ok(None),
+            Some(w) => parse("WORLD_SIZE", &w)?,
+        };
+        if world <= 1 {
+            return Ok(None);
+        }
+        let need = |n: &str| env(n).ok_or_else(|| anyhow!("WORLD_SIZE = {world} but {n} is not set (torchrun sets MASTER_ADDR, MASTER_PORT, RANK)"));
+        let rank: usize = parse("RANK", &need("RANK")?)?;
+        if rank >= world {
+            bail!("RANK = {rank} must be below WORLD_SIZE = {world}");
+        }
+        let addr = need("MASTER_ADDR")?;
+        let port: u16 = parse("MASTER_PORT", &need("MASTER_PORT")?)?;
+        let local_rank = env("LOCAL_RANK").map(|v| parse("LOCAL_RANK", &v)).transpose()?.unwrap_or(rank);
+        let timeout: f64 = env("UNMIX_DIST_TIMEOUT").map(|v| parse("UNMIX_DIST_TIMEOUT", &v)).transpose()?.unwrap_or(1800.0);
+        let c_addr = CString::new(addr.clone()).context("MASTER_ADDR contains a NUL byte")?;
+        let mut err = vec![0 as c_char; 1024];
+        let group = unsafe { unmix_dist_new(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, (timeout * 1000.0) as c_int, err.as_mut_ptr(), 1024) };
+        if group.is_null() {
+            bail!("rank {rank}: cannot join the process group at {addr}:{port} (world {world}): {}", message(&err));
+        }
+        Ok(Some(Dist { group, rank, world, local_rank }))
+    }
+
+    fn check(&self, what: &str, rc: c_int, err: &[c_char]) -> Result<()> {
+        if rc == 0 {
+            return Ok(());
+        }
+        bail!(
+            "rank {}: {what} across {} processes failed: {} (another rank probably stopped; see its output)",
+            self.rank,
+            self.world,
+            message(err)
+        )
+    }
+
+    /// In-place sum over ranks.
+    pub fn all_reduce_sum(&self, t: &Tensor) -> Result<()> {
+        let mut err = vec![0 as c_char; 1024];
+        let rc = unsafe { unmix_dist_all_reduce_sum(self.group, tensor_ptr(t), err.as_mut_ptr(), 1024) };
+        self.check("all-reduce", rc, &err)
+    }
+
+    /// The inputs (n, ...) of every rank stacked in rank order: (world * n, ...).
+    pub fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+        let t = t.contiguous();
+        let mut size = t.size();
+        size[0] *= self.world as i64;
+        let out = Tensor::empty(&size, (t.kind(), t.device()));
+        let mut err = vec![0 as c_char; 1024];
+        let rc = unsafe { unmix_dist_all_gather(self.group, tensor_ptr(&t), tensor_ptr(&out), err.as_mut_ptr(), 1024) };
+        self.check("all-gather", rc, &err)?;
+        Ok(out)
+    }
+
+    /// The global batch from the ranks' shards when rank r holds positions r, r + W, r + 2W, ...
+    /// (the interleaved sharding of the loader): all-gather, then back to global order.
+    pub fn all_gather_interleaved(&self, t: &Tensor) -> Result<Tensor> {
+        let g = self.all_gather(t)?;
+        let n = t.size()[0];
+        let mut rest = t.size();
+        rest.remove(0);
+        // (W, n, ...) -> (n, W, ...) -> (n * W, ...): row j * W + r is rank r's row j.
+        let mut shape = vec![self.world as i64, n];
+        shape.extend(&rest);
+        let mut flat = vec![n * self.world as i64];
+        flat.extend(&rest);
+        Ok(g.view(shape.as_slice()).transpose(0, 1).contiguous().view(flat.as_slice()))
+    }
+
+    /// This rank's rows of a global batch under the interleaved sharding.
+    pub fn shard_of(&self, global: &Tensor) -> Tensor {
+        let n = global.size()[0];
+        let idx = Tensor::arange_start_step(self.rank as i64, n, self.world as i64, (Kind::Int64, global.device()));
+        global.index_select(0, &idx)
+    }
+
+    pub fn broadcast(&self, t: &Tensor, root: usize) -> Result<()> {
+        let mut err = vec![0 as c_char; 1024];
+        let rc = unsafe { unmix_dist_broadcast(self.group, tensor_ptr(t), root as c_int, err.as_mut_ptr(), 1024) };
+        self.check("broadcast", rc, &err)
+    }
+
+    pub fn barrier(&self) -> Result<()> {
+        let mut err = vec![0 as c_char; 1024];
+        let rc = unsafe { unmix_dist_barrier(self.group, err.as_mut_ptr(), 1024) };
+        self.check("barrier", rc, &err)
+    }
+
+    /// Averages the gradients of `params` over ranks in one flat bucket (one all-reduce per step).
+    pub fn average_gradients(&self, params: &[Tensor]) -> Result<()> {
+        let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).filter(|g| g.defined()).collect();
+        if grads.is_empty() {
+            return Ok(());
+        }
+        let flat = Tensor::cat(&grads.iter().map(|g| g.flatten(0, -1)).collect::<Vec<_>>(), 0);
+        self.all_reduce_sum(&flat)?;
+        let flat = flat / self.world as f64;
+        tch::no_grad(|| {
+            let mut at = 0i64;
+            for g in &grads {
+                let n = g.numel() as i64;
+                g.shallow_clone().copy_(&flat.narrow(0, at, n).view_as(g));
+                at += n;
+            }
+        });
+        Ok(())
+    }
+
+    /// Makes every rank's tensors equal to rank 0's (initial weights and buffers).
+    pub fn broadcast_all(&self, tensors: &[Tensor]) -> Result<()> {
+        tch::no_grad(|| tensors.iter().try_for_each(|t| self.broadcast(t, 0)))
+    }
+}
+
+fn message(err: &[c_char]) -> String {
+    let bytes: Vec<u8> = err.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    let s = String::from_utf8_lossy(&bytes).to_string();
+    // c10d messages carry a C++ backtrace after the first line; keep the first lines.
+    s.lines().take(3).collect::<Vec<_>>().join(" ")
+}
+
+impl Drop for Dist {
+    fn drop(&mut self) {
+        unsafe { unmix_dist_free(self.group) }
+    }
+}

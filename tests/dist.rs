@@ -1,0 +1,136 @@
+//! Multi-process data parallelism on c10d/Gloo over loopback, with real data (the Fashion-MNIST
+//! fixture): 2 processes equal 1 process on the same global batch, and a dead rank stops the
+//! others with an error instead of a hang.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_unmix")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// MoCo v1 of the fmnist protocol, small: per-process batch `batch`, split BN `splits`.
+fn args(out: &Path, batch: usize, splits: usize, extra: &[&str]) -> Vec<String> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/unmix-data/tests/fixtures/fashion-mnist");
+    let mut a: Vec<String> = vec![
+        "pretrain".into(),
+        "--config".into(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/fmnist-moco-unmix.toml").display().to_string(),
+        "--quiet".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    let set = [
+        format!("data.root=\"{}\"", fixture.display()),
+        "data.limit=256".into(),
+        "train.epochs=1".into(),
+        "train.lr=0.01".into(),
+        "train.log_every=1".into(),
+        "method.queue=256".into(),
+        "unmix.enabled=false".into(),
+        "eval.online_probe=false".into(),
+        "eval.knn_k=20".into(),
+        "threads=1".into(),
+        "data.workers=1".into(),
+        "model.widths=[8, 8, 16, 16]".into(),
+        format!("train.batch_size={batch}"),
+        format!("model.bn_splits={splits}"),
+    ];
+    for s in set.iter().map(String::as_str).chain(extra.iter().copied()) {
+        a.push("--set".into());
+        a.push(s.to_string());
+    }
+    a
+}
+
+fn launch(out: &Path, rank: usize, world: usize, port: u16, batch: usize, splits: usize, extra: &[&str], timeout_s: u64) -> std::process::Child {
+    Command::new(bin())
+        .args(args(out, batch, splits, extra))
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("WORLD_SIZE", world.to_string())
+        .env("UNMIX_DIST_TIMEOUT", timeout_s.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start unmix")
+}
+
+fn tensors(dir: &Path) -> Vec<(String, tch::Tensor)> {
+    unmix::train::checkpoint::load(&dir.join(unmix::train::CHECKPOINT)).unwrap().0
+}
+
+#[test]
+fn two_processes_equal_one_process_on_the_global_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let single: PathBuf = tmp.path().join("single");
+    let multi: PathBuf = tmp.path().join("multi");
+    // One process, batch 64, split BN in 8 groups ...
+    let s = Command::new(bin()).args(args(&single, 64, 8, &[])).output().unwrap();
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    // ... equals two processes with batch 32 each and 4 groups each: process r holds the samples
+    // of groups r, r + 2, ...; gradients averaged; MoCo's keys gathered, shuffled across both
+    // processes and enqueued from both.
+    let port = free_port();
+    let ranks: Vec<_> = (0..2).map(|r| launch(&multi, r, 2, port, 32, 4, &[], 120)).collect();
+    for (r, c) in ranks.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "rank {r}: {}", String::from_utf8_lossy(&o.stderr));
+        if r == 0 {
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(text.contains("effective batch 64"), "{text}");
+        }
+    }
+    let (a, b) = (tensors(&single), tensors(&multi));
+    let find = |v: &[(String, tch::Tensor)], n: &str| v.iter().find(|(k, _)| k == n).map(|(_, t)| t.shallow_clone()).unwrap();
+    let mut compared = 0;
+    for (name, t) in &a {
+        // Trainable weights of both encoders, and the queue (running BN statistics are per
+        // process and are not compared).
+        if !(name.starts_with("q.") || name.starts_with("k.") || name == "moco.queue") || name.contains("running") {
+            continue;
+        }
+        let u = find(&b, name);
+        let diff = (t - &u).abs().max().double_value(&[]);
+        let scale = t.abs().max().double_value(&[]).max(0.01);
+        assert!(diff / scale < 1e-3, "{name}: differs by {diff} (scale {scale}) after 4 steps");
+        compared += 1;
+    }
+    assert!(compared > 40, "{compared} tensors compared");
+    // The steps were taken: the weights moved from their initial values (same seed, step 0).
+    let first_loss = std::fs::read_to_string(multi.join("steps.jsonl")).unwrap();
+    assert_eq!(first_loss.lines().count(), 4);
+}
+
+#[test]
+fn a_dead_rank_stops_the_others_with_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let long = ["train.epochs=200"];
+    let mut r0 = launch(tmp.path(), 0, 2, port, 32, 4, &long, 20);
+    let mut r1 = launch(tmp.path(), 1, 2, port, 32, 4, &long, 20);
+    // Let both join and train, then kill rank 1.
+    std::thread::sleep(Duration::from_secs(4));
+    r1.kill().unwrap();
+    let _ = r1.wait();
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = r0.try_wait().unwrap() {
+            assert!(!status.success(), "rank 0 must fail when rank 1 dies");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "rank 0 hangs after rank 1 died");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut err = String::new();
+    use std::io::Read;
+    r0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("rank 0") && err.contains("2 processes"), "unclear error: {err}");
+}
