@@ -119,6 +119,17 @@ impl Dist {
         Ok(g.view(shape.as_slice()).transpose(0, 1).contiguous().view(flat.as_slice()))
     }
 
+    /// The global batch of per-process rows `local` (interleaved sharding) in which this process's
+    /// rows are `local` itself (gradients flow to them) and the other processes' rows are constants.
+    /// A loss over the whole global batch built from these, times the number of processes, has
+    /// the single-process gradient once the training loop averages gradients over processes.
+    pub fn gather_with_local_grad(&self, local: &Tensor) -> Result<Tensor> {
+        let all = self.all_gather_interleaved(&local.detach())?;
+        let n = all.size()[0];
+        let idx = Tensor::arange_start_step(self.rank as i64, n, self.world as i64, (Kind::Int64, local.device()));
+        Ok(all.index_put(&[Some(idx)], local, false))
+    }
+
     /// This rank's rows of a global batch under the interleaved sharding.
     pub fn shard_of(&self, global: &Tensor) -> Tensor {
         let n = global.size()[0];
@@ -138,15 +149,16 @@ impl Dist {
         self.check("barrier", rc, &err)
     }
 
-    /// Averages the gradients of `params` over ranks in one flat bucket (one all-reduce per step).
-    pub fn average_gradients(&self, params: &[Tensor]) -> Result<()> {
+    /// Averages (or, with `sum`, adds) the gradients of `params` over ranks in one flat bucket
+    /// (one all-reduce per step).
+    pub fn reduce_gradients(&self, params: &[Tensor], sum: bool) -> Result<()> {
         let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).filter(|g| g.defined()).collect();
         if grads.is_empty() {
             return Ok(());
         }
         let flat = Tensor::cat(&grads.iter().map(|g| g.flatten(0, -1)).collect::<Vec<_>>(), 0);
         self.all_reduce_sum(&flat)?;
-        let flat = flat / self.world as f64;
+        let flat = if sum { flat } else { flat / self.world as f64 };
         tch::no_grad(|| {
             let mut at = 0i64;
             for g in &grads {

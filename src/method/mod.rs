@@ -70,6 +70,11 @@ pub trait Method {
     /// shuffle-BN and queue). Methods without cross-sample terms need nothing: their gradients
     /// are averaged by the training loop.
     fn set_dist(&mut self, _dist: Option<std::sync::Arc<crate::dist::Dist>>) {}
+    /// Whether each process's loss is the loss of the whole global batch (gradients reaching its
+    /// own samples only), so gradients are summed over processes rather than averaged.
+    fn global_loss(&self) -> bool {
+        false
+    }
 }
 
 /// The parts of [`Method`] that are the same for every method with one trainable store `vs`

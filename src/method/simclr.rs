@@ -23,13 +23,14 @@ pub struct SimClr {
     vs: nn::VarStore,
     net: Encoder,
     feats: Option<Tensor>,
+    dist: Option<std::sync::Arc<crate::dist::Dist>>,
 }
 
 impl SimClr {
     pub fn new(device: Device, backbone: &ResNetConfig, cfg: SimClrConfig) -> Self {
         let vs = nn::VarStore::new(device);
         let net = Encoder::new(&vs.root(), backbone, &cfg.head);
-        SimClr { cfg, vs, net, feats: None }
+        SimClr { cfg, vs, net, feats: None, dist: None }
     }
 }
 
@@ -41,13 +42,31 @@ impl Method for SimClr {
         let (f1, z1) = self.net.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let z2 = self.net.forward_t(&views[1], true);
-        let mut loss = nt_xent(&z1, &z2, t);
+        // Several processes: every process computes the loss of the whole global batch, with
+        // gradients reaching its own rows only; the training loop sums the gradients
+        // (`global_loss`), which gives the single-process gradient.
+        let dist = self.dist.clone();
+        let global = dist.as_deref();
+        let all = |z: &Tensor| match global {
+            Some(d) => d.gather_with_local_grad(z).unwrap_or_else(|e| panic!("{e:#}")),
+            None => z.shallow_clone(),
+        };
+        let (g1, g2) = (all(&z1), all(&z2));
+        let mut loss = nt_xent(&g1, &g2, t);
         if let Some(m) = mixed {
             let zm = self.net.forward_t(&m.images, true);
-            let target = if self.cfg.mix_target == MixTarget::View2 { &z2 } else { &z1 };
-            loss = loss + m.loss(&zm, |o| nt_xent(o, target, t));
+            let target = if self.cfg.mix_target == MixTarget::View2 { &g2 } else { &g1 };
+            loss = loss + m.loss(&zm, |o| nt_xent(&all(o), target, t));
         }
         loss
+    }
+
+    fn set_dist(&mut self, dist: Option<std::sync::Arc<crate::dist::Dist>>) {
+        self.dist = dist;
+    }
+
+    fn global_loss(&self) -> bool {
+        self.dist.is_some()
     }
 
 }

@@ -46,6 +46,7 @@ pub struct Swav {
     queue: Option<Tensor>,
     /// Samples pushed into the queue so far (it is used once this reaches its length).
     queued: i64,
+    dist: Option<std::sync::Arc<crate::dist::Dist>>,
 }
 
 /// Sinkhorn-Knopp on prototype scores (B, K): equal-partition soft assignments (B, K) whose rows
@@ -102,7 +103,7 @@ impl Swav {
             cfg.prototypes,
             nn::LinearConfig { ws_init: nn::Init::Uniform { lo: -bound, up: bound }, bs_init: None, bias: false },
         );
-        Swav { cfg, vs, net, prototypes, feats: None, queue: None, queued: 0 }
+        Swav { cfg, vs, net, prototypes, feats: None, queue: None, queued: 0, dist: None }
     }
 
     fn normalize_prototypes(&self) {
@@ -112,23 +113,41 @@ impl Swav {
         });
     }
 
-    /// The Sinkhorn code of large crop `i` from its scores, with the queue's projections in the
-    /// batch once the queue is full.
-    fn code(&self, i: i64, scores: &Tensor) -> Tensor {
-        let b = scores.size()[0];
-        match &self.queue {
-            Some(queue) if self.queued >= queue.size()[1] => {
-                let past = tch::no_grad(|| self.prototypes.forward(&queue.get(i)));
-                let all = Tensor::cat(&[past, scores.detach()], 0);
-                let q = sinkhorn(&all, self.cfg.epsilon, self.cfg.sinkhorn_iters);
-                q.narrow(0, q.size()[0] - b, b)
-            }
-            _ => sinkhorn(scores, self.cfg.epsilon, self.cfg.sinkhorn_iters),
+    /// With several processes: the global batch of per-process rows (constants).
+    fn global(&self, local: &Tensor) -> Tensor {
+        match &self.dist {
+            Some(d) => d.all_gather_interleaved(&local.detach()).unwrap_or_else(|e| panic!("{e:#}")),
+            None => local.detach(),
         }
     }
 
-    /// Pushes the batch's projections of the two large crops (newest first).
+    /// The Sinkhorn code of large crop `i` from its scores, with the queue's projections in the
+    /// batch once the queue is full. With several processes the codes are computed over the
+    /// global batch (as SwAV's distributed Sinkhorn) and this process's rows returned.
+    fn code(&self, i: i64, scores: &Tensor) -> Tensor {
+        let scores = self.global(scores);
+        let b = scores.size()[0];
+        let q = match &self.queue {
+            Some(queue) if self.queued >= queue.size()[1] => {
+                let past = tch::no_grad(|| self.prototypes.forward(&queue.get(i)));
+                let all = Tensor::cat(&[past.to_kind(scores.kind()), scores], 0);
+                let q = sinkhorn(&all, self.cfg.epsilon, self.cfg.sinkhorn_iters);
+                q.narrow(0, q.size()[0] - b, b)
+            }
+            _ => sinkhorn(&scores, self.cfg.epsilon, self.cfg.sinkhorn_iters),
+        };
+        match &self.dist {
+            Some(d) => d.shard_of(&q),
+            None => q,
+        }
+    }
+
+    /// Pushes the (global) batch's projections of the two large crops (newest first).
     fn enqueue(&mut self, z: &[Tensor; 2]) {
+        if self.queue.is_none() {
+            return;
+        }
+        let z = [self.global(&z[0]), self.global(&z[1])];
         let Some(queue) = &self.queue else { return };
         let b = z[0].size()[0];
         let len = queue.size()[1];
@@ -235,6 +254,10 @@ impl Method for Swav {
 
     fn frozen(&self, name: &str, info: &StepInfo) -> bool {
         info.step < self.cfg.freeze_prototypes_steps && name.starts_with("prototypes.")
+    }
+
+    fn set_dist(&mut self, dist: Option<std::sync::Arc<crate::dist::Dist>>) {
+        self.dist = dist;
     }
 }
 

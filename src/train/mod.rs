@@ -204,6 +204,9 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         bail!("train.drop_last = false is not supported with {world} processes: every process needs a full share of each batch");
     }
 
+    if cfg.method.name == "swav" && cfg.method.swav_queue % (cfg.train.batch_size * world) as i64 != 0 {
+        bail!("method.swav_queue = {} must be a multiple of the global batch ({} processes x {})", cfg.method.swav_queue, world, cfg.train.batch_size);
+    }
     if cfg.method.name == "moco" {
         let keys = (cfg.train.batch_size * world) as i64 * if cfg.method.symmetric { 2 } else { 1 };
         if cfg.method.queue % keys != 0 {
@@ -344,7 +347,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             opt.zero_grad();
             loss.f_backward().context("backward pass failed")?;
             if let Some(d) = &dist {
-                d.average_gradients(&opt.params())?;
+                d.reduce_gradients(&opt.params(), method.global_loss())?;
             }
             opt.step_except(lr, |name| method.frozen(name, &info));
             method.after_step(&info);
