@@ -42,18 +42,20 @@ fi
 cifar=crates/unmix-data/tests/fixtures/cifar-10-batches-bin
 results=runs/bench-pipeline.json
 : > "$results"
-printf "%-6s %-8s %16s %16s %8s\n" size workers "unmix img/s" "torchvision img/s" ratio
-for size in 32 224; do
-  src=$cifar; n=$images
-  if [ "$size" = 224 ]; then src=$photos; n=$((images / 2)); fi
+printf "%-12s %-8s %16s %16s %8s\n" size workers "unmix img/s" "torchvision img/s" ratio
+# 224 px twice: JPEG decoding at every access (as ImageFolder), and decoded once (augmentations alone).
+for case in 32 224 224-decoded; do
+  src=$cifar; n=$images; size=32; mem=()
+  if [ "$case" != 32 ]; then src=$photos; n=$((images / 2)); size=224; fi
+  if [ "$case" = 224-decoded ]; then mem=(--in-memory); fi
   for w in $workers; do
-    u=$(target/release/unmix bench pipeline --source "$src" --size "$size" --images "$n" --workers "$w")
-    t=$(.venv/bin/python bench/pipeline_torchvision.py --source "$src" --size "$size" --images "$n" --workers "$w")
+    u=$(target/release/unmix bench pipeline --source "$src" --size "$size" --images "$n" --workers "$w" "${mem[@]}")
+    t=$(.venv/bin/python bench/pipeline_torchvision.py --source "$src" --size "$size" --images "$n" --workers "$w" "${mem[@]}")
     echo "$u" >> "$results"; echo "$t" >> "$results"
-    python3 - "$u" "$t" "$size" "$w" <<'PY'
+    python3 - "$u" "$t" "$case" "$w" <<'PY'
 import json, sys
 u, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"{sys.argv[3]:<6} {sys.argv[4]:<8} {u['images_per_second']:16.0f} {t['images_per_second']:16.0f} {u['images_per_second'] / t['images_per_second']:7.2f}x")
+print(f"{sys.argv[3]:<12} {sys.argv[4]:<8} {u['images_per_second']:16.0f} {t['images_per_second']:16.0f} {u['images_per_second'] / t['images_per_second']:7.2f}x")
 PY
   done
 done

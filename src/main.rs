@@ -202,6 +202,9 @@ enum BenchCommand {
         /// Worker threads preparing batches.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Decode the photos once and keep them in memory (measures the augmentations alone).
+        #[arg(long)]
+        in_memory: bool,
     },
     /// Training steps on fixed batches (MoCo + Un-Mix of the fmnist protocol): forward, backward,
     /// optimizer; prints images/second as JSON.
@@ -309,9 +312,9 @@ fn run(cli: Cli) -> Result<()> {
             println!("kNN top-1: {:.2}%  top-5: {:.2}%  ({what}; {})", r.top1, r.top5, unmix::report::knn_protocol(&run.cfg, &r));
             Ok(())
         }
-        Command::Bench(BenchCommand::Pipeline { source, size, images, batch, workers }) => {
+        Command::Bench(BenchCommand::Pipeline { source, size, images, batch, workers, in_memory }) => {
             tch::set_num_threads(1);
-            let r = unmix::bench::pipeline::run(&unmix::bench::pipeline::PipelineArgs { source: &source, size, images, batch, workers, seed: 0 })?;
+            let r = unmix::bench::pipeline::run(&unmix::bench::pipeline::PipelineArgs { source: &source, size, images, batch, workers, seed: 0, in_memory })?;
             println!("{r}");
             Ok(())
         }

@@ -95,6 +95,23 @@ pub struct PipelineArgs<'a> {
     pub batch: usize,
     pub workers: usize,
     pub seed: u64,
+    /// Decode the photos once and keep them in memory (isolates the augmentations).
+    pub in_memory: bool,
+}
+
+/// Images decoded once, kept in memory.
+struct Decoded(Vec<Image>);
+
+impl Dataset for Decoded {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn image(&self, i: usize) -> Result<Image, DataError> {
+        Ok(self.0[i].clone())
+    }
+    fn label(&self, _i: usize) -> u32 {
+        0
+    }
 }
 
 /// Runs the pipeline over `images` samples and returns images/second (two views each), timed
@@ -108,6 +125,11 @@ pub fn run(a: &PipelineArgs) -> Result<serde_json::Value> {
             Ok(f) if !f.is_empty() => Arc::new(f),
             _ => Arc::new(photos(a.source)?),
         }
+    };
+    let source: Arc<dyn Dataset> = if a.in_memory && !is_cifar {
+        Arc::new(Decoded((0..source.len()).map(|i| source.image(i)).collect::<Result<Vec<_>, _>>()?))
+    } else {
+        source
     };
     let n_source = source.len();
     let data: Arc<dyn Dataset> = Arc::new(Repeat { inner: source, len: a.images });
@@ -141,6 +163,6 @@ pub fn run(a: &PipelineArgs) -> Result<serde_json::Value> {
         "tool": "unmix", "size": a.size, "workers": a.workers, "batch": a.batch,
         "images": timed, "seconds": secs, "images_per_second": ips,
         "images_per_second_per_worker": ips / a.workers.max(1) as f64,
-        "source_images": n_source, "source": a.source.display().to_string(), "checksum": checksum,
+        "source_images": n_source, "in_memory": a.in_memory || is_cifar, "source": a.source.display().to_string(), "checksum": checksum,
     }))
 }
