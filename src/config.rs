@@ -145,7 +145,7 @@ pub struct MethodConfig {
     /// Batch norm after the projection MLP's hidden layer (SimCLR/BYOL style).
     #[serde(default)]
     pub mlp_bn: bool,
-    /// MoCo: queue length K.
+    /// MoCo: queue length K (0: in-batch keys as negatives, MoCo v3).
     #[serde(default = "d4096")]
     pub queue: i64,
     /// MoCo: key-encoder momentum m.
@@ -157,7 +157,8 @@ pub struct MethodConfig {
     /// MoCo: score both directions (the authors' CIFAR default).
     #[serde(default)]
     pub symmetric: bool,
-    /// BYOL: hidden width of the predictor MLP (with batch norm).
+    /// BYOL, SimSiam, and MoCo v3-style MoCo: hidden width of the predictor MLP (with batch norm;
+    /// 0 = no predictor for MoCo).
     #[serde(default)]
     pub predictor_hidden: i64,
     /// BYOL: initial target momentum, rising to 1 on a cosine schedule.
@@ -570,9 +571,9 @@ impl Config {
         match c.method.name.as_str() {
             "moco" => {
                 let per_step = if c.method.symmetric { 2 * b as i64 } else { b as i64 };
-                if c.method.queue <= 0 || c.method.queue % per_step != 0 {
+                if c.method.queue < 0 || c.method.queue % per_step != 0 {
                     bail!(
-                        "method.queue = {} must be a positive multiple of the keys enqueued per step ({per_step} = train.batch_size{})",
+                        "method.queue = {} must be 0 (in-batch keys, MoCo v3) or a positive multiple of the keys enqueued per step ({per_step} = train.batch_size{})",
                         c.method.queue,
                         if c.method.symmetric { " x 2, symmetric" } else { "" }
                     );

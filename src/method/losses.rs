@@ -22,6 +22,14 @@ pub fn info_nce(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
     -logits.log_softmax(1, Kind::Float).select(1, 0).mean(Kind::Float)
 }
 
+/// InfoNCE against in-batch keys (MoCo v3): queries `q` (N, C) against all keys `keys` (M, C),
+/// the positive of query i at column `positives[i]`; cross-entropy averaged over the queries.
+pub fn info_nce_in_batch(q: &Tensor, keys: &Tensor, positives: &Tensor, t: f64) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    let (q, keys) = (&q.to_kind(Kind::Float), &keys.to_kind(Kind::Float));
+    (q.mm(&keys.transpose(0, 1)) / t).cross_entropy_for_logits(positives)
+}
+
 /// NT-Xent (SimCLR) over the 2N embeddings of a pair of batches `a`, `b` (N, C): for every one of
 /// the 2N anchors, the positive is its partner in the other batch, the other 2N - 2 are negatives.
 pub fn nt_xent(a: &Tensor, b: &Tensor, t: f64) -> Tensor {

@@ -2,9 +2,11 @@
 //!
 //! Query encoder trained by SGD, key encoder as its exponential moving average, a queue of past
 //! keys as negatives, InfoNCE with temperature. v1 uses a linear head, v2 an MLP head; the
-//! symmetric option scores both directions (the authors' CIFAR default).
+//! symmetric option scores both directions (the authors' CIFAR default). MoCo v3-style options:
+//! a predictor MLP on the query side (`predictor`) and in-batch keys instead of a queue
+//! (`queue = 0`: the other samples' keys of the batch are the negatives).
 
-use super::losses::{info_nce, normalize};
+use super::losses::{info_nce, info_nce_in_batch, normalize};
 use super::{copy_named, load_stores, stores_state, Features, Method, StepInfo};
 use crate::mix::Mixed;
 use crate::model::{ema_update, head::HeadConfig, init_target, Encoder, ResNetConfig};
@@ -22,6 +24,8 @@ pub struct MoCoConfig {
     /// Softmax temperature T.
     pub temperature: f64,
     pub symmetric: bool,
+    /// MoCo v3: a predictor MLP after the query head (None: MoCo v1/v2).
+    pub predictor: Option<HeadConfig>,
 }
 
 pub struct MoCo {
@@ -30,6 +34,7 @@ pub struct MoCo {
     vs_k: nn::VarStore,
     q: Encoder,
     k: Encoder,
+    predictor: Option<crate::model::head::Head>,
     /// (dim, K), columns L2-normalized.
     queue: Tensor,
     /// Next queue column to overwrite, kept as a tensor so it travels with checkpoints.
@@ -46,10 +51,14 @@ impl MoCo {
         let k = Encoder::new(&vs_k.root(), backbone, &cfg.head);
         // The key encoder starts as a copy of the query encoder and is never trained by gradient.
         init_target(&mut vs_k, &vs_q);
-        let queue = normalize(&Tensor::randn([cfg.head.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1))
-            .transpose(0, 1)
-            .contiguous();
-        MoCo { cfg, vs_q, vs_k, q, k, queue, ptr: 0, feats: None, dist: None }
+        // Created after the key encoder's copy: the predictor exists on the query side only.
+        let predictor = cfg.predictor.as_ref().map(|p| crate::model::head::Head::new(&(vs_q.root() / "predictor"), cfg.head.dim, p));
+        let queue = if cfg.queue > 0 {
+            normalize(&Tensor::randn([cfg.head.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1)).transpose(0, 1).contiguous()
+        } else {
+            Tensor::zeros([cfg.head.dim, 0], (Kind::Float, device))
+        };
+        MoCo { cfg, vs_q, vs_k, q, k, predictor, queue, ptr: 0, feats: None, dist: None }
     }
 
     pub fn queue(&self) -> &Tensor {
@@ -92,7 +101,31 @@ impl MoCo {
         })
     }
 
+    /// Query-side output: the head, then the predictor (MoCo v3).
+    fn query_parts(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let (f, z) = self.q.forward_parts(x, true);
+        match &self.predictor {
+            Some(p) => (f, p.forward_t(&z, true)),
+            None => (f, z),
+        }
+    }
+
+    /// InfoNCE of local queries against their keys: the queue's negatives (MoCo v1/v2) or the
+    /// other keys of the global batch (queue = 0, MoCo v3); `k_all` holds the global batch's keys.
+    fn score(&self, q: &Tensor, k: &Tensor, k_all: &Tensor, queue: &Tensor) -> Tensor {
+        if self.cfg.queue > 0 {
+            return info_nce(q, k, queue, self.cfg.temperature);
+        }
+        let n = q.size()[0];
+        let (rank, world) = self.dist.as_ref().map_or((0, 1), |d| (d.rank as i64, d.world as i64));
+        let positives = Tensor::arange(n, (Kind::Int64, q.device())) * world + rank;
+        info_nce_in_batch(q, k_all, &positives, self.cfg.temperature)
+    }
+
     fn enqueue(&mut self, keys: &Tensor) {
+        if self.cfg.queue == 0 {
+            return;
+        }
         let b = keys.size()[0];
         tch::no_grad(|| {
             self.queue.narrow(1, self.ptr, b).copy_(&keys.transpose(0, 1));
@@ -113,23 +146,24 @@ impl Method for MoCo {
         let t = self.cfg.temperature;
         // A snapshot: the queue is overwritten in place below, before the backward pass needs it.
         let queue = self.queue.copy();
-        let (f1, q1) = self.q.forward_parts(x1, true);
+        let _ = t;
+        let (f1, q1) = self.query_parts(x1);
         self.feats = Some(f1.detach());
         let q1 = normalize(&q1);
         let (k2, k2_all) = self.keys(x2, rng);
-        let mut loss = info_nce(&q1, &k2, &queue, t);
+        let mut loss = self.score(&q1, &k2, &k2_all, &queue);
         // The mixed query (view 1 mixed with its reversed batch) is scored against the unmixed keys
         // and the same queue; its raw output is reversed before normalizing, as the authors do.
-        let q_mix = mixed.map(|m| (m, self.q.forward_t(&m.images, true)));
+        let q_mix = mixed.map(|m| (m, self.query_parts(&m.images).1));
         if let Some((m, out)) = &q_mix {
-            loss = loss + m.loss(out, |o| info_nce(&normalize(o), &k2, &queue, t));
+            loss = loss + m.loss(out, |o| self.score(&normalize(o), &k2, &k2_all, &queue));
         }
         let keys = if self.cfg.symmetric {
-            let q2 = normalize(&self.q.forward_t(x2, true));
+            let q2 = normalize(&self.query_parts(x2).1);
             let (k1, k1_all) = self.keys(x1, rng);
-            loss = loss + info_nce(&q2, &k1, &queue, t);
+            loss = loss + self.score(&q2, &k1, &k1_all, &queue);
             if let Some((m, out)) = &q_mix {
-                loss = loss + m.loss(out, |o| info_nce(&normalize(o), &k1, &queue, t));
+                loss = loss + m.loss(out, |o| self.score(&normalize(o), &k1, &k1_all, &queue));
             }
             Tensor::cat(&[k1_all, k2_all], 0)
         } else {
@@ -181,7 +215,7 @@ mod tests {
     fn tiny(symmetric: bool) -> MoCo {
         tch::manual_seed(0);
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 2 };
-        let cfg = MoCoConfig { head: HeadConfig { dim: 8, hidden: 0, bn: false }, queue: 16, momentum: 0.9, temperature: 0.2, symmetric };
+        let cfg = MoCoConfig { head: HeadConfig { dim: 8, hidden: 0, bn: false }, queue: 16, momentum: 0.9, temperature: 0.2, symmetric, predictor: None };
         MoCo::new(Device::Cpu, &backbone, cfg)
     }
 
@@ -231,5 +265,35 @@ mod tests {
         let expect = base + 0.3 * direct + 0.7 * rev;
         assert!((with - expect).abs() < 1e-4, "{with} vs {expect}");
         assert!((direct - rev).abs() > 1e-6, "the reversed term must differ from the direct one");
+    }
+
+    #[test]
+    fn moco_v3_options_predictor_on_queries_and_in_batch_keys() {
+        let backbone = ResNetConfig { arch: crate::model::Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1 };
+        let cfg = MoCoConfig {
+            head: HeadConfig { dim: 8, hidden: 16, bn: true },
+            queue: 0,
+            momentum: 0.99,
+            temperature: 0.2,
+            symmetric: false,
+            predictor: Some(HeadConfig { dim: 8, hidden: 16, bn: true }),
+        };
+        let mut m = MoCo::new(Device::Cpu, &backbone, cfg);
+        // The predictor is trained on the query side and absent from the key encoder.
+        let names: Vec<String> = crate::model::named_trainable(&m.vs_q).into_iter().map(|(n, _)| n).collect();
+        assert!(names.iter().any(|n| n.starts_with("predictor.")));
+        assert!(m.vs_k.variables().keys().all(|n| !n.starts_with("predictor.")));
+        let x1 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let x2 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(3)).double_value(&[]);
+        // By hand: the predicted query against the 6 keys of the batch, positive on the diagonal.
+        let q = normalize(&m.query_parts(&x1).1);
+        let (k, _) = m.keys(&x2, &mut ChaCha8Rng::seed_from_u64(3));
+        let logits = q.mm(&k.transpose(0, 1)) / 0.2;
+        let expect = logits.cross_entropy_for_logits(&Tensor::arange(6, (Kind::Int64, Device::Cpu))).double_value(&[]);
+        assert!((loss - expect).abs() < 1e-4, "{loss} vs {expect}");
+        // No queue: nothing is enqueued.
+        assert_eq!(m.queue.size(), vec![8, 0]);
+        assert_eq!(m.ptr, 0);
     }
 }

@@ -58,7 +58,14 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
         "moco" => Ok(Box::new(MoCo::new(
             device,
             &backbone,
-            MoCoConfig { head, queue: m.queue, momentum: m.momentum, temperature: m.temperature, symmetric: m.symmetric },
+            MoCoConfig {
+                head,
+                queue: m.queue,
+                momentum: m.momentum,
+                temperature: m.temperature,
+                symmetric: m.symmetric,
+                predictor: (m.predictor_hidden > 0).then_some(HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true }),
+            },
         ))),
         "simclr" => Ok(Box::new(SimClr::new(device, &backbone, SimClrConfig { head, temperature: m.temperature, mix_target }))),
         "byol" => Ok(Box::new(Byol::new(
