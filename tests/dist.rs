@@ -31,7 +31,10 @@ fn args_for(method: &str, out: &Path, batch: usize, splits: usize, extra: &[&str
     ];
     let set = [
         format!("data.root=\"{}\"", fixture.display()),
-        "data.limit=256".into(),
+        // Three steps: the float noise of different summation orders (which makes even one
+        // process with 1 or 2 threads drift apart by ~5% after 6 steps of this tiny network)
+        // has not been amplified yet, so a semantic difference would show.
+        "data.limit=192".into(),
         "train.epochs=1".into(),
         if method == "moco" { "train.lr=0.01".into() } else { "train.warmup_epochs=0".into() },
         "train.log_every=1".into(),
@@ -109,13 +112,13 @@ fn two_processes_equal_one_process_on_the_global_batch() {
         let u = find(&b, name);
         let diff = (t - &u).abs().max().double_value(&[]);
         let scale = t.abs().max().double_value(&[]).max(0.01);
-        assert!(diff / scale < 1e-3, "{name}: differs by {diff} (scale {scale}) after 4 steps");
+        assert!(diff / scale < 1e-3, "{name}: differs by {diff} (scale {scale}) after 3 steps");
         compared += 1;
     }
     assert!(compared > 40, "{compared} tensors compared");
     // The steps were taken: the weights moved from their initial values (same seed, step 0).
     let first_loss = std::fs::read_to_string(multi.join("steps.jsonl")).unwrap();
-    assert_eq!(first_loss.lines().count(), 4);
+    assert_eq!(first_loss.lines().count(), 3);
 }
 
 /// Runs `method` as one process with batch 64 and as two with 32 each; returns the checkpoints.
@@ -159,6 +162,9 @@ fn simclr_and_swav_gather_across_processes_like_one_process() {
         let (a, b) = one_vs_two(method, &["method.mlp_bn=false", "train.optimizer=\"sgd\"", "train.lr=0.01", "train.min_lr=0"]);
         assert_close(method, &a, &b);
     }
+    // MoCo v3-style in-batch keys: the negatives are the keys of the whole global batch.
+    let (a, b) = one_vs_two("moco", &["method.queue=0", "method.symmetric=true"]);
+    assert_close("moco-v3", &a, &b);
 }
 
 #[test]
