@@ -35,6 +35,8 @@ for m in $methods; do
   warm=()
   # A warmup of 1 epoch of the 10-epoch protocol becomes 0.3 of the 3-epoch budget.
   if grep -q '^warmup_epochs' "$cfg"; then warm=(--set train.warmup_epochs=0.3); fi
+  # SwAV's prototypes stay frozen for the first epoch of the protocol: a tenth of the run, here too.
+  if grep -q '^freeze_prototypes_steps' "$cfg"; then warm+=(--set method.freeze_prototypes_steps=23); fi
   rand=$("$bin" knn --random-init --config "$cfg" "${extra[@]}" | sed -n 's/^kNN top-1: \([0-9.]*\)%.*/\1/p')
   for u in false true; do
     "$bin" pretrain --config "$cfg" --out "$out/$m-unmix-$u" --quiet "${budget[@]}" "${warm[@]}" "${extra[@]}" --set unmix.enabled=$u > "$out/$m-unmix-$u.log" 2>&1 \
