@@ -12,30 +12,23 @@ fn main() {
     let root = std::path::Path::new(&lib).parent().expect("libtorch lib folder has a parent").to_path_buf();
     let include = root.join("include");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
-    cc::Build::new()
-        .cpp(true)
-        .file("csrc/autocast.cpp")
-        .include(&include)
-        .include(include.join("torch/csrc/api/include"))
-        .flag("-std=c++17")
-        .flag_if_supported("-Wno-unused-parameter")
-        .flag_if_supported("-Wno-deprecated-declarations")
-        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
-        .warnings(false)
-        .compile("unmix_autocast");
+    // Both shims compile against the same libtorch headers with the same ABI.
+    let shim = |file: &str| {
+        let mut b = cc::Build::new();
+        b.cpp(true)
+            .file(file)
+            .include(&include)
+            .include(include.join("torch/csrc/api/include"))
+            .flag("-std=c++17")
+            .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
+            .warnings(false);
+        b
+    };
+    shim("csrc/autocast.cpp").compile("unmix_autocast");
     // c10d (TCPStore + Gloo): the wheel ships c10d's headers but not gloo's; Debian's libgloo-dev
     // provides those (scripts/setup.sh installs it).
     if !std::path::Path::new("/usr/include/gloo/algorithm.h").exists() {
         panic!("gloo headers not found (/usr/include/gloo): run scripts/setup.sh, which installs Debian's libgloo-dev");
     }
-    cc::Build::new()
-        .cpp(true)
-        .file("csrc/dist.cpp")
-        .include(&include)
-        .include(include.join("torch/csrc/api/include"))
-        .flag("-std=c++17")
-        .define("USE_C10D_GLOO", None)
-        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
-        .warnings(false)
-        .compile("unmix_dist");
+    shim("csrc/dist.cpp").define("USE_C10D_GLOO", None).compile("unmix_dist");
 }
