@@ -229,25 +229,30 @@ enum BenchCommand {
     Loop {
         #[arg(long, default_value_t = 60)]
         steps: usize,
-        /// Fashion-MNIST folder (default: the Debian package's).
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
+        #[command(flatten)]
+        run: BenchData,
         #[arg(long, default_value = "fp32")]
         precision: String,
     },
     /// kNN evaluation over the 60k training bank and the 10k test images.
     Knn {
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
+        #[command(flatten)]
+        run: BenchData,
     },
+}
+
+/// Data and threads of the benchmarks that read Fashion-MNIST.
+#[derive(clap::Args)]
+struct BenchData {
+    /// Fashion-MNIST folder (default: the Debian package's).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Data-preparation threads.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// libtorch intra-op threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 fn main() {
@@ -323,15 +328,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", unmix::bench::model::step(&model, batch, p, steps, warmup, threads)?);
             Ok(())
         }
-        Command::Bench(BenchCommand::Loop { steps, data, workers, threads, precision }) => {
+        Command::Bench(BenchCommand::Loop { steps, run, precision }) => {
             let p = unmix::precision::Precision::parse(&precision).ok_or_else(|| anyhow::anyhow!("--precision {precision}: use fp32 or bf16"))?;
-            let d = data.map(|d| d.display().to_string());
-            println!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, workers, threads, p)?);
+            let d = run.data.map(|d| d.display().to_string());
+            println!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, run.workers, run.threads, p)?);
             Ok(())
         }
-        Command::Bench(BenchCommand::Knn { data, workers, threads }) => {
-            let d = data.map(|d| d.display().to_string());
-            println!("{}", unmix::bench::model::knn(d.as_deref(), workers, threads)?);
+        Command::Bench(BenchCommand::Knn { run }) => {
+            let d = run.data.map(|d| d.display().to_string());
+            println!("{}", unmix::bench::model::knn(d.as_deref(), run.workers, run.threads)?);
             Ok(())
         }
         Command::Preview { config, mut set, data, images, mode, out } => {

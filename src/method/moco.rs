@@ -143,10 +143,8 @@ impl Method for MoCo {
         // Momentum update of the key encoder before the forward pass, as the authors' code.
         ema_update(&self.vs_k, &self.vs_q, self.cfg.momentum);
         let (x1, x2) = (&views[0], &views[1]);
-        let t = self.cfg.temperature;
         // A snapshot: the queue is overwritten in place below, before the backward pass needs it.
         let queue = self.queue.copy();
-        let _ = t;
         let (f1, q1) = self.query_parts(x1);
         self.feats = Some(f1.detach());
         let q1 = normalize(&q1);

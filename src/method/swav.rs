@@ -298,18 +298,7 @@ mod tests {
 
     #[test]
     fn reverse_term_flips_only_the_mixture_code() {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1 };
-        let cfg = SwavConfig {
-            head: HeadConfig { dim: 8, hidden: 16, bn: true },
-            prototypes: 5,
-            temperature: 0.1,
-            epsilon: 0.05,
-            sinkhorn_iters: 3,
-            freeze_prototypes_steps: 10,
-            queue: 0,
-            queue_start_epoch: 0,
-        };
-        let mut m = Swav::new(Device::Cpu, &backbone, cfg);
+        let mut m = small_swav(0, 10);
         let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
@@ -335,7 +324,7 @@ mod tests {
         assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
     }
 
-    fn small_swav(queue: i64) -> Swav {
+    fn small_swav(queue: i64, freeze_prototypes_steps: u64) -> Swav {
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1 };
         let cfg = SwavConfig {
             head: HeadConfig { dim: 8, hidden: 16, bn: true },
@@ -343,7 +332,7 @@ mod tests {
             temperature: 0.1,
             epsilon: 0.05,
             sinkhorn_iters: 3,
-            freeze_prototypes_steps: 0,
+            freeze_prototypes_steps,
             queue,
             queue_start_epoch: 1,
         };
@@ -367,7 +356,7 @@ mod tests {
 
     #[test]
     fn multi_crop_unmix_replaces_view1_and_even_small_crops() {
-        let mut m = small_swav(0);
+        let mut m = small_swav(0, 0);
         let big = |_| Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let small = |_| Tensor::randn([4, 1, 4, 4], (Kind::Float, Device::Cpu));
         let (x1, x2) = (big(0), big(1));
@@ -395,7 +384,7 @@ mod tests {
 
     #[test]
     fn queue_starts_at_its_epoch_fills_and_joins_the_codes() {
-        let mut m = small_swav(8);
+        let mut m = small_swav(8, 0);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let views = || [Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu)), Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu))];
         let _ = m.loss(&views(), None, &StepInfo { step: 0, total_steps: 9, epoch: 0 }, &mut rng);
@@ -421,7 +410,7 @@ mod tests {
         assert!((&with_queue - sinkhorn(&s, 0.05, 3)).abs().max().double_value(&[]) > 1e-4);
         // The queue is checkpointed and restored.
         let state = m.state();
-        let mut fresh = small_swav(8);
+        let mut fresh = small_swav(8, 0);
         fresh.load_state(&state).unwrap();
         assert_eq!(fresh.queued, 8);
         assert!((fresh.queue.unwrap() - m.queue.as_ref().unwrap()).abs().max().double_value(&[]) == 0.0);
