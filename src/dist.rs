@@ -1,6 +1,12 @@
-//! Multi-process data parallelism on libtorch's own c10d engine (Gloo on CPU) through a thin C++
-//! binding (csrc/dist.cpp): a TCPStore rendezvous from the variables torchrun (or SLURM scripts)
-//! set, and the collectives the training loop and the methods need.
+//! Multi-process data parallelism on libtorch's own c10d engine through a thin C++ binding
+//! (csrc/dist.cpp): a TCPStore rendezvous from the variables torchrun (or SLURM scripts) set, a
+//! process group (Gloo on CPU, NCCL on CUDA), and the collectives the training loop and the
+//! methods need.
+//!
+//! NCCL (csrc/dist_nccl.cpp) is compiled in when build.rs finds the CUDA and NCCL headers (the cfg
+//! `unmix_nccl`; scripts/setup.sh installs the two header wheels it needs). A CUDA run without it
+//! falls back to Gloo, which also carries CUDA tensors (staged through host memory, slower), and
+//! says so. `UNMIX_DIST_BACKEND=gloo` or `=nccl` overrides the choice.
 //!
 //! Launch: `torchrun --nproc_per_node=N --no-python unmix pretrain ...`, or set MASTER_ADDR,
 //! MASTER_PORT, RANK and WORLD_SIZE yourself. Every collective times out after
@@ -9,10 +15,12 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::ffi::{c_char, c_int, c_void, CString};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 extern "C" {
     fn unmix_dist_new(addr: *const c_char, port: c_int, rank: c_int, world: c_int, timeout_ms: c_int, err: *mut c_char, len: c_int) -> *mut c_void;
+    #[cfg(unmix_nccl)]
+    fn unmix_dist_new_nccl(addr: *const c_char, port: c_int, rank: c_int, world: c_int, device: c_int, timeout_ms: c_int, err: *mut c_char, len: c_int) -> *mut c_void;
     fn unmix_dist_free(g: *mut c_void);
     fn unmix_dist_all_reduce_sum(g: *mut c_void, t: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
     fn unmix_dist_all_gather(g: *mut c_void, input: *mut c_void, out: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
@@ -20,12 +28,32 @@ extern "C" {
     fn unmix_dist_barrier(g: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
 }
 
-/// This process's place in a multi-process run and its Gloo process group.
+/// This process's place in a multi-process run and its process group.
 pub struct Dist {
     group: *mut c_void,
     pub rank: usize,
     pub world: usize,
     pub local_rank: usize,
+    /// "gloo" or "nccl".
+    pub backend: &'static str,
+}
+
+/// Whether this build has the NCCL process group (see the module docs).
+pub const NCCL_BUILT: bool = cfg!(unmix_nccl);
+
+/// The process group for tensors on `device`: NCCL for CUDA when built in, Gloo otherwise, unless
+/// UNMIX_DIST_BACKEND says which.
+fn choose_backend(device: Device) -> Result<&'static str> {
+    match env("UNMIX_DIST_BACKEND").as_deref() {
+        None | Some("auto") => Ok(if device.is_cuda() && NCCL_BUILT { "nccl" } else { "gloo" }),
+        Some("gloo") => Ok("gloo"),
+        Some("nccl") if !device.is_cuda() => bail!("UNMIX_DIST_BACKEND = nccl needs a CUDA device (device = \"cuda\" or \"cuda:N\")"),
+        Some("nccl") if !NCCL_BUILT => bail!(
+            "UNMIX_DIST_BACKEND = nccl but this unmix was built without NCCL (the CUDA headers were missing): run scripts/setup.sh and rebuild"
+        ),
+        Some("nccl") => Ok("nccl"),
+        Some(other) => bail!("UNMIX_DIST_BACKEND = \"{other}\": use gloo, nccl or auto"),
+    }
 }
 
 // The process group is used from the training thread only; c10d's objects are thread-safe.
@@ -45,9 +73,15 @@ fn tensor_ptr(t: &Tensor) -> *mut c_void {
 }
 
 impl Dist {
-    /// The run's process group when WORLD_SIZE > 1 (None for a single process). Errors name the
-    /// missing or malformed variable.
+    /// The run's Gloo process group when WORLD_SIZE > 1 (None for a single process). Errors name
+    /// the missing or malformed variable.
     pub fn from_env() -> Result<Option<Dist>> {
+        Self::from_env_on(Device::Cpu)
+    }
+
+    /// As `from_env`, for training on `device`: on CUDA the group is NCCL (when built in), bound to
+    /// that device, which each process on a node must have to itself (cuda:LOCAL_RANK).
+    pub fn from_env_on(device: Device) -> Result<Option<Dist>> {
         let world: usize = match env("WORLD_SIZE") {
             None => return Ok(None),
             Some(w) => parse("WORLD_SIZE", &w)?,
@@ -64,13 +98,31 @@ impl Dist {
         let port: u16 = parse("MASTER_PORT", &need("MASTER_PORT")?)?;
         let local_rank = env("LOCAL_RANK").map(|v| parse("LOCAL_RANK", &v)).transpose()?.unwrap_or(rank);
         let timeout: f64 = env("UNMIX_DIST_TIMEOUT").map(|v| parse("UNMIX_DIST_TIMEOUT", &v)).transpose()?.unwrap_or(1800.0);
-        let c_addr = CString::new(addr.clone()).context("MASTER_ADDR contains a NUL byte")?;
-        let mut err = vec![0 as c_char; 1024];
-        let group = unsafe { unmix_dist_new(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, (timeout * 1000.0) as c_int, err.as_mut_ptr(), 1024) };
-        if group.is_null() {
-            bail!("rank {rank}: cannot join the process group at {addr}:{port} (world {world}): {}", message(&err));
+        let backend = choose_backend(device)?;
+        if device.is_cuda() && backend == "gloo" && rank == 0 && env("UNMIX_DIST_BACKEND").is_none() {
+            eprintln!("note: this unmix was built without NCCL, so the {world} CUDA processes use Gloo (through host memory, slower); run scripts/setup.sh and rebuild for NCCL");
         }
-        Ok(Some(Dist { group, rank, world, local_rank }))
+        let c_addr = CString::new(addr.clone()).context("MASTER_ADDR contains a NUL byte")?;
+        let timeout_ms = (timeout * 1000.0) as c_int;
+        let mut err = vec![0 as c_char; 1024];
+        let group = match backend {
+            #[cfg(unmix_nccl)]
+            "nccl" => {
+                let Device::Cuda(index) = device else { unreachable!("choose_backend gives nccl for CUDA only") };
+                unsafe { unmix_dist_new_nccl(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, index as c_int, timeout_ms, err.as_mut_ptr(), 1024) }
+            }
+            _ => unsafe { unmix_dist_new(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, timeout_ms, err.as_mut_ptr(), 1024) },
+        };
+        if group.is_null() {
+            let hint = match device {
+                Device::Cuda(i) if backend == "nccl" && i != local_rank => {
+                    format!(" (NCCL needs one GPU per process: this is LOCAL_RANK {local_rank} on cuda:{i}; usually cuda:LOCAL_RANK)")
+                }
+                _ => String::new(),
+            };
+            bail!("rank {rank}: cannot join the {backend} process group at {addr}:{port} (world {world}): {}{hint}", message(&err));
+        }
+        Ok(Some(Dist { group, rank, world, local_rank, backend }))
     }
 
     fn check(&self, what: &str, rc: c_int, err: &[c_char]) -> Result<()> {
