@@ -396,6 +396,7 @@ written to {}", out.join("compare.md").display());
             let run = LoadedRun::from_checkpoint(&path, data, vec![])?;
             let set = unmix::data::load_split(&run.cfg, train)?;
             let recipes = unmix::data::eval_recipes(&run.cfg);
+            let _layout = unmix::model::layout::ChannelsLast::for_eval(run.method.trainable(), run.device);
             let embed = |x: &tch::Tensor| run.method.embed(x, which);
             let x = unmix::eval::knn::extract(&set.data, &recipes, run.cfg.eval.batch_size, run.cfg.data.workers, run.device, false, &embed)?;
             let labels = unmix::eval::linear::labels_tensor(&set.labels, tch::Device::Cpu);

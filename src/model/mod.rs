@@ -2,6 +2,7 @@
 
 pub mod bn;
 pub mod head;
+pub mod layout;
 pub mod resnet;
 
 pub use bn::SplitBatchNorm;

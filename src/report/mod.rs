@@ -116,6 +116,7 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
         method.load_state(&tensors)?;
         let test = crate::data::load_split(&cfg, false)?.limit(2000);
         let which = crate::train::features(&cfg);
+        let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
         let f = crate::eval::knn::extract(&test.data, &crate::data::eval_recipes(&cfg), cfg.eval.batch_size, cfg.data.workers, device, true, &|x| method.embed(x, which))?;
         plot::scatter(&run.join("embeddings.png"), "PCA OF TEST EMBEDDINGS", &pca2(&f), &test.labels)?;
         embed_note = format!("PCA of the L2-normalized {} features of the first {} test images, coloured by class", cfg.eval.features, test.len());

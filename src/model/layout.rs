@@ -1,0 +1,84 @@
+//! Channels-last (NHWC) memory for evaluation passes. oneDNN's CPU convolutions run on NHWC
+//! without reordering every input and output; with the convolution weights in that layout the
+//! whole network follows it (batch norm, ReLU and additions keep their input's layout). Measured
+//! on the fmnist encoder's eval forward (PyTorch, 2 threads): 1.25-1.4x. The values are the same
+//! up to float rounding of the convolutions.
+//!
+//! Training keeps the standard layout: split batch norm folds groups of samples into channels,
+//! which has no channels-last view, and the copies it would need cost what NHWC saves.
+
+use tch::{nn, Device, Tensor};
+
+extern "C" {
+    fn unmix_channels_last(t: *const torch_sys::C_tensor) -> *mut torch_sys::C_tensor;
+}
+
+/// `t` in channels-last memory (a copy unless it already is).
+pub fn channels_last(t: &Tensor) -> Tensor {
+    let p = unsafe { unmix_channels_last(t.as_ptr()) };
+    assert!(!p.is_null(), "libtorch could not make a channels-last copy of a tensor of shape {:?}", t.size());
+    unsafe { Tensor::from_ptr(p) }
+}
+
+/// Puts the 4-d variables (convolution weights) of a store in channels-last memory until dropped,
+/// then back in the standard layout. Only on the CPU, where it pays; elsewhere it does nothing.
+pub struct ChannelsLast {
+    vars: Vec<Tensor>,
+}
+
+impl ChannelsLast {
+    pub fn for_eval(vs: &nn::VarStore, device: Device) -> ChannelsLast {
+        if device != Device::Cpu {
+            return ChannelsLast { vars: Vec::new() };
+        }
+        let mut vars: Vec<Tensor> = vs.variables().into_values().filter(|t| t.dim() == 4).collect();
+        tch::no_grad(|| {
+            for v in vars.iter_mut() {
+                let cl = channels_last(v);
+                v.set_data(&cl);
+            }
+        });
+        ChannelsLast { vars }
+    }
+}
+
+impl Drop for ChannelsLast {
+    fn drop(&mut self) {
+        tch::no_grad(|| {
+            for v in self.vars.iter_mut() {
+                let c = v.contiguous();
+                v.set_data(&c);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn eval_scope_switches_layout_keeps_values_and_restores() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let conv = nn::conv2d(vs.root() / "c", 3, 8, 3, nn::ConvConfig { padding: 1, ..Default::default() });
+        tch::manual_seed(0);
+        let x = Tensor::randn([4, 3, 6, 6], (Kind::Float, Device::Cpu));
+        let before = tch::no_grad(|| x.apply(&conv));
+        let w = vs.variables()["c.weight"].shallow_clone();
+        let strides = w.stride();
+        {
+            let _cl = ChannelsLast::for_eval(&vs, Device::Cpu);
+            // NHWC strides for (8, 3, 3, 3): C is innermost.
+            assert_eq!(w.stride(), vec![27, 1, 9, 3]);
+            let during = tch::no_grad(|| x.apply(&conv));
+            assert!(during.allclose(&before, 1e-5, 1e-6, false));
+            let y = channels_last(&during);
+            assert_eq!(y.stride()[1], 1);
+        }
+        assert_eq!(w.stride(), strides);
+        assert!(w.is_contiguous());
+        let after = tch::no_grad(|| x.apply(&conv));
+        assert!(after.allclose(&before, 0.0, 0.0, false));
+    }
+}
