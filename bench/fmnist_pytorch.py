@@ -130,6 +130,7 @@ class MoCoUnMix(nn.Module):
     def __init__(self, cin, widths, groups, dim=128, K=4096, m=0.99, T=0.1, prob=0.5, alpha=1.0):
         super().__init__()
         self.K, self.m, self.T, self.prob, self.alpha = K, m, T, prob, alpha
+        self.mix = True  # False: plain MoCo (no mixtures)
         self.q = Encoder(cin, widths, groups, dim)
         self.k = Encoder(cin, widths, groups, dim)
         for pq, pk in zip(self.q.parameters(), self.k.parameters()):
@@ -173,13 +174,16 @@ class MoCoUnMix(nn.Module):
             mixed[:, :, t:b, l:rr] = rev[:, :, t:b, l:rr]
             lam = 1 - (b - t) * (rr - l) / (h * w)
         q = F.normalize(self.q(x1), dim=1)
-        qm = F.normalize(self.q(mixed), dim=1)
+        qm = F.normalize(self.q(mixed), dim=1) if self.mix else None
         with torch.no_grad():
             self.momentum_update()
             perm = torch.randperm(n)
             k = F.normalize(self.k(x2[perm]), dim=1)[torch.argsort(perm)]
         target = torch.zeros(n, dtype=torch.long)
         loss = F.cross_entropy(self.logits(q.float(), k.float()), target)
+        if not self.mix:
+            self.enqueue(k.float())
+            return loss
         loss = loss + lam * F.cross_entropy(self.logits(qm.float(), k.float()), target) \
             + (1 - lam) * F.cross_entropy(self.logits(torch.flip(qm, (0,)).float(), k.float()), target)
         self.enqueue(k.float())
@@ -248,13 +252,10 @@ def loop_bench(a):
 
 
 @torch.no_grad()
-def knn_bench(a):
-    torch.manual_seed(0)
-    model, _ = build("fmnist")
-    enc = model.q.eval()
+def knn_top1(enc, a):
+    """Weighted kNN (cosine, k 200, t 0.1) of the authors' monitor: bank = the unaugmented train split."""
     tr, trl = fmnist(a.data, True)
     te, tel = fmnist(a.data, False)
-    t0 = time.perf_counter()
 
     def feats(x, y):
         out = []
@@ -270,13 +271,61 @@ def knn_bench(a):
         w, idx = sim.topk(200, dim=1)
         votes = torch.zeros(w.shape[0], 10).scatter_add_(1, bank_labels[idx], (w / 0.1).exp())
         correct += (votes.argmax(1) == test_labels[s:s + 1000]).sum().item()
+    return 100.0 * correct / len(te), len(tr) + len(te)
+
+
+def knn_bench(a):
+    torch.manual_seed(0)
+    model, _ = build("fmnist")
+    t0 = time.perf_counter()
+    top1, n = knn_top1(model.q.eval(), a)
     secs = time.perf_counter() - t0
-    return {"images_per_second": (len(tr) + len(te)) / secs, "seconds": secs, "top1": 100.0 * correct / len(te)}
+    return {"images_per_second": n / secs, "seconds": secs, "top1": top1}
+
+
+def train_run(a):
+    """The whole fmnist protocol: E epochs, per-epoch cosine, then kNN top-1. `--cos-from 1` numbers
+    the epochs 1..E as the authors' CIFAR loop does (the last epoch at lr 0); the protocol is 0."""
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    images, labels = fmnist(a.data, True)
+    aug = transforms.Compose([
+        transforms.RandomResizedCrop(28, scale=(0.2, 1.0)),
+        transforms.RandomHorizontalFlip(),
+        transforms.RandomApply([transforms.ColorJitter(0.4, 0.4)], p=0.8),
+        transforms.ToTensor(),
+        transforms.Normalize([MEAN], [STD]),
+    ])
+    loader = DataLoader(Pairs(images, labels, aug), batch_size=256, shuffle=True, num_workers=a.workers,
+                        drop_last=True)
+    model, _ = build("fmnist")
+    if not a.unmix:
+        model.prob, model.mix = 0.0, False
+    opt = torch.optim.SGD(model.q.parameters(), lr=0.03, momentum=0.9, weight_decay=5e-4)
+    t0, seen = time.perf_counter(), 0
+    for e in range(a.epochs):
+        lr = 0.03 * 0.5 * (1.0 + math.cos(math.pi * (e + a.cos_from) / a.epochs))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        total = 0.0
+        for x1, x2, _ in loader:
+            loss = model(x1, x2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            seen += x1.shape[0]
+            total += loss.item()
+        print(json.dumps({"epoch": e + 1, "lr": lr, "loss": total / len(loader)}), flush=True)
+    secs = time.perf_counter() - t0
+    top1, _ = knn_top1(model.q.eval(), a)
+    return {"images_per_second": seen / secs, "seconds": secs, "top1": top1, "epochs": a.epochs,
+            "unmix": a.unmix, "seed": a.seed, "cos_from": a.cos_from}
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["loop", "step", "knn"])
+    ap.add_argument("what", choices=["loop", "step", "knn", "train"])
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--model", default="fmnist", choices=["fmnist", "cifar-resnet18"])
     ap.add_argument("--batch", type=int, default=256)
@@ -285,9 +334,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cos-from", type=int, default=0, choices=[0, 1])
+    ap.add_argument("--no-unmix", dest="unmix", action="store_false")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    r = {"loop": loop_bench, "step": step_bench, "knn": knn_bench}[a.what](a)
+    r = {"loop": loop_bench, "step": step_bench, "knn": knn_bench, "train": train_run}[a.what](a)
     r.update({"tool": "pytorch", "what": a.what, "peak_rss_gib": peak_rss_gib(), "threads": a.threads})
     if a.what == "step":
         r.update({"model": a.model, "batch": a.batch, "precision": a.precision})

@@ -128,6 +128,11 @@ pub struct ModelConfig {
     /// Batch-norm groups (1 = plain batch norm).
     #[serde(default = "one_i64")]
     pub bn_splits: i64,
+    /// Convolution weight init: "torchvision" (kaiming normal, fan out, as torchvision's ResNet and
+    /// so the authors' code) or "pytorch" (nn.Conv2d's own default, U(+-1/sqrt(fan_in)), as a
+    /// ResNet written from plain nn.Conv2d layers gets).
+    #[serde(default = "default_conv_init")]
+    pub conv_init: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -236,8 +241,10 @@ pub struct TrainConfig {
     pub momentum: f64,
     #[serde(default)]
     pub weight_decay: f64,
-    /// "cosine-epoch" (lr fixed within an epoch, the authors' CIFAR code) or "cosine-step"
-    /// (per step, after `warmup_epochs` of linear warmup).
+    /// "cosine-epoch" (lr * 0.5 * (1 + cos(pi e / E)), fixed within epoch e = 0..E-1),
+    /// "cosine-epoch-to-zero" (the same for e = 1..E, as the authors' CIFAR loop numbers its
+    /// epochs: the last epoch trains at lr 0) or "cosine-step" (per step, after `warmup_epochs`
+    /// of linear warmup).
     #[serde(default = "default_schedule")]
     pub schedule: String,
     #[serde(default)]
@@ -316,6 +323,7 @@ fn default_scale() -> [f64; 2] { [0.08, 1.0] }
 fn default_ratio() -> [f64; 2] { [3.0 / 4.0, 4.0 / 3.0] }
 fn default_widths() -> [i64; 4] { [64, 128, 256, 512] }
 fn default_schedule() -> String { "cosine-epoch".into() }
+fn default_conv_init() -> String { "torchvision".into() }
 fn default_target() -> String { "view2".into() }
 fn default_bad_image() -> String { "fail".into() }
 fn default_sigma() -> [f64; 2] { [0.1, 2.0] }
@@ -558,6 +566,9 @@ impl Config {
         if Arch::parse(&c.model.arch).is_none() {
             bail!("model.arch = \"{}\" is not supported; use resnet18, resnet34, resnet50 or resnet18-bottleneck", c.model.arch);
         }
+        if crate::model::resnet::ConvInit::parse(&c.model.conv_init).is_none() {
+            bail!("model.conv_init = \"{}\": use \"torchvision\" or \"pytorch\"", c.model.conv_init);
+        }
         if c.model.widths.iter().any(|w| *w <= 0) || c.model.bn_splits < 1 {
             bail!("model.widths must be positive and model.bn_splits >= 1");
         }
@@ -663,13 +674,13 @@ impl Config {
         if !(c.train.lr > 0.0) || c.train.weight_decay < 0.0 || !(0.0..1.0).contains(&c.train.momentum) {
             bail!("train.lr must be positive, train.weight_decay >= 0 and train.momentum in [0, 1)");
         }
-        if !matches!(c.train.schedule.as_str(), "cosine-epoch" | "cosine-step") {
-            bail!("train.schedule = \"{}\": use \"cosine-epoch\" or \"cosine-step\"", c.train.schedule);
+        if !matches!(c.train.schedule.as_str(), "cosine-epoch" | "cosine-epoch-to-zero" | "cosine-step") {
+            bail!("train.schedule = \"{}\": use \"cosine-epoch\", \"cosine-epoch-to-zero\" or \"cosine-step\"", c.train.schedule);
         }
         if c.train.warmup_epochs < 0.0 || c.train.warmup_epochs >= c.train.epochs as f64 {
             bail!("train.warmup_epochs = {} must be in [0, train.epochs)", c.train.warmup_epochs);
         }
-        if c.train.schedule == "cosine-epoch" && (c.train.warmup_epochs > 0.0 || c.train.min_lr > 0.0) {
+        if c.train.schedule.starts_with("cosine-epoch") && (c.train.warmup_epochs > 0.0 || c.train.min_lr > 0.0) {
             bail!("train.warmup_epochs and train.min_lr need train.schedule = \"cosine-step\"");
         }
         if c.train.min_lr < 0.0 || c.train.min_lr > c.train.lr {

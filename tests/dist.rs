@@ -45,6 +45,10 @@ fn args_for(method: &str, out: &Path, batch: usize, splits: usize, extra: &[&str
         "threads=1".into(),
         "data.workers=1".into(),
         "model.widths=[8, 8, 16, 16]".into(),
+        // The larger kaiming weights: with nn.Conv2d's small default init this 8-16 wide network
+        // amplifies summation-order noise past the tolerance within three steps (measured: 3e-5 on
+        // a BN bias near zero), so the test would stop telling semantics from rounding.
+        "model.conv_init=\"torchvision\"".into(),
         format!("train.batch_size={batch}"),
         format!("model.bn_splits={splits}"),
     ];

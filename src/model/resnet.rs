@@ -51,14 +51,44 @@ pub struct ResNetConfig {
     pub cifar_stem: bool,
     /// Batch-norm groups (1 = plain batch norm).
     pub bn_splits: i64,
+    /// How convolution weights start.
+    pub conv_init: ConvInit,
 }
 
-fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
-    // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"), no bias.
-    let init = nn::Init::Kaiming {
-        dist: nn::init::NormalOrUniform::Normal,
-        fan: nn::init::FanInOut::FanOut,
-        non_linearity: nn::init::NonLinearity::ReLU,
+/// Convolution weight initialization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConvInit {
+    /// torchvision's ResNet: kaiming_normal_(mode="fan_out", nonlinearity="relu").
+    #[default]
+    Torchvision,
+    /// nn.Conv2d's default (kaiming_uniform_ with a = sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    PyTorch,
+}
+
+impl ConvInit {
+    pub fn parse(s: &str) -> Option<ConvInit> {
+        match s {
+            "torchvision" => Some(ConvInit::Torchvision),
+            "pytorch" => Some(ConvInit::PyTorch),
+            _ => None,
+        }
+    }
+}
+
+/// nn.Conv2d's default weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+fn pytorch_default(cin: i64, k: i64) -> nn::Init {
+    let bound = 1.0 / ((cin * k * k) as f64).sqrt();
+    nn::Init::Uniform { lo: -bound, up: bound }
+}
+
+fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64, init: ConvInit) -> nn::Conv2D {
+    let init = match init {
+        ConvInit::Torchvision => nn::Init::Kaiming {
+            dist: nn::init::NormalOrUniform::Normal,
+            fan: nn::init::FanInOut::FanOut,
+            non_linearity: nn::init::NonLinearity::ReLU,
+        },
+        ConvInit::PyTorch => pytorch_default(cin, k),
     };
     nn::conv2d(p, cin, cout, k, nn::ConvConfig { stride, padding, bias: false, ws_init: init, ..Default::default() })
 }
@@ -70,29 +100,29 @@ struct Block {
 }
 
 impl Block {
-    fn basic(p: &nn::Path, cin: i64, width: i64, stride: i64, splits: i64) -> Block {
+    fn basic(p: &nn::Path, cin: i64, width: i64, stride: i64, splits: i64, init: ConvInit) -> Block {
         let convs = vec![
-            (conv(p / "conv1", cin, width, 3, stride, 1), SplitBatchNorm::new(&(p / "bn1"), width, splits)),
-            (conv(p / "conv2", width, width, 3, 1, 1), SplitBatchNorm::new(&(p / "bn2"), width, splits)),
+            (conv(p / "conv1", cin, width, 3, stride, 1, init), SplitBatchNorm::new(&(p / "bn1"), width, splits)),
+            (conv(p / "conv2", width, width, 3, 1, 1, init), SplitBatchNorm::new(&(p / "bn2"), width, splits)),
         ];
         let downsample = (stride != 1 || cin != width).then(|| {
             let d = p / "downsample";
-            (conv(&d / "0", cin, width, 1, stride, 0), SplitBatchNorm::new(&(&d / "1"), width, splits))
+            (conv(&d / "0", cin, width, 1, stride, 0, init), SplitBatchNorm::new(&(&d / "1"), width, splits))
         });
         Block { convs, downsample }
     }
 
-    fn bottleneck(p: &nn::Path, cin: i64, width: i64, stride: i64, splits: i64) -> Block {
+    fn bottleneck(p: &nn::Path, cin: i64, width: i64, stride: i64, splits: i64, init: ConvInit) -> Block {
         let out = width * 4;
         // torchvision v1.5: the stride sits on the 3x3 convolution.
         let convs = vec![
-            (conv(p / "conv1", cin, width, 1, 1, 0), SplitBatchNorm::new(&(p / "bn1"), width, splits)),
-            (conv(p / "conv2", width, width, 3, stride, 1), SplitBatchNorm::new(&(p / "bn2"), width, splits)),
-            (conv(p / "conv3", width, out, 1, 1, 0), SplitBatchNorm::new(&(p / "bn3"), out, splits)),
+            (conv(p / "conv1", cin, width, 1, 1, 0, init), SplitBatchNorm::new(&(p / "bn1"), width, splits)),
+            (conv(p / "conv2", width, width, 3, stride, 1, init), SplitBatchNorm::new(&(p / "bn2"), width, splits)),
+            (conv(p / "conv3", width, out, 1, 1, 0, init), SplitBatchNorm::new(&(p / "bn3"), out, splits)),
         ];
         let downsample = (stride != 1 || cin != out).then(|| {
             let d = p / "downsample";
-            (conv(&d / "0", cin, out, 1, stride, 0), SplitBatchNorm::new(&(&d / "1"), out, splits))
+            (conv(&d / "0", cin, out, 1, stride, 0, init), SplitBatchNorm::new(&(&d / "1"), out, splits))
         });
         Block { convs, downsample }
     }
@@ -129,11 +159,10 @@ impl ResNet {
         let conv1 = if cfg.cifar_stem {
             // The authors swap in a fresh nn.Conv2d after torchvision's init ran, so the CIFAR stem
             // keeps PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-            let bound = 1.0 / ((cfg.in_channels * 9) as f64).sqrt();
-            let init = nn::Init::Uniform { lo: -bound, up: bound };
+            let init = pytorch_default(cfg.in_channels, 3);
             nn::conv2d(p / "conv1", cfg.in_channels, w0, 3, nn::ConvConfig { stride: 1, padding: 1, bias: false, ws_init: init, ..Default::default() })
         } else {
-            conv(p / "conv1", cfg.in_channels, w0, 7, 2, 3)
+            conv(p / "conv1", cfg.in_channels, w0, 7, 2, 3, cfg.conv_init)
         };
         let bn1 = SplitBatchNorm::new(&(p / "bn1"), w0, cfg.bn_splits);
         let mut layers = Vec::new();
@@ -143,9 +172,9 @@ impl ResNet {
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
                 let bp = p / format!("layer{}", stage + 1) / b.to_string();
                 let block = if cfg.arch.bottleneck() {
-                    Block::bottleneck(&bp, cin, width, stride, cfg.bn_splits)
+                    Block::bottleneck(&bp, cin, width, stride, cfg.bn_splits, cfg.conv_init)
                 } else {
-                    Block::basic(&bp, cin, width, stride, cfg.bn_splits)
+                    Block::basic(&bp, cin, width, stride, cfg.bn_splits, cfg.conv_init)
                 };
                 cin = width * cfg.arch.expansion();
                 layers.push(block);
@@ -185,7 +214,7 @@ mod tests {
     fn resnet18_has_torchvision_parameter_count() {
         // torchvision resnet18 without fc: 11,689,512 - (512*1000 + 1000) = 11,176,512.
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1 };
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default() };
         let net = ResNet::new(&vs.root(), &cfg);
         assert_eq!(count(&vs), 11_176_512);
         let y = net.forward_t(&Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu)), false);
@@ -196,7 +225,7 @@ mod tests {
     fn resnet50_has_torchvision_parameter_count() {
         // torchvision resnet50 without fc: 25,557,032 - (2048*1000 + 1000) = 23,508,032.
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet50, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1 };
+        let cfg = ResNetConfig { arch: Arch::ResNet50, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default() };
         let net = ResNet::new(&vs.root(), &cfg);
         assert_eq!(count(&vs), 23_508_032);
         assert_eq!(net.out_dim(), 2048);
@@ -205,7 +234,7 @@ mod tests {
     #[test]
     fn cifar_stem_keeps_resolution_until_layer2() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 8 };
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 8, conv_init: Default::default() };
         let net = ResNet::new(&vs.root(), &cfg);
         let y = net.forward_t(&Tensor::randn([16, 1, 28, 28], (Kind::Float, Device::Cpu)), true);
         assert_eq!(y.size(), vec![16, 128]);
@@ -215,5 +244,29 @@ mod tests {
         // 3x3 stem on one channel.
         let w = &crate::model::named_variables(&vs).into_iter().find(|(n, _)| n == "conv1.weight").unwrap().1;
         assert_eq!(w.size(), vec![16, 1, 3, 3]);
+    }
+
+    #[test]
+    fn conv_init_follows_torchvision_or_pytorch_defaults() {
+        // layer3.0.conv2: 64 -> 64, 3x3: fan_in = fan_out = 576.
+        let weight = |init: ConvInit| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: init };
+            tch::manual_seed(0);
+            ResNet::new(&vs.root(), &cfg);
+            let w = vs.variables()["layer3.0.conv2.weight"].copy();
+            w
+        };
+        let tv = weight(ConvInit::Torchvision);
+        let std = tv.std(true).double_value(&[]);
+        let want = (2.0f64 / 576.0).sqrt();
+        assert!((std / want - 1.0).abs() < 0.05, "torchvision std {std} vs {want}");
+        let pt = weight(ConvInit::PyTorch);
+        let bound = 1.0 / 576f64.sqrt();
+        assert!(pt.abs().max().double_value(&[]) <= bound);
+        let std = pt.std(true).double_value(&[]);
+        assert!((std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.05, "pytorch std {std}");
+        assert_eq!(ConvInit::parse("pytorch"), Some(ConvInit::PyTorch));
+        assert_eq!(ConvInit::parse("kaiming"), None);
     }
 }

@@ -50,6 +50,7 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
         in_channels: cfg.model.in_channels,
         cifar_stem: cfg.model.cifar_stem,
         bn_splits: cfg.model.bn_splits,
+        conv_init: crate::model::resnet::ConvInit::parse(&cfg.model.conv_init).expect("validated"),
     };
     let m = &cfg.method;
     let head = HeadConfig { dim: m.dim, hidden: m.mlp_hidden, bn: m.mlp_bn };
@@ -153,7 +154,15 @@ pub fn features(cfg: &Config) -> Features {
 pub fn setup_runtime(cfg: &Config) -> Result<Device> {
     let threads = if cfg.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { cfg.threads };
     tch::set_num_threads(threads as i32);
-    let device = parse_device(&cfg.device)?;
+    let mut device = parse_device(&cfg.device)?;
+    // Several processes per node (torchrun): plain "cuda" means each its own GPU, cuda:LOCAL_RANK.
+    if cfg.device == "cuda" {
+        let local = std::env::var("LOCAL_RANK").ok().and_then(|v| v.parse::<usize>().ok());
+        let world = std::env::var("WORLD_SIZE").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(1);
+        if let (Some(l), true) = (local, world > 1) {
+            device = Device::Cuda(l);
+        }
+    }
     if let Device::Cuda(i) = device {
         if !tch::Cuda::is_available() || i >= tch::Cuda::device_count() as usize {
             bail!("device = \"{}\" but no such CUDA device is available; use device = \"cpu\"", cfg.device);
@@ -177,6 +186,7 @@ impl KnnData {
     /// Unaugmented features of the bank (train split) and the test split.
     pub fn features(&self, cfg: &Config, device: Device, method: &dyn Method, which: Features, l2: bool) -> Result<(Tensor, Tensor)> {
         let recipes = eval_recipes(cfg);
+        let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
         let embed = |x: &Tensor| method.embed(x, which);
         let bank = knn::extract(&self.bank.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, l2, &embed)?;
         let test = knn::extract(&self.test.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, l2, &embed)?;
@@ -203,7 +213,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     let ckpt_path = out.join(CHECKPOINT);
     let device = setup_runtime(cfg)?;
     // Multi-process data parallelism when launched by torchrun (or with RANK/WORLD_SIZE set).
-    let dist = crate::dist::Dist::from_env()?.map(std::sync::Arc::new);
+    // Gloo on the CPU; NCCL for CUDA when built with it (see build.rs), else Gloo.
+    let dist = crate::dist::Dist::from_env_on(device)?.map(std::sync::Arc::new);
     let (rank, world) = dist.as_ref().map_or((0, 1), |d| (d.rank, d.world));
     // Only rank 0 writes the run folder and evaluates.
     let main_rank = rank == 0;
@@ -256,7 +267,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             warmup: (cfg.train.warmup_epochs * per_epoch as f64).round() as usize,
             total: total_steps,
         },
-        _ => Schedule::CosineEpoch { lr: cfg.train.lr, epochs: cfg.train.epochs },
+        other => Schedule::CosineEpoch { lr: cfg.train.lr, epochs: cfg.train.epochs, to_zero: other == "cosine-epoch-to-zero" },
     };
 
     let (mut epoch, mut step, mut train_seconds, mut images) = (0usize, 0u64, 0.0f64, 0u64);
@@ -402,6 +413,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         let probe_top1 = match probe.as_ref().filter(|_| main_rank) {
             Some(p) => {
                 let which = Features::Backbone;
+                let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
                 let test = knn::extract(&knn_data.test.data, &eval_recipes(cfg), cfg.eval.batch_size, cfg.data.workers, device, false, &|x| method.embed(x, which))?;
                 let y = crate::eval::linear::labels_tensor(&knn_data.test.labels, device);
                 let (top1, _) = crate::eval::linear::accuracy(&p.logits(&test), &y);
