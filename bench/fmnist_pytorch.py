@@ -222,9 +222,8 @@ def step_bench(a):
     return {"images_per_second": a.steps * a.batch / secs, "seconds": secs, "loss": loss}
 
 
-def loop_bench(a):
-    torch.manual_seed(0)
-    np.random.seed(0)
+def pair_loader(a):
+    """The protocol's two views of every training image, batches of 256, the last partial one dropped."""
     images, labels = fmnist(a.data, True)
     aug = transforms.Compose([
         transforms.RandomResizedCrop(28, scale=(0.2, 1.0)),
@@ -233,8 +232,14 @@ def loop_bench(a):
         transforms.ToTensor(),
         transforms.Normalize([MEAN], [STD]),
     ])
-    loader = DataLoader(Pairs(images, labels, aug), batch_size=256, shuffle=True, num_workers=a.workers,
-                        drop_last=True, persistent_workers=False)
+    return DataLoader(Pairs(images, labels, aug), batch_size=256, shuffle=True, num_workers=a.workers,
+                      drop_last=True)
+
+
+def loop_bench(a):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    loader = pair_loader(a)
     model, _ = build("fmnist")
     opt = torch.optim.SGD(model.q.parameters(), lr=0.03, momentum=0.9, weight_decay=5e-4)
     model.train()
@@ -288,16 +293,7 @@ def train_run(a):
     the epochs 1..E as the authors' CIFAR loop does (the last epoch at lr 0); the protocol is 0."""
     torch.manual_seed(a.seed)
     np.random.seed(a.seed)
-    images, labels = fmnist(a.data, True)
-    aug = transforms.Compose([
-        transforms.RandomResizedCrop(28, scale=(0.2, 1.0)),
-        transforms.RandomHorizontalFlip(),
-        transforms.RandomApply([transforms.ColorJitter(0.4, 0.4)], p=0.8),
-        transforms.ToTensor(),
-        transforms.Normalize([MEAN], [STD]),
-    ])
-    loader = DataLoader(Pairs(images, labels, aug), batch_size=256, shuffle=True, num_workers=a.workers,
-                        drop_last=True)
+    loader = pair_loader(a)
     model, _ = build("fmnist")
     if not a.unmix:
         model.prob, model.mix = 0.0, False
