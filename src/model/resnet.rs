@@ -254,8 +254,7 @@ mod tests {
             let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: init };
             tch::manual_seed(0);
             ResNet::new(&vs.root(), &cfg);
-            let w = vs.variables()["layer3.0.conv2.weight"].copy();
-            w
+            vs.variables()["layer3.0.conv2.weight"].copy()
         };
         let tv = weight(ConvInit::Torchvision);
         let std = tv.std(true).double_value(&[]);
