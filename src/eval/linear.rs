@@ -125,7 +125,15 @@ mod tests {
         assert!(r.top1 > 99.0, "{r:?}");
         assert_eq!(r.top5, 100.0);
         // Shuffled labels cannot be learned beyond chance on the test split.
-        let perm = Tensor::randperm(300, (Kind::Int64, Device::Cpu));
+        // A fixed permutation (Fisher-Yates on an LCG), not libtorch's global generator, which the
+        // tests running in parallel threads reseed.
+        let mut order: Vec<i64> = (0..300).collect();
+        let mut state = 12345u64;
+        for i in (1..order.len()).rev() {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            order.swap(i, ((state >> 33) % (i as u64 + 1)) as usize);
+        }
+        let perm = Tensor::from_slice(&order);
         let r = probe(&xt, &yt.index_select(0, &perm), &xs, &ys, 3, &cfg);
         assert!(r.top1 < 60.0, "{r:?}");
     }
