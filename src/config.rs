@@ -133,6 +133,11 @@ pub struct ModelConfig {
     /// ResNet written from plain nn.Conv2d layers gets).
     #[serde(default = "default_conv_init")]
     pub conv_init: String,
+    /// Memory layout of the network: "auto" (channels-last on the CPU, where oneDNN's
+    /// convolutions run on NHWC directly; standard elsewhere), "channels-last" or "contiguous".
+    /// Same values up to float rounding.
+    #[serde(default = "default_memory_format")]
+    pub memory_format: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -324,6 +329,7 @@ fn default_ratio() -> [f64; 2] { [3.0 / 4.0, 4.0 / 3.0] }
 fn default_widths() -> [i64; 4] { [64, 128, 256, 512] }
 fn default_schedule() -> String { "cosine-epoch".into() }
 fn default_conv_init() -> String { "torchvision".into() }
+fn default_memory_format() -> String { "auto".into() }
 fn default_target() -> String { "view2".into() }
 fn default_bad_image() -> String { "fail".into() }
 fn default_sigma() -> [f64; 2] { [0.1, 2.0] }
@@ -568,6 +574,9 @@ impl Config {
         }
         if crate::model::resnet::ConvInit::parse(&c.model.conv_init).is_none() {
             bail!("model.conv_init = \"{}\": use \"torchvision\" or \"pytorch\"", c.model.conv_init);
+        }
+        if !matches!(c.model.memory_format.as_str(), "auto" | "channels-last" | "contiguous") {
+            bail!("model.memory_format = \"{}\": use \"auto\", \"channels-last\" or \"contiguous\"", c.model.memory_format);
         }
         if c.model.widths.iter().any(|w| *w <= 0) || c.model.bn_splits < 1 {
             bail!("model.widths must be positive and model.bn_splits >= 1");

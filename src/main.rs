@@ -224,6 +224,9 @@ enum BenchCommand {
         warmup: usize,
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Config overrides, e.g. --set model.memory_format=\"contiguous\".
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// The fmnist protocol's training loop with its data pipeline for N steps (no evaluation).
     Loop {
@@ -323,9 +326,9 @@ fn run(cli: Cli) -> Result<()> {
             println!("{r}");
             Ok(())
         }
-        Command::Bench(BenchCommand::Step { model, batch, precision, steps, warmup, threads }) => {
+        Command::Bench(BenchCommand::Step { model, batch, precision, steps, warmup, threads, set }) => {
             let p = unmix::precision::Precision::parse(&precision).ok_or_else(|| anyhow::anyhow!("--precision {precision}: use fp32 or bf16"))?;
-            println!("{}", unmix::bench::model::step(&model, batch, p, steps, warmup, threads)?);
+            println!("{}", unmix::bench::model::step(&model, batch, p, steps, warmup, threads, &set)?);
             Ok(())
         }
         Command::Bench(BenchCommand::Loop { steps, run, precision }) => {

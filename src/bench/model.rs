@@ -43,8 +43,10 @@ pub fn config(model: &str, extra: &[String]) -> Result<Config> {
 
 /// Training steps on fixed random batches: Un-Mix draw and mixing, the method's loss (under
 /// `precision`), backward, optimizer step, target update. The loss is read once at the end.
-pub fn step(model: &str, batch: usize, precision: Precision, steps: usize, warmup: usize, threads: usize) -> Result<serde_json::Value> {
-    let cfg = config(model, &[format!("train.batch_size={batch}"), format!("threads={threads}"), "method.queue=4096".into()])?;
+pub fn step(model: &str, batch: usize, precision: Precision, steps: usize, warmup: usize, threads: usize, extra: &[String]) -> Result<serde_json::Value> {
+    let mut set = vec![format!("train.batch_size={batch}"), format!("threads={threads}"), "method.queue=4096".into()];
+    set.extend(extra.iter().cloned());
+    let cfg = config(model, &set)?;
     let device = train::setup_runtime(&cfg)?;
     let mut method = train::build_method(&cfg, device)?;
     let mut opt = train::build_optimizer(&cfg, method.as_ref())?;
@@ -73,6 +75,7 @@ pub fn step(model: &str, batch: usize, precision: Precision, steps: usize, warmu
     Ok(json!({
         "tool": "unmix", "what": "step", "model": model, "batch": batch, "precision": format!("{precision:?}").to_lowercase(),
         "images_per_second": (steps * batch) as f64 / secs, "seconds": secs, "loss": l, "peak_rss_gib": peak_rss_gib(), "threads": threads,
+        "memory_format": cfg.model.memory_format,
     }))
 }
 

@@ -15,6 +15,10 @@ pub struct SplitBatchNorm {
     pub splits: i64,
     pub momentum: f64,
     pub eps: f64,
+    /// Training-mode groups are contiguous blocks of the batch (N/G samples each) instead of
+    /// samples g, g + G, ...: the channels-last network reorders its batch so that both mean the
+    /// same groups, and blocks keep each group's slice in channels-last memory.
+    pub blocked: bool,
 }
 
 impl SplitBatchNorm {
@@ -27,6 +31,7 @@ impl SplitBatchNorm {
             splits: splits.max(1),
             momentum: 0.1,
             eps: 1e-5,
+            blocked: false,
         }
     }
 
@@ -47,6 +52,9 @@ impl SplitBatchNorm {
                 true, self.momentum, self.eps, true,
             );
         }
+        if self.blocked {
+            return self.forward_blocks(x, g);
+        }
         // Fold the groups into channels: (N, C, ...) -> (N/G, G*C, ...), one statistic per group.
         let mut folded = size.clone();
         folded[0] = n / g;
@@ -62,6 +70,29 @@ impl SplitBatchNorm {
             self.running_var.shallow_clone().copy_(&rv.view([g, c]).mean_dim(0, false, rv.kind()));
         });
         y.reshape(&size)
+    }
+}
+
+impl SplitBatchNorm {
+    /// Training-mode split statistics over `g` contiguous blocks of the batch: one batch-norm call
+    /// per block (each keeps its input's memory layout), running statistics averaged over the
+    /// blocks as in the folded form.
+    fn forward_blocks(&self, x: &Tensor, g: i64) -> Tensor {
+        let n = x.size()[0];
+        let mut ys = Vec::with_capacity(g as usize);
+        let mut means = Vec::with_capacity(g as usize);
+        let mut vars = Vec::with_capacity(g as usize);
+        for block in x.split(n / g, 0) {
+            let (rm, rv) = tch::no_grad(|| (self.running_mean.copy(), self.running_var.copy()));
+            ys.push(block.batch_norm(Some(&self.weight), Some(&self.bias), Some(&rm), Some(&rv), true, self.momentum, self.eps, true));
+            means.push(rm);
+            vars.push(rv);
+        }
+        tch::no_grad(|| {
+            self.running_mean.shallow_clone().copy_(&Tensor::stack(&means, 0).mean_dim(0, false, self.running_mean.kind()));
+            self.running_var.shallow_clone().copy_(&Tensor::stack(&vars, 0).mean_dim(0, false, self.running_var.kind()));
+        });
+        Tensor::cat(&ys, 0)
     }
 }
 
@@ -136,5 +167,49 @@ mod split_vs_groups {
             gw_plain += plain.weight.grad();
         }
         assert!((gw - gw_plain).abs().max().double_value(&[]) < 1e-3);
+    }
+}
+
+#[cfg(test)]
+mod blocks {
+    use super::*;
+    use crate::model::layout::channels_last;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn blocks_of_the_reordered_batch_are_the_interleaved_groups() {
+        // The channels-last network puts group g (samples g, g + G, ...) into block g; blocked
+        // statistics on that batch must give the folded form's outputs, running statistics and
+        // gradients, sample for sample.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let folded = SplitBatchNorm::new(&(vs.root() / "f"), 5, 4);
+        let mut blocked = SplitBatchNorm::new(&(vs.root() / "b"), 5, 4);
+        blocked.blocked = true;
+        tch::manual_seed(1);
+        let w = Tensor::rand([5], (Kind::Float, Device::Cpu)) + 0.5;
+        tch::no_grad(|| {
+            folded.weight.shallow_clone().copy_(&w);
+            blocked.weight.shallow_clone().copy_(&w);
+        });
+        let (n, g) = (16i64, 4i64);
+        let x = (Tensor::randn([n, 5, 3, 3], (Kind::Float, Device::Cpu)) * 2.0 + 0.7).set_requires_grad(true);
+        let up = Tensor::randn([n, 5, 3, 3], (Kind::Float, Device::Cpu));
+        let y = folded.forward_t(&x, true);
+        (&y * &up).sum(Kind::Float).backward();
+        let order: Vec<i64> = (0..n).map(|j| (j % (n / g)) * g + j / (n / g)).collect();
+        let order = Tensor::from_slice(&order);
+        let xb = channels_last(&x.detach().index_select(0, &order)).set_requires_grad(true);
+        let yb = blocked.forward_t(&xb, true);
+        assert!(crate::model::layout::is_channels_last(&yb), "blocked output left channels-last memory");
+        (&yb * up.index_select(0, &order)).sum(Kind::Float).backward();
+        let dy = (&yb - y.index_select(0, &order)).abs().max().double_value(&[]);
+        let dx = (xb.grad() - x.grad().index_select(0, &order)).abs().max().double_value(&[]);
+        let dw = (blocked.weight.grad() - folded.weight.grad()).abs().max().double_value(&[]);
+        let dm = (&blocked.running_mean - &folded.running_mean).abs().max().double_value(&[]);
+        let dv = (&blocked.running_var - &folded.running_var).abs().max().double_value(&[]);
+        assert!(dy < 1e-5 && dx < 1e-4 && dw < 1e-4, "outputs differ by {dy}, input gradients by {dx}, weight gradients by {dw}");
+        assert!(dm < 1e-6 && dv < 1e-6, "running mean differs by {dm}, running var by {dv}");
+        // The folded form really has per-group statistics: the running mean moved.
+        assert!(folded.running_mean.abs().max().double_value(&[]) > 1e-3);
     }
 }

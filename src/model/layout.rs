@@ -4,13 +4,14 @@
 //! on the fmnist encoder's eval forward (PyTorch, 2 threads): 1.25-1.4x. The values are the same
 //! up to float rounding of the convolutions.
 //!
-//! Training keeps the standard layout: split batch norm folds groups of samples into channels,
-//! which has no channels-last view, and the copies it would need cost what NHWC saves.
+//! Training in channels-last is `model.memory_format` (see `ResNet`); a network already in that
+//! layout is left as it is by the evaluation scope.
 
 use tch::{nn, Device, Tensor};
 
 extern "C" {
     fn unmix_channels_last(t: *const torch_sys::C_tensor) -> *mut torch_sys::C_tensor;
+    fn unmix_is_channels_last(t: *const torch_sys::C_tensor) -> i32;
 }
 
 /// `t` in channels-last memory (a copy unless it already is).
@@ -18,6 +19,13 @@ pub fn channels_last(t: &Tensor) -> Tensor {
     let p = unsafe { unmix_channels_last(t.as_ptr()) };
     assert!(!p.is_null(), "libtorch could not make a channels-last copy of a tensor of shape {:?}", t.size());
     unsafe { Tensor::from_ptr(p) }
+}
+
+/// Whether `t` is a 4-d tensor in channels-last memory.
+pub fn is_channels_last(t: &Tensor) -> bool {
+    let r = unsafe { unmix_is_channels_last(t.as_ptr()) };
+    assert!(r >= 0, "libtorch could not read the layout of a tensor of shape {:?}", t.size());
+    r == 1
 }
 
 /// Puts the 4-d variables (convolution weights) of a store in channels-last memory until dropped,
@@ -31,7 +39,7 @@ impl ChannelsLast {
         if device != Device::Cpu {
             return ChannelsLast { vars: Vec::new() };
         }
-        let mut vars: Vec<Tensor> = vs.variables().into_values().filter(|t| t.dim() == 4).collect();
+        let mut vars: Vec<Tensor> = vs.variables().into_values().filter(|t| t.dim() == 4 && !is_channels_last(t)).collect();
         tch::no_grad(|| {
             for v in vars.iter_mut() {
                 let cl = channels_last(v);

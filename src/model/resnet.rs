@@ -3,6 +3,7 @@
 //! batch norm everywhere. Variable names follow torchvision (`conv1`, `bn1`, `layer1.0.conv1`, ...).
 
 use super::bn::SplitBatchNorm;
+use super::layout::channels_last;
 use tch::{nn, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +54,10 @@ pub struct ResNetConfig {
     pub bn_splits: i64,
     /// How convolution weights start.
     pub conv_init: ConvInit,
+    /// Convolution weights and activations in channels-last (NHWC) memory. Split batch norm then
+    /// runs on contiguous blocks of the batch: the forward pass reorders the batch so that each
+    /// group (samples g, g + G, ...) is one block, and restores the order of the features.
+    pub channels_last: bool,
 }
 
 /// Convolution weight initialization.
@@ -100,6 +105,14 @@ struct Block {
 }
 
 impl Block {
+    fn convs_mut(&mut self) -> impl Iterator<Item = &mut nn::Conv2D> {
+        self.convs.iter_mut().map(|(c, _)| c).chain(self.downsample.iter_mut().map(|(c, _)| c))
+    }
+
+    fn norms_mut(&mut self) -> impl Iterator<Item = &mut SplitBatchNorm> {
+        self.convs.iter_mut().map(|(_, b)| b).chain(self.downsample.iter_mut().map(|(_, b)| b))
+    }
+
     fn basic(p: &nn::Path, cin: i64, width: i64, stride: i64, splits: i64, init: ConvInit) -> Block {
         let convs = vec![
             (conv(p / "conv1", cin, width, 3, stride, 1, init), SplitBatchNorm::new(&(p / "bn1"), width, splits)),
@@ -151,6 +164,7 @@ pub struct ResNet {
     max_pool: bool,
     layers: Vec<Block>,
     out_dim: i64,
+    channels_last: bool,
 }
 
 impl ResNet {
@@ -180,7 +194,33 @@ impl ResNet {
                 layers.push(block);
             }
         }
-        ResNet { conv1, bn1, max_pool: !cfg.cifar_stem, layers, out_dim: cin }
+        let mut net = ResNet { conv1, bn1, max_pool: !cfg.cifar_stem, layers, out_dim: cin, channels_last: false };
+        if cfg.channels_last {
+            net.to_channels_last();
+        }
+        net
+    }
+
+    /// Moves every convolution weight to channels-last memory (values unchanged) and switches split
+    /// batch norm to blocks of the reordered batch.
+    fn to_channels_last(&mut self) {
+        self.channels_last = true;
+        let mut convs: Vec<&mut nn::Conv2D> = vec![&mut self.conv1];
+        for l in self.layers.iter_mut() {
+            convs.extend(l.convs_mut());
+        }
+        tch::no_grad(|| {
+            for c in convs {
+                let cl = channels_last(&c.ws);
+                c.ws.set_data(&cl);
+            }
+        });
+        self.bn1.blocked = true;
+        for l in self.layers.iter_mut() {
+            for bn in l.norms_mut() {
+                bn.blocked = true;
+            }
+        }
     }
 
     /// Dimension of the pooled feature vector.
@@ -190,6 +230,21 @@ impl ResNet {
 
     /// Global-average-pooled features, shape (N, out_dim).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        if !self.channels_last {
+            return self.body(x, train);
+        }
+        // Split batch norm in channels-last memory normalizes contiguous blocks of the batch; put
+        // group g's samples (g, g + G, g + 2G, ...) into block g, and the features back in order.
+        let (n, g) = (x.size()[0], self.bn1.splits);
+        if train && g > 1 && n % g == 0 {
+            let (order, inverse) = group_blocks(n, g, x.device());
+            let y = self.body(&channels_last(&x.index_select(0, &order)), train);
+            return y.index_select(0, &inverse);
+        }
+        self.body(&channels_last(x), train)
+    }
+
+    fn body(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = self.bn1.forward_t(&x.apply(&self.conv1), train).relu();
         if self.max_pool {
             y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
@@ -199,6 +254,15 @@ impl ResNet {
         }
         y.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     }
+}
+
+/// The batch order that makes split-batch-norm group b (samples b, b + G, ...) the b-th contiguous
+/// block, and its inverse: block position j = b * (N / G) + i holds sample i * G + b.
+fn group_blocks(n: i64, g: i64, device: tch::Device) -> (Tensor, Tensor) {
+    let per = n / g;
+    let order: Vec<i64> = (0..n).map(|j| (j % per) * g + j / per).collect();
+    let inverse: Vec<i64> = (0..n).map(|o| (o % g) * per + o / g).collect();
+    (Tensor::from_slice(&order).to_device(device), Tensor::from_slice(&inverse).to_device(device))
 }
 
 #[cfg(test)]
@@ -214,7 +278,7 @@ mod tests {
     fn resnet18_has_torchvision_parameter_count() {
         // torchvision resnet18 without fc: 11,689,512 - (512*1000 + 1000) = 11,176,512.
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default() };
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default(), channels_last: false };
         let net = ResNet::new(&vs.root(), &cfg);
         assert_eq!(count(&vs), 11_176_512);
         let y = net.forward_t(&Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu)), false);
@@ -225,7 +289,7 @@ mod tests {
     fn resnet50_has_torchvision_parameter_count() {
         // torchvision resnet50 without fc: 25,557,032 - (2048*1000 + 1000) = 23,508,032.
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet50, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default() };
+        let cfg = ResNetConfig { arch: Arch::ResNet50, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default(), channels_last: false };
         let net = ResNet::new(&vs.root(), &cfg);
         assert_eq!(count(&vs), 23_508_032);
         assert_eq!(net.out_dim(), 2048);
@@ -234,7 +298,7 @@ mod tests {
     #[test]
     fn cifar_stem_keeps_resolution_until_layer2() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 8, conv_init: Default::default() };
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 8, conv_init: Default::default(), channels_last: false };
         let net = ResNet::new(&vs.root(), &cfg);
         let y = net.forward_t(&Tensor::randn([16, 1, 28, 28], (Kind::Float, Device::Cpu)), true);
         assert_eq!(y.size(), vec![16, 128]);
@@ -247,11 +311,53 @@ mod tests {
     }
 
     #[test]
+    fn channels_last_network_matches_the_standard_one_with_split_bn() {
+        // Same init (same seed), one network in standard memory, one in channels-last with blocked
+        // split batch norm: training-mode features, weight gradients and running statistics agree,
+        // and the channels-last network's convolution weights and activations are NHWC.
+        let build = |cl: bool| {
+            tch::manual_seed(3);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 1, cifar_stem: true, bn_splits: 4, conv_init: ConvInit::PyTorch, channels_last: cl };
+            let net = ResNet::new(&vs.root(), &cfg);
+            (vs, net)
+        };
+        let (vs_a, a) = build(false);
+        let (vs_b, b) = build(true);
+        assert!(crate::model::layout::is_channels_last(&vs_b.variables()["layer2.0.conv1.weight"]));
+        assert!(!crate::model::layout::is_channels_last(&vs_a.variables()["layer2.0.conv1.weight"]));
+        tch::manual_seed(4);
+        let x = Tensor::randn([16, 1, 12, 12], (Kind::Float, Device::Cpu)) + Tensor::arange(16, (Kind::Float, Device::Cpu)).view([16, 1, 1, 1]) * 0.1;
+        let up = Tensor::randn([16, 16], (Kind::Float, Device::Cpu));
+        let (fa, fb) = (a.forward_t(&x, true), b.forward_t(&x, true));
+        let d = (&fa - &fb).abs().max().double_value(&[]);
+        assert!(d < 1e-4, "features differ by {d}");
+        (&fa * &up).sum(Kind::Float).backward();
+        (&fb * &up).sum(Kind::Float).backward();
+        let (va, vb) = (vs_a.variables(), vs_b.variables());
+        for (name, ta) in va.iter() {
+            let tb = &vb[name];
+            let scale = ta.abs().max().double_value(&[]).max(1e-3);
+            let dv = (ta - tb).abs().max().double_value(&[]) / scale;
+            assert!(dv < 1e-4, "{name} differs by {dv} (relative)");
+            if ta.requires_grad() {
+                let ga = ta.grad();
+                let gs = ga.abs().max().double_value(&[]).max(1e-6);
+                let dg = (ga - tb.grad()).abs().max().double_value(&[]) / gs;
+                assert!(dg < 1e-3, "gradient of {name} differs by {dg} (relative)");
+            }
+        }
+        // Evaluation mode reads the same running statistics.
+        let (ea, eb) = tch::no_grad(|| (a.forward_t(&x, false), b.forward_t(&x, false)));
+        assert!((ea - eb).abs().max().double_value(&[]) < 1e-4);
+    }
+
+    #[test]
     fn conv_init_follows_torchvision_or_pytorch_defaults() {
         // layer3.0.conv2: 64 -> 64, 3x3: fan_in = fan_out = 576.
         let weight = |init: ConvInit| {
             let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: init };
+            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: init, channels_last: false };
             tch::manual_seed(0);
             ResNet::new(&vs.root(), &cfg);
             vs.variables()["layer3.0.conv2.weight"].copy()

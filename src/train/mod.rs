@@ -51,6 +51,11 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
         cifar_stem: cfg.model.cifar_stem,
         bn_splits: cfg.model.bn_splits,
         conv_init: crate::model::resnet::ConvInit::parse(&cfg.model.conv_init).expect("validated"),
+        channels_last: match cfg.model.memory_format.as_str() {
+            "channels-last" => true,
+            "contiguous" => false,
+            _ => device == Device::Cpu,
+        },
     };
     let m = &cfg.method;
     let head = HeadConfig { dim: m.dim, hidden: m.mlp_hidden, bn: m.mlp_bn };
