@@ -102,6 +102,13 @@ fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64, ini
 struct Block {
     convs: Vec<(nn::Conv2D, SplitBatchNorm)>,
     downsample: Option<(nn::Conv2D, SplitBatchNorm)>,
+    /// Run the 1x1 stride-2 shortcut as a subsampling (into channels-last memory) and a stride-1
+    /// 1x1 convolution: the same values, and it avoids a oneDNN fault (libtorch 2.9, CPU) in the
+    /// weight gradient of a channels-last 1x1 stride-2 convolution when the batch is small and odd
+    /// (batches of 3, 5 and 7 corrupted the heap; PyTorch reproduces it).
+    subsample_shortcut: bool,
+    /// The block's stride (its shortcut, when it has one, is a 1x1 convolution of that stride).
+    stride: i64,
 }
 
 impl Block {
@@ -122,7 +129,7 @@ impl Block {
             let d = p / "downsample";
             (conv(&d / "0", cin, width, 1, stride, 0, init), SplitBatchNorm::new(&(&d / "1"), width, splits))
         });
-        Block { convs, downsample }
+        Block { convs, downsample, subsample_shortcut: false, stride }
     }
 
     fn bottleneck(p: &nn::Path, cin: i64, width: i64, stride: i64, splits: i64, init: ConvInit) -> Block {
@@ -137,7 +144,7 @@ impl Block {
             let d = p / "downsample";
             (conv(&d / "0", cin, out, 1, stride, 0, init), SplitBatchNorm::new(&(&d / "1"), out, splits))
         });
-        Block { convs, downsample }
+        Block { convs, downsample, subsample_shortcut: false, stride }
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -150,6 +157,10 @@ impl Block {
             }
         }
         let shortcut = match &self.downsample {
+            Some((c, bn)) if self.subsample_shortcut => {
+                let sub = channels_last(&x.slice(2, 0, None, 2).slice(3, 0, None, 2));
+                bn.forward_t(&sub.conv2d(&c.ws, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1), train)
+            }
             Some((c, bn)) => bn.forward_t(&x.apply(c), train),
             None => x.shallow_clone(),
         };
@@ -207,6 +218,7 @@ impl ResNet {
         self.channels_last = true;
         let mut convs: Vec<&mut nn::Conv2D> = vec![&mut self.conv1];
         for l in self.layers.iter_mut() {
+            l.subsample_shortcut = l.downsample.is_some() && l.stride == 2;
             convs.extend(l.convs_mut());
         }
         tch::no_grad(|| {
@@ -353,6 +365,36 @@ mod tests {
         // Evaluation mode reads the same running statistics.
         let (ea, eb) = tch::no_grad(|| (a.forward_t(&x, false), b.forward_t(&x, false)));
         assert!((ea - eb).abs().max().double_value(&[]) < 1e-4);
+    }
+
+    #[test]
+    fn channels_last_trains_on_a_small_odd_batch() {
+        // A 1x1 stride-2 convolution in channels-last memory corrupts the heap in its weight
+        // gradient on batches of 3, 5 or 7 (oneDNN, libtorch 2.9); the shortcut subsamples first.
+        // Run that case (it aborted the process before) and check it against the standard layout.
+        let build = |cl: bool| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: cl };
+            let net = ResNet::new(&vs.root(), &cfg);
+            (vs, net)
+        };
+        let (vs_a, a) = build(false);
+        let (mut vs_b, b) = build(true);
+        vs_b.copy(&vs_a).unwrap();
+        for n in [5i64, 3, 7] {
+            let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, Device::Cpu));
+            for (vs, net) in [(&vs_a, &a), (&vs_b, &b)] {
+                for mut v in vs.trainable_variables() {
+                    v.zero_grad();
+                }
+                net.forward_t(&x, true).sum(Kind::Float).backward();
+            }
+            let (va, vb) = (vs_a.variables(), vs_b.variables());
+            let w = "layer2.0.downsample.0.weight";
+            let (ga, gb) = (va[w].grad(), vb[w].grad());
+            let d = (&ga - &gb).abs().max().double_value(&[]) / ga.abs().max().double_value(&[]).max(1e-6);
+            assert!(d < 1e-3, "batch {n}: shortcut weight gradient differs by {d} (relative)");
+        }
     }
 
     #[test]
