@@ -383,17 +383,24 @@ mod tests {
         vs_b.copy(&vs_a).unwrap();
         for n in [5i64, 3, 7] {
             let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, Device::Cpu));
+            // A random projection of the features (their plain sum is constant through the last
+            // batch norm, which would leave only rounding noise in the gradients).
+            let up = Tensor::randn([n, 16], (Kind::Float, Device::Cpu));
             for (vs, net) in [(&vs_a, &a), (&vs_b, &b)] {
                 for mut v in vs.trainable_variables() {
                     v.zero_grad();
                 }
-                net.forward_t(&x, true).sum(Kind::Float).backward();
+                (net.forward_t(&x, true) * &up).sum(Kind::Float).backward();
             }
             let (va, vb) = (vs_a.variables(), vs_b.variables());
             let w = "layer2.0.downsample.0.weight";
             let (ga, gb) = (va[w].grad(), vb[w].grad());
-            let d = (&ga - &gb).abs().max().double_value(&[]) / ga.abs().max().double_value(&[]).max(1e-6);
-            assert!(d < 1e-3, "batch {n}: shortcut weight gradient differs by {d} (relative)");
+            // Relative to the gradient's norm. Batches 3 and 5 agree to ~2e-6; batch 7 to ~2e-6 on
+            // most inputs but 8e-4 on some (each layout repeats its own gradient bit for bit; not
+            // explained yet: rounding through 7-sample batch norm, or oneDNN on that batch). That
+            // is why channels-last is opt-in (model.memory_format), not the default.
+            let d = (&ga - &gb).norm().double_value(&[]) / ga.norm().double_value(&[]).max(1e-12);
+            assert!(d < 5e-3, "batch {n}: shortcut weight gradient differs by {d} (relative)");
         }
     }
 
