@@ -322,23 +322,27 @@ mod tests {
         assert_eq!(w.size(), vec![16, 1, 3, 3]);
     }
 
+    /// `cfg`'s network in standard memory and in channels-last, with the same weights (copied: the
+    /// seed alone is not enough, tests in other threads reseed libtorch's global generator; copy_
+    /// keeps the second network's layout).
+    fn standard_and_channels_last(cfg: &ResNetConfig) -> ((nn::VarStore, ResNet), (nn::VarStore, ResNet)) {
+        let build = |channels_last: bool| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = ResNet::new(&vs.root(), &ResNetConfig { channels_last, ..cfg.clone() });
+            (vs, net)
+        };
+        let (a, mut b) = (build(false), build(true));
+        b.0.copy(&a.0).unwrap();
+        (a, b)
+    }
+
     #[test]
     fn channels_last_network_matches_the_standard_one_with_split_bn() {
         // Same weights, one network in standard memory, one in channels-last with blocked
         // split batch norm: training-mode features, weight gradients and running statistics agree,
         // and the channels-last network's convolution weights and activations are NHWC.
-        let build = |cl: bool| {
-            tch::manual_seed(3);
-            let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 1, cifar_stem: true, bn_splits: 4, conv_init: ConvInit::PyTorch, channels_last: cl };
-            let net = ResNet::new(&vs.root(), &cfg);
-            (vs, net)
-        };
-        let (vs_a, a) = build(false);
-        let (mut vs_b, b) = build(true);
-        // The same values (the seed alone is not enough: tests in other threads reseed libtorch's
-        // global generator); copy_ keeps b's channels-last layout.
-        vs_b.copy(&vs_a).unwrap();
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 1, cifar_stem: true, bn_splits: 4, conv_init: ConvInit::PyTorch, channels_last: false };
+        let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
         assert!(crate::model::layout::is_channels_last(&vs_b.variables()["layer2.0.conv1.weight"]));
         assert!(!crate::model::layout::is_channels_last(&vs_a.variables()["layer2.0.conv1.weight"]));
         tch::manual_seed(4);
@@ -372,15 +376,8 @@ mod tests {
         // A 1x1 stride-2 convolution in channels-last memory corrupts the heap in its weight
         // gradient on batches of 3, 5 or 7 (oneDNN, libtorch 2.9); the shortcut subsamples first.
         // Run that case (it aborted the process before) and check it against the standard layout.
-        let build = |cl: bool| {
-            let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: cl };
-            let net = ResNet::new(&vs.root(), &cfg);
-            (vs, net)
-        };
-        let (vs_a, a) = build(false);
-        let (mut vs_b, b) = build(true);
-        vs_b.copy(&vs_a).unwrap();
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: false };
+        let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
         for n in [5i64, 3, 7] {
             let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, Device::Cpu));
             // A random projection of the features (their plain sum is constant through the last
