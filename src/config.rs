@@ -651,6 +651,17 @@ impl Config {
                 if c.method.w_iter == 0 || !(0.0..1.0).contains(&c.method.w_eps) {
                     bail!("method.w_iter must be at least 1 and method.w_eps in [0, 1)");
                 }
+                // Un-Mix's mixup rows i and N-1-i coincide at lam = 0.5, so a group that covers the
+                // whole mixed batch holds only w/2 distinct rows: singular when w/2 <= dim.
+                if c.unmix.enabled && w == b as i64 && c.method.w_eps == 0.0 && w / 2 <= c.method.dim {
+                    bail!(
+                        "method.w_size = {w} = train.batch_size with Un-Mix whitens the whole mixed batch, whose mixup rows i and N-1-i \
+                         coincide at lambda 0.5: {} distinct rows for method.dim = {} dimensions, a singular covariance and a NaN loss. \
+                         Use train.batch_size >= 2 * method.w_size (random groups), method.w_size > 2 * method.dim, or method.w_eps > 0",
+                        w / 2,
+                        c.method.dim
+                    );
+                }
             }
             other => bail!("method.name = \"{other}\" is not supported; use moco, simclr, byol, swav, simsiam, barlow, vicreg or wmse"),
         }
@@ -791,6 +802,18 @@ lr = 0.03
         assert!(e.contains("train.epochs"), "{e}");
         let e = format!("{:#}", Config::from_toml(MIN, "t", &["data.dataset=imagenet".into()]).unwrap_err());
         assert!(e.contains("data.dataset"), "{e}");
+        // W-MSE whitening the whole mixed batch: singular at lambda 0.5 unless rows > 2 dim.
+        let wmse = |sets: &[&str]| {
+            let mut all: Vec<String> = ["method.name=\"wmse\"", "method.dim=64", "train.batch_size=128", "method.w_size=128"].iter().map(|s| s.to_string()).collect();
+            all.extend(sets.iter().map(|s| s.to_string()));
+            Config::from_toml(MIN, "t", &all).map_err(|e| format!("{e:#}"))
+        };
+        let e = wmse(&[]).unwrap_err();
+        assert!(e.contains("method.w_size") && e.contains("64 distinct rows"), "{e}");
+        assert!(wmse(&["unmix.enabled=false"]).is_ok());
+        assert!(wmse(&["train.batch_size=256"]).is_ok());
+        assert!(wmse(&["method.w_eps=0.01"]).is_ok());
+        assert!(wmse(&["method.dim=63"]).is_ok());
     }
 
     #[test]
