@@ -7,22 +7,26 @@
 #       fp32 and bf16 (PyTorch: torch.autocast on CPU),
 #   (c) kNN evaluation over the 60k bank and 10k test images.
 #
-#   scripts/bench.sh [--data DIR] [--steps N] [--tiny]
+#   scripts/bench.sh [--data DIR] [--steps N] [--tiny] [--set KEY=VALUE ...]
 #
 # --tiny runs every workload for a few steps on the repository's Fashion-MNIST fixture (what CI
-# checks: that the benchmark runs). Prints a table with the ratios; writes runs/bench.json.
+# checks: that the benchmark runs). --set passes a config override to unmix's loop and step runs
+# (e.g. --set model.memory_format='"channels-last"'; PyTorch's side is unchanged). Prints a table
+# with the ratios; writes runs/bench.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=/usr/share/datasets/fashion-mnist
 loop_steps=120
 step_steps=20
 tiny=0
+set=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) data="$2"; shift 2 ;;
     --steps) loop_steps="$2"; shift 2 ;;
     --tiny) tiny=1; data=crates/unmix-data/tests/fixtures/fashion-mnist; loop_steps=3; step_steps=2; shift ;;
-    *) echo "unknown argument $1 (use --data DIR, --steps N, --tiny)" >&2; exit 2 ;;
+    --set) set+=(--set "$2"); shift 2 ;;
+    *) echo "unknown argument $1 (use --data DIR, --steps N, --tiny, --set KEY=VALUE)" >&2; exit 2 ;;
   esac
 done
 [ -x .venv/bin/python ] || scripts/setup.sh
@@ -45,14 +49,14 @@ PY
 }
 printf "%-34s %10s %10s %8s\n" workload "unmix/s" "pytorch/s" ratio
 [ "$tiny" = 1 ] && small=(--batch 32) || small=()
-row "(a) fmnist loop, data included" "$($u bench loop --steps "$loop_steps" --data "$data" --workers 1 | tail -1)" "$("${py[@]}" loop --steps "$loop_steps" --data "$data" --workers 2)"
+row "(a) fmnist loop, data included" "$($u bench loop --steps "$loop_steps" --data "$data" --workers 1 ${set[@]+"${set[@]}"} | tail -1)" "$("${py[@]}" loop --steps "$loop_steps" --data "$data" --workers 2)"
 for model in fmnist cifar-resnet18; do
   if [ "$model" = fmnist ]; then b=256; else b=128; fi
   [ "$tiny" = 1 ] && b=16
   pf=$("${py[@]}" step --model $model --batch $b --steps $step_steps)
-  row "(b) step $model b$b fp32" "$($u bench step --model $model --batch $b --steps $step_steps)" "$pf"
+  row "(b) step $model b$b fp32" "$($u bench step --model $model --batch $b --steps $step_steps ${set[@]+"${set[@]}"})" "$pf"
   pb=$("${py[@]}" step --model $model --batch $b --steps $step_steps --precision bf16)
-  row "(b) step $model b$b bf16 (autocast)" "$($u bench step --model $model --batch $b --steps $step_steps --precision bf16)" "$pb" "$pf"
+  row "(b) step $model b$b bf16 (autocast)" "$($u bench step --model $model --batch $b --steps $step_steps --precision bf16 ${set[@]+"${set[@]}"})" "$pb" "$pf"
 done
 row "(c) kNN, 60k bank + 10k test" "$($u bench knn --data "$data")" "$("${py[@]}" knn --data "$data" --workers 2)"
 echo "(images/second; RSS = peak resident memory, unmix / PyTorch incl. its loader workers; details in $out)"

@@ -236,6 +236,9 @@ enum BenchCommand {
         run: BenchData,
         #[arg(long, default_value = "fp32")]
         precision: String,
+        /// Config overrides, e.g. --set model.memory_format=\"channels-last\".
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// kNN evaluation over the 60k training bank and the 10k test images.
     Knn {
@@ -331,10 +334,10 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", unmix::bench::model::step(&model, batch, p, steps, warmup, threads, &set)?);
             Ok(())
         }
-        Command::Bench(BenchCommand::Loop { steps, run, precision }) => {
+        Command::Bench(BenchCommand::Loop { steps, run, precision, set }) => {
             let p = unmix::precision::Precision::parse(&precision).ok_or_else(|| anyhow::anyhow!("--precision {precision}: use fp32 or bf16"))?;
             let d = run.data.map(|d| d.display().to_string());
-            println!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, run.workers, run.threads, p)?);
+            println!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, run.workers, run.threads, p, &set)?);
             Ok(())
         }
         Command::Bench(BenchCommand::Knn { run }) => {

@@ -81,7 +81,7 @@ pub fn step(model: &str, batch: usize, precision: Precision, steps: usize, warmu
 
 /// The fmnist protocol's training loop, data pipeline included, for `steps` steps of batch 256
 /// (no evaluation, no online probe: the PyTorch port has neither).
-pub fn training_loop(data: Option<&str>, steps: usize, workers: usize, threads: usize, precision: Precision) -> Result<serde_json::Value> {
+pub fn training_loop(data: Option<&str>, steps: usize, workers: usize, threads: usize, precision: Precision, extra: &[String]) -> Result<serde_json::Value> {
     let mut set = vec![
         format!("data.limit={}", steps * 256),
         "train.epochs=1".into(),
@@ -93,6 +93,7 @@ pub fn training_loop(data: Option<&str>, steps: usize, workers: usize, threads: 
     if let Some(d) = data {
         set.push(format!("data.root={}", toml::Value::String(d.to_string())));
     }
+    set.extend(extra.iter().cloned());
     let cfg = config("fmnist", &set)?;
     let dir = tempfile_dir()?;
     let summary = train::pretrain(&cfg, &RunOptions { out: dir.clone(), skip_eval: true, ..Default::default() })?;
