@@ -336,6 +336,14 @@ mod tests {
         (a, b)
     }
 
+    /// Fresh gradients of a random projection `up` of the training-mode features of `x`.
+    fn backward_projected(vs: &nn::VarStore, net: &ResNet, x: &Tensor, up: &Tensor) {
+        for mut v in vs.trainable_variables() {
+            v.zero_grad();
+        }
+        (net.forward_t(x, true) * up).sum(x.kind()).backward();
+    }
+
     #[test]
     fn channels_last_network_matches_the_standard_one_with_split_bn() {
         // Same weights, one network in standard memory, one in channels-last with blocked
@@ -384,10 +392,7 @@ mod tests {
             // batch norm, which would leave only rounding noise in the gradients).
             let up = Tensor::randn([n, 16], (Kind::Float, Device::Cpu));
             for (vs, net) in [(&vs_a, &a), (&vs_b, &b)] {
-                for mut v in vs.trainable_variables() {
-                    v.zero_grad();
-                }
-                (net.forward_t(&x, true) * &up).sum(Kind::Float).backward();
+                backward_projected(vs, net, &x, &up);
             }
             let (va, vb) = (vs_a.variables(), vs_b.variables());
             let w = "layer2.0.downsample.0.weight";
@@ -416,10 +421,7 @@ mod tests {
             let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, Device::Cpu));
             let up = Tensor::randn([n, 16], (Kind::Float, Device::Cpu));
             for (vs, net, k) in [(&vs_a, &a, Kind::Float), (&vs_b, &b, Kind::Float), (&vs_c, &c, Kind::Double)] {
-                for mut v in vs.trainable_variables() {
-                    v.zero_grad();
-                }
-                (net.forward_t(&x.to_kind(k), true) * up.to_kind(k)).sum(k).backward();
+                backward_projected(vs, net, &x.to_kind(k), &up.to_kind(k));
             }
             let all = |vs: &nn::VarStore| {
                 let v = vs.variables();
