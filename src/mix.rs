@@ -149,9 +149,17 @@ impl Mixed {
     /// 1 - lam). Reversing the outputs equals a second forward pass of the reversed mixture when
     /// batch-norm statistics do not depend on the order of the batch, as in the authors' code.
     pub fn loss(&self, out: &Tensor, score: impl Fn(&Tensor) -> Tensor) -> Tensor {
-        let direct = score(out);
-        let reverse = score(&reversed(out));
-        self.weigh(&direct, &reverse)
+        match self.try_loss(out, |o| Ok::<_, std::convert::Infallible>(score(o))) {
+            Ok(t) => t,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Mixed::loss`] with a fallible score (one that gathers over processes).
+    pub fn try_loss<E>(&self, out: &Tensor, score: impl Fn(&Tensor) -> Result<Tensor, E>) -> Result<Tensor, E> {
+        let direct = score(out)?;
+        let reverse = score(&reversed(out))?;
+        Ok(self.weigh(&direct, &reverse))
     }
 }
 

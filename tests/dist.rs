@@ -199,4 +199,6 @@ fn a_dead_rank_stops_the_others_with_an_error() {
     use std::io::Read;
     r0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(err.contains("rank 0") && err.contains("2 processes"), "unclear error: {err}");
+    // An error returned up to main (the gathers inside the methods' losses included), not a panic.
+    assert!(!err.contains("panicked"), "a failed gather must be an error, not a panic: {err}");
 }

@@ -64,7 +64,7 @@ pub fn step(model: &str, batch: usize, precision: Precision, steps: usize, warmu
         let mixed = Mixed::new(&x1, mix::draw(&mut rng, &settings, side as usize, side as usize));
         let info = crate::method::StepInfo { step: s as u64, total_steps: (warmup + steps) as u64, epoch: 0 };
         let views = [x1.shallow_clone(), x2.shallow_clone()];
-        loss = precision::forward(precision, device, || method.loss(&views, Some(&mixed), &info, &mut rng));
+        loss = precision::forward(precision, device, || method.loss(&views, Some(&mixed), &info, &mut rng))?;
         opt.zero_grad();
         loss.backward();
         opt.step(cfg.train.lr);

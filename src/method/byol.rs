@@ -63,7 +63,7 @@ impl Method for Byol {
         &self.vs
     }
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
         let (f1, z1) = self.online.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let (p1, p2) = (self.predictor.forward_t(&z1, true), self.predict(&views[1]));
@@ -77,7 +77,7 @@ impl Method for Byol {
             let reverse = normalized_mse(&reversed(&pm), t) + normalized_mse(p, &reversed(&tm));
             loss = loss + m.weigh(&direct, &reverse);
         }
-        loss
+        Ok(loss)
     }
 
     fn after_step(&mut self, info: &StepInfo) {
@@ -135,7 +135,7 @@ mod tests {
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.4 });
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let info = StepInfo { step: 0, total_steps: 10, epoch: 0 };
-        let loss = m.loss(&[x1, x2], Some(&mixed), &info, &mut rng);
+        let loss = m.loss(&[x1, x2], Some(&mixed), &info, &mut rng).unwrap();
         loss.backward();
         for (name, t) in named_variables(&m.vs_t) {
             assert!(!t.requires_grad() && !t.grad().defined(), "target {name} must get no gradient");
@@ -160,8 +160,8 @@ mod tests {
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.25 });
         let info = StepInfo::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).double_value(&[]);
-        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).double_value(&[]);
+        let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
+        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
         let (pm, p2) = (m.predict(&mixed.images), m.predict(&x2));
         let (tm, t2) = (m.project_target(&mixed.images), m.project_target(&x2));
         let d = (normalized_mse(&pm, &t2) + normalized_mse(&p2, &tm)).double_value(&[]);

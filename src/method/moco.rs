@@ -74,11 +74,10 @@ impl MoCo {
     /// encodes its interleaved share of the shuffled batch (the group a single process's split
     /// BN would form), and the keys are gathered and unshuffled, which gives exactly the keys of
     /// one process with split BN over the global batch.
-    fn keys(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
+    fn keys(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> anyhow::Result<(Tensor, Tensor)> {
         tch::no_grad(|| {
-            let fail = |e: anyhow::Error| panic!("{e:#}");
             let global = match &self.dist {
-                Some(d) => d.all_gather_interleaved(x).unwrap_or_else(fail),
+                Some(d) => d.all_gather_interleaved(x)?,
                 None => x.shallow_clone(),
             };
             let n = global.size()[0];
@@ -90,12 +89,12 @@ impl MoCo {
             match &self.dist {
                 None => {
                     let k = normalize(&self.k.forward_t(&shuffled, true)).index_select(0, &unshuffle);
-                    (k.shallow_clone(), k)
+                    Ok((k.shallow_clone(), k))
                 }
                 Some(d) => {
                     let mine = normalize(&self.k.forward_t(&d.shard_of(&shuffled), true));
-                    let all = d.all_gather_interleaved(&mine).unwrap_or_else(fail).index_select(0, &unshuffle);
-                    (d.shard_of(&all), all)
+                    let all = d.all_gather_interleaved(&mine)?.index_select(0, &unshuffle);
+                    Ok((d.shard_of(&all), all))
                 }
             }
         })
@@ -139,7 +138,7 @@ impl Method for MoCo {
         &self.vs_q
     }
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, rng: &mut ChaCha8Rng) -> Tensor {
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
         // Momentum update of the key encoder before the forward pass, as the authors' code.
         ema_update(&self.vs_k, &self.vs_q, self.cfg.momentum);
         let (x1, x2) = (&views[0], &views[1]);
@@ -148,7 +147,7 @@ impl Method for MoCo {
         let (f1, q1) = self.query_parts(x1);
         self.feats = Some(f1.detach());
         let q1 = normalize(&q1);
-        let (k2, k2_all) = self.keys(x2, rng);
+        let (k2, k2_all) = self.keys(x2, rng)?;
         let mut loss = self.score(&q1, &k2, &k2_all, &queue);
         // The mixed query (view 1 mixed with its reversed batch) is scored against the unmixed keys
         // and the same queue; its raw output is reversed before normalizing, as the authors do.
@@ -158,7 +157,7 @@ impl Method for MoCo {
         }
         let keys = if self.cfg.symmetric {
             let q2 = normalize(&self.query_parts(x2).1);
-            let (k1, k1_all) = self.keys(x1, rng);
+            let (k1, k1_all) = self.keys(x1, rng)?;
             loss = loss + self.score(&q2, &k1, &k1_all, &queue);
             if let Some((m, out)) = &q_mix {
                 loss = loss + m.loss(out, |o| self.score(&normalize(o), &k1, &k1_all, &queue));
@@ -169,7 +168,7 @@ impl Method for MoCo {
         };
         // The queue only ever receives unmixed keys.
         self.enqueue(&keys);
-        loss
+        Ok(loss)
     }
 
     fn take_features(&mut self) -> Option<Tensor> {
@@ -224,7 +223,7 @@ mod tests {
         let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut rng);
+        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut rng).unwrap();
         assert_eq!(m.ptr, 8, "symmetric enqueues 2N keys");
         // The enqueued columns are unit vectors equal to the key encoder's (eval-independent) keys.
         let cols = m.queue.narrow(1, 0, 8);
@@ -251,13 +250,13 @@ mod tests {
         // Tests share libtorch's global RNG, so copy the weights instead of relying on the seed.
         let mut b = tiny(false);
         b.load_state(&a.state()).unwrap();
-        let base = a.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).double_value(&[]);
+        let base = a.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).unwrap().double_value(&[]);
         let queue = b.queue.copy();
-        let with = b.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).double_value(&[]);
+        let with = b.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).unwrap().double_value(&[]);
         // Recompute the terms with network b's weights (momentum update already applied, BN in
         // train mode gives the same batch statistics).
         let out = b.q.forward_t(&mixed.images, true);
-        let (k2, _) = b.keys(&x2, &mut ChaCha8Rng::seed_from_u64(5));
+        let (k2, _) = b.keys(&x2, &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
         let direct = info_nce(&normalize(&out), &k2, &queue, 0.2).double_value(&[]);
         let rev = info_nce(&normalize(&out.flip([0])), &k2, &queue, 0.2).double_value(&[]);
         let expect = base + 0.3 * direct + 0.7 * rev;
@@ -283,10 +282,10 @@ mod tests {
         assert!(m.vs_k.variables().keys().all(|n| !n.starts_with("predictor.")));
         let x1 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
         let x2 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
-        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(3)).double_value(&[]);
+        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(3)).unwrap().double_value(&[]);
         // By hand: the predicted query against the 6 keys of the batch, positive on the diagonal.
         let q = normalize(&m.query_parts(&x1).1);
-        let (k, _) = m.keys(&x2, &mut ChaCha8Rng::seed_from_u64(3));
+        let (k, _) = m.keys(&x2, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
         let logits = q.mm(&k.transpose(0, 1)) / 0.2;
         let expect = logits.cross_entropy_for_logits(&Tensor::arange(6, (Kind::Int64, Device::Cpu))).double_value(&[]);
         assert!((loss - expect).abs() < 1e-4, "{loss} vs {expect}");

@@ -49,8 +49,9 @@ pub trait Method {
     /// The loss of one step. `views[0]` is view 1 (the one Un-Mix mixes), `views[1]` view 2, and
     /// any further views are multi-crop small crops (methods that accept them); the mixtures of
     /// the small crops at even positions (views 2, 4, ...) are in `mixed.crops`.
-    /// `rng` is this step's stream (batch shuffles); it is the same on resume.
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, rng: &mut ChaCha8Rng) -> Tensor;
+    /// `rng` is this step's stream (batch shuffles); it is the same on resume. Errors come from
+    /// the process group (a peer that stopped answering a gather), never from the data.
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor>;
     /// Variables the optimizer must leave alone at this step (SwAV's frozen prototypes).
     fn frozen(&self, _name: &str, _info: &StepInfo) -> bool {
         false

@@ -49,7 +49,7 @@ impl Redundancy {
 impl Method for Redundancy {
     super::single_store_parts!(net);
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
         let (f1, z1) = self.net.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let z2 = self.net.forward_t(&views[1], true);
@@ -59,7 +59,7 @@ impl Method for Redundancy {
             let target = if self.mix_target == MixTarget::View2 { &z2 } else { &z1 };
             loss = loss + m.loss(&zm, |o| self.loss.eval(o, target));
         }
-        loss
+        Ok(loss)
     }
 
 }
@@ -82,8 +82,8 @@ mod tests {
             let x2 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
             let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.2 });
             let (info, mut rng) = (StepInfo::default(), ChaCha8Rng::seed_from_u64(0));
-            let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).double_value(&[]);
-            let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).double_value(&[]);
+            let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
+            let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
             let zm = m.net.forward_t(&mixed.images, true);
             let z2 = m.net.forward_t(&x2, true);
             let expect = base + 0.2 * loss.eval(&zm, &z2).double_value(&[]) + 0.8 * loss.eval(&zm.flip([0]), &z2).double_value(&[]);

@@ -37,7 +37,7 @@ impl SimClr {
 impl Method for SimClr {
     super::single_store_parts!(net);
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
         let t = self.cfg.temperature;
         let (f1, z1) = self.net.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
@@ -48,17 +48,17 @@ impl Method for SimClr {
         let dist = self.dist.clone();
         let global = dist.as_deref();
         let all = |z: &Tensor| match global {
-            Some(d) => d.gather_with_local_grad(z).unwrap_or_else(|e| panic!("{e:#}")),
-            None => z.shallow_clone(),
+            Some(d) => d.gather_with_local_grad(z),
+            None => Ok(z.shallow_clone()),
         };
-        let (g1, g2) = (all(&z1), all(&z2));
+        let (g1, g2) = (all(&z1)?, all(&z2)?);
         let mut loss = nt_xent(&g1, &g2, t);
         if let Some(m) = mixed {
             let zm = self.net.forward_t(&m.images, true);
             let target = if self.cfg.mix_target == MixTarget::View2 { &g2 } else { &g1 };
-            loss = loss + m.loss(&zm, |o| nt_xent(&all(o), target, t));
+            loss = loss + m.try_loss(&zm, |o| Ok::<_, anyhow::Error>(nt_xent(&all(o)?, target, t)))?;
         }
-        loss
+        Ok(loss)
     }
 
     fn set_dist(&mut self, dist: Option<std::sync::Arc<crate::dist::Dist>>) {
@@ -89,8 +89,8 @@ mod tests {
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let info = StepInfo::default();
-        let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).double_value(&[]);
-        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng);
+        let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
+        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap();
         let z2 = m.net.forward_t(&x2, true);
         let zm = m.net.forward_t(&mixed.images, true);
         let expect = base + 0.3 * nt_xent(&zm, &z2, 0.5).double_value(&[]) + 0.7 * nt_xent(&zm.flip([0]), &z2, 0.5).double_value(&[]);

@@ -50,7 +50,7 @@ fn pair(a: &(Tensor, Tensor), b: &(Tensor, Tensor)) -> Tensor {
 impl Method for SimSiam {
     super::single_store_parts!(net);
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
         let (f1, z1) = self.net.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let o1 = (self.predictor.forward_t(&z1, true), z1.detach());
@@ -63,7 +63,7 @@ impl Method for SimSiam {
             let reverse = pair(&(reversed(&om.0), reversed(&om.1)), t);
             loss = loss + m.weigh(&direct, &reverse);
         }
-        loss
+        Ok(loss)
     }
 
 }
@@ -87,8 +87,8 @@ mod tests {
         assert!(p.requires_grad() && !z.requires_grad(), "the target projection is detached");
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.7 });
         let (info, mut rng) = (StepInfo::default(), ChaCha8Rng::seed_from_u64(0));
-        let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).double_value(&[]);
-        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).double_value(&[]);
+        let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
+        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
         let (om, o2) = (m.forward(&mixed.images), m.forward(&x2));
         let d = pair(&om, &o2).double_value(&[]);
         let r = pair(&(om.0.flip([0]), om.1.flip([0])), &o2).double_value(&[]);

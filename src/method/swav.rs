@@ -114,18 +114,18 @@ impl Swav {
     }
 
     /// With several processes: the global batch of per-process rows (constants).
-    fn global(&self, local: &Tensor) -> Tensor {
+    fn global(&self, local: &Tensor) -> anyhow::Result<Tensor> {
         match &self.dist {
-            Some(d) => d.all_gather_interleaved(&local.detach()).unwrap_or_else(|e| panic!("{e:#}")),
-            None => local.detach(),
+            Some(d) => d.all_gather_interleaved(&local.detach()),
+            None => Ok(local.detach()),
         }
     }
 
     /// The Sinkhorn code of large crop `i` from its scores, with the queue's projections in the
     /// batch once the queue is full. With several processes the codes are computed over the
     /// global batch (as SwAV's distributed Sinkhorn) and this process's rows returned.
-    fn code(&self, i: i64, scores: &Tensor) -> Tensor {
-        let scores = self.global(scores);
+    fn code(&self, i: i64, scores: &Tensor) -> anyhow::Result<Tensor> {
+        let scores = self.global(scores)?;
         let b = scores.size()[0];
         let q = match &self.queue {
             Some(queue) if self.queued >= queue.size()[1] => {
@@ -137,18 +137,18 @@ impl Swav {
             _ => sinkhorn(&scores, self.cfg.epsilon, self.cfg.sinkhorn_iters),
         };
         match &self.dist {
-            Some(d) => d.shard_of(&q),
-            None => q,
+            Some(d) => Ok(d.shard_of(&q)),
+            None => Ok(q),
         }
     }
 
     /// Pushes the (global) batch's projections of the two large crops (newest first).
-    fn enqueue(&mut self, z: &[Tensor; 2]) {
+    fn enqueue(&mut self, z: &[Tensor; 2]) -> anyhow::Result<()> {
         if self.queue.is_none() {
-            return;
+            return Ok(());
         }
-        let z = [self.global(&z[0]), self.global(&z[1])];
-        let Some(queue) = &self.queue else { return };
+        let z = [self.global(&z[0])?, self.global(&z[1])?];
+        let Some(queue) = &self.queue else { return Ok(()) };
         let b = z[0].size()[0];
         let len = queue.size()[1];
         tch::no_grad(|| {
@@ -157,6 +157,7 @@ impl Swav {
             queue.narrow(1, 0, b).copy_(&Tensor::stack(&[z[0].detach(), z[1].detach()], 0));
         });
         self.queued += b;
+        Ok(())
     }
 
     /// Normalized projections and prototype scores of a batch of same-size crops, split per crop.
@@ -205,7 +206,7 @@ impl Method for Swav {
         Ok(())
     }
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, _rng: &mut ChaCha8Rng) -> Tensor {
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
         self.normalize_prototypes();
         let b = views[0].size()[0];
         if self.cfg.queue > 0 && info.epoch >= self.cfg.queue_start_epoch && self.queue.is_none() {
@@ -232,7 +233,7 @@ impl Method for Swav {
             scores.extend(s_small[..n].iter().map(|s| s.shallow_clone()));
             small_mixed = s_small[n..].iter().map(|s| s.shallow_clone()).collect();
         }
-        let codes = [self.code(0, &scores[0]), self.code(1, &scores[1])];
+        let codes = [self.code(0, &scores[0])?, self.code(1, &scores[1])?];
         let t = self.cfg.temperature;
         let mut loss = swapped_prediction(&codes, &scores, t);
         if let Some(m) = mixed {
@@ -242,14 +243,14 @@ impl Method for Swav {
             for (j, s) in small_mixed.into_iter().enumerate() {
                 mscores[2 + 2 * j] = s;
             }
-            let qm = self.code(0, &mscores[0]);
+            let qm = self.code(0, &mscores[0])?;
             let q2 = codes[1].shallow_clone();
             let direct = swapped_prediction(&[qm.shallow_clone(), q2.shallow_clone()], &mscores, t);
             let reverse = swapped_prediction(&[reversed(&qm), q2], &mscores, t);
             loss = loss + m.weigh(&direct, &reverse);
         }
-        self.enqueue(&[z[0].shallow_clone(), z[1].shallow_clone()]);
-        loss
+        self.enqueue(&[z[0].shallow_clone(), z[1].shallow_clone()])?;
+        Ok(loss)
     }
 
     fn frozen(&self, name: &str, info: &StepInfo) -> bool {
@@ -304,12 +305,12 @@ mod tests {
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
         let info = StepInfo::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).double_value(&[]);
+        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
         // Recompute by hand from one forward pass.
         let z = normalize(&m.net.forward_t(&Tensor::cat(&[&x1, &x2, &mixed.images], 0), true));
         let s = m.prototypes.forward(&z);
         let (s1, s2, sm) = (s.narrow(0, 0, 4), s.narrow(0, 4, 4), s.narrow(0, 8, 4));
-        let (q1, q2, qm) = (m.code(0, &s1), m.code(1, &s2), m.code(0, &sm));
+        let (q1, q2, qm) = (m.code(0, &s1).unwrap(), m.code(1, &s2).unwrap(), m.code(0, &sm).unwrap());
         let ce = |q: &Tensor, s: &Tensor| swapped_ce(q, s, 0.1).double_value(&[]);
         let orig = 0.5 * (ce(&q1, &s2) + ce(&q2, &s1));
         let direct = 0.5 * (ce(&qm, &s2) + ce(&q2, &sm));
@@ -366,7 +367,7 @@ mod tests {
         mixed.mix_crops(&[&s1], &mut rng);
         let info = StepInfo::default();
         let views = [x1.shallow_clone(), x2.shallow_clone(), s1.shallow_clone(), s2.shallow_clone()];
-        let with = m.loss(&views, Some(&mixed), &info, &mut rng).double_value(&[]);
+        let with = m.loss(&views, Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
         // By hand from the same two forward passes.
         let scores = |xs: &[&Tensor]| m.prototypes.forward(&normalize(&m.net.forward_t(&Tensor::cat(xs, 0), true)));
         let l = scores(&[&x1, &x2, &mixed.images]);
@@ -374,7 +375,7 @@ mod tests {
         let part = |t: &Tensor, k: i64| t.narrow(0, 4 * k, 4);
         let crops = [part(&l, 0), part(&l, 1), part(&sm, 0), part(&sm, 1)];
         let mcrops = [part(&l, 2), part(&l, 1), part(&sm, 2), part(&sm, 1)];
-        let (q1, q2, qm) = (m.code(0, &crops[0]), m.code(1, &crops[1]), m.code(0, &mcrops[0]));
+        let (q1, q2, qm) = (m.code(0, &crops[0]).unwrap(), m.code(1, &crops[1]).unwrap(), m.code(0, &mcrops[0]).unwrap());
         let orig = swapped_prediction(&[q1, q2.shallow_clone()], &crops, 0.1).double_value(&[]);
         let direct = swapped_prediction(&[qm.shallow_clone(), q2.shallow_clone()], &mcrops, 0.1).double_value(&[]);
         let reverse = swapped_prediction(&[qm.flip([0]), q2], &mcrops, 0.1).double_value(&[]);
@@ -387,11 +388,11 @@ mod tests {
         let mut m = small_swav(8, 0);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let views = || [Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu)), Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu))];
-        let _ = m.loss(&views(), None, &StepInfo { step: 0, total_steps: 9, epoch: 0 }, &mut rng);
+        let _ = m.loss(&views(), None, &StepInfo { step: 0, total_steps: 9, epoch: 0 }, &mut rng).unwrap();
         assert!(m.queue.is_none(), "no queue before queue_start_epoch");
         assert!(m.state().iter().all(|(n, _)| n != QUEUE));
         let v = views();
-        let _ = m.loss(&v, None, &StepInfo { step: 1, total_steps: 9, epoch: 1 }, &mut rng);
+        let _ = m.loss(&v, None, &StepInfo { step: 1, total_steps: 9, epoch: 1 }, &mut rng).unwrap();
         let q = m.queue.as_ref().unwrap().shallow_clone();
         assert_eq!(q.size(), vec![2, 8, 8]);
         assert_eq!(m.queued, 4);
@@ -401,10 +402,10 @@ mod tests {
         assert_eq!(q.narrow(1, 4, 4).abs().sum(Kind::Float).double_value(&[]), 0.0);
         // Not full yet: codes ignore it. Full: codes are computed over queue + batch and differ.
         let s = Tensor::randn([4, 5], (Kind::Float, Device::Cpu));
-        assert!((m.code(0, &s) - sinkhorn(&s, 0.05, 3)).abs().max().double_value(&[]) < 1e-6);
-        let _ = m.loss(&views(), None, &StepInfo { step: 2, total_steps: 9, epoch: 1 }, &mut rng);
+        assert!((m.code(0, &s).unwrap() - sinkhorn(&s, 0.05, 3)).abs().max().double_value(&[]) < 1e-6);
+        let _ = m.loss(&views(), None, &StepInfo { step: 2, total_steps: 9, epoch: 1 }, &mut rng).unwrap();
         assert_eq!(m.queued, 8);
-        let with_queue = m.code(0, &s);
+        let with_queue = m.code(0, &s).unwrap();
         assert_eq!(with_queue.size(), vec![4, 5]);
         assert!((with_queue.sum_dim_intlist(1, false, Kind::Float) - 1.0).abs().max().double_value(&[]) < 1e-5);
         assert!((&with_queue - sinkhorn(&s, 0.05, 3)).abs().max().double_value(&[]) > 1e-4);

@@ -61,7 +61,7 @@ fn covered_nmse(a: &Tensor, b: &Tensor, groups: &[Tensor]) -> Tensor {
 impl Method for Wmse {
     super::single_store_parts!(net);
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, rng: &mut ChaCha8Rng) -> Tensor {
+    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
         let b = views[0].size()[0];
         let mut inputs = vec![views[0].shallow_clone(), views[1].shallow_clone()];
         if let Some(m) = mixed {
@@ -84,7 +84,7 @@ impl Method for Wmse {
                 loss = loss + m.loss(&wm, |o| covered_nmse(o, target, &groups)) / iters;
             }
         }
-        loss
+        Ok(loss)
     }
 }
 
@@ -109,11 +109,11 @@ mod tests {
         let info = StepInfo::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         // Identical views: whitened embeddings agree, normalized MSE 0.
-        let same = m.loss(&[x1.shallow_clone(), x1.shallow_clone()], None, &info, &mut rng).double_value(&[]);
+        let same = m.loss(&[x1.shallow_clone(), x1.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
         assert!(same.abs() < 1e-4, "{same}");
         // Un-Mix term by hand (one group = the batch: order does not matter).
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
-        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).double_value(&[]);
+        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
         let z = m.net.forward_t(&Tensor::cat(&[&x1, &x2, &mixed.images], 0), true);
         let w = |k: i64| crate::method::losses::whiten(&z.narrow(0, 16 * k, 16), 0.0);
         let (w1, w2, wm) = (w(0), w(1), w(2));

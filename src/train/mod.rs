@@ -354,7 +354,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
                 m
             });
             let info = StepInfo { step, total_steps: total_steps as u64, epoch };
-            let loss = crate::precision::forward(precision, device, || method.loss(&views, mixed.as_ref(), &info, &mut rng));
+            let loss = crate::precision::forward(precision, device, || method.loss(&views, mixed.as_ref(), &info, &mut rng))
+                .with_context(|| format!("step {step} (epoch {}): the method's loss", epoch + 1))?;
             if let (true, Some(f)) = (use_probe, method.take_features().map(|f| f.to_kind(Kind::Float))) {
                 let p = probe.get_or_insert_with(|| {
                     let mut p = OnlineProbe::new(f.size()[1], classes, device);
