@@ -42,9 +42,9 @@ pub struct RunOptions {
     pub skip_eval: bool,
 }
 
-/// Builds the configured method on `device`.
-pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
-    let backbone = ResNetConfig {
+/// The configured backbone on `device` (`model.memory_format = "auto"`: channels-last on the CPU).
+pub fn backbone_config(cfg: &Config, device: Device) -> ResNetConfig {
+    ResNetConfig {
         arch: Arch::parse(&cfg.model.arch).expect("validated"),
         widths: cfg.model.widths,
         in_channels: cfg.model.in_channels,
@@ -56,7 +56,12 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
             "contiguous" => false,
             _ => device == Device::Cpu,
         },
-    };
+    }
+}
+
+/// Builds the configured method on `device`.
+pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
+    let backbone = backbone_config(cfg, device);
     let m = &cfg.method;
     let head = HeadConfig { dim: m.dim, hidden: m.mlp_hidden, bn: m.mlp_bn };
     let mix_target = if cfg.unmix.target == "view1" { MixTarget::View1 } else { MixTarget::View2 };
@@ -520,4 +525,23 @@ fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> indicat
     );
     bar.set_prefix(format!("epoch {}/{}", epoch + 1, epochs));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_format_auto_is_the_default_and_means_channels_last_on_the_cpu() {
+        let cfg = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::load(Path::new("configs/fmnist-moco-unmix.toml"), &sets).unwrap()
+        };
+        let default = cfg(&[]);
+        assert_eq!(default.model.memory_format, "auto");
+        assert!(backbone_config(&default, Device::Cpu).channels_last);
+        assert!(!backbone_config(&default, Device::Cuda(0)).channels_last);
+        assert!(!backbone_config(&cfg(&["model.memory_format=\"contiguous\""]), Device::Cpu).channels_last);
+        assert!(backbone_config(&cfg(&["model.memory_format=\"channels-last\""]), Device::Cuda(0)).channels_last);
+    }
 }
