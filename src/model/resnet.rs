@@ -336,6 +336,31 @@ mod tests {
         (a, b)
     }
 
+    /// Deterministic values in (-scale, scale) from a fixed formula (a sine hash of the index), for
+    /// tests that must not depend on libtorch's global generator, which tests in other threads reseed.
+    fn fixed(shape: &[i64], phase: f64, scale: f64) -> Tensor {
+        let numel: i64 = shape.iter().product();
+        ((Tensor::arange(numel, (Kind::Double, Device::Cpu)) * 12.9898 + phase).sin() * 43758.5453).frac().view(shape).to_kind(Kind::Float) * scale
+    }
+
+    /// The same fixed convolution weights in both stores (uniform, with kaiming fan-out variance).
+    fn fixed_weights(vs_a: &nn::VarStore, vs_b: &nn::VarStore) {
+        tch::no_grad(|| {
+            let mut names: Vec<(String, Tensor)> = vs_a.variables().into_iter().collect();
+            names.sort_by(|x, y| x.0.cmp(&y.0));
+            let vb = vs_b.variables();
+            for (k, (name, v)) in names.iter().enumerate() {
+                let size = v.size();
+                if size.len() == 4 {
+                    let std = (2.0 / (size[0] * size[2] * size[3]) as f64).sqrt();
+                    let w = fixed(&size, k as f64, std * 3f64.sqrt());
+                    v.shallow_clone().copy_(&w);
+                    vb[name].shallow_clone().copy_(&w);
+                }
+            }
+        });
+    }
+
     /// Fresh gradients of a random projection `up` of the training-mode features of `x`.
     fn backward_projected(vs: &nn::VarStore, net: &ResNet, x: &Tensor, up: &Tensor) {
         for mut v in vs.trainable_variables() {
@@ -353,9 +378,11 @@ mod tests {
         let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
         assert!(crate::model::layout::is_channels_last(&vs_b.variables()["layer2.0.conv1.weight"]));
         assert!(!crate::model::layout::is_channels_last(&vs_a.variables()["layer2.0.conv1.weight"]));
-        tch::manual_seed(4);
-        let x = Tensor::randn([16, 1, 12, 12], (Kind::Float, Device::Cpu)) + Tensor::arange(16, (Kind::Float, Device::Cpu)).view([16, 1, 1, 1]) * 0.1;
-        let up = Tensor::randn([16, 16], (Kind::Float, Device::Cpu));
+        // Fixed weights and inputs (random draws: about one in twelve put a batch-norm gradient
+        // ~1e-2 apart between the layouts -- fp32 rounding, see the float64 test below).
+        fixed_weights(&vs_a, &vs_b);
+        let x = fixed(&[16, 1, 12, 12], 4.0, 1.7) + Tensor::arange(16, (Kind::Float, Device::Cpu)).view([16, 1, 1, 1]) * 0.1;
+        let up = fixed(&[16, 16], 4.5, 1.0);
         let (fa, fb) = (a.forward_t(&x, true), b.forward_t(&x, true));
         let d = (&fa - &fb).abs().max().double_value(&[]);
         assert!(d < 1e-4, "features differ by {d}");
@@ -386,22 +413,23 @@ mod tests {
         // Run that case (it aborted the process before) and check it against the standard layout.
         let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: false };
         let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
+        // Fixed weights and inputs: on random draws the two layouts differ by ~1e-2 about once in
+        // a hundred (fp32 rounding, see the next test), which made this test flaky.
+        fixed_weights(&vs_a, &vs_b);
         for n in [5i64, 3, 7] {
-            let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, Device::Cpu));
-            // A random projection of the features (their plain sum is constant through the last
-            // batch norm, which would leave only rounding noise in the gradients).
-            let up = Tensor::randn([n, 16], (Kind::Float, Device::Cpu));
+            let x = fixed(&[n, 3, 32, 32], n as f64, 1.7);
+            // A pseudo-random projection of the features (their plain sum is constant through the
+            // last batch norm, which would leave only rounding noise in the gradients).
+            let up = fixed(&[n, 16], 0.5 + n as f64, 1.0);
             for (vs, net) in [(&vs_a, &a), (&vs_b, &b)] {
                 backward_projected(vs, net, &x, &up);
             }
             let (va, vb) = (vs_a.variables(), vs_b.variables());
             let w = "layer2.0.downsample.0.weight";
             let (ga, gb) = (va[w].grad(), vb[w].grad());
-            // Relative to the gradient's norm. Batches 3 and 5 agree to ~2e-6; batch 7 to ~2e-6 on
-            // most inputs but 8e-4 on some: fp32 rounding, which puts either layout that far from
-            // a float64 reference on some inputs (see the next test).
+            // Relative to the gradient's norm: ~2e-6 for all three batches on these inputs.
             let d = (&ga - &gb).norm().double_value(&[]) / ga.norm().double_value(&[]).max(1e-12);
-            assert!(d < 5e-3, "batch {n}: shortcut weight gradient differs by {d} (relative)");
+            assert!(d < 1e-4, "batch {n}: shortcut weight gradient differs by {d} (relative)");
         }
     }
 
@@ -411,15 +439,23 @@ mod tests {
         // batches: all gradients together agree to ~1e-5 relative in both layouts. (Single
         // near-cancelling tensors, e.g. a batch-norm weight's gradient, can be off by up to 1e-2 in
         // either layout on some inputs: fp32 rounding, measured over 12 seeds, not a layout defect.)
+        //
+        // Weights and inputs come from fixed formulas, not libtorch's global generator (which tests
+        // in other threads reseed): on random draws either layout sometimes lands 1e-3..2e-2 off
+        // float64 (over 200 seeds x 2 batches: standard 10 times, channels-last 25 times, up to
+        // 2.3e-2 and 2.1e-2), always led by the first convolutions' weight gradients -- consistent
+        // with ReLU units whose pre-activation is within rounding of 0 switching between fp32 and
+        // float64. A fixed case keeps this test deterministic.
         let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: false };
         let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
+        fixed_weights(&vs_a, &vs_b);
         let mut vs_c = nn::VarStore::new(Device::Cpu);
         let c = ResNet::new(&vs_c.root(), &cfg);
         vs_c.copy(&vs_a).unwrap();
         vs_c.double();
         for n in [7i64, 8] {
-            let x = Tensor::randn([n, 3, 32, 32], (Kind::Float, Device::Cpu));
-            let up = Tensor::randn([n, 16], (Kind::Float, Device::Cpu));
+            let x = fixed(&[n, 3, 32, 32], 0.5, 1.7);
+            let up = fixed(&[n, 16], 0.25, 1.0);
             for (vs, net, k) in [(&vs_a, &a, Kind::Float), (&vs_b, &b, Kind::Float), (&vs_c, &c, Kind::Double)] {
                 backward_projected(vs, net, &x.to_kind(k), &up.to_kind(k));
             }
@@ -458,4 +494,5 @@ mod tests {
         assert_eq!(ConvInit::parse("pytorch"), Some(ConvInit::PyTorch));
         assert_eq!(ConvInit::parse("kaiming"), None);
     }
+
 }
