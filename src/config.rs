@@ -156,6 +156,10 @@ pub struct MethodConfig {
     /// Batch norm after the projection MLP's hidden layer (SimCLR/BYOL style).
     #[serde(default)]
     pub mlp_bn: bool,
+    /// Linear layers of the projection MLP: 2 (Linear-BN-ReLU-Linear) or more (3: the Barlow
+    /// Twins / VICReg projector, Linear-BN-ReLU-Linear-BN-ReLU-Linear).
+    #[serde(default = "two_usize")]
+    pub mlp_layers: usize,
     /// MoCo: queue length K (0: in-batch keys as negatives, MoCo v3).
     #[serde(default = "d4096")]
     pub queue: i64,
@@ -195,6 +199,9 @@ pub struct MethodConfig {
     /// Barlow Twins: weight of the off-diagonal terms.
     #[serde(default = "d00051")]
     pub barlow_lambda: f64,
+    /// Barlow Twins: factor on the whole loss (solo-learn's `scale_loss`, 0.1 in its CIFAR recipe).
+    #[serde(default = "one_f64")]
+    pub barlow_scale: f64,
     /// W-MSE: rows per whitening group (0 = the whole batch; must exceed method.dim), whitening
     /// draws per step, and covariance shrinkage towards the identity.
     #[serde(default)]
@@ -243,6 +250,10 @@ pub struct TrainConfig {
     /// LARS trust coefficient.
     #[serde(default = "d0001")]
     pub lars_eta: f64,
+    /// LARS with clipping (LARC's clip mode, solo-learn's `clip_lr`): a layer's rate is
+    /// min(trust ratio, lr) instead of trust ratio x lr.
+    #[serde(default)]
+    pub lars_clip: bool,
     #[serde(default = "d09")]
     pub momentum: f64,
     #[serde(default)]
@@ -349,6 +360,8 @@ fn one() -> usize { 1 }
 fn two() -> usize { 2 }
 fn three() -> i64 { 3 }
 fn one_i64() -> i64 { 1 }
+fn two_usize() -> usize { 2 }
+fn one_f64() -> f64 { 1.0 }
 fn one_f() -> f64 { 1.0 }
 fn half() -> f64 { 0.5 }
 fn yes() -> bool { true }
@@ -617,8 +630,8 @@ impl Config {
                 }
             }
             "barlow" | "vicreg" => {
-                if c.method.barlow_lambda < 0.0 || c.method.vicreg_weights.iter().any(|w| *w < 0.0) {
-                    bail!("method.barlow_lambda and method.vicreg_weights must be >= 0");
+                if c.method.barlow_lambda < 0.0 || c.method.barlow_scale <= 0.0 || c.method.vicreg_weights.iter().any(|w| *w < 0.0) {
+                    bail!("method.barlow_lambda and method.vicreg_weights must be >= 0, method.barlow_scale > 0");
                 }
             }
             "byol" => {
@@ -667,6 +680,9 @@ impl Config {
         }
         if c.method.dim <= 0 || c.method.mlp_hidden < 0 {
             bail!("method.dim must be positive and method.mlp_hidden >= 0");
+        }
+        if c.method.mlp_layers < 2 {
+            bail!("method.mlp_layers = {}: a projection MLP has at least 2 linear layers (use method.mlp_hidden = 0 for a linear head)", c.method.mlp_layers);
         }
         match c.unmix.target.as_str() {
             "view2" => {}

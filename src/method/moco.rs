@@ -212,7 +212,7 @@ mod tests {
     fn tiny(symmetric: bool) -> MoCo {
         tch::manual_seed(0);
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 2, conv_init: Default::default(), channels_last: false };
-        let cfg = MoCoConfig { head: HeadConfig { dim: 8, hidden: 0, bn: false }, queue: 16, momentum: 0.9, temperature: 0.2, symmetric, predictor: None };
+        let cfg = MoCoConfig { head: HeadConfig { dim: 8, hidden: 0, bn: false, layers: 2 }, queue: 16, momentum: 0.9, temperature: 0.2, symmetric, predictor: None };
         MoCo::new(Device::Cpu, &backbone, cfg)
     }
 
@@ -268,12 +268,12 @@ mod tests {
     fn moco_v3_options_predictor_on_queries_and_in_batch_keys() {
         let backbone = ResNetConfig { arch: crate::model::Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
         let cfg = MoCoConfig {
-            head: HeadConfig { dim: 8, hidden: 16, bn: true },
+            head: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },
             queue: 0,
             momentum: 0.99,
             temperature: 0.2,
             symmetric: false,
-            predictor: Some(HeadConfig { dim: 8, hidden: 16, bn: true }),
+            predictor: Some(HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 }),
         };
         let mut m = MoCo::new(Device::Cpu, &backbone, cfg);
         // The predictor is trained on the query side and absent from the key encoder.

@@ -15,8 +15,8 @@ use tch::{nn, Device, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RedundancyLoss {
-    /// Barlow Twins with its off-diagonal weight lambda.
-    BarlowTwins { lambda: f64 },
+    /// Barlow Twins with its off-diagonal weight lambda, the whole loss times `scale`.
+    BarlowTwins { lambda: f64, scale: f64 },
     /// VICReg with its invariance, variance and covariance weights.
     VicReg { sim: f64, var: f64, cov: f64 },
 }
@@ -24,7 +24,7 @@ pub enum RedundancyLoss {
 impl RedundancyLoss {
     pub fn eval(&self, a: &Tensor, b: &Tensor) -> Tensor {
         match *self {
-            RedundancyLoss::BarlowTwins { lambda } => barlow_twins(a, b, lambda),
+            RedundancyLoss::BarlowTwins { lambda, scale } => barlow_twins(a, b, lambda) * scale,
             RedundancyLoss::VicReg { sim, var, cov } => vicreg(a, b, sim, var, cov),
         }
     }
@@ -75,8 +75,9 @@ mod tests {
     #[test]
     fn unmix_weighting_for_barlow_twins_and_vicreg() {
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
-        let head = HeadConfig { dim: 8, hidden: 16, bn: true };
-        for loss in [RedundancyLoss::BarlowTwins { lambda: 0.01 }, RedundancyLoss::VicReg { sim: 25.0, var: 25.0, cov: 1.0 }] {
+        // The three-layer projector of the Barlow Twins / VICReg recipes.
+        let head = HeadConfig { dim: 8, hidden: 16, bn: true, layers: 3 };
+        for loss in [RedundancyLoss::BarlowTwins { lambda: 0.01, scale: 0.1 }, RedundancyLoss::VicReg { sim: 25.0, var: 25.0, cov: 1.0 }] {
             let mut m = Redundancy::new(Device::Cpu, &backbone, &head, loss, MixTarget::View2);
             let x1 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
             let x2 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
@@ -89,5 +90,10 @@ mod tests {
             let expect = base + 0.2 * loss.eval(&zm, &z2).double_value(&[]) + 0.8 * loss.eval(&zm.flip([0]), &z2).double_value(&[]);
             assert!((with - expect).abs() < 1e-3 * expect.abs().max(1.0), "{loss:?}: {with} vs {expect}");
         }
+        // Barlow Twins' scale multiplies the whole loss.
+        let (a, b) = (Tensor::randn([6, 4], (Kind::Float, Device::Cpu)), Tensor::randn([6, 4], (Kind::Float, Device::Cpu)));
+        let scaled = RedundancyLoss::BarlowTwins { lambda: 0.01, scale: 0.1 }.eval(&a, &b).double_value(&[]);
+        let plain = barlow_twins(&a, &b, 0.01).double_value(&[]);
+        assert!(plain > 0.0 && (scaled - 0.1 * plain).abs() < 1e-6 * plain, "{scaled} vs {plain}");
     }
 }

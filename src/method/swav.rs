@@ -328,7 +328,7 @@ mod tests {
     fn small_swav(queue: i64, freeze_prototypes_steps: u64) -> Swav {
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
         let cfg = SwavConfig {
-            head: HeadConfig { dim: 8, hidden: 16, bn: true },
+            head: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },
             prototypes: 5,
             temperature: 0.1,
             epsilon: 0.05,

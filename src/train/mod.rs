@@ -63,7 +63,7 @@ pub fn backbone_config(cfg: &Config, device: Device) -> ResNetConfig {
 pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
     let backbone = backbone_config(cfg, device);
     let m = &cfg.method;
-    let head = HeadConfig { dim: m.dim, hidden: m.mlp_hidden, bn: m.mlp_bn };
+    let head = HeadConfig { dim: m.dim, hidden: m.mlp_hidden, bn: m.mlp_bn, layers: m.mlp_layers };
     let mix_target = if cfg.unmix.target == "view1" { MixTarget::View1 } else { MixTarget::View2 };
     match m.name.as_str() {
         "moco" => Ok(Box::new(MoCo::new(
@@ -75,7 +75,7 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
                 momentum: m.momentum,
                 temperature: m.temperature,
                 symmetric: m.symmetric,
-                predictor: (m.predictor_hidden > 0).then_some(HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true }),
+                predictor: (m.predictor_hidden > 0).then_some(HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true, layers: 2 }),
             },
         ))),
         "simclr" => Ok(Box::new(SimClr::new(device, &backbone, SimClrConfig { head, temperature: m.temperature, mix_target }))),
@@ -84,7 +84,7 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
             &backbone,
             ByolConfig {
                 projector: head,
-                predictor: HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true },
+                predictor: HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true, layers: 2 },
                 tau_base: m.tau_base,
                 mix_target,
             },
@@ -92,9 +92,9 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
         "simsiam" => Ok(Box::new(SimSiam::new(
             device,
             &backbone,
-            SimSiamConfig { projector: head, predictor: HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true }, mix_target },
+            SimSiamConfig { projector: head, predictor: HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true, layers: 2 }, mix_target },
         ))),
-        "barlow" => Ok(Box::new(Redundancy::new(device, &backbone, &head, RedundancyLoss::BarlowTwins { lambda: m.barlow_lambda }, mix_target))),
+        "barlow" => Ok(Box::new(Redundancy::new(device, &backbone, &head, RedundancyLoss::BarlowTwins { lambda: m.barlow_lambda, scale: m.barlow_scale }, mix_target))),
         "vicreg" => Ok(Box::new(Redundancy::new(
             device,
             &backbone,
@@ -129,7 +129,7 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
 /// a group whose prefix matches no variable is an error that lists the variable prefixes.
 pub fn build_optimizer(cfg: &Config, method: &dyn Method) -> Result<Optimizer> {
     let rule = match cfg.train.optimizer.as_str() {
-        "lars" => Rule::Lars { eta: cfg.train.lars_eta },
+        "lars" => Rule::Lars { eta: cfg.train.lars_eta, clip: cfg.train.lars_clip },
         "adam" => Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         "adamw" => Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         _ => Rule::Sgd,

@@ -9,8 +9,9 @@ pub enum Rule {
     Sgd,
     /// LARS (You et al. 2017, as BYOL/SwAV/solo-learn use it): for weights, d = g + wd p scaled by
     /// the trust ratio eta ||p|| / ||d||, then SGD momentum; biases and norm parameters (1-D
-    /// tensors) get neither weight decay nor adaptation.
-    Lars { eta: f64 },
+    /// tensors) get neither weight decay nor adaptation. `clip` (LARC's clip mode): the layer's
+    /// rate is min(trust ratio, lr) rather than trust ratio x lr.
+    Lars { eta: f64, clip: bool },
     /// Adam with L2 weight decay added to the gradient.
     Adam { beta1: f64, beta2: f64, eps: f64 },
     /// AdamW: decoupled weight decay p *= 1 - lr wd.
@@ -142,7 +143,7 @@ impl Optimizer {
                         let upd = Self::momentum_step(&mut self.m[i], d, momentum);
                         let _ = p.g_add_(&(upd * -lr));
                     }
-                    Rule::Lars { eta } => {
+                    Rule::Lars { eta, clip } => {
                         let d = if is_bias_or_norm(p) {
                             g
                         } else {
@@ -151,7 +152,9 @@ impl Optimizer {
                             let (pn, dn) = (p.norm(), d.norm());
                             let ratio = &pn * eta / &dn;
                             let ok = pn.gt(0.0).logical_and(&dn.gt(0.0));
-                            let trust = ratio.where_self(&ok, &ratio.ones_like());
+                            // Clipped: lr x min(ratio / lr, 1) = min(ratio, lr) as the layer's rate.
+                            let scaled = if clip && lr > 0.0 { (&ratio / lr).clamp_max(1.0) } else { ratio.shallow_clone() };
+                            let trust = scaled.where_self(&ok, &ratio.ones_like());
                             d * trust
                         };
                         let upd = Self::momentum_step(&mut self.m[i], d, momentum);
@@ -274,7 +277,7 @@ mod tests {
         // trust = 0.001 * 5 / sqrt(2); w -= lr * trust * g.
         let w = Tensor::from_slice(&[3.0f64, 4.0]).view([1, 2]).set_requires_grad(true);
         let b = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
-        let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone()), ("b".into(), b.shallow_clone())], Rule::Lars { eta: 0.001 }, 0.9, 0.5);
+        let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone()), ("b".into(), b.shallow_clone())], Rule::Lars { eta: 0.001, clip: false }, 0.9, 0.5);
         opt.zero_grad();
         (w.sum(Kind::Double) + b.sum(Kind::Double)).backward();
         opt.step(1.0);
@@ -284,6 +287,24 @@ mod tests {
         assert!((w.double_value(&[0, 1]) - (4.0 - trust * 3.0)).abs() < 1e-9);
         // Bias: plain step, no decay: 1 - 1 * 1 = 0.
         assert!(b.double_value(&[0]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn clipped_lars_steps_by_the_smaller_of_trust_ratio_and_lr() {
+        // As above, w = [[3, 4]], wd 0.5: d = [2.5, 3], ratio = eta * 5 / sqrt(15.25); lr 0.1.
+        let run = |eta: f64| {
+            let w = Tensor::from_slice(&[3.0f64, 4.0]).view([1, 2]).set_requires_grad(true);
+            let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone())], Rule::Lars { eta, clip: true }, 0.9, 0.5);
+            opt.zero_grad();
+            w.sum(Kind::Double).backward();
+            opt.step(0.1);
+            3.0 - w.double_value(&[0, 0])
+        };
+        // eta 1: ratio 1.28 > lr, so the layer steps at lr: 0.1 * 2.5.
+        assert!((run(1.0) - 0.1 * 2.5).abs() < 1e-9, "{}", run(1.0));
+        // eta 0.001: ratio 0.00128 < lr, so the layer steps at the ratio itself (unclipped: lr x ratio).
+        let ratio = 0.001 * 5.0 / 15.25f64.sqrt();
+        assert!((run(0.001) - ratio * 2.5).abs() < 1e-12, "{}", run(0.001));
     }
 
     #[test]
