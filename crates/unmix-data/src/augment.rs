@@ -510,10 +510,19 @@ fn luma_plane(img: ImageRef) -> Vec<u8> {
     }
 }
 
+/// `blend(degenerate, v, alpha)` for every byte `v`: one image's whole map, applied by lookup.
+fn blend_table(degenerate: u8, alpha: f32) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    for (v, o) in t.iter_mut().enumerate() {
+        *o = blend(degenerate, v as u8, alpha);
+    }
+    t
+}
+
 /// `ImageEnhance.Brightness(img).enhance(factor)`: blend with black.
 pub fn adjust_brightness(img: ImageRef, factor: f64) -> Image {
-    let a = factor as f32;
-    let data = img.data.iter().map(|&v| blend(0, v, a)).collect();
+    let t = blend_table(0, factor as f32);
+    let data = img.data.iter().map(|&v| t[v as usize]).collect();
     Image::new(img.height, img.width, img.channels, data)
 }
 
@@ -527,9 +536,8 @@ pub fn adjust_contrast(img: ImageRef, factor: f64) -> Image {
     } else {
         sum as f64 / l.len() as f64
     };
-    let m = (mean + 0.5) as u8;
-    let a = factor as f32;
-    let data = img.data.iter().map(|&v| blend(m, v, a)).collect();
+    let t = blend_table((mean + 0.5) as u8, factor as f32);
+    let data = img.data.iter().map(|&v| t[v as usize]).collect();
     Image::new(img.height, img.width, img.channels, data)
 }
 
