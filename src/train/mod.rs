@@ -64,6 +64,8 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
     let backbone = backbone_config(cfg, device);
     let m = &cfg.method;
     let head = HeadConfig { dim: m.dim, hidden: m.mlp_hidden, bn: m.mlp_bn, layers: m.mlp_layers };
+    // The predictor MLP of BYOL, SimSiam and MoCo v3-style MoCo (two layers, with batch norm).
+    let predictor = HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true, layers: 2 };
     let mix_target = if cfg.unmix.target == "view1" { MixTarget::View1 } else { MixTarget::View2 };
     match m.name.as_str() {
         "moco" => Ok(Box::new(MoCo::new(
@@ -75,7 +77,7 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
                 momentum: m.momentum,
                 temperature: m.temperature,
                 symmetric: m.symmetric,
-                predictor: (m.predictor_hidden > 0).then_some(HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true, layers: 2 }),
+                predictor: (m.predictor_hidden > 0).then_some(predictor),
             },
         ))),
         "simclr" => Ok(Box::new(SimClr::new(device, &backbone, SimClrConfig { head, temperature: m.temperature, mix_target }))),
@@ -84,7 +86,7 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
             &backbone,
             ByolConfig {
                 projector: head,
-                predictor: HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true, layers: 2 },
+                predictor,
                 tau_base: m.tau_base,
                 mix_target,
             },
@@ -92,7 +94,7 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
         "simsiam" => Ok(Box::new(SimSiam::new(
             device,
             &backbone,
-            SimSiamConfig { projector: head, predictor: HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true, layers: 2 }, mix_target },
+            SimSiamConfig { projector: head, predictor, mix_target },
         ))),
         "barlow" => Ok(Box::new(Redundancy::new(device, &backbone, &head, RedundancyLoss::BarlowTwins { lambda: m.barlow_lambda, scale: m.barlow_scale }, mix_target))),
         "vicreg" => Ok(Box::new(Redundancy::new(
