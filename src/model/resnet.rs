@@ -436,9 +436,7 @@ mod tests {
     #[test]
     fn channels_last_gradients_match_a_float64_reference_as_the_standard_ones_do() {
         // Both layouts against the same network in float64 (standard layout), odd and even small
-        // batches: all gradients together agree to ~1e-5 relative in both layouts. (Single
-        // near-cancelling tensors, e.g. a batch-norm weight's gradient, can be off by up to 1e-2 in
-        // either layout on some inputs: fp32 rounding, measured over 12 seeds, not a layout defect.)
+        // batches: all gradients together agree to ~1e-5 relative in both layouts.
         //
         // Weights and inputs come from fixed formulas, not libtorch's global generator (which tests
         // in other threads reseed): on random draws either layout sometimes lands 1e-3..2e-2 off
