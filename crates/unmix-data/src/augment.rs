@@ -320,47 +320,68 @@ fn precompute_taps(in_size: usize, out_size: usize) -> Taps {
 
 #[inline]
 fn clip8(v: i32) -> u8 {
-    // Pillow's clip8 on its INT32 sums: the taps are non-negative and sum to 1 << PRECISION_BITS,
-    // so a sum of u8 * tap stays below 2^31.
-    if v >= (1i32 << PRECISION_BITS << 8) {
-        255
-    } else if v <= 0 {
-        0
-    } else {
-        (v >> PRECISION_BITS) as u8
-    }
+    // Pillow's clip8 on its INT32 sums (255 from 1 << (PRECISION_BITS + 8) up, 0 for v <= 0,
+    // else v >> PRECISION_BITS), as a clamp of the arithmetic shift: the same value, branch-free.
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// One row of Pillow's horizontal pass (`ImagingResampleHorizontal_8bpc`) for `C` channels.
+/// Pillow's vertical pass for one output row: the taps' input rows start at `src[start]`, one
+/// every `stride` bytes, and `dst.len()` bytes of each are summed. The sums run over blocks of 16
+/// columns held in registers across all taps.
 #[inline(always)]
-fn horizontal_row<const C: usize>(src: &[u8], dst: &mut [u8], taps: &Taps) {
-    for (xx, (&(xmin, n), out)) in taps.bounds.iter().zip(dst.chunks_exact_mut(C)).enumerate() {
-        let k = &taps.coeffs[xx * taps.ksize..xx * taps.ksize + n];
-        let px = &src[xmin * C..(xmin + n) * C];
-        let mut ss = [1i32 << (PRECISION_BITS - 1); C];
-        for (p, &kx) in px.chunks_exact(C).zip(k) {
-            for ch in 0..C {
-                ss[ch] += p[ch] as i32 * kx;
+fn vertical_row(src: &[u8], start: usize, stride: usize, k: &[i32], dst: &mut [u8]) {
+    const L: usize = 16;
+    let row = dst.len();
+    let full = row / L * L;
+    for j in (0..full).step_by(L) {
+        let mut acc = [1i32 << (PRECISION_BITS - 1); L];
+        for (t, &ky) in k.iter().enumerate() {
+            let at = start + t * stride + j;
+            for (a, &v) in acc.iter_mut().zip(&src[at..at + L]) {
+                *a += v as i32 * ky;
             }
         }
-        for ch in 0..C {
-            out[ch] = clip8(ss[ch]);
+        for (d, &a) in dst[j..j + L].iter_mut().zip(acc.iter()) {
+            *d = clip8(a);
         }
+    }
+    for j in full..row {
+        let mut a = 1i32 << (PRECISION_BITS - 1);
+        for (t, &ky) in k.iter().enumerate() {
+            a += src[start + t * stride + j] as i32 * ky;
+        }
+        dst[j] = clip8(a);
     }
 }
 
-/// Pillow's vertical pass for one output row: `acc` is a scratch row of the same length.
+/// Pillow's vertical pass (`ImagingResampleVertical_8bpc`) over the `h x w` box at (`top`,
+/// `left`) of an image of `c` channels with rows of `stride` bytes: `out_h x w`.
 #[inline(always)]
-fn vertical_row(rows: &[u8], row: usize, k: &[i32], acc: &mut [i32], dst: &mut [u8]) {
-    acc.fill(1i32 << (PRECISION_BITS - 1));
-    for (src, &ky) in rows.chunks_exact(row).zip(k) {
-        for (a, &v) in acc.iter_mut().zip(src) {
-            *a += v as i32 * ky;
-        }
+fn vertical_pass(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize, out_h: usize) -> Vec<u8> {
+    let taps = precompute_taps(h, out_h);
+    let row = w * c;
+    let mut out = vec![0u8; out_h * row];
+    for (yy, (&(ymin, n), dst)) in taps.bounds.iter().zip(out.chunks_exact_mut(row)).enumerate() {
+        let k = &taps.coeffs[yy * taps.ksize..yy * taps.ksize + n];
+        vertical_row(src, (top + ymin) * stride + left * c, stride, k, dst);
     }
-    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
-        *d = clip8(a);
+    out
+}
+
+/// Pillow's horizontal pass (`ImagingResampleHorizontal_8bpc`) over the `h x w` box: `h x out_w`.
+/// It runs as a vertical pass over the transposed box (the same integer sums, vectorized across
+/// a whole column instead of one pixel's few taps), transposed back.
+#[inline(always)]
+fn horizontal_pass(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize, out_w: usize) -> Vec<u8> {
+    let taps = precompute_taps(w, out_w);
+    let boxed = transpose_region(src, stride, top, left, h, w, c); // w x h
+    let col = h * c;
+    let mut temp_t = vec![0u8; out_w * col];
+    for (xx, (&(xmin, n), dst)) in taps.bounds.iter().zip(temp_t.chunks_exact_mut(col)).enumerate() {
+        let k = &taps.coeffs[xx * taps.ksize..xx * taps.ksize + n];
+        vertical_row(&boxed, xmin * col, col, k, dst);
     }
+    transpose_hwc(&temp_t, out_w, h, c)
 }
 
 /// PIL `img.crop((left, top, left + w, top + h)).resize((out_w, out_h), BILINEAR)`.
@@ -402,58 +423,33 @@ fn resized_crop_body(img: ImageRef, top: usize, left: usize, h: usize, w: usize,
         h > 0 && w > 0 && out_h > 0 && out_w > 0,
         "empty crop or output"
     );
-    let c = img.channels;
-    let stride = img.width * c;
-
-    // Horizontal pass (Pillow runs it first) over the rows of the box: h x out_w.
-    let temp: Vec<u8> = if out_w != w {
-        let taps = precompute_taps(w, out_w);
-        let mut temp = vec![0u8; h * out_w * c];
-        for y in 0..h {
-            let src = &img.data[(top + y) * stride + left * c..(top + y) * stride + (left + w) * c];
-            let dst = &mut temp[y * out_w * c..(y + 1) * out_w * c];
-            match c {
-                1 => horizontal_row::<1>(src, dst, &taps),
-                3 => horizontal_row::<3>(src, dst, &taps),
-                4 => horizontal_row::<4>(src, dst, &taps),
-                _ => {
-                    for (xx, &(xmin, n)) in taps.bounds.iter().enumerate() {
-                        let k = &taps.coeffs[xx * taps.ksize..xx * taps.ksize + n];
-                        for ch in 0..c {
-                            let mut ss = 1i32 << (PRECISION_BITS - 1);
-                            for (x, &kx) in k.iter().enumerate() {
-                                ss += src[(xmin + x) * c + ch] as i32 * kx;
-                            }
-                            dst[xx * c + ch] = clip8(ss);
-                        }
-                    }
-                }
+    let (c, stride) = (img.channels, img.width * img.channels);
+    let (need_h, need_v) = (out_w != w, out_h != h);
+    // Pillow 13's order (ImagingResampleInner): the vertical pass first when the height shrinks by
+    // more than twice as many pixels as the width, else the horizontal pass first. Each pass
+    // rounds to u8, so the order shows in the output; Pillow 12 and older always go horizontal
+    // first. The passes are skipped when a size is unchanged.
+    let vertical_first = h > out_h && (h - out_h) as i64 > (w as i64 - out_w as i64) * 2;
+    let data = match (need_h, need_v) {
+        (false, false) => {
+            let mut data = Vec::with_capacity(h * w * c);
+            for y in top..top + h {
+                data.extend_from_slice(&img.data[y * stride + left * c..y * stride + (left + w) * c]);
             }
+            data
         }
-        temp
-    } else {
-        let mut temp = Vec::with_capacity(h * w * c);
-        for y in 0..h {
-            temp.extend_from_slice(
-                &img.data[(top + y) * stride + left * c..(top + y) * stride + (left + w) * c],
-            );
+        (true, false) => horizontal_pass(img.data, stride, top, left, h, w, c, out_w),
+        (false, true) => vertical_pass(img.data, stride, top, left, h, w, c, out_h),
+        (true, true) if vertical_first => {
+            let temp = vertical_pass(img.data, stride, top, left, h, w, c, out_h);
+            horizontal_pass(&temp, w * c, 0, 0, out_h, w, c, out_w)
         }
-        temp
+        (true, true) => {
+            let temp = horizontal_pass(img.data, stride, top, left, h, w, c, out_w);
+            vertical_pass(&temp, out_w * c, 0, 0, h, out_w, c, out_h)
+        }
     };
-
-    // Vertical pass: out_h x out_w.
-    if out_h == h {
-        return Image::new(out_h, out_w, c, temp);
-    }
-    let taps = precompute_taps(h, out_h);
-    let row = out_w * c;
-    let mut out = vec![0u8; out_h * row];
-    let mut acc = vec![0i32; row];
-    for (yy, (&(ymin, n), dst)) in taps.bounds.iter().zip(out.chunks_exact_mut(row)).enumerate() {
-        let k = &taps.coeffs[yy * taps.ksize..yy * taps.ksize + n];
-        vertical_row(&temp[ymin * row..(ymin + n) * row], row, k, &mut acc, dst);
-    }
-    Image::new(out_h, out_w, c, out)
+    Image::new(out_h, out_w, c, data)
 }
 
 /// PIL `img.resize((out_w, out_h), BILINEAR)`.
@@ -466,12 +462,28 @@ pub fn resize_bilinear(img: ImageRef, out_h: usize, out_w: usize) -> Image {
 
 /// Mirror left-right.
 pub fn hflip(img: ImageRef) -> Image {
+    fn rows<const C: usize>(img: ImageRef, out: &mut [u8]) {
+        let row = img.width * C;
+        for (src, dst) in img.data.chunks_exact(row).zip(out.chunks_exact_mut(row)) {
+            for (s, d) in src.chunks_exact(C).rev().zip(dst.chunks_exact_mut(C)) {
+                d.copy_from_slice(s);
+            }
+        }
+    }
     let c = img.channels;
-    let mut out = Vec::with_capacity(img.data.len());
-    for y in 0..img.height {
-        let row = &img.data[y * img.width * c..(y + 1) * img.width * c];
-        for px in row.chunks_exact(c).rev() {
-            out.extend_from_slice(px);
+    let mut out = vec![0u8; img.data.len()];
+    if img.width > 0 {
+        match c {
+            1 => rows::<1>(img, &mut out),
+            3 => rows::<3>(img, &mut out),
+            _ => {
+                let row = img.width * c;
+                for (src, dst) in img.data.chunks_exact(row).zip(out.chunks_exact_mut(row)) {
+                    for (s, d) in src.chunks_exact(c).rev().zip(dst.chunks_exact_mut(c)) {
+                        d.copy_from_slice(s);
+                    }
+                }
+            }
         }
     }
     Image::new(img.height, img.width, c, out)
@@ -548,11 +560,35 @@ pub fn adjust_saturation(img: ImageRef, factor: f64) -> Image {
         return img.to_owned();
     }
     let a = factor as f32;
-    let mut data = Vec::with_capacity(img.data.len());
-    for p in img.data.chunks_exact(3) {
+    assert!(a.is_finite(), "saturation factor {factor} is not a finite f32");
+    // The grey value repeated per byte, then one branch-free blend over all bytes, which the
+    // compiler vectorizes ([`blend`]'s clipping is a clamp).
+    let mut data = vec![0u8; img.data.len()];
+    for (g, p) in data.chunks_exact_mut(3).zip(img.data.chunks_exact(3)) {
         let l = luma(p[0], p[1], p[2]);
-        data.extend(p.iter().map(|&v| blend(l, v, a)));
+        g.copy_from_slice(&[l, l, l]);
     }
+    #[inline(always)]
+    fn body(src: &[u8], data: &mut [u8], a: f32) {
+        for (d, &v) in data.iter_mut().zip(src) {
+            let l = *d;
+            let t = (l as f32 + a * (v as i32 - l as i32) as f32).clamp(0.0, 255.0);
+            // SAFETY: `t` is finite (the factor is) and within [0, 255] after the clamp.
+            *d = unsafe { t.to_int_unchecked::<i32>() } as u8;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn body_avx2(src: &[u8], data: &mut [u8], a: f32) {
+        body(src, data, a)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { body_avx2(img.data, &mut data, a) };
+        return Image::new(img.height, img.width, 3, data);
+    }
+    body(img.data, &mut data, a);
     Image::new(img.height, img.width, 3, data)
 }
 
@@ -579,47 +615,6 @@ pub fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     let t = h as f64 / 6.0 + 1.0;
     let h = (if t >= 1.0 { t - 1.0 } else { t }) as f32;
     (((h as f64 * 255.0) as i32).clamp(0, 255) as u8, saturation_u8(maxc, maxc - minc), maxc)
-}
-
-/// [`rgb_to_hsv`] from tables: the hue depends only on which channel is largest, which smallest,
-/// the range `cr = max - min` and the middle channel's distance to the max, so it is looked up
-/// from a table computed once with [`rgb_to_hsv`] itself (equality over all 2^24 colours is a
-/// test); the saturation from a (max, range) table.
-#[inline]
-pub fn rgb_to_hsv_fast(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
-    static HUE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let maxc = r.max(g).max(b);
-    let minc = r.min(g).min(b);
-    if maxc == minc {
-        return (0, 0, maxc);
-    }
-    let cr = maxc - minc;
-    // Case k: (max channel, min channel) = (r, b), (r, g), (g, b), (g, r), (b, g), (b, r), taking
-    // the first maximum as the C code does; x = max - middle.
-    let (k, x) = if r == maxc {
-        if b == minc { (0, maxc - g) } else { (1, maxc - b) }
-    } else if g == maxc {
-        if b == minc { (2, maxc - r) } else { (3, maxc - b) }
-    } else if g == minc {
-        (4, maxc - r)
-    } else {
-        (5, maxc - g)
-    };
-    let table = HUE.get_or_init(|| {
-        let mut t = vec![0u8; 6 * 256 * 256];
-        for cr in 1..256usize {
-            for x in 0..=cr {
-                let (m, mid) = (cr as u8, (cr - x) as u8);
-                // Colours with max = cr, min = 0 and the middle channel at cr - x, per case.
-                let colours = [(m, mid, 0), (m, 0, mid), (mid, m, 0), (0, m, mid), (mid, 0, m), (0, mid, m)];
-                for (k, (r, g, b)) in colours.into_iter().enumerate() {
-                    t[(k * 256 + cr) * 256 + x] = rgb_to_hsv(r, g, b).0;
-                }
-            }
-        }
-        t
-    });
-    (table[(k * 256 + cr as usize) * 256 + x as usize], saturation_u8(maxc, cr), maxc)
 }
 
 /// `CLIP8((int)((float)cr / (float)maxc * 255.0))` of `rgb2hsv_row`, from a table built once.
@@ -704,12 +699,94 @@ pub fn adjust_hue(img: ImageRef, hue_factor: f64) -> Image {
     // numpy's float -> uint8 cast: truncation toward zero, then modulo 256.
     let shift = ((hue_factor * 255.0) as i64).rem_euclid(256) as u8;
     let mut data = vec![0u8; img.data.len()];
-    for (o, p) in data.chunks_exact_mut(3).zip(img.data.chunks_exact(3)) {
-        let (h, s, v) = rgb_to_hsv_fast(p[0], p[1], p[2]);
-        let (r, g, b) = hsv_to_rgb(h.wrapping_add(shift), s, v);
-        o.copy_from_slice(&[r, g, b]);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { hue_shift_avx2(img.data, &mut data, shift) };
+        return Image::new(img.height, img.width, 3, data);
     }
+    hue_shift_body(img.data, &mut data, shift);
     Image::new(img.height, img.width, 3, data)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn hue_shift_avx2(src: &[u8], dst: &mut [u8], shift: u8) {
+    hue_shift_body(src, dst, shift)
+}
+
+/// `hsv_to_rgb(h + shift, s, v)` of `rgb_to_hsv(r, g, b)` for every pixel, as straight-line
+/// arithmetic over blocks of pixels held channel by channel, so that the compiler vectorizes it:
+/// the same `f32` / `f64` operations as [`rgb_to_hsv`] and [`hsv_to_rgb`] (IEEE arithmetic is
+/// the same in vector lanes; Rust never fuses multiply-adds), with selects instead of branches
+/// and table lookups. Equality with them over all 2^24 colours is a test.
+#[inline(always)]
+fn hue_shift_body(src: &[u8], dst: &mut [u8], shift: u8) {
+    const N: usize = 64;
+    let (mut r, mut g, mut b) = ([0u8; N], [0u8; N], [0u8; N]);
+    let (mut or, mut og, mut ob) = ([0u8; N], [0u8; N], [0u8; N]);
+    let tab = hsv_tables();
+    for (s, d) in src.chunks(3 * N).zip(dst.chunks_mut(3 * N)) {
+        let n = s.len() / 3;
+        for (i, p) in s.chunks_exact(3).enumerate() {
+            (r[i], g[i], b[i]) = (p[0], p[1], p[2]);
+        }
+        for i in 0..N {
+            (or[i], og[i], ob[i]) = hue_shift_rgb(r[i], g[i], b[i], shift, tab);
+        }
+        for (i, p) in d.chunks_exact_mut(3).enumerate().take(n) {
+            p.copy_from_slice(&[or[i], og[i], ob[i]]);
+        }
+    }
+}
+
+/// One pixel of [`hue_shift_body`], branch-free.
+#[inline(always)]
+fn hue_shift_rgb(r8: u8, g8: u8, b8: u8, shift: u8, tab: &HsvTables) -> (u8, u8, u8) {
+    // rgb2hsv_row.
+    let maxc8 = r8.max(g8).max(b8);
+    let minc8 = r8.min(g8).min(b8);
+    let grey = maxc8 == minc8;
+    let (r, g, b, maxc) = (r8 as f32, g8 as f32, b8 as f32, maxc8 as f32);
+    let cr = maxc - minc8 as f32;
+    // Grey pixels divide by zero here; their values are replaced below.
+    let (rc, gc, bc) = ((maxc - r) / cr, (maxc - g) / cr, (maxc - b) / cr);
+    let h_r = bc - gc;
+    let h_g = (2.0 + rc as f64 - bc as f64) as f32;
+    let h_b = (4.0 + gc as f64 - rc as f64) as f32;
+    let h = if r8 == maxc8 { h_r } else if g8 == maxc8 { h_g } else { h_b };
+    let t = h as f64 / 6.0 + 1.0;
+    let h = (if t >= 1.0 { t - 1.0 } else { t }) as f32;
+    let hq = if grey { 0.0 } else { h as f64 * 255.0 };
+    let sq = if grey { 0.0 } else { (cr / maxc) as f64 * 255.0 };
+    // Both are finite and in [0, 256) (grey pixels' NaNs were replaced just above): the casts
+    // truncate as the C code's (int) does, then CLIP8. The unchecked casts keep them in vector
+    // lanes (the checked `as` is scalarized).
+    // SAFETY: finite values inside the i32 range.
+    let h8 = unsafe { hq.to_int_unchecked::<i32>() }.clamp(0, 255) as u8;
+    let s8 = unsafe { sq.to_int_unchecked::<i32>() }.clamp(0, 255) as u8;
+    // hsv2rgb with the hue byte shifted.
+    let hs = h8.wrapping_add(shift) as usize;
+    let (f, sector, fs) = (tab.f[hs], tab.sector[hs], tab.fs[s8 as usize]);
+    let vf = maxc8 as f32 as f64;
+    let round = |x: f64| {
+        // C round() of x >= 0: truncation plus the exact fractional part.
+        // SAFETY: x = v * (1 - a) with v <= 255 and 0 <= a <= 1: finite, inside the i32 range.
+        let i = unsafe { x.to_int_unchecked::<i32>() };
+        (i + (x - i as f64 >= 0.5) as i32).clamp(0, 255) as u8
+    };
+    let p = round(vf * (1.0 - fs as f64));
+    let q = round(vf * (1.0 - (fs * f) as f64));
+    let tt = round(vf * (1.0 - fs as f64 * (1.0 - f as f64)));
+    let v = maxc8;
+    let red = if sector == 0 || sector == 5 { v } else if sector == 1 { q } else if sector == 4 { tt } else { p };
+    let green = if sector == 1 || sector == 2 { v } else if sector == 0 { tt } else if sector == 3 { q } else { p };
+    let blue = if sector == 3 || sector == 4 { v } else if sector == 2 { tt } else if sector == 5 { q } else { p };
+    if s8 == 0 {
+        (v, v, v)
+    } else {
+        (red, green, blue)
+    }
 }
 
 /// torchvision `F.rgb_to_grayscale` on PIL (`img.convert("L")`, replicated to `out_channels`,
@@ -729,18 +806,38 @@ pub fn to_grayscale(img: ImageRef, out_channels: usize) -> Image {
 }
 
 /// `ToTensor` + `Normalize`: `(x / 255 - mean[c]) / std[c]` in `f32`, written CHW (planar) into
-/// `out` (`len = C * H * W`).
+/// `out` (`len = C * H * W`). The 256 values of each channel are computed once (the same `f32`
+/// arithmetic) and the image is mapped through them in one pass.
 pub fn normalize_into(img: ImageRef, mean: &[f32], std: &[f32], out: &mut [f32]) {
     let c = img.channels;
     let hw = img.height * img.width;
     assert_eq!(mean.len(), c, "one mean per channel");
     assert_eq!(std.len(), c, "one std per channel");
     assert_eq!(out.len(), c * hw, "output buffer size");
-    for ch in 0..c {
-        let (m, s) = (mean[ch], std[ch]);
+    let tables: Vec<[f32; 256]> = (0..c)
+        .map(|ch| {
+            let mut t = [0f32; 256];
+            for (v, o) in t.iter_mut().enumerate() {
+                *o = (v as f32 / 255.0 - mean[ch]) / std[ch];
+            }
+            t
+        })
+        .collect();
+    if c == 3 {
+        let (o0, rest) = out.split_at_mut(hw);
+        let (o1, o2) = rest.split_at_mut(hw);
+        let (t0, t1, t2) = (&tables[0], &tables[1], &tables[2]);
+        for ((p, a), (b, d)) in img.data.chunks_exact(3).zip(o0.iter_mut()).zip(o1.iter_mut().zip(o2.iter_mut())) {
+            *a = t0[p[0] as usize];
+            *b = t1[p[1] as usize];
+            *d = t2[p[2] as usize];
+        }
+        return;
+    }
+    for (ch, t) in tables.iter().enumerate() {
         let plane = &mut out[ch * hw..(ch + 1) * hw];
         for (o, &v) in plane.iter_mut().zip(img.data.iter().skip(ch).step_by(c)) {
-            *o = (v as f32 / 255.0 - m) / s;
+            *o = t[v as usize];
         }
     }
 }
@@ -767,6 +864,23 @@ fn gaussian_box_radius(radius: f32, passes: u32) -> f32 {
 /// clamped indices, which is what this uses; the result is the same bit for bit (tests compare
 /// with Pillow's output).
 fn column_box_blur_pass(src: &[u8], dst: &mut [u8], lines: usize, row: usize, float_radius: f32) {
+    // The same integer arithmetic either way; with AVX2 the u32 lanes run 8 wide.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { column_box_blur_pass_avx2(src, dst, lines, row, float_radius) };
+    }
+    column_box_blur_pass_body(src, dst, lines, row, float_radius)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn column_box_blur_pass_avx2(src: &[u8], dst: &mut [u8], lines: usize, row: usize, float_radius: f32) {
+    column_box_blur_pass_body(src, dst, lines, row, float_radius)
+}
+
+#[inline(always)]
+fn column_box_blur_pass_body(src: &[u8], dst: &mut [u8], lines: usize, row: usize, float_radius: f32) {
     let radius = float_radius as usize; // C (int) truncation
     let ww = ((1u32 << 24) as f32 / (float_radius * 2.0 + 1.0)) as u32;
     let fw = ((1u32 << 24) - (radius as u32 * 2 + 1) * ww) / 2;
@@ -795,11 +909,76 @@ fn column_box_blur_pass(src: &[u8], dst: &mut [u8], lines: usize, row: usize, fl
 
 /// `(h, w, c)` -> `(w, h, c)`.
 fn transpose_hwc(src: &[u8], h: usize, w: usize, c: usize) -> Vec<u8> {
-    let mut out = vec![0u8; src.len()];
-    for y in 0..h {
-        for x in 0..w {
-            let (s, d) = ((y * w + x) * c, (x * h + y) * c);
-            out[d..d + c].copy_from_slice(&src[s..s + c]);
+    transpose_region(src, w * c, 0, 0, h, w, c)
+}
+
+/// The `h x w` box at (`top`, `left`) of an HWC image with rows of `stride` bytes, transposed:
+/// `(w, h, c)`.
+#[inline(always)]
+fn transpose_region(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize) -> Vec<u8> {
+    #[inline(always)]
+    fn body<const C: usize>(src: &[u8], out: &mut [u8], stride: usize, top: usize, left: usize, h: usize, w: usize) {
+        // Blocks of 16 x 16 pixels keep both sides in cache lines.
+        const B: usize = 16;
+        for y0 in (0..h).step_by(B) {
+            for x0 in (0..w).step_by(B) {
+                for y in y0..(y0 + B).min(h) {
+                    let row = &src[(top + y) * stride + left * C..];
+                    for x in x0..(x0 + B).min(w) {
+                        let d = (x * h + y) * C;
+                        out[d..d + C].copy_from_slice(&row[x * C..x * C + C]);
+                    }
+                }
+            }
+        }
+    }
+    /// Three channels moved as one 4-byte word: the fourth byte read is the next pixel's (or the
+    /// next row's, which exists as `y < h - 1`), and the fourth byte written lands on the next
+    /// destination pixel, written after it (the next `y` of the block, or a later block of rows);
+    /// the last row, whose next destination pixel is the next column's first, copies 3 bytes.
+    #[inline(always)]
+    fn body3(src: &[u8], out: &mut [u8], stride: usize, top: usize, left: usize, h: usize, w: usize) {
+        const B: usize = 16;
+        if h == 0 || w == 0 {
+            return;
+        }
+        // Every read below is inside rows top..top + h, columns left..left + w (+1 byte before
+        // the last row), every write inside out.
+        assert!(stride >= (left + w) * 3 && (top + h - 1) * stride + (left + w) * 3 <= src.len() && out.len() == h * w * 3);
+        let (sp, dp) = (src.as_ptr(), out.as_mut_ptr());
+        for y0 in (0..h).step_by(B) {
+            let y1 = (y0 + B).min(h);
+            for x0 in (0..w).step_by(B) {
+                for y in y0..y1 {
+                    let row = (top + y) * stride + left * 3;
+                    for x in x0..(x0 + B).min(w) {
+                        let (s, d) = (row + x * 3, (x * h + y) * 3);
+                        // SAFETY: s + 4 <= src.len() as row y + 1 exists; d + 4 <= out.len()
+                        // unless (x, y) is the last pixel, which is in the last row.
+                        unsafe {
+                            if y + 1 < h {
+                                std::ptr::write_unaligned(dp.add(d) as *mut u32, std::ptr::read_unaligned(sp.add(s) as *const u32));
+                            } else {
+                                std::ptr::copy_nonoverlapping(sp.add(s), dp.add(d), 3);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = vec![0u8; h * w * c];
+    match c {
+        1 => body::<1>(src, &mut out, stride, top, left, h, w),
+        3 => body3(src, &mut out, stride, top, left, h, w),
+        4 => body::<4>(src, &mut out, stride, top, left, h, w),
+        _ => {
+            for y in 0..h {
+                for x in 0..w {
+                    let (s, d) = ((top + y) * stride + (left + x) * c, (x * h + y) * c);
+                    out[d..d + c].copy_from_slice(&src[s..s + c]);
+                }
+            }
         }
     }
     out

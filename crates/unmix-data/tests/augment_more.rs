@@ -392,17 +392,82 @@ fn resize_center_in_a_recipe_equals_the_function_and_draws_nothing() {
 }
 
 #[test]
-fn table_driven_rgb_to_hsv_equals_pillow_arithmetic_on_every_colour() {
-    use unmix_data::augment::{rgb_to_hsv, rgb_to_hsv_fast};
-    let mut differ = 0u64;
-    for r in 0..=255u8 {
-        for g in 0..=255u8 {
-            for b in 0..=255u8 {
-                if rgb_to_hsv(r, g, b) != rgb_to_hsv_fast(r, g, b) {
-                    differ += 1;
-                }
+fn hue_shift_equals_pillow_arithmetic_on_every_colour() {
+    // `adjust_hue` runs branch-free vector arithmetic; the reference is the per-pixel Pillow
+    // arithmetic of `rgb_to_hsv` and `hsv_to_rgb`, over an image holding all 2^24 colours.
+    use unmix_data::augment::{adjust_hue, hsv_to_rgb, rgb_to_hsv};
+    let data: Vec<u8> = (0..1u32 << 24).flat_map(|c| [(c >> 16) as u8, (c >> 8) as u8, c as u8]).collect();
+    let img = unmix_data::Image::new(4096, 4096, 3, data);
+    // Shifts 25, 231, 127, 129, 0 (the HSV round trip alone) and 5.
+    for factor in [0.1, -0.1, 0.5, -0.5, 0.003, 0.02] {
+        let shift = ((factor * 255.0) as i64).rem_euclid(256) as u8;
+        let out = adjust_hue(img.as_ref(), factor);
+        let mut differ = 0u64;
+        for (p, o) in img.data.chunks_exact(3).zip(out.data.chunks_exact(3)) {
+            let (h, s, v) = rgb_to_hsv(p[0], p[1], p[2]);
+            let (r, g, b) = hsv_to_rgb(h.wrapping_add(shift), s, v);
+            if [r, g, b] != o {
+                differ += 1;
             }
         }
+        assert_eq!(differ, 0, "hue factor {factor}: {differ} colours differ");
     }
-    assert_eq!(differ, 0, "{differ} colours differ");
+}
+
+/// FNV-1a (64-bit) of a byte string: the checksums below were computed the same way in Python.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &v| (h ^ v as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Pillow 13.0.0 / torchvision 0.28 on `pattern(300, 257, c)`, images larger than the blocks
+/// (16 pixels) of the transposes and the pixel blocks of the colour ops, with crop boxes at odd
+/// offsets, down- and upsampling: (op, channels, crop box + output size, factor or radius,
+/// FNV-1a of the output bytes). Made by `.venv/bin/python` with
+/// `img.crop((l, t, l + w, t + h)).resize((ow, oh), Image.BILINEAR)`,
+/// `img.filter(ImageFilter.GaussianBlur(r))`, `F.adjust_saturation`, `F.adjust_hue`, `F.hflip`.
+const PIL_LARGE: &[(&str, usize, [usize; 6], f64, u64)] = &[
+    ("crop", 3, [13, 7, 211, 240, 224, 224], 0.0, 0xe0c40b27f3846d99),
+    ("crop", 3, [0, 0, 300, 257, 224, 224], 0.0, 0xdb6d2f76a4988c45),
+    ("crop", 3, [50, 31, 97, 120, 224, 224], 0.0, 0x08f1312b70fc15c8),
+    ("crop", 3, [5, 9, 280, 200, 96, 96], 0.0, 0x3377089291928791),
+    ("crop", 3, [1, 2, 299, 17, 33, 250], 0.0, 0x758bf52d11e52c27),
+    ("blur", 3, [0, 0, 0, 0, 0, 0], 0.3, 0xae476186f084a448),
+    ("blur", 3, [0, 0, 0, 0, 0, 0], 1.0, 0x1a0e81c21773af47),
+    ("blur", 3, [0, 0, 0, 0, 0, 0], 2.0, 0xf50977e7d8b2405b),
+    ("blur", 3, [0, 0, 0, 0, 0, 0], 7.5, 0xea5988c6467ed117),
+    ("crop", 1, [13, 7, 211, 240, 224, 224], 0.0, 0xeaffb8401d97dfbb),
+    ("crop", 1, [0, 0, 300, 257, 224, 224], 0.0, 0xb4164aae6a9e236d),
+    ("crop", 1, [50, 31, 97, 120, 224, 224], 0.0, 0xcb9396841295e054),
+    ("crop", 1, [5, 9, 280, 200, 96, 96], 0.0, 0xb0c1db1007e7d3aa),
+    ("crop", 1, [1, 2, 299, 17, 33, 250], 0.0, 0xf3180404bad77b39),
+    ("blur", 1, [0, 0, 0, 0, 0, 0], 0.3, 0x98dff311c0d2b170),
+    ("blur", 1, [0, 0, 0, 0, 0, 0], 1.0, 0x3fc37430e59493ee),
+    ("blur", 1, [0, 0, 0, 0, 0, 0], 2.0, 0xbbe88bb9e066ceec),
+    ("blur", 1, [0, 0, 0, 0, 0, 0], 7.5, 0xc868bb1022dbb8c0),
+    ("saturation", 3, [0, 0, 0, 0, 0, 0], 0.4, 0xeafffad6a2e92001),
+    ("saturation", 3, [0, 0, 0, 0, 0, 0], 1.3, 0x242cd38a901f2c57),
+    ("hue", 3, [0, 0, 0, 0, 0, 0], 0.1, 0x61ef083664e736b2),
+    ("hue", 3, [0, 0, 0, 0, 0, 0], -0.07, 0xcb8d1e8c2655c458),
+    ("flip", 3, [0, 0, 0, 0, 0, 0], 0.0, 0xc0bc48ae883a6ef6),
+];
+
+#[test]
+fn large_images_match_pillow_bit_for_bit() {
+    use unmix_data::augment::{adjust_hue, adjust_saturation, hflip, resized_crop};
+    let mut failed = Vec::new();
+    for &(op, c, [t, l, h, w, oh, ow], f, expected) in PIL_LARGE {
+        let img = pattern(300, 257, c);
+        let out = match op {
+            "crop" => resized_crop(img.as_ref(), t, l, h, w, oh, ow),
+            "blur" => gaussian_blur(img.as_ref(), f),
+            "saturation" => adjust_saturation(img.as_ref(), f),
+            "hue" => adjust_hue(img.as_ref(), f),
+            "flip" => hflip(img.as_ref()),
+            _ => unreachable!(),
+        };
+        if fnv1a(&out.data) != expected {
+            failed.push(format!("{op} {c} channels {:?} {f}", [t, l, h, w, oh, ow]));
+        }
+    }
+    assert!(failed.is_empty(), "outputs differ from Pillow's: {failed:#?}");
 }
