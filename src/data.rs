@@ -179,6 +179,18 @@ pub fn eval_recipes(cfg: &Config) -> Arc<Vec<ViewRecipe>> {
     Arc::new(vec![r])
 }
 
+/// The CPU tensor of a batch view over the view's own buffer, without a copy (the way
+/// PyTorch's DataLoader hands a worker's shared-memory batch to the main process).
+///
+/// # Safety
+/// The tensor, and every tensor sharing its storage (views, shallow clones), must be dropped
+/// before `v`'s buffer is dropped, moved or refilled (e.g. recycled to the loader).
+pub(crate) unsafe fn borrowed_tensor(v: &ViewBatch) -> Tensor {
+    let n = (v.data.len() / (v.channels * v.height * v.width)) as i64;
+    let (c, h, w) = (v.channels as i64, v.height as i64, v.width as i64);
+    Tensor::from_blob(v.data.as_ptr() as *const u8, &[n, c, h, w], &[c * h * w, h * w, w, 1], tch::Kind::Float, Device::Cpu)
+}
+
 /// A prepared view batch as an NCHW float tensor on `device`.
 pub fn to_tensor(v: &ViewBatch, device: Device) -> Tensor {
     let n = (v.data.len() / (v.channels * v.height * v.width)) as i64;

@@ -755,7 +755,7 @@ fn hue_shift_rgb(r8: u8, g8: u8, b8: u8, shift: u8, tab: &HsvTables) -> (u8, u8,
     let h_g = (2.0 + rc as f64 - bc as f64) as f32;
     let h_b = (4.0 + gc as f64 - rc as f64) as f32;
     let h = if r8 == maxc8 { h_r } else if g8 == maxc8 { h_g } else { h_b };
-    let t = h as f64 / 6.0 + 1.0;
+    let t = h as f64 * (1.0 / 6.0) + 1.0;
     let h = (if t >= 1.0 { t - 1.0 } else { t }) as f32;
     let hq = if grey { 0.0 } else { h as f64 * 255.0 };
     let sq = if grey { 0.0 } else { (cr / maxc) as f64 * 255.0 };
@@ -776,12 +776,16 @@ fn hue_shift_rgb(r8: u8, g8: u8, b8: u8, shift: u8, tab: &HsvTables) -> (u8, u8,
         (i + (x - i as f64 >= 0.5) as i32).clamp(0, 255) as u8
     };
     let p = round(vf * (1.0 - fs as f64));
-    let q = round(vf * (1.0 - (fs * f) as f64));
-    let tt = round(vf * (1.0 - fs as f64 * (1.0 - f as f64)));
+    // The sector's middle channel: t in the even sectors, q in the odd ones; only that one is
+    // computed.
+    let even = sector % 2 == 0;
+    let w = if even { fs as f64 * (1.0 - f as f64) } else { (fs * f) as f64 };
+    let m = round(vf * (1.0 - w));
     let v = maxc8;
-    let red = if sector == 0 || sector == 5 { v } else if sector == 1 { q } else if sector == 4 { tt } else { p };
-    let green = if sector == 1 || sector == 2 { v } else if sector == 0 { tt } else if sector == 3 { q } else { p };
-    let blue = if sector == 3 || sector == 4 { v } else if sector == 2 { tt } else if sector == 5 { q } else { p };
+    // (r, g, b) per sector: (v, t, p) (q, v, p) (p, v, t) (p, q, v) (t, p, v) (v, p, q).
+    let red = if sector == 0 || sector == 5 { v } else if sector == 2 || sector == 3 { p } else { m };
+    let green = if sector == 1 || sector == 2 { v } else if sector == 4 || sector == 5 { p } else { m };
+    let blue = if sector == 3 || sector == 4 { v } else if sector == 0 || sector == 1 { p } else { m };
     if s8 == 0 {
         (v, v, v)
     } else {
