@@ -153,7 +153,9 @@ impl Block {
         for (i, (c, bn)) in self.convs.iter().enumerate() {
             y = bn.forward_t(&y.apply(c), train);
             if i != last {
-                y = y.relu();
+                // In place, as torchvision's ReLU(inplace=True): the batch-norm output is not
+                // needed by any backward, and the ReLU's own backward reads its output.
+                let _ = y.relu_();
             }
         }
         let shortcut = match &self.downsample {
@@ -164,7 +166,10 @@ impl Block {
             Some((c, bn)) => bn.forward_t(&x.apply(c), train),
             None => x.shallow_clone(),
         };
-        (y + shortcut).relu()
+        // The residual sum into the batch-norm output (not needed by any backward), in place.
+        y += &shortcut;
+        let _ = y.relu_();
+        y
     }
 }
 
@@ -257,7 +262,8 @@ impl ResNet {
     }
 
     fn body(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.bn1.forward_t(&x.apply(&self.conv1), train).relu();
+        let mut y = self.bn1.forward_t(&x.apply(&self.conv1), train);
+        let _ = y.relu_();
         if self.max_pool {
             y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
