@@ -253,6 +253,28 @@ pub fn rrc_params(
     ((height - h) / 2, (width - w) / 2, h, w)
 }
 
+/// `avx2_dispatch!(fn name(args) -> R = body);` defines `name`, which runs `body` (an
+/// `#[inline(always)]` function of the same signature) compiled with AVX2 enabled when the CPU has
+/// it, else as the portable (SSE2) build. The arithmetic is the same either way; the hot loops are
+/// vectorized 8 lanes wide instead of 4. (A closure passed to a generic helper does not do this:
+/// the closure is compiled on its own, without the feature.)
+macro_rules! avx2_dispatch {
+    (fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? = $body:ident;) => {
+        fn $name($($a: $t),*) $(-> $r)? {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($a: $t),*) $(-> $r)? {
+                    $body($($a),*)
+                }
+                // SAFETY: the CPU has AVX2 (checked just above).
+                return unsafe { avx2($($a),*) };
+            }
+            $body($($a),*)
+        }
+    };
+}
+
 // ------------------------------------------------------------------------------------------------
 // Resampling (Pillow Resample.c, BILINEAR, 8 bits per channel)
 
@@ -397,21 +419,10 @@ pub fn resized_crop(
     out_h: usize,
     out_w: usize,
 ) -> Image {
-    // The same integer arithmetic either way; with AVX2 the compiler vectorizes the passes
-    // 8 lanes wide (the portable build targets SSE2).
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { resized_crop_avx2(img, top, left, h, w, out_h, out_w) };
-    }
-    resized_crop_body(img, top, left, h, w, out_h, out_w)
+    resized_crop_dispatch(img, top, left, h, w, out_h, out_w)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn resized_crop_avx2(img: ImageRef, top: usize, left: usize, h: usize, w: usize, out_h: usize, out_w: usize) -> Image {
-    resized_crop_body(img, top, left, h, w, out_h, out_w)
-}
+avx2_dispatch!(fn resized_crop_dispatch(img: ImageRef, top: usize, left: usize, h: usize, w: usize, out_h: usize, out_w: usize) -> Image = resized_crop_body;);
 
 #[inline(always)]
 fn resized_crop_body(img: ImageRef, top: usize, left: usize, h: usize, w: usize, out_h: usize, out_w: usize) -> Image {
@@ -462,10 +473,12 @@ pub fn resize_bilinear(img: ImageRef, out_h: usize, out_w: usize) -> Image {
 
 /// Mirror left-right.
 pub fn hflip(img: ImageRef) -> Image {
-    fn rows<const C: usize>(img: ImageRef, out: &mut [u8]) {
-        let row = img.width * C;
+    // Inlined with a literal channel count for 1 and 3, so the pixel copies are fixed-size moves.
+    #[inline(always)]
+    fn rows(img: ImageRef, out: &mut [u8], c: usize) {
+        let row = img.width * c;
         for (src, dst) in img.data.chunks_exact(row).zip(out.chunks_exact_mut(row)) {
-            for (s, d) in src.chunks_exact(C).rev().zip(dst.chunks_exact_mut(C)) {
+            for (s, d) in src.chunks_exact(c).rev().zip(dst.chunks_exact_mut(c)) {
                 d.copy_from_slice(s);
             }
         }
@@ -474,16 +487,9 @@ pub fn hflip(img: ImageRef) -> Image {
     let mut out = vec![0u8; img.data.len()];
     if img.width > 0 {
         match c {
-            1 => rows::<1>(img, &mut out),
-            3 => rows::<3>(img, &mut out),
-            _ => {
-                let row = img.width * c;
-                for (src, dst) in img.data.chunks_exact(row).zip(out.chunks_exact_mut(row)) {
-                    for (s, d) in src.chunks_exact(c).rev().zip(dst.chunks_exact_mut(c)) {
-                        d.copy_from_slice(s);
-                    }
-                }
-            }
+            1 => rows(img, &mut out, 1),
+            3 => rows(img, &mut out, 3),
+            _ => rows(img, &mut out, c),
         }
     }
     Image::new(img.height, img.width, c, out)
@@ -568,28 +574,22 @@ pub fn adjust_saturation(img: ImageRef, factor: f64) -> Image {
         let l = luma(p[0], p[1], p[2]);
         g.copy_from_slice(&[l, l, l]);
     }
-    #[inline(always)]
-    fn body(src: &[u8], data: &mut [u8], a: f32) {
-        for (d, &v) in data.iter_mut().zip(src) {
-            let l = *d;
-            let t = (l as f32 + a * (v as i32 - l as i32) as f32).clamp(0.0, 255.0);
-            // SAFETY: `t` is finite (the factor is) and within [0, 255] after the clamp.
-            *d = unsafe { t.to_int_unchecked::<i32>() } as u8;
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn body_avx2(src: &[u8], data: &mut [u8], a: f32) {
-        body(src, data, a)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { body_avx2(img.data, &mut data, a) };
-        return Image::new(img.height, img.width, 3, data);
-    }
-    body(img.data, &mut data, a);
+    blend_with_grey(img.data, &mut data, a);
     Image::new(img.height, img.width, 3, data)
+}
+
+avx2_dispatch!(fn blend_with_grey(src: &[u8], data: &mut [u8], a: f32) = blend_with_grey_body;);
+
+/// [`blend`] of every byte of `src` with the grey value already in `data` (the result replaces
+/// it), branch-free: the clipping is a clamp.
+#[inline(always)]
+fn blend_with_grey_body(src: &[u8], data: &mut [u8], a: f32) {
+    for (d, &v) in data.iter_mut().zip(src) {
+        let l = *d;
+        let t = (l as f32 + a * (v as i32 - l as i32) as f32).clamp(0.0, 255.0);
+        // SAFETY: `t` is finite (the caller checks the factor) and within [0, 255] after the clamp.
+        *d = unsafe { t.to_int_unchecked::<i32>() } as u8;
+    }
 }
 
 /// Pillow `rgb2hsv_row`: u8 (h, s, v), reproducing its float/double arithmetic.
@@ -699,21 +699,11 @@ pub fn adjust_hue(img: ImageRef, hue_factor: f64) -> Image {
     // numpy's float -> uint8 cast: truncation toward zero, then modulo 256.
     let shift = ((hue_factor * 255.0) as i64).rem_euclid(256) as u8;
     let mut data = vec![0u8; img.data.len()];
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { hue_shift_avx2(img.data, &mut data, shift) };
-        return Image::new(img.height, img.width, 3, data);
-    }
-    hue_shift_body(img.data, &mut data, shift);
+    hue_shift(img.data, &mut data, shift);
     Image::new(img.height, img.width, 3, data)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn hue_shift_avx2(src: &[u8], dst: &mut [u8], shift: u8) {
-    hue_shift_body(src, dst, shift)
-}
+avx2_dispatch!(fn hue_shift(src: &[u8], dst: &mut [u8], shift: u8) = hue_shift_body;);
 
 /// `hsv_to_rgb(h + shift, s, v)` of `rgb_to_hsv(r, g, b)` for every pixel, as straight-line
 /// arithmetic over blocks of pixels held channel by channel, so that the compiler vectorizes it:
@@ -861,28 +851,14 @@ fn gaussian_box_radius(radius: f32, passes: u32) -> f32 {
     l + a
 }
 
+avx2_dispatch!(fn column_box_blur_pass(src: &[u8], dst: &mut [u8], lines: usize, row: usize, float_radius: f32) = column_box_blur_pass_body;);
+
 /// One Pillow box-blur pass (`ImagingLineBoxBlur8`) along the columns of a `(lines, row)` u8 array
 /// (`row` values per line), every column at once so the compiler vectorizes it: a box of
 /// `2 * radius + 1` values weighted `ww` plus the two next values weighted `fw` (the fractional
 /// radius), edges extended, 24-bit fixed point. Pillow's three ranges of the line loop amount to
 /// clamped indices, which is what this uses; the result is the same bit for bit (tests compare
-/// with Pillow's output).
-fn column_box_blur_pass(src: &[u8], dst: &mut [u8], lines: usize, row: usize, float_radius: f32) {
-    // The same integer arithmetic either way; with AVX2 the u32 lanes run 8 wide.
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { column_box_blur_pass_avx2(src, dst, lines, row, float_radius) };
-    }
-    column_box_blur_pass_body(src, dst, lines, row, float_radius)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn column_box_blur_pass_avx2(src: &[u8], dst: &mut [u8], lines: usize, row: usize, float_radius: f32) {
-    column_box_blur_pass_body(src, dst, lines, row, float_radius)
-}
-
+/// with Pillow's output). Called through [`column_box_blur_pass`].
 #[inline(always)]
 fn column_box_blur_pass_body(src: &[u8], dst: &mut [u8], lines: usize, row: usize, float_radius: f32) {
     let radius = float_radius as usize; // C (int) truncation
@@ -920,17 +896,18 @@ fn transpose_hwc(src: &[u8], h: usize, w: usize, c: usize) -> Vec<u8> {
 /// `(w, h, c)`.
 #[inline(always)]
 fn transpose_region(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize) -> Vec<u8> {
+    // Inlined with a literal channel count for 1 and 4, so the pixel copies are fixed-size moves.
     #[inline(always)]
-    fn body<const C: usize>(src: &[u8], out: &mut [u8], stride: usize, top: usize, left: usize, h: usize, w: usize) {
+    fn body(src: &[u8], out: &mut [u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize) {
         // Blocks of 16 x 16 pixels keep both sides in cache lines.
         const B: usize = 16;
         for y0 in (0..h).step_by(B) {
             for x0 in (0..w).step_by(B) {
                 for y in y0..(y0 + B).min(h) {
-                    let row = &src[(top + y) * stride + left * C..];
+                    let row = &src[(top + y) * stride + left * c..];
                     for x in x0..(x0 + B).min(w) {
-                        let d = (x * h + y) * C;
-                        out[d..d + C].copy_from_slice(&row[x * C..x * C + C]);
+                        let d = (x * h + y) * c;
+                        out[d..d + c].copy_from_slice(&row[x * c..x * c + c]);
                     }
                 }
             }
@@ -973,17 +950,10 @@ fn transpose_region(src: &[u8], stride: usize, top: usize, left: usize, h: usize
     }
     let mut out = vec![0u8; h * w * c];
     match c {
-        1 => body::<1>(src, &mut out, stride, top, left, h, w),
+        1 => body(src, &mut out, stride, top, left, h, w, 1),
         3 => body3(src, &mut out, stride, top, left, h, w),
-        4 => body::<4>(src, &mut out, stride, top, left, h, w),
-        _ => {
-            for y in 0..h {
-                for x in 0..w {
-                    let (s, d) = ((top + y) * stride + (left + x) * c, (x * h + y) * c);
-                    out[d..d + c].copy_from_slice(&src[s..s + c]);
-                }
-            }
-        }
+        4 => body(src, &mut out, stride, top, left, h, w, 4),
+        _ => body(src, &mut out, stride, top, left, h, w, c),
     }
     out
 }
