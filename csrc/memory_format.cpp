@@ -8,7 +8,17 @@ extern "C" {
 // when libtorch threw. The caller owns the result (tch frees it like any of its tensors).
 at::Tensor* unmix_channels_last(const at::Tensor* t) {
   try {
-    return new at::Tensor(t->contiguous(at::MemoryFormat::ChannelsLast));
+    at::Tensor r = t->contiguous(at::MemoryFormat::ChannelsLast);
+    // With one channel (or a 1 x 1 map) the standard and channels-last layouts hold the same bytes,
+    // so contiguous() hands the tensor back with its standard strides, and libtorch then suggests
+    // the standard layout for it: a convolution of a one-channel image would return a
+    // standard-layout output into a channels-last network (every op touching it, forward and
+    // backward, then runs on libtorch's strided loops). Give such a tensor the channels-last
+    // strides explicitly.
+    if (r.dim() == 4 && r.suggest_memory_format() != at::MemoryFormat::ChannelsLast) {
+      r = at::empty_like(r, at::MemoryFormat::ChannelsLast).copy_(r);
+    }
+    return new at::Tensor(r);
   } catch (...) {
     return nullptr;
   }

@@ -89,4 +89,22 @@ mod tests {
         let after = tch::no_grad(|| x.apply(&conv));
         assert!(after.allclose(&before, 0.0, 0.0, false));
     }
+
+    #[test]
+    fn one_channel_tensors_get_channels_last_strides() {
+        // With one channel the standard layout is already channels-last contiguous, and libtorch's
+        // contiguous(ChannelsLast) returns it with its standard strides; convolutions then suggest
+        // the standard layout for their output. The copy must carry NHWC strides.
+        let x = Tensor::arange(2 * 5 * 7, (Kind::Float, Device::Cpu)).view([2, 1, 5, 7]);
+        let y = channels_last(&x);
+        assert_eq!(y.stride(), vec![35, 1, 7, 1]);
+        assert!(y.equal(&x));
+        // A 3 x 3 convolution of it with NHWC weights gives an NHWC output.
+        let w = channels_last(&Tensor::ones([4, 1, 3, 3], (Kind::Float, Device::Cpu)));
+        assert_eq!(w.stride(), vec![9, 1, 3, 1]);
+        let out = y.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+        assert_eq!(out.stride(), vec![140, 1, 28, 4]);
+        // Several channels: the usual NHWC copy.
+        assert_eq!(channels_last(&Tensor::zeros([2, 3, 5, 7], (Kind::Float, Device::Cpu))).stride(), vec![105, 1, 21, 3]);
+    }
 }
