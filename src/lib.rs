@@ -4,6 +4,7 @@
 //! ([`data`]) -> Un-Mix ([`mix`]) -> a method's loss ([`method`]) -> the optimizer ([`train`]).
 //! Evaluation ([`eval`]) reads checkpoints and networks, never training internals.
 
+pub mod alloc;
 pub mod bench;
 pub mod compare;
 pub mod config;

@@ -262,6 +262,7 @@ struct BenchData {
 }
 
 fn main() {
+    unmix::alloc::keep_freed_memory();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
