@@ -5,8 +5,8 @@
 //! the heap by trimming it -- and the next step page-faults every page in again, zeroed by the
 //! kernel. On the fmnist loop that was 60,000 page faults a step (2.4 M over 40 steps; a
 //! channels-last stem made it worse) and ~10 % of the loop's time. Tuned once at start-up, the
-//! freed blocks stay mapped and are reused: fmnist loop 550 -> 639 img/s, page faults
-//! 2.59 M -> 0.25 M (40 steps, mostly start-up); ResNet-18 CIFAR steps ~1-2 % faster. Peak
+//! freed blocks stay mapped and are reused: fmnist loop 551 -> 619 img/s, page faults
+//! 2.23 M -> 0.25 M (40 steps, mostly start-up); ResNet-18 CIFAR steps ~1-2 % faster. Peak
 //! resident memory is unchanged within 4 %: the buffers are the same ones, only kept.
 
 /// Largest block glibc takes from the heap instead of its own mmap (glibc's upper bound for the
