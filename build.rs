@@ -8,6 +8,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/split_bn.cpp");
     println!("cargo:rerun-if-changed=csrc/dist.cpp");
     println!("cargo:rerun-if-changed=csrc/dist.h");
+    println!("cargo:rerun-if-changed=csrc/error.h");
     println!("cargo:rerun-if-changed=csrc/dist_nccl.cpp");
     println!("cargo:rerun-if-env-changed=UNMIX_NCCL");
     println!("cargo:rustc-check-cfg=cfg(unmix_nccl)");

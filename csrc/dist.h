@@ -1,14 +1,14 @@
 // Shared between csrc/dist.cpp (TCPStore, Gloo, the collectives) and csrc/dist_nccl.cpp (the NCCL
 // process group, compiled only where the CUDA and NCCL headers are found): the process group
-// handle behind the C ABI's void*, and the error plumbing. Needs no CUDA header.
+// handle behind the C ABI's void* (the error plumbing is error.h's). Needs no CUDA header.
 #pragma once
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
-#include <cstring>
-#include <exception>
 #include <string>
+
+#include "error.h"
 
 namespace unmix_dist {
 
@@ -22,25 +22,7 @@ struct Group {
   bool nccl() const { return cuda_device >= 0; }
 };
 
-inline void write_error(char* err, int len, const std::string& msg) {
-  if (err && len > 0) {
-    std::strncpy(err, msg.c_str(), len - 1);
-    err[len - 1] = '\0';
-  }
-}
-
-template <typename F>
-int guarded(char* err, int len, F f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    write_error(err, len, e.what());
-  } catch (...) {
-    write_error(err, len, "unknown C++ exception");
-  }
-  return -1;
-}
+using unmix_ffi::guarded;
 
 // The TCPStore rendezvous at addr:port (rank 0 hosts it), waiting for all `world` processes
 // (defined in dist.cpp).

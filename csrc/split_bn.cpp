@@ -9,8 +9,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <cstring>
-#include <string>
+#include "error.h"
 
 namespace {
 using torch::autograd::AutogradContext;
@@ -19,8 +18,8 @@ using torch::autograd::variable_list;
 struct BlockedBatchNorm : public torch::autograd::Function<BlockedBatchNorm> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                             at::Tensor running_mean, at::Tensor running_var, int64_t groups, double momentum, double eps) {
-    const int64_t per = x.size(0) / groups;
     const int64_t c = x.size(1);
+    const int64_t per = x.size(0) / groups;
     auto out = at::empty_like(x);
     // Per-block saved statistics, in the parameters' type (fp32 for a bf16 input under autocast).
     auto stat = x.options().dtype(weight.scalar_type());
@@ -76,12 +75,6 @@ struct BlockedBatchNorm : public torch::autograd::Function<BlockedBatchNorm> {
   }
 };
 
-void write_error(const char* what, char* err, int len) {
-  if (err && len > 0) {
-    std::strncpy(err, what, len - 1);
-    err[len - 1] = 0;
-  }
-}
 }  // namespace
 
 extern "C" {
@@ -93,15 +86,10 @@ extern "C" {
 at::Tensor* unmix_blocked_batch_norm(const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias,
                                      const at::Tensor* running_mean, const at::Tensor* running_var, int64_t groups,
                                      double momentum, double eps, char* err, int len) {
-  try {
-    auto y = BlockedBatchNorm::apply(*x, *weight, *bias, *running_mean, *running_var, groups, momentum, eps);
-    return new at::Tensor(y);
-  } catch (const std::exception& e) {
-    write_error(e.what(), err, len);
-    return nullptr;
-  } catch (...) {
-    write_error("unknown libtorch error", err, len);
-    return nullptr;
-  }
+  at::Tensor* y = nullptr;
+  unmix_ffi::guarded(err, len, [&] {
+    y = new at::Tensor(BlockedBatchNorm::apply(*x, *weight, *bias, *running_mean, *running_var, groups, momentum, eps));
+  });
+  return y;
 }
 }

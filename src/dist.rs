@@ -228,7 +228,8 @@ impl Dist {
     }
 }
 
-fn message(err: &[c_char]) -> String {
+/// The message a C ABI call wrote into `err` (csrc/error.h), its first lines.
+pub(crate) fn message(err: &[c_char]) -> String {
     let bytes: Vec<u8> = err.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
     let s = String::from_utf8_lossy(&bytes).to_string();
     // c10d messages carry a C++ backtrace after the first line; keep the first lines.

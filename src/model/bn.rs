@@ -96,7 +96,7 @@ impl SplitBatchNorm {
     /// calls and cat copied every activation twice per layer (ResNet-18 CIFAR bf16 step: 2-4 %
     /// slower with 8 groups than with 1).
     fn forward_blocks(&self, x: &Tensor, g: i64) -> Tensor {
-        let mut err = [0 as std::os::raw::c_char; 512];
+        let mut err = [0 as std::os::raw::c_char; 1024];
         let p = unsafe {
             unmix_blocked_batch_norm(
                 x.as_ptr(),
@@ -112,8 +112,7 @@ impl SplitBatchNorm {
             )
         };
         if p.is_null() {
-            let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
-            panic!("split batch norm over {g} blocks of a batch of shape {:?} failed in libtorch: {msg}", x.size());
+            panic!("split batch norm over {g} blocks of a batch of shape {:?} failed in libtorch: {}", x.size(), crate::dist::message(&err));
         }
         unsafe { Tensor::from_ptr(p) }
     }
