@@ -18,7 +18,14 @@ using torch::autograd::variable_list;
 struct BlockedBatchNorm : public torch::autograd::Function<BlockedBatchNorm> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                             at::Tensor running_mean, at::Tensor running_var, int64_t groups, double momentum, double eps) {
+    // native_batch_norm checks none of these (at::batch_norm does, before calling it), and a
+    // parameter shorter than the channels would be read and written past its end.
+    TORCH_CHECK(x.dim() >= 2 && groups > 0 && x.size(0) % groups == 0, "split batch norm: a batch of shape ", x.sizes(),
+                " does not divide into ", groups, " blocks");
     const int64_t c = x.size(1);
+    for (auto [name, t] : {std::pair{"weight", &weight}, {"bias", &bias}, {"running_mean", &running_mean}, {"running_var", &running_var}}) {
+      TORCH_CHECK(t->defined() && t->dim() == 1 && t->numel() == c, name, " should contain ", c, " elements not ", t->numel());
+    }
     const int64_t per = x.size(0) / groups;
     auto out = at::empty_like(x);
     // Per-block saved statistics, in the parameters' type (fp32 for a bf16 input under autocast).

@@ -308,4 +308,16 @@ mod blocks {
         let z = tch::no_grad(|| bn.forward_t(&x.detach(), true));
         assert!(!z.requires_grad());
     }
+
+    #[test]
+    #[should_panic(expected = "failed in libtorch: weight should contain 5 elements not 3")]
+    fn parameters_of_the_wrong_size_are_an_error_not_a_heap_overrun() {
+        // Three channels of parameters against a five-channel input. native_batch_norm does not
+        // check sizes (at::batch_norm did, in the composed form) and wrote past the running mean
+        // ("free(): invalid next size"); the node checks them, and the message reaches the panic.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut bn = SplitBatchNorm::new(&vs.root(), 3, 2);
+        bn.blocked = true;
+        let _ = bn.forward_t(&channels_last(&Tensor::ones([4, 5, 2, 2], (Kind::Float, Device::Cpu))), true);
+    }
 }
