@@ -1,10 +1,15 @@
 //! `unmix compare`: the ablation users run to check the paper's claim on their data: the base
-//! method and + Un-Mix on the same seeds, everything else equal, with a mean +- std table and a plot.
+//! method and + Un-Mix on the same seeds, everything else equal, with a mean +- std table, the
+//! per-seed paired differences and a plot.
+//!
+//! Runs are long, so a comparison can be stopped and started again with the same command: a
+//! finished arm is read back from its run folder, an interrupted one resumes from its last
+//! checkpoint, and a folder holding a run of another configuration is refused.
 
 use crate::config::Config;
-use crate::train::{pretrain, RunOptions};
-use anyhow::{Context, Result};
-use serde_json::json;
+use crate::train::{checkpoint, pretrain, RunOptions, CHECKPOINT};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
 use std::path::Path;
 
 /// Mean and sample standard deviation.
@@ -15,11 +20,61 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Runs `seeds` seeds (config seed, +1, ...) with Un-Mix off and on under `out/`, and writes
-/// `compare.md`, `compare.json` and `compare.png` there. Returns the markdown table.
+/// One finished arm of the comparison.
+#[derive(Clone, Debug)]
+struct Arm {
+    unmix: bool,
+    seed: u64,
+    top1: f64,
+    images_per_second: f64,
+    train_seconds: f64,
+    /// Whether this invocation trained it (false: read back from a finished run folder).
+    trained_now: bool,
+}
+
+/// The arm's run in `dir`: read back when finished, resumed when interrupted, trained otherwise.
+/// A finished run is recognized by its summary and resolved config alone (its checkpoint may have
+/// been moved away to keep only the records), so result folders can be kept without weights.
+fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
+    let same_config = |text: &str, origin: &str| -> Result<()> {
+        let saved = Config::from_toml(text, origin, &[])?;
+        if saved != *cfg {
+            bail!(
+                "{} holds a run of another configuration than this comparison's arm; give another --out, or move that folder away",
+                dir.display()
+            );
+        }
+        Ok(())
+    };
+    let summary_path = dir.join("summary.json");
+    let finished = std::fs::read_to_string(&summary_path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .filter(|s| s["knn"]["top1"].is_f64() && s["epochs"].as_u64() == Some(cfg.train.epochs as u64));
+    if let Some(summary) = finished {
+        let saved = dir.join("config.toml");
+        let text = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
+        same_config(&text, &saved.display().to_string())?;
+        println!("   finished earlier: kNN top-1 {:.2}%", summary["knn"]["top1"].as_f64().unwrap_or(f64::NAN));
+        return Ok((summary, false));
+    }
+    let ckpt = dir.join(CHECKPOINT);
+    let resume = ckpt.exists();
+    if resume {
+        let (_, meta) = checkpoint::load(&ckpt)?;
+        same_config(&meta.config, &format!("the config saved in {}", ckpt.display()))?;
+        println!("   resuming {} at epoch {} of {}", dir.display(), meta.epoch, cfg.train.epochs);
+    }
+    let summary = pretrain(cfg, &RunOptions { out: dir.to_path_buf(), resume, progress, report: false, ..Default::default() })?;
+    Ok((summary, true))
+}
+
+/// Runs `seeds` seeds (config seed, +1, ...) with Un-Mix off and on under `out/` (folders
+/// `base-seedS` and `unmix-seedS`), and writes `compare.md`, `compare.json` and `compare.png`
+/// there. Returns the markdown table.
 pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result<String> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut results: Vec<(bool, u64, f64, f64)> = Vec::new();
+    let mut arms: Vec<Arm> = Vec::new();
     for s in 0..seeds as u64 {
         for unmix in [false, true] {
             let mut c = cfg.clone();
@@ -27,34 +82,63 @@ pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result
             c.unmix.enabled = unmix;
             let dir = out.join(format!("{}-seed{}", if unmix { "unmix" } else { "base" }, c.seed));
             println!("== {} seed {} -> {}", if unmix { "+Un-Mix" } else { "base" }, c.seed, dir.display());
-            let summary = pretrain(&c, &RunOptions { out: dir, progress, report: false, ..Default::default() })?;
+            let (summary, trained_now) = run_arm(&c, &dir, progress)?;
             let top1 = summary["knn"]["top1"].as_f64().context("the run reported no kNN accuracy")?;
-            let ips = summary["images_per_second"].as_f64().unwrap_or(f64::NAN);
-            results.push((unmix, c.seed, top1, ips));
+            arms.push(Arm {
+                unmix,
+                seed: c.seed,
+                top1,
+                images_per_second: summary["images_per_second"].as_f64().unwrap_or(f64::NAN),
+                train_seconds: summary["train_seconds"].as_f64().unwrap_or(f64::NAN),
+                trained_now,
+            });
         }
     }
-    let pick = |u: bool| -> Vec<f64> { results.iter().filter(|r| r.0 == u).map(|r| r.2).collect() };
+    let pick = |u: bool| -> Vec<f64> { arms.iter().filter(|r| r.unmix == u).map(|r| r.top1).collect() };
     let (base, with) = (pick(false), pick(true));
+    let diffs: Vec<f64> = base.iter().zip(&with).map(|(b, u)| u - b).collect();
     let (bm, bs) = mean_std(&base);
     let (um, us) = mean_std(&with);
+    let (dm, ds) = mean_std(&diffs);
     let protocol = format!(
-        "{} on {}, {} epochs, weighted kNN k {} t {} top-1 (%) on the test split, seeds {}..{}",
-        cfg.method.name, cfg.data.dataset, cfg.train.epochs, cfg.eval.knn_k, cfg.eval.knn_t, cfg.seed, cfg.seed + seeds as u64 - 1
+        "{} on {}, {} epochs, {}, weighted kNN k {} t {} on the {} features, top-1 (%) on the test split, seeds {}..{}",
+        cfg.method.name,
+        cfg.data.dataset,
+        cfg.train.epochs,
+        cfg.train.precision,
+        cfg.eval.knn_k,
+        cfg.eval.knn_t,
+        cfg.eval.features,
+        cfg.seed,
+        cfg.seed + seeds as u64 - 1
     );
-    let mut md = format!("# Un-Mix ablation\n\n{protocol}\n\n| seed | base | + Un-Mix |\n|---|---|---|\n");
-    for (i, (b, u)) in base.iter().zip(&with).enumerate() {
-        md += &format!("| {} | {b:.2} | {u:.2} |\n", cfg.seed + i as u64);
+    let mut md = format!("# Un-Mix ablation\n\n{protocol}\n\n| seed | base | + Un-Mix | + Un-Mix - base |\n|---|---|---|---|\n");
+    for (i, ((b, u), d)) in base.iter().zip(&with).zip(&diffs).enumerate() {
+        md += &format!("| {} | {b:.2} | {u:.2} | {d:+.2} |\n", cfg.seed + i as u64);
     }
-    md += &format!("| **mean +- std** | **{bm:.2} +- {bs:.2}** | **{um:.2} +- {us:.2}** |\n\nDifference of means: {:+.2} points.\n", um - bm);
-    std::fs::write(out.join("compare.md"), &md)?;
-    std::fs::write(
-        out.join("compare.json"),
-        serde_json::to_string_pretty(&json!({
-            "protocol": protocol,
-            "runs": results.iter().map(|r| json!({"unmix": r.0, "seed": r.1, "knn_top1": r.2, "images_per_second": r.3})).collect::<Vec<_>>(),
-            "base": {"mean": bm, "std": bs}, "unmix": {"mean": um, "std": us},
-        }))?,
-    )?;
+    md += &format!(
+        "| **mean +- std** | **{bm:.2} +- {bs:.2}** | **{um:.2} +- {us:.2}** | **{dm:+.2} +- {ds:.2}** |\n\n\
+         Paired difference (same seed, + Un-Mix minus base): mean {dm:+.2} points, sample std {ds:.2}, over {} seed(s).\n",
+        diffs.len()
+    );
+    std::fs::write(out.join("compare.md"), &md).with_context(|| format!("cannot write {}", out.join("compare.md").display()))?;
+    let runs: Vec<Value> = arms
+        .iter()
+        .map(|r| {
+            json!({"unmix": r.unmix, "seed": r.seed, "knn_top1": r.top1, "images_per_second": r.images_per_second,
+                   "train_seconds": r.train_seconds, "trained_now": r.trained_now})
+        })
+        .collect();
+    let record = json!({
+        "protocol": protocol,
+        "method": cfg.method.name,
+        "epochs": cfg.train.epochs,
+        "runs": runs,
+        "base": {"mean": bm, "std": bs}, "unmix": {"mean": um, "std": us},
+        "paired_difference": {"per_seed": diffs, "mean": dm, "std": ds},
+    });
+    std::fs::write(out.join("compare.json"), serde_json::to_string_pretty(&record)?)
+        .with_context(|| format!("cannot write {}", out.join("compare.json").display()))?;
     let xs: Vec<f64> = (0..seeds).map(|i| (cfg.seed + i as u64) as f64).collect();
     crate::report::plot::line_plot(&out.join("compare.png"), "KNN TOP-1 BY SEED", "SEED", &xs, &[("BASE", base), ("UNMIX", with)])?;
     Ok(md)

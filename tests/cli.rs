@@ -71,16 +71,28 @@ fn preview_writes_a_png_grid_on_real_images() {
 #[test]
 fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, stdout, err) = unmix(&[
-        "compare", "--config", "configs/fmnist-moco-unmix.toml", "--seeds", "2", "--quiet",
+    let out = dir.path().to_str().unwrap();
+    let tiny = [
         "--data", "crates/unmix-data/tests/fixtures/fashion-mnist",
         "--set", "data.limit=256", "--set", "model.widths=[8, 8, 16, 16]", "--set", "train.batch_size=64",
-        "--set", "method.queue=256", "--set", "train.epochs=1", "--set", "eval.knn_k=20",
-        "--out", dir.path().to_str().unwrap(),
-    ]);
+        "--set", "method.queue=256", "--set", "train.epochs=2", "--set", "eval.knn_k=20",
+    ];
+    // An interrupted arm: seed 0 without Un-Mix stopped after its first epoch.
+    let mut args = vec!["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--quiet", "--until-epoch", "1", "--set", "unmix.enabled=false"];
+    args.extend(tiny);
+    let base0 = format!("{out}/base-seed0");
+    args.extend(["--out", base0.as_str()]);
+    let (code, _, err) = unmix(&args);
     assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("mean +- std"), "{stdout}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("compare.json")).unwrap()).unwrap();
+
+    let mut args = vec!["compare", "--config", "configs/fmnist-moco-unmix.toml", "--seeds", "2", "--quiet", "--out", out];
+    args.extend(tiny);
+    let (code, stdout, err) = unmix(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("resuming") && stdout.contains("at epoch 1 of 2"), "{stdout}");
+    assert!(stdout.contains("mean +- std") && stdout.contains("+ Un-Mix - base"), "{stdout}");
+    let read = || -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(dir.path().join("compare.json")).unwrap()).unwrap() };
+    let v = read();
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
     // Seeds 0 and 1, each with Un-Mix off and on.
@@ -90,5 +102,27 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
         let cfg = std::fs::read_to_string(dir.path().join(arm).join("config.toml")).unwrap();
         assert!(cfg.contains(&format!("enabled = {}", arm.starts_with("unmix"))), "{arm}");
     }
+    // The paired differences are + Un-Mix minus base of the same seed.
+    let top1 = |i: usize| runs[i]["knn_top1"].as_f64().unwrap();
+    let d = v["paired_difference"]["per_seed"].as_array().unwrap();
+    assert_eq!(d[0].as_f64().unwrap(), top1(1) - top1(0));
+    assert_eq!(d[1].as_f64().unwrap(), top1(3) - top1(2));
     assert!(dir.path().join("compare.png").exists());
+
+    // The same command again trains nothing and gives the same table, also for an arm whose
+    // weights were moved away (only its records kept).
+    std::fs::remove_dir_all(dir.path().join("unmix-seed1").join("checkpoints")).unwrap();
+    let (code, stdout, err) = unmix(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stdout.matches("finished earlier").count(), 4, "{stdout}");
+    let again = read();
+    assert_eq!(again["paired_difference"], v["paired_difference"]);
+    assert!(again["runs"].as_array().unwrap().iter().all(|r| r["trained_now"] == false));
+
+    // Another configuration into the same folder is refused, naming the folder.
+    let mut other = args.clone();
+    other.extend(["--set", "train.lr=0.01"]);
+    let (code, _, err) = unmix(&other);
+    assert_eq!(code, 1);
+    assert!(err.contains("base-seed0") && err.contains("another configuration"), "{err}");
 }

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Un-Mix's gain over seeds on the fmnist protocol (issue 17): `unmix compare --seeds 3` for the
+# paper's four base methods (MoCo, SimCLR, BYOL, SwAV), base vs + Un-Mix on the same seeds, each
+# with its shipped config (configs/fmnist-<method>-unmix.toml, fp32), then MoCo base vs + Un-Mix
+# at 50 epochs (one seed), the longer horizon the paper's claim is about. One run at a time.
+#
+#   scripts/seed-table.sh [--out DIR] [--only "moco simclr ..."] [--table]
+#
+# Long (hours per method on 2 cores): start it in the background with a copy of the binary
+# (UNMIX_BIN=/path/to/unmix) and start it again after any interruption: finished runs are read
+# back, an interrupted one resumes from its last checkpoint (`unmix compare` does both).
+# Each finished run also gets the kNN of its pooled backbone features (knn-backbone.txt), a
+# readout that suits the non-contrastive methods better than the projector output.
+# `--table` only prints the tables of what has finished. Results go to DIR (default
+# results/fmnist-seeds), whose run records (not the weights) are kept in the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=results/fmnist-seeds
+only="moco simclr moco-50ep byol swav"
+table_only=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
+    --table) table_only=1; shift ;;
+    *) echo "unknown argument $1 (use --out DIR, --only \"moco simclr moco-50ep byol swav\", --table)" >&2; exit 2 ;;
+  esac
+done
+bin="${UNMIX_BIN:-target/release/unmix}"
+mkdir -p "$out"
+
+if [ "$table_only" = 0 ]; then
+  [ -x "$bin" ] || { scripts/setup.sh; cargo build --release; }
+  {
+    date -u +"started %Y-%m-%dT%H:%MZ"
+    grep -m1 "model name" /proc/cpuinfo
+    echo "cores: $(nproc)"
+    grep -m1 "^flags" /proc/cpuinfo | tr ' ' '\n' | grep -E "^(avx2|avx512f|avx512_bf16|amx_bf16|amx_tile)$" | tr '\n' ' '
+    echo
+  } >> "$out/machine.txt"
+  for job in $only; do
+    case "$job" in
+      moco-50ep) cfg=configs/fmnist-moco-unmix.toml; args=(--seeds 1 --set train.epochs=50 --set eval.knn_every=10) ;;
+      moco|simclr|byol|swav) cfg=configs/fmnist-$job-unmix.toml; args=(--seeds 3) ;;
+      *) echo "unknown job $job" >&2; exit 2 ;;
+    esac
+    echo "== $job ($cfg ${args[*]}) -> $out/$job  $(date -u +%H:%MZ)"
+    "$bin" compare --config "$cfg" "${args[@]}" --quiet --out "$out/$job"
+    for run in "$out/$job"/*-seed*/; do
+      ck="$run/checkpoints/last.safetensors"
+      if [ ! -s "$run/knn-backbone.txt" ] && [ -f "$ck" ]; then
+        "$bin" knn --checkpoint "$ck" --set 'eval.features="backbone"' > "$run/knn-backbone.txt"
+      fi
+    done
+  done
+fi
+
+# The tables, from the compare.json files and backbone kNN lines of what has finished.
+python3 - "$out" $only <<'PY'
+import json, os, re, statistics, sys
+out, jobs = sys.argv[1], sys.argv[2:]
+def ms(v):
+    if not v: return "-"
+    if len(v) == 1: return "%.2f" % v[0]
+    return "%.2f +- %.2f" % (statistics.mean(v), statistics.stdev(v))
+def backbone(job, arm, seed):
+    p = os.path.join(out, job, "%s-seed%d" % (arm, seed), "knn-backbone.txt")
+    m = re.search(r"kNN top-1: ([0-9.]+)%", open(p).read()) if os.path.exists(p) else None
+    return float(m.group(1)) if m else None
+for title, key in (("kNN top-1 (%) on the configured readout (head output), test split", "head"),
+                   ("kNN top-1 (%) on the pooled backbone features, test split", "backbone")):
+    print("\n" + title + "\n")
+    print("| method | epochs | seeds | base | + Un-Mix | per-seed difference | mean difference |")
+    print("|---|---|---|---|---|---|---|")
+    for job in jobs:
+        p = os.path.join(out, job, "compare.json")
+        if not os.path.exists(p):
+            print("| %s | | | (not finished) | | | |" % job); continue
+        c = json.load(open(p))
+        runs = c["runs"]
+        seeds = sorted({r["seed"] for r in runs})
+        get = lambda u, s: next(r["knn_top1"] for r in runs if r["unmix"] == u and r["seed"] == s)
+        if key == "backbone":
+            get = lambda u, s: backbone(job, "unmix" if u else "base", s)
+        pairs = [(get(False, s), get(True, s)) for s in seeds]
+        if any(b is None or u is None for b, u in pairs):
+            print("| %s | %d | %d | (backbone kNN missing) | | | |" % (c["method"], c["epochs"], len(seeds))); continue
+        d = [u - b for b, u in pairs]
+        print("| %s | %d | %d | %s | %s | %s | %+.2f |" % (c["method"], c["epochs"], len(seeds), ms([b for b, _ in pairs]),
+              ms([u for _, u in pairs]), " / ".join("%+.2f" % x for x in d), statistics.mean(d)))
+PY
