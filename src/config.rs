@@ -79,6 +79,9 @@ pub struct ViewConfig {
     pub jitter_p: f64,
     #[serde(default)]
     pub grayscale_p: f64,
+    /// RandomGrayscale before ColorJitter (MoCo v1's ImageNet code) instead of after it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grayscale_before_jitter: bool,
     /// Gaussian blur (PIL's, as MoCo v2/BYOL): probability and sigma range.
     #[serde(default)]
     pub blur_p: f64,
@@ -139,6 +142,15 @@ pub struct ModelConfig {
     /// agree with a float64 reference, see the ResNet tests).
     #[serde(default = "default_memory_format")]
     pub memory_format: String,
+    /// Zero pixels added around the input before the stem (1: the SwAV authors' CIFAR ResNet,
+    /// whose 3x3 stride-1 stem then sees 34 x 34 and its stages 34, 17, 9, 5).
+    #[serde(default)]
+    pub input_padding: i64,
+    /// The stem convolution's init, "torchvision" or "pytorch". Absent: the CIFAR stem keeps
+    /// nn.Conv2d's default (the MoCo CIFAR code replaces the stem after torchvision's init), the
+    /// ImageNet stem follows `conv_init`. The SwAV CIFAR ResNet initializes its stem as the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stem_init: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -254,6 +266,11 @@ pub struct TrainConfig {
     /// min(trust ratio, lr) instead of trust ratio x lr.
     #[serde(default)]
     pub lars_clip: bool,
+    /// Which variables LARS adapts: "weights" (biases and norm parameters, the 1-D tensors, get
+    /// plain SGD without weight decay, as solo-learn's `exclude_bias_n_norm`) or "all" (LARC over
+    /// every parameter with weight decay on all of them, as the SwAV authors' scripts).
+    #[serde(default = "default_lars_scope")]
+    pub lars_scope: String,
     #[serde(default = "d09")]
     pub momentum: f64,
     #[serde(default)]
@@ -346,6 +363,7 @@ fn default_target() -> String { "view2".into() }
 fn default_bad_image() -> String { "fail".into() }
 fn default_sigma() -> [f64; 2] { [0.1, 2.0] }
 fn default_optimizer() -> String { "sgd".into() }
+fn default_lars_scope() -> String { "weights".into() }
 fn default_precision() -> String { "fp32".into() }
 fn default_features() -> String { "head".into() }
 fn default_metric() -> String { "cosine".into() }
@@ -376,7 +394,8 @@ fn d512() -> usize { 512 }
 
 /// The view recipes of the papers, by preset name: (view 1, view 2 if different, small crops for
 /// multi-crop), as TOML tables of [`ViewConfig`] keys without `crop_size`.
-/// - moco-v1 (He et al. 2020): crop 0.2-1, grayscale 0.2, jitter 0.4 (all four) always, flip.
+/// - moco-v1 (He et al. 2020): crop 0.2-1, grayscale 0.2 then jitter 0.4 (all four) always, flip
+///   (the order of MoCo v1's ImageNet code: RandomGrayscale before ColorJitter).
 /// - moco-v2 (Chen et al. 2020): crop 0.2-1, jitter (0.4, 0.4, 0.4, 0.1) p 0.8, grayscale 0.2,
 ///   blur sigma 0.1-2 p 0.5, flip.
 /// - simclr (Chen et al. 2020): crop 0.08-1, flip, jitter (0.8, 0.8, 0.8, 0.2) p 0.8, grayscale
@@ -388,7 +407,7 @@ fn d512() -> usize { 512 }
 /// - unmix-cifar (the Un-Mix authors' CIFAR MoCo): crop 0.08-1, flip, jitter (0.4, 0.4, 0.4, 0.1)
 ///   p 0.8, grayscale 0.2, no blur.
 pub const PRESETS: &[(&str, &str, Option<&str>, Option<&str>)] = &[
-    ("moco-v1", "crop_scale = [0.2, 1.0]\njitter = [0.4, 0.4, 0.4, 0.4]\njitter_p = 1.0\ngrayscale_p = 0.2", None, None),
+    ("moco-v1", "crop_scale = [0.2, 1.0]\njitter = [0.4, 0.4, 0.4, 0.4]\njitter_p = 1.0\ngrayscale_p = 0.2\ngrayscale_before_jitter = true", None, None),
     (
         "moco-v2",
         "crop_scale = [0.2, 1.0]\njitter = [0.4, 0.4, 0.4, 0.1]\njitter_p = 0.8\ngrayscale_p = 0.2\nblur_p = 0.5\nblur_sigma = [0.1, 2.0]",
@@ -589,6 +608,12 @@ impl Config {
         if crate::model::resnet::ConvInit::parse(&c.model.conv_init).is_none() {
             bail!("model.conv_init = \"{}\": use \"torchvision\" or \"pytorch\"", c.model.conv_init);
         }
+        if let Some(init) = c.model.stem_init.as_deref().filter(|i| crate::model::resnet::ConvInit::parse(i).is_none()) {
+            bail!("model.stem_init = \"{init}\": use \"torchvision\" or \"pytorch\" (or leave it out)");
+        }
+        if !(0..=8).contains(&c.model.input_padding) {
+            bail!("model.input_padding = {}: use 0 (none) to 8 pixels (1: the SwAV CIFAR ResNet)", c.model.input_padding);
+        }
         if !matches!(c.model.memory_format.as_str(), "auto" | "channels-last" | "contiguous") {
             bail!("model.memory_format = \"{}\": use \"auto\", \"channels-last\" or \"contiguous\"", c.model.memory_format);
         }
@@ -692,6 +717,9 @@ impl Config {
         }
         if !matches!(c.train.optimizer.as_str(), "sgd" | "lars" | "adam" | "adamw") {
             bail!("train.optimizer = \"{}\": use \"sgd\", \"lars\", \"adam\" or \"adamw\"", c.train.optimizer);
+        }
+        if !matches!(c.train.lars_scope.as_str(), "weights" | "all") {
+            bail!("train.lars_scope = \"{}\": use \"weights\" (biases and norm parameters excluded) or \"all\" (LARC over every parameter)", c.train.lars_scope);
         }
         if !matches!(c.eval.knn_metric.as_str(), "cosine" | "euclidean") {
             bail!("eval.knn_metric = \"{}\": use \"cosine\" or \"euclidean\"", c.eval.knn_metric);
@@ -830,6 +858,39 @@ lr = 0.03
         assert!(wmse(&["train.batch_size=256"]).is_ok());
         assert!(wmse(&["method.w_eps=0.01"]).is_ok());
         assert!(wmse(&["method.dim=63"]).is_ok());
+    }
+
+    #[test]
+    fn shipped_configs_follow_the_authors_recipes() {
+        let load = |f: &str| Config::load(Path::new(f), &[]).unwrap();
+        // SwAV, CIFAR: LARC over every parameter, the input padded by one pixel, a kaiming stem,
+        // and no queue (the script's 120 rounds down to 0 at batch 128, as the config says).
+        for f in ["configs/cifar10-swav-unmix.toml", "configs/cifar100-swav-unmix.toml"] {
+            let c = load(f);
+            assert_eq!((c.train.optimizer.as_str(), c.train.lars_scope.as_str(), c.train.lars_eta, c.train.lars_clip), ("lars", "all", 0.001, false), "{f}");
+            assert_eq!((c.model.input_padding, c.model.stem_init.as_deref(), c.model.conv_init.as_str()), (1, Some("torchvision"), "torchvision"), "{f}");
+            assert_eq!((c.method.swav_queue, c.train.batch_size, c.train.weight_decay), (0, 128, 1e-6), "{f}");
+            let text = std::fs::read_to_string(f).unwrap();
+            assert!(text.contains("rounds the length down to a multiple of the batch") && !text.contains("Not yet here"), "{f}");
+        }
+        assert_eq!(load("configs/fmnist-swav-unmix.toml").train.lars_scope, "all");
+        // ImageNet MoCo v2: batch norm over 8 groups of 32 (the authors' 8 GPUs x 32), the run
+        // script's mixing probability 0.5, the code default 0.0 named as the override.
+        let c = load("configs/imagenet-mocov2-unmix.toml");
+        assert_eq!((c.train.batch_size, c.model.bn_splits, c.unmix.prob), (256, 8, 0.5));
+        let text = std::fs::read_to_string("configs/imagenet-mocov2-unmix.toml").unwrap();
+        assert!(text.contains("--set unmix.prob=0.0") && text.contains("--nproc_per_node=8"));
+    }
+
+    #[test]
+    fn moco_v1_preset_converts_to_grey_before_the_jitter() {
+        let v1 = MIN.replace("[augment.view1]\ncrop_size = 28\n", "[augment]\npreset = \"moco-v1\"\ncrop_size = 28\n");
+        let c = Config::from_toml(&v1, "t", &[]).unwrap();
+        assert!(c.augment.view1.grayscale_before_jitter);
+        assert!(crate::data::recipe(&c.augment.view1, &c).grayscale_first);
+        // The other presets keep torchvision's RandomApply(ColorJitter) -> RandomGrayscale order.
+        let v2 = Config::from_toml(&v1.replace("moco-v1", "moco-v2"), "t", &[]).unwrap();
+        assert!(!v2.augment.view1.grayscale_before_jitter);
     }
 
     #[test]

@@ -152,6 +152,7 @@ pub fn recipe(v: &ViewConfig, cfg: &Config) -> ViewRecipe {
         jitter: (v.jitter.iter().any(|x| *x > 0.0)).then_some(ColorJitter { brightness: b, contrast: c, saturation: s, hue: h }),
         jitter_p: v.jitter_p,
         grayscale_p: v.grayscale_p,
+        grayscale_first: v.grayscale_before_jitter,
         blur: (v.blur_p > 0.0).then_some(GaussianBlur { sigma: (v.blur_sigma[0], v.blur_sigma[1]), p: v.blur_p }),
         solarize_p: v.solarize_p,
         mean: cfg.data.mean.clone(),

@@ -152,8 +152,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Linear probe: a linear classifier on frozen backbone features (eval-mode BN, no head),
-    /// trained on the unaugmented train split, top-1/top-5 on the test split.
+    /// Linear evaluation of the frozen backbone (eval-mode BN, no head), top-1/top-5 on the test
+    /// split. Default (--protocol cached): a fast probe on features computed once from the
+    /// unaugmented train split. --protocol moco|swav: the papers' linear evaluation, a classifier
+    /// trained on augmented crops (RandomResizedCrop + flip) through the backbone every epoch with
+    /// the settings of MoCo's main_lincls or SwAV's eval_linear; reports the best epoch's top-1 (what
+    /// those scripts report) and the last epoch's.
     Linear {
         /// Checkpoint file (a run's checkpoints/last.safetensors).
         #[arg(long, value_name = "FILE", required_unless_present = "random_init")]
@@ -164,8 +168,14 @@ enum Command {
         /// Config for --random-init.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Paper settings: "moco" (lr 30, 100 epochs, steps at 60/80) or "swav" (lr 0.3, cosine).
-        /// Default: moco for MoCo runs, swav otherwise.
+        /// "cached" (default: the fast probe on precomputed unaugmented features), "moco" (MoCo's
+        /// linear evaluation: augmented crops, SGD lr 30, batch 256, wd 0, 100 epochs, lr x0.1 at
+        /// 60 and 80) or "swav" (SwAV's: augmented crops, SGD lr 0.3, batch 32, wd 1e-6, 100
+        /// epochs, cosine).
+        #[arg(long, default_value = "cached")]
+        protocol: String,
+        /// Settings of the cached-features probe: "moco" (lr 30, 100 epochs, steps at 60/80) or
+        /// "swav" (lr 0.3, cosine). Default: moco for MoCo runs, swav otherwise.
         #[arg(long)]
         preset: Option<String>,
         /// Probe epochs (default: the preset's).
@@ -413,11 +423,40 @@ written to {}", out.join("compare.md").display());
             println!("wrote {:?} embeddings to {} and labels to {}", x.size(), out.display(), label_path.display());
             Ok(())
         }
-        Command::Linear { checkpoint: path, random_init, config, preset, epochs, lr, data, set } => {
+        Command::Linear { checkpoint: path, random_init, config, protocol, preset, epochs, lr, data, set } => {
+            let paper = match protocol.as_str() {
+                "cached" => None,
+                p => Some(unmix::eval::protocol::Protocol::parse(p).with_context(|| format!("--protocol {p}: use \"cached\", \"moco\" or \"swav\""))?),
+            };
+            if paper.is_some() && preset.is_some() {
+                anyhow::bail!("--preset sets the cached-features probe; --protocol {protocol} has its own settings (change them with --epochs and --lr)");
+            }
             let run = match (&path, random_init) {
                 (Some(p), false) => LoadedRun::from_checkpoint(p, data, set)?,
                 _ => LoadedRun::random(&config.expect("clap requires --config"), data, set)?,
             };
+            let what = if random_init { "random init".to_string() } else { format!("epoch {}", run.epoch) };
+            if let Some(p) = paper {
+                let mut pc = unmix::eval::protocol::ProtocolConfig::new(p);
+                if let Some(e) = epochs {
+                    pc.epochs = e;
+                }
+                if let Some(l) = lr {
+                    pc.lr = l;
+                }
+                pc.seed = run.cfg.seed;
+                let (r, description) = unmix::eval::protocol::evaluate(&run.cfg, run.device, run.method.as_ref(), &pc, true)?;
+                println!(
+                    "linear top-1 ({protocol} protocol): best {:.2}% at epoch {} of {} (the number the authors' script reports), last epoch {:.2}% (top-5 {:.2}%); {what}",
+                    r.best_top1, r.best_epoch, pc.epochs, r.last_top1, r.last_top5
+                );
+                if let Some(run_dir) = path.as_ref().and_then(|p| p.parent()).and_then(|d| d.parent()) {
+                    let v = serde_json::json!({"protocol": protocol, "description": description, "epoch": run.epoch, "settings": pc, "result": r});
+                    let out = run_dir.join(format!("linear-{protocol}.json"));
+                    std::fs::write(&out, serde_json::to_string_pretty(&v)?).with_context(|| format!("cannot write {}", out.display()))?;
+                }
+                return Ok(());
+            }
             let preset = preset.unwrap_or_else(|| if run.cfg.method.name == "moco" { "moco".into() } else { "swav".into() });
             let mut pc = unmix::eval::linear::ProbeConfig::preset(&preset)
                 .with_context(|| format!("--preset {preset}: use \"moco\" or \"swav\""))?;
@@ -434,12 +473,11 @@ written to {}", out.join("compare.md").display());
             let ys = unmix::eval::linear::labels_tensor(&data.test.labels, run.device);
             let r = unmix::eval::linear::probe(&xt, &yt, &xs, &ys, data.classes() as i64, &pc);
             let protocol = format!(
-                "linear probe on frozen {}-d backbone features (eval-mode BN, unaugmented, precomputed), preset {preset}: SGD lr {} momentum {} wd {}, {} epochs, {}, batch {}; trained on the {} train split, top-1 on its test split",
+                "cached-features linear probe on frozen {}-d backbone features (eval-mode BN, unaugmented, precomputed), preset {preset}: SGD lr {} momentum {} wd {}, {} epochs, {}, batch {}; trained on the {} train split, top-1 on its test split",
                 xt.size()[1], pc.lr, pc.momentum, pc.weight_decay, pc.epochs,
                 if pc.milestones.is_empty() { "cosine".to_string() } else { format!("lr x0.1 at epochs {:?}", pc.milestones) },
                 pc.batch_size, run.cfg.data.dataset
             );
-            let what = if random_init { "random init".to_string() } else { format!("epoch {}", run.epoch) };
             println!("linear top-1: {:.2}%  top-5: {:.2}%  (train top-1 {:.2}%; {what}; {protocol})", r.top1, r.top5, r.train_top1);
             if let Some(p) = &path {
                 if let Some(run_dir) = p.parent().and_then(|d| d.parent()) {

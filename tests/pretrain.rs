@@ -211,6 +211,7 @@ fn pretrains_end_to_end_on_folders_of_real_photos() {
             "method.mlp_hidden=32".into(),
             "method.queue=16".into(),
             "train.batch_size=4".into(),
+            "model.bn_splits=2".into(),
             "train.epochs=2".into(),
             "train.log_every=1".into(),
             "eval.knn_k=3".into(),
@@ -296,4 +297,67 @@ fn bf16_training_tracks_fp32() {
     // to fp32's but not equal (autocast really ran the convolutions in bf16).
     let rel = (first[1] - first[0]).abs() / first[0].abs();
     assert!(rel > 0.0 && rel < 0.02, "fp32 {} vs bf16 {}", first[0], first[1]);
+}
+
+#[test]
+fn papers_linear_evaluation_trains_on_augmented_crops_through_a_frozen_backbone() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    use std::cell::RefCell;
+    use tch::{Kind, Tensor};
+    use unmix::eval::protocol::{train_and_evaluate, train_recipe, Protocol, ProtocolConfig};
+    // A tiny run: one epoch of the shrunk protocol, its checkpoint loaded for evaluation.
+    let cfg = small_config(&["train.epochs=1", "eval.online_probe=false"]);
+    let dir = tempfile::tempdir().unwrap();
+    pretrain(&cfg, &RunOptions { out: dir.path().to_path_buf(), ..Default::default() }).unwrap();
+    let (tensors, _) = checkpoint::load(&dir.path().join(CHECKPOINT)).unwrap();
+    let device = unmix::train::setup_runtime(&cfg).unwrap();
+    let mut method = unmix::train::build_method(&cfg, device).unwrap();
+    method.load_state(&tensors).unwrap();
+    let method = method;
+    let snapshot = || -> Vec<(String, Tensor)> { method.state().into_iter().map(|(n, t)| (n, t.copy())).collect() };
+    let before = snapshot();
+    let train = unmix::data::load_split(&cfg, true).unwrap();
+    let test = unmix::data::load_split(&cfg, false).unwrap();
+    let embed = |x: &Tensor| method.embed(x, unmix::method::Features::Backbone);
+    let test_x = unmix::eval::knn::extract(&test.data, &unmix::data::eval_recipes(&cfg), 256, 1, device, false, &embed).unwrap();
+    let test_y = unmix::eval::linear::labels_tensor(&test.labels, device);
+    let mut pc = ProtocolConfig::new(Protocol::Swav);
+    pc.epochs = 8;
+    // Per epoch: the sum of every input pixel the classifier's features came from (float64).
+    let run = |pc: &ProtocolConfig| {
+        let current = RefCell::new(0.0f64);
+        let mut epochs = Vec::new();
+        let recorder = |x: &Tensor| {
+            assert_eq!(&x.size()[1..], &[1, 28, 28]);
+            *current.borrow_mut() += x.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]);
+            embed(x)
+        };
+        let mut on_epoch = |_: usize, _: f64, _: f64, _: f64| epochs.push(current.replace(0.0));
+        let recipe = train_recipe(pc, (28, 28), cfg.data.mean.clone(), cfg.data.std.clone());
+        let r = train_and_evaluate(&train.data, recipe, &test_x, &test_y, 10, pc, 1, device, &recorder, &mut on_epoch).unwrap();
+        (r, epochs)
+    };
+    let (r, sums) = run(&pc);
+    // New random crops and flips every epoch: the same 1024 images sum to other totals.
+    for e in 1..sums.len() {
+        let rel = ((sums[e] - sums[0]) / sums[0]).abs();
+        assert!(rel > 1e-4, "epoch {e} saw the same pixels as epoch 0 (relative difference {rel:e})");
+    }
+    assert_eq!(r.per_epoch_top1.len(), 8);
+    assert!(r.best_top1 >= r.last_top1 && r.best_top1 == r.per_epoch_top1[r.best_epoch - 1], "{r:?}");
+    // 45 % after 8 epochs here; the bound leaves room for other CPUs' rounding.
+    assert!(r.best_top1 > 30.0, "far above chance (10 %): {r:?}");
+    // Control: with whole-image crops and no flip, every epoch sees the same pixels (up to the
+    // order of float64 additions), so the check above can fail.
+    let still = ProtocolConfig { crop_scale: (1.0, 1.0), hflip_p: 0.0, epochs: 2, ..pc.clone() };
+    let (_, sums) = run(&still);
+    for e in 1..sums.len() {
+        assert!(((sums[e] - sums[0]) / sums[0]).abs() < 1e-9, "{sums:?}");
+    }
+    // The backbone stayed frozen: every weight and batch-norm statistic is unchanged, bit for bit.
+    let after = snapshot();
+    assert_eq!(before.len(), after.len());
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        assert!(a.equal(b), "{name} changed during the linear evaluation");
+    }
 }

@@ -3,3 +3,4 @@
 pub mod knn;
 pub mod linear;
 pub mod online;
+pub mod protocol;

@@ -117,7 +117,7 @@ mod tests {
     }
 
     fn tiny() -> Byol {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let cfg = ByolConfig {
             projector: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },
             predictor: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },

@@ -211,7 +211,7 @@ mod tests {
 
     fn tiny(symmetric: bool) -> MoCo {
         tch::manual_seed(0);
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 2, conv_init: Default::default(), channels_last: false };
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 2, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let cfg = MoCoConfig { head: HeadConfig { dim: 8, hidden: 0, bn: false, layers: 2 }, queue: 16, momentum: 0.9, temperature: 0.2, symmetric, predictor: None };
         MoCo::new(Device::Cpu, &backbone, cfg)
     }
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn moco_v3_options_predictor_on_queries_and_in_batch_keys() {
-        let backbone = ResNetConfig { arch: crate::model::Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
+        let backbone = ResNetConfig { arch: crate::model::Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let cfg = MoCoConfig {
             head: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },
             queue: 0,

@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn unmix_weighting_for_barlow_twins_and_vicreg() {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         // The three-layer projector of the Barlow Twins / VICReg recipes.
         let head = HeadConfig { dim: 8, hidden: 16, bn: true, layers: 3 };
         for loss in [RedundancyLoss::BarlowTwins { lambda: 0.01, scale: 0.1 }, RedundancyLoss::VicReg { sim: 25.0, var: 25.0, cov: 1.0 }] {

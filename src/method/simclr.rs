@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn unmix_term_is_lambda_weighted_nt_xent_against_view2() {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let cfg = SimClrConfig { head: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 }, temperature: 0.5, mix_target: MixTarget::View2 };
         let mut m = SimClr::new(Device::Cpu, &backbone, cfg);
         let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));

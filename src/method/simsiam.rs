@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn projections_used_as_targets_are_stopped_and_unmix_is_weighted() {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let cfg = SimSiamConfig { projector: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 }, predictor: HeadConfig { dim: 8, hidden: 4, bn: true, layers: 2 }, mix_target: MixTarget::View2 };
         let mut m = SimSiam::new(Device::Cpu, &backbone, cfg);
         let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));

@@ -326,7 +326,7 @@ mod tests {
     }
 
     fn small_swav(queue: i64, freeze_prototypes_steps: u64) -> Swav {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let cfg = SwavConfig {
             head: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },
             prototypes: 5,

@@ -96,7 +96,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn wmse(w_size: i64) -> Wmse {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false };
+        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let cfg = WmseConfig { head: HeadConfig { dim: 4, hidden: 16, bn: true, layers: 2 }, w_size, w_iter: 1, eps: 0.0, mix_target: MixTarget::View2 };
         Wmse::new(Device::Cpu, &backbone, cfg)
     }

@@ -58,6 +58,29 @@ pub struct ResNetConfig {
     /// runs on contiguous blocks of the batch: the forward pass reorders the batch so that each
     /// group (samples g, g + G, ...) is one block, and restores the order of the features.
     pub channels_last: bool,
+    /// Zero pixels added on every side of the input before the stem (the SwAV authors' CIFAR
+    /// ResNet pads by 1 before its 3x3 stride-1 stem: feature maps 34, 17, 9, 5 for 32 px).
+    pub input_padding: i64,
+    /// The stem convolution's init; `None`: the CIFAR stem keeps nn.Conv2d's default (the MoCo
+    /// CIFAR code swaps in a fresh stem after torchvision's init), the ImageNet stem `conv_init`.
+    pub stem_init: Option<ConvInit>,
+}
+
+impl Default for ResNetConfig {
+    /// torchvision's ResNet-18 for 3-channel images, plain batch norm, standard memory.
+    fn default() -> Self {
+        ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [64, 128, 256, 512],
+            in_channels: 3,
+            cifar_stem: false,
+            bn_splits: 1,
+            conv_init: ConvInit::Torchvision,
+            channels_last: false,
+            input_padding: 0,
+            stem_init: None,
+        }
+    }
 }
 
 /// Convolution weight initialization.
@@ -187,18 +210,21 @@ pub struct ResNet {
     layers: Vec<Block>,
     out_dim: i64,
     channels_last: bool,
+    input_padding: i64,
 }
 
 impl ResNet {
     pub fn new(p: &nn::Path, cfg: &ResNetConfig) -> Self {
         let w0 = cfg.widths[0];
-        let conv1 = if cfg.cifar_stem {
-            // The authors swap in a fresh nn.Conv2d after torchvision's init ran, so the CIFAR stem
-            // keeps PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-            let init = pytorch_default(cfg.in_channels, 3);
-            nn::conv2d(p / "conv1", cfg.in_channels, w0, 3, nn::ConvConfig { stride: 1, padding: 1, bias: false, ws_init: init, ..Default::default() })
-        } else {
-            conv(p / "conv1", cfg.in_channels, w0, 7, 2, 3, cfg.conv_init)
+        let conv1 = match (cfg.cifar_stem, cfg.stem_init) {
+            // The MoCo CIFAR code swaps in a fresh nn.Conv2d after torchvision's init ran, so its
+            // CIFAR stem keeps PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+            (true, None) => {
+                let init = pytorch_default(cfg.in_channels, 3);
+                nn::conv2d(p / "conv1", cfg.in_channels, w0, 3, nn::ConvConfig { stride: 1, padding: 1, bias: false, ws_init: init, ..Default::default() })
+            }
+            (true, Some(init)) => conv(p / "conv1", cfg.in_channels, w0, 3, 1, 1, init),
+            (false, init) => conv(p / "conv1", cfg.in_channels, w0, 7, 2, 3, init.unwrap_or(cfg.conv_init)),
         };
         let bn1 = SplitBatchNorm::new(&(p / "bn1"), w0, cfg.bn_splits);
         let mut layers = Vec::new();
@@ -216,7 +242,7 @@ impl ResNet {
                 layers.push(block);
             }
         }
-        let mut net = ResNet { conv1, bn1, max_pool: !cfg.cifar_stem, layers, out_dim: cin, channels_last: false };
+        let mut net = ResNet { conv1, bn1, max_pool: !cfg.cifar_stem, layers, out_dim: cin, channels_last: false, input_padding: cfg.input_padding };
         if cfg.channels_last {
             net.to_channels_last();
         }
@@ -268,15 +294,40 @@ impl ResNet {
     }
 
     fn body(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.bn1.forward_t(&x.apply(&self.conv1), train);
+        self.stages(x, train, |_| ()).adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+
+    /// The stem and the four stages; `each` sees the stem's output and every stage's output.
+    fn stages(&self, x: &Tensor, train: bool, mut each: impl FnMut(&Tensor)) -> Tensor {
+        let p = self.input_padding;
+        // Padding makes a standard-layout tensor: back to channels-last where the network is.
+        let pad = |x: &Tensor| {
+            let y = x.constant_pad_nd([p, p, p, p]);
+            if self.channels_last { channels_last(&y) } else { y }
+        };
+        let padded = (p > 0).then(|| pad(x));
+        let mut y = self.bn1.forward_t(&padded.as_ref().unwrap_or(x).apply(&self.conv1), train);
         let _ = y.relu_();
         if self.max_pool {
             y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
-        for l in &self.layers {
+        each(&y);
+        for (i, l) in self.layers.iter().enumerate() {
             y = l.forward_t(&y, train);
+            // The last block of each stage.
+            if self.layers.get(i + 1).is_none_or(|next| next.stride == 2) {
+                each(&y);
+            }
         }
-        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        y
+    }
+
+    /// Spatial sizes (height, width) of the stem's output and of each of the four stages'
+    /// outputs for an input batch (eval mode).
+    pub fn feature_map_sizes(&self, x: &Tensor) -> Vec<(i64, i64)> {
+        let mut sizes = Vec::new();
+        let _ = tch::no_grad(|| self.stages(x, false, |y| sizes.push((y.size()[2], y.size()[3]))));
+        sizes
     }
 }
 
@@ -302,7 +353,7 @@ mod tests {
     fn resnet18_has_torchvision_parameter_count() {
         // torchvision resnet18 without fc: 11,689,512 - (512*1000 + 1000) = 11,176,512.
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default(), channels_last: false };
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let net = ResNet::new(&vs.root(), &cfg);
         assert_eq!(count(&vs), 11_176_512);
         let y = net.forward_t(&Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu)), false);
@@ -313,16 +364,51 @@ mod tests {
     fn resnet50_has_torchvision_parameter_count() {
         // torchvision resnet50 without fc: 25,557,032 - (2048*1000 + 1000) = 23,508,032.
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet50, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default(), channels_last: false };
+        let cfg = ResNetConfig { arch: Arch::ResNet50, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let net = ResNet::new(&vs.root(), &cfg);
         assert_eq!(count(&vs), 23_508_032);
         assert_eq!(net.out_dim(), 2048);
     }
 
     #[test]
+    fn input_padding_gives_the_swav_cifar_feature_maps() {
+        // The SwAV authors' CIFAR ResNet: 32 px padded to 34, 3x3 stride-1 stem, no max-pool.
+        for channels_last in [false, true] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = ResNetConfig { arch: Arch::ResNet18Bottleneck, widths: [8, 8, 16, 16], cifar_stem: true, input_padding: 1, channels_last, ..Default::default() };
+            let net = ResNet::new(&vs.root(), &cfg);
+            let x = Tensor::ones([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+            assert_eq!(net.feature_map_sizes(&x), vec![(34, 34), (34, 34), (17, 17), (9, 9), (5, 5)]);
+            // Without the padding: 32, 16, 8, 4.
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = ResNet::new(&vs.root(), &ResNetConfig { input_padding: 0, ..cfg });
+            assert_eq!(net.feature_map_sizes(&x), vec![(32, 32), (32, 32), (16, 16), (8, 8), (4, 4)]);
+        }
+    }
+
+    #[test]
+    fn stem_init_follows_the_setting() {
+        // The CIFAR stem keeps nn.Conv2d's default (bound 1/sqrt(27) = 0.19 for 3 channels) unless
+        // stem_init says otherwise; kaiming fan-out has std sqrt(2 / (64 * 9)) = 0.059, unbounded.
+        let stem = |stem_init: Option<ConvInit>| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let _ = ResNet::new(&vs.root(), &ResNetConfig { cifar_stem: true, stem_init, ..Default::default() });
+            let w = vs.variables()["conv1.weight"].to_kind(Kind::Double);
+            (w.abs().max().double_value(&[]), w.std(true).double_value(&[]))
+        };
+        let bound = 1.0 / 27f64.sqrt();
+        let (max, _) = stem(None);
+        assert!(max <= bound);
+        let (max, std) = stem(Some(ConvInit::Torchvision));
+        let expect = (2.0f64 / (64.0 * 9.0)).sqrt();
+        assert!((std - expect).abs() < 0.1 * expect, "std {std}, expected {expect}");
+        assert!(max > 0.0);
+    }
+
+    #[test]
     fn cifar_stem_keeps_resolution_until_layer2() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 8, conv_init: Default::default(), channels_last: false };
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 8, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let net = ResNet::new(&vs.root(), &cfg);
         let y = net.forward_t(&Tensor::randn([16, 1, 28, 28], (Kind::Float, Device::Cpu)), true);
         assert_eq!(y.size(), vec![16, 128]);
@@ -386,7 +472,7 @@ mod tests {
         // Same weights, one network in standard memory, one in channels-last with blocked
         // split batch norm: training-mode features, weight gradients and running statistics agree,
         // and the channels-last network's convolution weights and activations are NHWC.
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 1, cifar_stem: true, bn_splits: 4, conv_init: ConvInit::PyTorch, channels_last: false };
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 1, cifar_stem: true, bn_splits: 4, conv_init: ConvInit::PyTorch, channels_last: false, ..Default::default() };
         let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
         assert!(crate::model::layout::is_channels_last(&vs_b.variables()["layer2.0.conv1.weight"]));
         assert!(!crate::model::layout::is_channels_last(&vs_a.variables()["layer2.0.conv1.weight"]));
@@ -427,7 +513,7 @@ mod tests {
         // A 1x1 stride-2 convolution in channels-last memory corrupts the heap in its weight
         // gradient on batches of 3, 5 or 7 (oneDNN, libtorch 2.9); the shortcut subsamples first.
         // Run that case (it aborted the process before) and check it against the standard layout.
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: false };
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: false, ..Default::default() };
         let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
         // Fixed weights and inputs: on random draws the two layouts differ by ~1e-2 about once in
         // a hundred (fp32 rounding, see the next test), which made this test flaky.
@@ -460,7 +546,7 @@ mod tests {
         // 2.3e-2 and 2.1e-2), always led by the first convolutions' weight gradients -- consistent
         // with ReLU units whose pre-activation is within rounding of 0 switching between fp32 and
         // float64. A fixed case keeps this test deterministic.
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: false };
+        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: false, ..Default::default() };
         let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
         fixed_weights(&vs_a, &vs_b);
         let mut vs_c = nn::VarStore::new(Device::Cpu);
@@ -491,7 +577,7 @@ mod tests {
         // layer3.0.conv2: 64 -> 64, 3x3: fan_in = fan_out = 576.
         let weight = |init: ConvInit| {
             let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: init, channels_last: false };
+            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: init, channels_last: false, ..Default::default() };
             tch::manual_seed(0);
             ResNet::new(&vs.root(), &cfg);
             vs.variables()["layer3.0.conv2.weight"].copy()

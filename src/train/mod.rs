@@ -56,6 +56,8 @@ pub fn backbone_config(cfg: &Config, device: Device) -> ResNetConfig {
             "contiguous" => false,
             _ => device == Device::Cpu,
         },
+        input_padding: cfg.model.input_padding,
+        stem_init: cfg.model.stem_init.as_deref().map(|s| crate::model::resnet::ConvInit::parse(s).expect("validated")),
     }
 }
 
@@ -131,7 +133,7 @@ pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
 /// a group whose prefix matches no variable is an error that lists the variable prefixes.
 pub fn build_optimizer(cfg: &Config, method: &dyn Method) -> Result<Optimizer> {
     let rule = match cfg.train.optimizer.as_str() {
-        "lars" => Rule::Lars { eta: cfg.train.lars_eta, clip: cfg.train.lars_clip },
+        "lars" => Rule::Lars { eta: cfg.train.lars_eta, clip: cfg.train.lars_clip, exclude_1d: cfg.train.lars_scope == "weights" },
         "adam" => Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         "adamw" => Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         _ => Rule::Sgd,

@@ -7,11 +7,14 @@ use tch::Tensor;
 pub enum Rule {
     /// PyTorch SGD: d = g + wd p; buf = m buf + d (buf = d at first); p -= lr buf.
     Sgd,
-    /// LARS (You et al. 2017, as BYOL/SwAV/solo-learn use it): for weights, d = g + wd p scaled by
-    /// the trust ratio eta ||p|| / ||d||, then SGD momentum; biases and norm parameters (1-D
-    /// tensors) get neither weight decay nor adaptation. `clip` (LARC's clip mode): the layer's
-    /// rate is min(trust ratio, lr) rather than trust ratio x lr.
-    Lars { eta: f64, clip: bool },
+    /// LARS in the form of apex's LARC (which the SwAV authors wrap around SGD) and solo-learn's
+    /// LARS: d = (g + wd p) x eta ||p|| / (||g|| + wd ||p|| + 1e-8), then SGD momentum; where
+    /// ||p|| or ||g|| is 0 the gradient passes unchanged (no decay either: the wrapped SGD's decay
+    /// is off). `clip` (LARC's clip mode): the layer's rate is min(trust ratio, lr) rather than
+    /// trust ratio x lr. `exclude_1d`: biases and norm parameters (1-D tensors) get plain SGD
+    /// without weight decay (solo-learn's `exclude_bias_n_norm`); without it every parameter is
+    /// adapted and decayed, as the SwAV scripts' LARC.
+    Lars { eta: f64, clip: bool, exclude_1d: bool },
     /// Adam with L2 weight decay added to the gradient.
     Adam { beta1: f64, beta2: f64, eps: f64 },
     /// AdamW: decoupled weight decay p *= 1 - lr wd.
@@ -54,6 +57,9 @@ pub struct Optimizer {
 
 /// Kept for the common case and for tests.
 pub type Sgd = Optimizer;
+
+/// The epsilon in LARC's trust-ratio denominator (apex's default, also solo-learn's).
+const LARC_EPS: f64 = 1e-8;
 
 fn is_bias_or_norm(p: &Tensor) -> bool {
     p.dim() <= 1
@@ -143,19 +149,18 @@ impl Optimizer {
                         let upd = Self::momentum_step(&mut self.m[i], d, momentum);
                         let _ = p.g_add_(&(upd * -lr));
                     }
-                    Rule::Lars { eta, clip } => {
-                        let d = if is_bias_or_norm(p) {
+                    Rule::Lars { eta, clip, exclude_1d } => {
+                        let d = if exclude_1d && is_bias_or_norm(p) {
                             g
                         } else {
-                            let d = if wd != 0.0 { g + &*p * wd } else { g };
                             // The trust ratio stays on the device: no host round-trip per variable.
-                            let (pn, dn) = (p.norm(), d.norm());
-                            let ratio = &pn * eta / &dn;
-                            let ok = pn.gt(0.0).logical_and(&dn.gt(0.0));
+                            let (pn, gn) = (p.norm(), g.norm());
+                            let ratio = &pn * eta / (&gn + &pn * wd + LARC_EPS);
                             // Clipped: lr x min(ratio / lr, 1) = min(ratio, lr) as the layer's rate.
-                            let scaled = if clip && lr > 0.0 { (&ratio / lr).clamp_max(1.0) } else { ratio.shallow_clone() };
-                            let trust = scaled.where_self(&ok, &ratio.ones_like());
-                            d * trust
+                            let trust = if clip && lr > 0.0 { (&ratio / lr).clamp_max(1.0) } else { ratio };
+                            let adapted = if wd != 0.0 { &g + &*p * wd } else { g.shallow_clone() } * trust;
+                            let ok = pn.gt(0.0).logical_and(&gn.gt(0.0));
+                            adapted.where_self(&ok, &g)
                         };
                         let upd = Self::momentum_step(&mut self.m[i], d, momentum);
                         let _ = p.g_add_(&(upd * -lr));
@@ -273,38 +278,79 @@ mod tests {
 
     #[test]
     fn lars_scales_weights_by_trust_ratio_and_leaves_biases_alone() {
-        // Weight w = [[3, 4]] (norm 5), loss = sum(w) -> g = [[1, 1]] (norm sqrt 2), wd 0:
-        // trust = 0.001 * 5 / sqrt(2); w -= lr * trust * g.
+        // Weight w = [[3, 4]] (norm 5), loss = sum(w) -> g = [[1, 1]] (norm sqrt 2), wd 0.5:
+        // LARC's ratio eta ||w|| / (||g|| + wd ||w|| + eps) = 0.001 * 5 / (sqrt 2 + 2.5 + 1e-8),
+        // applied to d = g + wd w = [2.5, 3].
         let w = Tensor::from_slice(&[3.0f64, 4.0]).view([1, 2]).set_requires_grad(true);
         let b = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
-        let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone()), ("b".into(), b.shallow_clone())], Rule::Lars { eta: 0.001, clip: false }, 0.9, 0.5);
+        let rule = Rule::Lars { eta: 0.001, clip: false, exclude_1d: true };
+        let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone()), ("b".into(), b.shallow_clone())], rule, 0.9, 0.5);
         opt.zero_grad();
         (w.sum(Kind::Double) + b.sum(Kind::Double)).backward();
         opt.step(1.0);
-        // With wd 0.5: d = [1 + 1.5, 1 + 2] = [2.5, 3], |d| = sqrt(15.25); trust = 0.005 / sqrt(15.25).
-        let trust = 0.001 * 5.0 / 15.25f64.sqrt();
-        assert!((w.double_value(&[0, 0]) - (3.0 - trust * 2.5)).abs() < 1e-9);
-        assert!((w.double_value(&[0, 1]) - (4.0 - trust * 3.0)).abs() < 1e-9);
-        // Bias: plain step, no decay: 1 - 1 * 1 = 0.
-        assert!(b.double_value(&[0]).abs() < 1e-12);
+        let trust = 0.001 * 5.0 / (2f64.sqrt() + 2.5 + 1e-8);
+        assert!((w.double_value(&[0, 0]) - (3.0 - trust * 2.5)).abs() < 1e-15);
+        assert!((w.double_value(&[0, 1]) - (4.0 - trust * 3.0)).abs() < 1e-15);
+        // Bias (excluded): plain step, no decay: 1 - 1 * 1 = 0.
+        assert!(b.double_value(&[0]).abs() < 1e-15);
+    }
+
+    #[test]
+    fn larc_over_all_parameters_adapts_and_decays_biases_and_norm_weights() {
+        // The SwAV scripts' LARC (trust 0.001, clip off) over every parameter, one step at lr 0.6,
+        // momentum 0.9 (the first step's buffer is d itself), wd 0.5 (visible in float64):
+        // - a batch-norm weight gamma = [1, 2] with g = [1, 3]:
+        //   ratio = 0.001 sqrt 5 / (sqrt 10 + 0.5 sqrt 5 + 1e-8), gamma -= 0.6 ratio (g + 0.5 gamma);
+        // - a bias b = [0.5, -0.5] with g = [2, 1]:
+        //   ratio = 0.001 sqrt 0.5 / (sqrt 5 + 0.5 sqrt 0.5 + 1e-8), b -= 0.6 ratio (g + 0.5 b);
+        // - a zero bias beta (norm 0) with g = [4, -1]: LARC leaves its gradient alone and the
+        //   wrapped SGD's decay is off: beta -= 0.6 g.
+        let step = |exclude_1d: bool| {
+            let gamma = Tensor::from_slice(&[1.0f64, 2.0]).set_requires_grad(true);
+            let b = Tensor::from_slice(&[0.5f64, -0.5]).set_requires_grad(true);
+            let beta = Tensor::from_slice(&[0.0f64, 0.0]).set_requires_grad(true);
+            let params = vec![("bn.weight".into(), gamma.shallow_clone()), ("fc.bias".into(), b.shallow_clone()), ("bn.bias".into(), beta.shallow_clone())];
+            let mut opt = Optimizer::with_rule(params, Rule::Lars { eta: 0.001, clip: false, exclude_1d }, 0.9, 0.5);
+            opt.zero_grad();
+            let c = |v: [f64; 2]| Tensor::from_slice(&v);
+            ((&gamma * c([1.0, 3.0])).sum(Kind::Double) + (&b * c([2.0, 1.0])).sum(Kind::Double) + (&beta * c([4.0, -1.0])).sum(Kind::Double)).backward();
+            opt.step(0.6);
+            let v = |t: &Tensor| [t.double_value(&[0]), t.double_value(&[1])];
+            (v(&gamma), v(&b), v(&beta))
+        };
+        let (gamma, b, beta) = step(false);
+        let (s5, s10, sh) = (5f64.sqrt(), 10f64.sqrt(), 0.5f64.sqrt());
+        let r = 0.001 * s5 / (s10 + 0.5 * s5 + 1e-8);
+        let expect_gamma = [1.0 - 0.6 * r * (1.0 + 0.5), 2.0 - 0.6 * r * (3.0 + 1.0)];
+        let r = 0.001 * sh / (s5 + 0.5 * sh + 1e-8);
+        let expect_b = [0.5 - 0.6 * r * (2.0 + 0.25), -0.5 - 0.6 * r * (1.0 - 0.25)];
+        for (got, want) in gamma.iter().chain(&b).zip(expect_gamma.iter().chain(&expect_b)) {
+            assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+        }
+        assert_eq!(beta, [-0.6 * 4.0, 0.6]);
+        // Excluding the 1-D tensors instead: plain SGD, no decay, for all three.
+        let (gamma, b, beta) = step(true);
+        assert_eq!(gamma, [1.0 - 0.6, 2.0 - 0.6 * 3.0]);
+        assert_eq!(b, [0.5 - 0.6 * 2.0, -0.5 - 0.6]);
+        assert_eq!(beta, [-0.6 * 4.0, 0.6]);
     }
 
     #[test]
     fn clipped_lars_steps_by_the_smaller_of_trust_ratio_and_lr() {
-        // As above, w = [[3, 4]], wd 0.5: d = [2.5, 3], ratio = eta * 5 / sqrt(15.25); lr 0.1.
+        // As above, w = [[3, 4]], wd 0.5: d = [2.5, 3], ratio = eta * 5 / (sqrt 2 + 2.5 + 1e-8); lr 0.1.
         let run = |eta: f64| {
             let w = Tensor::from_slice(&[3.0f64, 4.0]).view([1, 2]).set_requires_grad(true);
-            let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone())], Rule::Lars { eta, clip: true }, 0.9, 0.5);
+            let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone())], Rule::Lars { eta, clip: true, exclude_1d: true }, 0.9, 0.5);
             opt.zero_grad();
             w.sum(Kind::Double).backward();
             opt.step(0.1);
             3.0 - w.double_value(&[0, 0])
         };
         // eta 1: ratio 1.28 > lr, so the layer steps at lr: 0.1 * 2.5.
-        assert!((run(1.0) - 0.1 * 2.5).abs() < 1e-9, "{}", run(1.0));
+        assert!((run(1.0) - 0.1 * 2.5).abs() < 1e-12, "{}", run(1.0));
         // eta 0.001: ratio 0.00128 < lr, so the layer steps at the ratio itself (unclipped: lr x ratio).
-        let ratio = 0.001 * 5.0 / 15.25f64.sqrt();
-        assert!((run(0.001) - ratio * 2.5).abs() < 1e-12, "{}", run(0.001));
+        let ratio = 0.001 * 5.0 / (2f64.sqrt() + 2.5 + 1e-8);
+        assert!((run(0.001) - ratio * 2.5).abs() < 1e-15, "{}", run(0.001));
     }
 
     #[test]

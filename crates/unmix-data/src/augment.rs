@@ -87,6 +87,8 @@ pub struct ViewRecipe {
     pub jitter_p: f64,
     /// `RandomGrayscale(p)`; acts on 3-channel images only, the output keeps 3 channels.
     pub grayscale_p: f64,
+    /// RandomGrayscale before ColorJitter (MoCo v1's ImageNet code) instead of after it.
+    pub grayscale_first: bool,
     /// `RandomApply([GaussianBlur])`; `None`: never blurred.
     pub blur: Option<GaussianBlur>,
     /// `RandomSolarize(threshold=128, p)` (BYOL): values >= 128 become `255 - v`.
@@ -106,6 +108,7 @@ impl ViewRecipe {
             jitter: None,
             jitter_p: 0.0,
             grayscale_p: 0.0,
+            grayscale_first: false,
             blur: None,
             solarize_p: 0.0,
             mean,
@@ -144,9 +147,11 @@ fn coin(rng: &mut impl Rng, p: f64) -> bool {
 /// horizontal flip, RandomApply(ColorJitter), RandomGrayscale, RandomApply(GaussianBlur),
 /// RandomSolarize. Returns the u8 image (normalization is separate, see [`normalize_into`]).
 ///
+/// With `grayscale_first` (MoCo v1), RandomGrayscale comes before RandomApply(ColorJitter).
+///
 /// Random draws, in order: the crop box (if `crop`), the flip coin, the jitter coin, (if
-/// jittering) the op permutation and the factors, the greyscale coin, the blur coin, (if
-/// blurring) sigma, the solarize coin. Coins are drawn even when their probability is 0 or 1
+/// jittering) the op permutation and the factors, the greyscale coin (with `grayscale_first`:
+/// before the jitter coin), the blur coin, (if blurring) sigma, the solarize coin. Coins are drawn even when their probability is 0 or 1
 /// (a `None` blur counts as p = 0), so the stream layout does not depend on the recipe's values;
 /// the blur and solarize draws come after all the others, so recipes without them give the same
 /// images as before those ops existed.
@@ -169,12 +174,18 @@ pub fn augment(img: ImageRef, recipe: &ViewRecipe, rng: &mut impl Rng) -> Image 
     if coin(rng, recipe.hflip_p) {
         out = hflip(out.as_ref());
     }
+    let grayscale = |out: Image, rng: &mut _| {
+        if coin(rng, recipe.grayscale_p) && out.channels == 3 { to_grayscale(out.as_ref(), 3) } else { out }
+    };
+    if recipe.grayscale_first {
+        out = grayscale(out, rng);
+    }
     let apply_jitter = coin(rng, recipe.jitter_p);
     if let (true, Some(j)) = (apply_jitter, &recipe.jitter) {
         out = color_jitter(out.as_ref(), j, rng);
     }
-    if coin(rng, recipe.grayscale_p) && out.channels == 3 {
-        out = to_grayscale(out.as_ref(), 3);
+    if !recipe.grayscale_first {
+        out = grayscale(out, rng);
     }
     let blur_p = recipe.blur.as_ref().map_or(0.0, |b| b.p);
     if let (true, Some(b)) = (coin(rng, blur_p), &recipe.blur) {

@@ -4,8 +4,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use unmix_data::augment::{
-    augment, box_blur, center_crop, gaussian_blur, resize_bilinear, resize_shorter_center_crop,
-    solarize, ColorJitter, GaussianBlur, RandomResizedCrop, ViewRecipe,
+    augment, box_blur, center_crop, color_jitter, gaussian_blur, resize_bilinear,
+    resize_shorter_center_crop, solarize, to_grayscale, ColorJitter, GaussianBlur,
+    RandomResizedCrop, ViewRecipe,
 };
 use unmix_data::Image;
 
@@ -206,6 +207,38 @@ fn default_recipe_is_identity() {
             img
         );
     }
+}
+
+#[test]
+fn grayscale_first_converts_before_the_jitter_as_moco_v1() {
+    // MoCo v1's ImageNet code: RandomGrayscale(0.2) then ColorJitter(0.4, 0.4, 0.4, 0.4). With
+    // both always on and no crop or flip, the view is jitter(grayscale(image)); the draws are the
+    // flip coin, the greyscale coin, the jitter coin, then the jitter's own.
+    let img = noise(16, 20, 3, 6);
+    let j = ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.4 };
+    let recipe = ViewRecipe {
+        jitter: Some(j.clone()),
+        jitter_p: 1.0,
+        grayscale_p: 1.0,
+        grayscale_first: true,
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+        ..Default::default()
+    };
+    let mut differs = 0;
+    for seed in 0..20 {
+        let got = augment(img.as_ref(), &recipe, &mut ChaCha8Rng::seed_from_u64(seed));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for _ in 0..3 {
+            let _: f64 = rng.gen();
+        }
+        let want = color_jitter(to_grayscale(img.as_ref(), 3).as_ref(), &j, &mut rng);
+        assert_eq!(got, want, "seed {seed}");
+        // The other order (jitter, then greyscale) gives other images: the test can tell them apart.
+        let other = augment(img.as_ref(), &ViewRecipe { grayscale_first: false, ..recipe.clone() }, &mut ChaCha8Rng::seed_from_u64(seed));
+        differs += usize::from(other != got);
+    }
+    assert!(differs >= 15, "only {differs} of 20 seeds differ between the two orders");
 }
 
 #[test]

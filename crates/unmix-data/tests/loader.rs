@@ -44,6 +44,7 @@ fn recipes(c: usize) -> Arc<Vec<ViewRecipe>> {
         }),
         jitter_p: 0.8,
         grayscale_p: 0.2,
+        grayscale_first: false,
         blur: Some(GaussianBlur {
             sigma: (0.1, 2.0),
             p: 0.5,
