@@ -21,6 +21,8 @@ const TOP_PAD: i32 = 64 << 20;
 /// first thing in `main`; returns whether glibc took every setting. Does nothing elsewhere.
 pub fn keep_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's tuning parameters; it is called from `main` before any
+    // other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
             && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1

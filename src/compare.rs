@@ -7,7 +7,8 @@
 //! checkpoint, and a folder holding a run of another configuration is refused.
 
 use crate::config::Config;
-use crate::train::{checkpoint, pretrain, RunOptions, CHECKPOINT};
+use crate::checkpoint::{self, RUN_CHECKPOINT};
+use crate::train::{pretrain, Finished, RunOptions};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -37,7 +38,7 @@ struct Arm {
 /// been moved away to keep only the records), so result folders can be kept without weights.
 fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
     let same_config = |text: &str, origin: &str| -> Result<()> {
-        let saved = Config::from_toml(text, origin, &[])?;
+        let saved = Config::from_saved_toml(text, origin, &[])?;
         if saved != *cfg {
             bail!(
                 "{} holds a run of another configuration than this comparison's arm; give another --out, or move that folder away",
@@ -58,15 +59,17 @@ fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
         println!("   finished earlier: kNN top-1 {:.2}%", summary["knn"]["top1"].as_f64().unwrap_or(f64::NAN));
         return Ok((summary, false));
     }
-    let ckpt = dir.join(CHECKPOINT);
+    let ckpt = dir.join(RUN_CHECKPOINT);
     let resume = ckpt.exists();
     if resume {
         let (_, meta) = checkpoint::load(&ckpt)?;
         same_config(&meta.config, &format!("the config saved in {}", ckpt.display()))?;
         println!("   resuming {} at epoch {} of {}", dir.display(), meta.epoch, cfg.train.epochs);
     }
-    let summary = pretrain(cfg, &RunOptions { out: dir.to_path_buf(), resume, progress, report: false, ..Default::default() })?;
-    Ok((summary, true))
+    match pretrain(cfg, &RunOptions { out: dir.to_path_buf(), resume, progress, ..Default::default() })? {
+        Finished::Main(summary) => Ok((serde_json::to_value(summary)?, true)),
+        Finished::Worker { rank, .. } => bail!("unmix compare runs in one process (this is rank {rank} of several)"),
+    }
 }
 
 /// Runs `seeds` seeds (config seed, +1, ...) with Un-Mix off and on under `out/` (folders
@@ -102,13 +105,19 @@ pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result
     let (dm, ds) = mean_std(&diffs);
     let protocol = format!(
         "{} on {}, {} epochs, {}, weighted kNN k {} t {} on the {} features, top-1 (%) on the test split, seeds {}..{}",
-        cfg.method.name,
+        cfg.method.name(),
         cfg.data.dataset,
         cfg.train.epochs,
-        cfg.train.precision,
+        match cfg.train.precision {
+            crate::precision::Precision::Fp32 => "fp32",
+            crate::precision::Precision::Bf16 => "bf16",
+        },
         cfg.eval.knn_k,
         cfg.eval.knn_t,
-        cfg.eval.features,
+        match cfg.eval.features {
+            crate::model::Features::Head => "head",
+            crate::model::Features::Backbone => "backbone",
+        },
         cfg.seed,
         cfg.seed + seeds as u64 - 1
     );
@@ -131,7 +140,7 @@ pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result
         .collect();
     let record = json!({
         "protocol": protocol,
-        "method": cfg.method.name,
+        "method": cfg.method.name(),
         "epochs": cfg.train.epochs,
         "runs": runs,
         "base": {"mean": bm, "std": bs}, "unmix": {"mean": um, "std": us},

@@ -1,8 +1,18 @@
 //! Run configuration: TOML, typed, with `--set key=value` overrides, validated before any work.
 //!
-//! Unknown keys are errors (`deny_unknown_fields`); every error names the key. Defaults live here
-//! and nowhere else; the resolved configuration is written into the run folder.
+//! Every choice is a serde enum (kebab-case names, so an unknown one is an error that names the key
+//! and lists the choices); unknown keys are errors (`deny_unknown_fields`). Each section's settings
+//! live with the code that owns them: the method's in its file under `method/` (the `[method]`
+//! table is a [`MethodConfig`] tagged by `name`), Un-Mix's in `mix.rs`, the optimizer's choices
+//! in `optim.rs`, the network's in `model/`. This file puts them together, holds the data,
+//! augmentation, training and evaluation sections, and checks what spans sections. The resolved
+//! configuration is written into the run folder and every checkpoint.
 
+use crate::method::{MethodConfig, RunContext};
+use crate::mix::UnMixConfig;
+use crate::model::{Arch, ConvInit, Features, MemoryFormat};
+use crate::optim::{LarsScope, OptimizerKind, ScheduleKind};
+use crate::precision::Precision;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -14,8 +24,8 @@ pub struct Config {
     #[serde(default)]
     pub seed: u64,
     /// "cpu", "cuda" or "cuda:N".
-    #[serde(default = "default_device")]
-    pub device: String,
+    #[serde(default)]
+    pub device: DeviceSpec,
     /// libtorch intra-op threads (0 = the number of cores).
     #[serde(default)]
     pub threads: usize,
@@ -30,11 +40,125 @@ pub struct Config {
     pub eval: EvalConfig,
 }
 
+/// `device`: where tensors live, written "cpu", "cuda" or "cuda:N".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    #[default]
+    Cpu,
+    /// Plain "cuda": cuda:LOCAL_RANK in a multi-process run, else cuda:0.
+    Cuda,
+    CudaIndex(usize),
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<DeviceSpec> {
+        match s {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda),
+            _ => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => Ok(DeviceSpec::CudaIndex(n)),
+                None => bail!("\"{s}\" is not a device: use \"cpu\", \"cuda\" or \"cuda:N\""),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Cuda => write!(f, "cuda"),
+            DeviceSpec::CudaIndex(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl Serialize for DeviceSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<DeviceSpec, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|e: anyhow::Error| serde::de::Error::custom(e.to_string()))
+    }
+}
+
+impl DeviceSpec {
+    pub fn is_cuda(self) -> bool {
+        !matches!(self, DeviceSpec::Cpu)
+    }
+
+    /// The tch device (plain "cuda" is cuda:0 here; the runtime picks cuda:LOCAL_RANK).
+    pub fn device(self) -> tch::Device {
+        match self {
+            DeviceSpec::Cpu => tch::Device::Cpu,
+            DeviceSpec::Cuda => tch::Device::Cuda(0),
+            DeviceSpec::CudaIndex(i) => tch::Device::Cuda(i),
+        }
+    }
+}
+
+/// `data.dataset`: which reader and layout `data.root` holds (see README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataset {
+    FashionMnist,
+    Mnist,
+    Cifar10,
+    Cifar100,
+    Stl10,
+    TinyImagenet,
+    ImageFolder,
+}
+
+impl Dataset {
+    /// Image channels the dataset delivers.
+    pub fn channels(self) -> i64 {
+        match self {
+            Dataset::FashionMnist | Dataset::Mnist => 1,
+            _ => 3,
+        }
+    }
+
+    /// The name in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::FashionMnist => "fashion-mnist",
+            Dataset::Mnist => "mnist",
+            Dataset::Cifar10 => "cifar10",
+            Dataset::Cifar100 => "cifar100",
+            Dataset::Stl10 => "stl10",
+            Dataset::TinyImagenet => "tiny-imagenet",
+            Dataset::ImageFolder => "image-folder",
+        }
+    }
+}
+
+impl std::fmt::Display for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `data.on_bad_image`: what a damaged or unreadable image does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnBadImage {
+    /// Stop, naming the file.
+    #[default]
+    Fail,
+    /// Drop it from its batch with one warning line, and count it.
+    Skip,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// "fashion-mnist", "mnist", "cifar10" or "cifar100".
-    pub dataset: String,
+    pub dataset: Dataset,
     /// Folder holding the dataset's files (see README for each layout).
     pub root: String,
     /// Use only the first N training images for pretraining (0 = all).
@@ -49,9 +173,8 @@ pub struct DataConfig {
     /// Per-channel normalization.
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
-    /// A damaged or unreadable image: "fail" (stop, naming it) or "skip" (drop it with a warning).
-    #[serde(default = "default_bad_image")]
-    pub on_bad_image: String,
+    #[serde(default)]
+    pub on_bad_image: OnBadImage,
     /// Evaluation of variable-size images: resize the shorter side to this, then center-crop
     /// `eval_crop` (0 = images used as they are; required for image-folder).
     #[serde(default)]
@@ -120,7 +243,7 @@ pub struct AugmentConfig {
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// "resnet18", "resnet34", "resnet50" or "resnet18-bottleneck" (SwAV's CIFAR "resnet18").
-    pub arch: String,
+    pub arch: Arch,
     #[serde(default = "default_widths")]
     pub widths: [i64; 4],
     #[serde(default = "three")]
@@ -134,14 +257,13 @@ pub struct ModelConfig {
     /// Convolution weight init: "torchvision" (kaiming normal, fan out, as torchvision's ResNet and
     /// so the authors' code) or "pytorch" (nn.Conv2d's own default, U(+-1/sqrt(fan_in)), as a
     /// ResNet written from plain nn.Conv2d layers gets).
-    #[serde(default = "default_conv_init")]
-    pub conv_init: String,
+    #[serde(default)]
+    pub conv_init: ConvInit,
     /// Memory layout of the network: "auto" (the default: channels-last on the CPU, contiguous on
-    /// CUDA), "channels-last" (NHWC, which oneDNN's CPU convolutions use directly: 1.2-1.4x faster
-    /// fp32 training steps here) or "contiguous". Same values up to float rounding (both layouts
-    /// agree with a float64 reference, see the ResNet tests).
-    #[serde(default = "default_memory_format")]
-    pub memory_format: String,
+    /// CUDA), "channels-last" (NHWC, which oneDNN's CPU convolutions use directly) or
+    /// "contiguous". Same values up to float rounding (see the ResNet tests).
+    #[serde(default)]
+    pub memory_format: MemoryFormat,
     /// Zero pixels added around the input before the stem (1: the SwAV authors' CIFAR ResNet,
     /// whose 3x3 stride-1 stem then sees 34 x 34 and its stages 34, 17, 9, 5).
     #[serde(default)]
@@ -150,104 +272,7 @@ pub struct ModelConfig {
     /// nn.Conv2d's default (the MoCo CIFAR code replaces the stem after torchvision's init), the
     /// ImageNet stem follows `conv_init`. The SwAV CIFAR ResNet initializes its stem as the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stem_init: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MethodConfig {
-    /// "moco" (v1 with `mlp_hidden = 0`, v2 with an MLP head), "simclr", "byol", "swav",
-    /// "simsiam", "barlow" (Barlow Twins), "vicreg" or "wmse".
-    pub name: String,
-    /// Output dimension of the projection head.
-    #[serde(default = "d128")]
-    pub dim: i64,
-    /// Hidden width of the projection MLP (0 = linear head, MoCo v1).
-    #[serde(default)]
-    pub mlp_hidden: i64,
-    /// Batch norm after the projection MLP's hidden layer (SimCLR/BYOL style).
-    #[serde(default)]
-    pub mlp_bn: bool,
-    /// Linear layers of the projection MLP: 2 (Linear-BN-ReLU-Linear) or more (3: the Barlow
-    /// Twins / VICReg projector, Linear-BN-ReLU-Linear-BN-ReLU-Linear).
-    #[serde(default = "two_usize")]
-    pub mlp_layers: usize,
-    /// MoCo: queue length K (0: in-batch keys as negatives, MoCo v3).
-    #[serde(default = "d4096")]
-    pub queue: i64,
-    /// MoCo: key-encoder momentum m.
-    #[serde(default = "d099")]
-    pub momentum: f64,
-    /// MoCo InfoNCE / SimCLR NT-Xent temperature.
-    #[serde(default = "d01")]
-    pub temperature: f64,
-    /// MoCo: score both directions (the authors' CIFAR default).
-    #[serde(default)]
-    pub symmetric: bool,
-    /// BYOL, SimSiam, and MoCo v3-style MoCo: hidden width of the predictor MLP (with batch norm;
-    /// 0 = no predictor for MoCo).
-    #[serde(default)]
-    pub predictor_hidden: i64,
-    /// BYOL: initial target momentum, rising to 1 on a cosine schedule.
-    #[serde(default = "d099")]
-    pub tau_base: f64,
-    /// SwAV: number of prototypes.
-    #[serde(default = "d100")]
-    pub prototypes: i64,
-    /// SwAV: Sinkhorn-Knopp epsilon and iterations.
-    #[serde(default = "d005")]
-    pub sinkhorn_epsilon: f64,
-    #[serde(default = "d3")]
-    pub sinkhorn_iters: usize,
-    /// SwAV: prototypes are not updated during the first N steps.
-    #[serde(default)]
-    pub freeze_prototypes_steps: u64,
-    /// SwAV: queue of past projections per large crop joining the Sinkhorn batch (0 = none; a
-    /// multiple of train.batch_size), kept from epoch `swav_queue_start_epoch` (1-based).
-    #[serde(default)]
-    pub swav_queue: i64,
-    #[serde(default = "d15")]
-    pub swav_queue_start_epoch: usize,
-    /// Barlow Twins: weight of the off-diagonal terms.
-    #[serde(default = "d00051")]
-    pub barlow_lambda: f64,
-    /// Barlow Twins: factor on the whole loss (solo-learn's `scale_loss`, 0.1 in its CIFAR recipe).
-    #[serde(default = "one_f64")]
-    pub barlow_scale: f64,
-    /// W-MSE: rows per whitening group (0 = the whole batch; must exceed method.dim), whitening
-    /// draws per step, and covariance shrinkage towards the identity.
-    #[serde(default)]
-    pub w_size: i64,
-    #[serde(default = "one")]
-    pub w_iter: usize,
-    #[serde(default)]
-    pub w_eps: f64,
-    /// VICReg: invariance, variance and covariance weights.
-    #[serde(default = "default_vicreg")]
-    pub vicreg_weights: [f64; 3],
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct UnMixConfig {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Probability of global mixup (else CutMix).
-    #[serde(default = "half")]
-    pub prob: f64,
-    /// Beta(alpha, alpha) for lambda.
-    #[serde(default = "one_f")]
-    pub alpha: f64,
-    /// The unmixed view the mixture is scored against: "view2" (default) or "view1"
-    /// (SimCLR/BYOL only; the authors note view 1 can be better on some data).
-    #[serde(default = "default_target")]
-    pub target: String,
-}
-
-impl Default for UnMixConfig {
-    fn default() -> Self {
-        UnMixConfig { enabled: true, prob: 0.5, alpha: 1.0, target: default_target() }
-    }
+    pub stem_init: Option<ConvInit>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -257,7 +282,7 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// "sgd", "lars", "adam" or "adamw".
     #[serde(default = "default_optimizer")]
-    pub optimizer: String,
+    pub optimizer: OptimizerKind,
     pub lr: f64,
     /// LARS trust coefficient.
     #[serde(default = "d0001")]
@@ -269,8 +294,8 @@ pub struct TrainConfig {
     /// Which variables LARS adapts: "weights" (biases and norm parameters, the 1-D tensors, get
     /// plain SGD without weight decay, as solo-learn's `exclude_bias_n_norm`) or "all" (LARC over
     /// every parameter with weight decay on all of them, as the SwAV authors' scripts).
-    #[serde(default = "default_lars_scope")]
-    pub lars_scope: String,
+    #[serde(default)]
+    pub lars_scope: LarsScope,
     #[serde(default = "d09")]
     pub momentum: f64,
     #[serde(default)]
@@ -280,7 +305,7 @@ pub struct TrainConfig {
     /// epochs: the last epoch trains at lr 0) or "cosine-step" (per step, after `warmup_epochs`
     /// of linear warmup).
     #[serde(default = "default_schedule")]
-    pub schedule: String,
+    pub schedule: ScheduleKind,
     #[serde(default)]
     pub warmup_epochs: f64,
     /// Final learning rate of the cosine (SwAV ends at 0.0006); 0 by default.
@@ -293,8 +318,8 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// Forward-pass precision: "fp32" or "bf16" (autocast: convolutions and matrix products in
     /// bfloat16; weights, optimizer state, batch-norm statistics and losses in fp32).
-    #[serde(default = "default_precision")]
-    pub precision: String,
+    #[serde(default)]
+    pub precision: Precision,
     /// Parameter groups (`[[train.param_groups]]`), e.g. SimSiam's fixed-lr predictor:
     /// `prefix = "predictor."`, `lr = 0.05` (fixed) or `lr_scale = 0.1`, `weight_decay = 0`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -317,6 +342,18 @@ pub struct ParamGroupConfig {
     pub weight_decay: Option<f64>,
 }
 
+/// `eval.knn_metric`: the kNN rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KnnMetric {
+    /// Cosine similarity on L2-normalized features, votes weighted by exp(sim / t) (Wu et al.;
+    /// the authors' MoCo monitor).
+    #[default]
+    Cosine,
+    /// Euclidean distance on raw features, one vote per neighbour (the W-MSE authors' k = 5).
+    Euclidean,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
@@ -332,11 +369,11 @@ pub struct EvalConfig {
     pub batch_size: usize,
     /// kNN features: "head" (projection output, the authors' monitor) or "backbone".
     #[serde(default = "default_features")]
-    pub features: String,
+    pub features: Features,
     /// kNN rule: "cosine" (weighted by exp(sim / t)) or "euclidean" (majority vote, e.g. k 5 as
     /// the W-MSE authors).
-    #[serde(default = "default_metric")]
-    pub knn_metric: String,
+    #[serde(default)]
+    pub knn_metric: KnnMetric,
     /// Train a linear classifier on detached backbone features alongside pretraining and report
     /// its test accuracy every epoch (not for STL-10, whose pretraining set is mostly unlabeled).
     #[serde(default = "yes")]
@@ -348,49 +385,79 @@ pub struct EvalConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { knn_every: 1, knn_k: 200, knn_t: 0.1, batch_size: 512, features: default_features(), knn_metric: default_metric(), online_probe: true, online_probe_lr: 0.1 }
+        EvalConfig {
+            knn_every: 1,
+            knn_k: 200,
+            knn_t: 0.1,
+            batch_size: 512,
+            features: default_features(),
+            knn_metric: KnnMetric::Cosine,
+            online_probe: true,
+            online_probe_lr: 0.1,
+        }
     }
 }
 
-fn default_device() -> String { "cpu".into() }
-fn default_scale() -> [f64; 2] { [0.08, 1.0] }
-fn default_ratio() -> [f64; 2] { [3.0 / 4.0, 4.0 / 3.0] }
-fn default_widths() -> [i64; 4] { [64, 128, 256, 512] }
-fn default_schedule() -> String { "cosine-epoch".into() }
-fn default_conv_init() -> String { "torchvision".into() }
-fn default_memory_format() -> String { "auto".into() }
-fn default_target() -> String { "view2".into() }
-fn default_bad_image() -> String { "fail".into() }
-fn default_sigma() -> [f64; 2] { [0.1, 2.0] }
-fn default_optimizer() -> String { "sgd".into() }
-fn default_lars_scope() -> String { "weights".into() }
-fn default_precision() -> String { "fp32".into() }
-fn default_features() -> String { "head".into() }
-fn default_metric() -> String { "cosine".into() }
-fn d0001() -> f64 { 0.001 }
-fn d100() -> i64 { 100 }
-fn d00051() -> f64 { 0.0051 }
-fn default_vicreg() -> [f64; 3] { [25.0, 25.0, 1.0] }
-fn d005() -> f64 { 0.05 }
-fn d3() -> usize { 3 }
-fn d15() -> usize { 15 }
-fn one() -> usize { 1 }
-fn two() -> usize { 2 }
-fn three() -> i64 { 3 }
-fn one_i64() -> i64 { 1 }
-fn two_usize() -> usize { 2 }
-fn one_f64() -> f64 { 1.0 }
-fn one_f() -> f64 { 1.0 }
-fn half() -> f64 { 0.5 }
-fn yes() -> bool { true }
-fn d128() -> i64 { 128 }
-fn d4096() -> i64 { 4096 }
-fn d099() -> f64 { 0.99 }
-fn d09() -> f64 { 0.9 }
-fn d01() -> f64 { 0.1 }
-fn d10() -> usize { 10 }
-fn d200() -> usize { 200 }
-fn d512() -> usize { 512 }
+fn default_scale() -> [f64; 2] {
+    [0.08, 1.0]
+}
+fn default_ratio() -> [f64; 2] {
+    [3.0 / 4.0, 4.0 / 3.0]
+}
+fn default_widths() -> [i64; 4] {
+    [64, 128, 256, 512]
+}
+fn default_schedule() -> ScheduleKind {
+    ScheduleKind::CosineEpoch
+}
+fn default_sigma() -> [f64; 2] {
+    [0.1, 2.0]
+}
+fn default_optimizer() -> OptimizerKind {
+    OptimizerKind::Sgd
+}
+fn default_features() -> Features {
+    Features::Head
+}
+fn d0001() -> f64 {
+    0.001
+}
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+fn three() -> i64 {
+    3
+}
+fn one_i64() -> i64 {
+    1
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn half() -> f64 {
+    0.5
+}
+fn yes() -> bool {
+    true
+}
+fn d09() -> f64 {
+    0.9
+}
+fn d01() -> f64 {
+    0.1
+}
+fn d10() -> usize {
+    10
+}
+fn d200() -> usize {
+    200
+}
+fn d512() -> usize {
+    512
+}
 
 /// The view recipes of the papers, by preset name: (view 1, view 2 if different, small crops for
 /// multi-crop), as TOML tables of [`ViewConfig`] keys without `crop_size`.
@@ -480,6 +547,11 @@ fn expand_preset(doc: &mut toml::Table) -> Result<()> {
     Ok(())
 }
 
+/// The `--set` override that `--data DIR` stands for: `data.root` as a quoted TOML string.
+pub fn data_root_override(dir: &Path) -> String {
+    format!("data.root={}", toml::Value::String(dir.display().to_string()))
+}
+
 /// Parses a `--set` value as a TOML literal (number, bool, array, quoted string), falling back to a
 /// bare string, and stores it at the dotted key.
 pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
@@ -514,13 +586,40 @@ impl Config {
         for o in overrides {
             apply_override(&mut doc, o)?;
         }
+        Self::from_document(doc, origin)
+    }
+
+    /// A parsed (and overridden) document to a validated config.
+    fn from_document(mut doc: toml::Table, origin: &str) -> Result<Config> {
         expand_preset(&mut doc).with_context(|| format!("{origin}: augment.preset"))?;
+        // The method table first, on its own: its errors then name the key inside it.
+        match doc.get("method") {
+            Some(toml::Value::Table(t)) => {
+                MethodConfig::from_table(t).with_context(|| origin.to_string())?;
+            }
+            Some(_) => bail!("{origin}: key `method` must be a table ([method] with name = \"moco\", ...)"),
+            None => {}
+        }
         let cfg: Config = serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
             let path = e.path().to_string();
             anyhow!("{origin}: key `{path}`: {}", e.inner())
         })?;
         cfg.validate().with_context(|| format!("invalid configuration in {origin}"))?;
         Ok(cfg)
+    }
+
+    /// A configuration unmix wrote itself (a run folder's config.toml, a checkpoint's): as
+    /// [`Config::from_toml`], but files written before the method settings were typed (they list
+    /// every method's keys under `[method]`) drop the keys their method does not have.
+    pub fn from_saved_toml(text: &str, origin: &str, overrides: &[String]) -> Result<Config> {
+        let mut doc: toml::Table = toml::from_str(text).with_context(|| format!("{origin} is not valid TOML"))?;
+        for o in overrides {
+            apply_override(&mut doc, o)?;
+        }
+        if let Some(toml::Value::Table(m)) = doc.get_mut("method") {
+            drop_legacy_method_keys(m);
+        }
+        Self::from_document(doc, origin)
     }
 
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
@@ -530,39 +629,36 @@ impl Config {
     }
 
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("config serializes")
+        toml::to_string_pretty(self).expect("a config always serializes to TOML")
     }
 
     pub fn view2(&self) -> &ViewConfig {
         self.augment.view2.as_ref().unwrap_or(&self.augment.view1)
     }
 
+    /// What the method's settings are checked against, for `processes` data-parallel processes.
+    pub fn run_context(&self, processes: usize) -> RunContext<'_> {
+        RunContext { batch_size: self.train.batch_size, processes, unmix: &self.unmix }
+    }
+
     /// Checks values that types cannot; each message names the key and what would fix it.
     pub fn validate(&self) -> Result<()> {
         let c = self;
-        let Some(dataset_channels) = crate::data::dataset_channels(&c.data.dataset) else {
-            bail!(
-                "data.dataset = \"{}\" is not supported; use one of fashion-mnist, mnist, cifar10, cifar100, stl10, tiny-imagenet, image-folder",
-                c.data.dataset
-            )
-        };
-        if !matches!(c.data.on_bad_image.as_str(), "fail" | "skip") {
-            bail!("data.on_bad_image = \"{}\": use \"fail\" or \"skip\"", c.data.on_bad_image);
-        }
+        let channels = c.data.dataset.channels();
         if c.data.eval_resize > 0 && (c.data.eval_crop == 0 || c.data.eval_crop > c.data.eval_resize) {
             bail!("data.eval_crop = {} must be in 1..=data.eval_resize ({})", c.data.eval_crop, c.data.eval_resize);
         }
-        if c.data.dataset == "image-folder" && (c.data.eval_resize == 0 || c.augment.view1.crop_size == 0 || c.view2().crop_size == 0) {
+        if c.data.dataset == Dataset::ImageFolder && (c.data.eval_resize == 0 || c.augment.view1.crop_size == 0 || c.view2().crop_size == 0) {
             bail!("image-folder images vary in size: set augment.view1.crop_size (and view2's) and data.eval_resize / data.eval_crop (e.g. 256 / 224)");
         }
-        if c.model.in_channels != dataset_channels {
-            bail!("model.in_channels = {} but {} images have {dataset_channels} channel(s)", c.model.in_channels, c.data.dataset);
+        if c.model.in_channels != channels {
+            bail!("model.in_channels = {} but {} images have {channels} channel(s)", c.model.in_channels, c.data.dataset);
         }
-        if c.data.mean.len() != dataset_channels as usize || c.data.std.len() != dataset_channels as usize {
-            bail!("data.mean and data.std need {dataset_channels} value(s) for {}, got {} and {}", c.data.dataset, c.data.mean.len(), c.data.std.len());
+        if c.data.mean.len() != channels as usize || c.data.std.len() != channels as usize {
+            bail!("data.mean and data.std need {channels} value(s) for {}, got {} and {}", c.data.dataset, c.data.mean.len(), c.data.std.len());
         }
-        if c.data.std.iter().any(|s| !(*s > 0.0)) {
-            bail!("data.std must be positive, got {:?}", c.data.std);
+        if c.data.mean.iter().any(|m| !m.is_finite()) || c.data.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+            bail!("data.mean = {:?} must be finite and data.std = {:?} positive and finite", c.data.mean, c.data.std);
         }
         if c.data.prefetch == 0 {
             bail!("data.prefetch must be at least 1");
@@ -573,8 +669,8 @@ impl Config {
                 if small.crop_size == 0 {
                     bail!("augment.small.crop_size must be set (e.g. 96 at 224 px, 16 at 32 px)");
                 }
-                if c.method.name != "swav" {
-                    bail!("augment.small_crops = {n}: multi-crop is implemented for method swav only; set it to 0 for {}", c.method.name);
+                if !c.method.takes_small_crops() {
+                    bail!("augment.small_crops = {n}: multi-crop is implemented for method swav only; set it to 0 for {}", c.method.name());
                 }
                 views.push(("augment.small", small));
             }
@@ -582,43 +678,13 @@ impl Config {
             _ => {}
         }
         for (name, v) in views {
-            let [s0, s1] = v.crop_scale;
-            if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
-                bail!("{name}.crop_scale = [{s0}, {s1}] must satisfy 0 < min <= max <= 1");
-            }
-            let [r0, r1] = v.crop_ratio;
-            if !(0.0 < r0 && r0 <= r1) {
-                bail!("{name}.crop_ratio = [{r0}, {r1}] must satisfy 0 < min <= max");
-            }
-            if !(0.0 < v.blur_sigma[0] && v.blur_sigma[0] <= v.blur_sigma[1]) {
-                bail!("{name}.blur_sigma = {:?} must satisfy 0 < min <= max", v.blur_sigma);
-            }
-            for (k, p) in [("hflip_p", v.hflip_p), ("jitter_p", v.jitter_p), ("grayscale_p", v.grayscale_p), ("blur_p", v.blur_p), ("solarize_p", v.solarize_p)] {
-                if !(0.0..=1.0).contains(&p) {
-                    bail!("{name}.{k} = {p} is a probability: use a value in [0, 1]");
-                }
-            }
-            if v.jitter[..3].iter().any(|x| *x < 0.0) || !(0.0..=0.5).contains(&v.jitter[3]) {
-                bail!("{name}.jitter = {:?}: brightness, contrast, saturation >= 0 and hue in [0, 0.5]", v.jitter);
-            }
-        }
-        if Arch::parse(&c.model.arch).is_none() {
-            bail!("model.arch = \"{}\" is not supported; use resnet18, resnet34, resnet50 or resnet18-bottleneck", c.model.arch);
-        }
-        if crate::model::resnet::ConvInit::parse(&c.model.conv_init).is_none() {
-            bail!("model.conv_init = \"{}\": use \"torchvision\" or \"pytorch\"", c.model.conv_init);
-        }
-        if let Some(init) = c.model.stem_init.as_deref().filter(|i| crate::model::resnet::ConvInit::parse(i).is_none()) {
-            bail!("model.stem_init = \"{init}\": use \"torchvision\" or \"pytorch\" (or leave it out)");
-        }
-        if !(0..=8).contains(&c.model.input_padding) {
-            bail!("model.input_padding = {}: use 0 (none) to 8 pixels (1: the SwAV CIFAR ResNet)", c.model.input_padding);
-        }
-        if !matches!(c.model.memory_format.as_str(), "auto" | "channels-last" | "contiguous") {
-            bail!("model.memory_format = \"{}\": use \"auto\", \"channels-last\" or \"contiguous\"", c.model.memory_format);
+            validate_view(name, v)?;
         }
         if c.model.widths.iter().any(|w| *w <= 0) || c.model.bn_splits < 1 {
             bail!("model.widths must be positive and model.bn_splits >= 1");
+        }
+        if !(0..=8).contains(&c.model.input_padding) {
+            bail!("model.input_padding = {}: use 0 (none) to 8 pixels (1: the SwAV CIFAR ResNet)", c.model.input_padding);
         }
         let b = c.train.batch_size;
         if b < 2 {
@@ -627,164 +693,104 @@ impl Config {
         if c.model.bn_splits > 1 && b as i64 % c.model.bn_splits != 0 {
             bail!("train.batch_size = {b} is not divisible by model.bn_splits = {}", c.model.bn_splits);
         }
-        match c.method.name.as_str() {
-            "moco" => {
-                let per_step = if c.method.symmetric { 2 * b as i64 } else { b as i64 };
-                if c.method.queue < 0 || c.method.queue % per_step != 0 {
-                    bail!(
-                        "method.queue = {} must be 0 (in-batch keys, MoCo v3) or a positive multiple of the keys enqueued per step ({per_step} = train.batch_size{})",
-                        c.method.queue,
-                        if c.method.symmetric { " x 2, symmetric" } else { "" }
-                    );
-                }
-                if !(0.0..=1.0).contains(&c.method.momentum) {
-                    bail!("method.momentum = {} must be in [0, 1]", c.method.momentum);
-                }
-                if !(c.method.temperature > 0.0) {
-                    bail!("method.temperature must be positive");
-                }
-            }
-            "simclr" => {
-                if !(c.method.temperature > 0.0) {
-                    bail!("method.temperature must be positive");
-                }
-            }
-            "simsiam" => {
-                if c.method.predictor_hidden <= 0 {
-                    bail!("method.predictor_hidden must be positive for SimSiam (e.g. 512 as in the paper)");
-                }
-            }
-            "barlow" | "vicreg" => {
-                if c.method.barlow_lambda < 0.0 || c.method.barlow_scale <= 0.0 || c.method.vicreg_weights.iter().any(|w| *w < 0.0) {
-                    bail!("method.barlow_lambda and method.vicreg_weights must be >= 0, method.barlow_scale > 0");
-                }
-            }
-            "byol" => {
-                if c.method.predictor_hidden <= 0 {
-                    bail!("method.predictor_hidden must be positive for BYOL (e.g. 4096 as in the paper)");
-                }
-                if !(0.0..=1.0).contains(&c.method.tau_base) {
-                    bail!("method.tau_base = {} must be in [0, 1]", c.method.tau_base);
-                }
-            }
-            "swav" => {
-                if c.method.prototypes <= 0 || !(c.method.sinkhorn_epsilon > 0.0) || c.method.sinkhorn_iters == 0 || !(c.method.temperature > 0.0) {
-                    bail!("SwAV needs method.prototypes > 0, method.sinkhorn_epsilon > 0, method.sinkhorn_iters >= 1 and method.temperature > 0");
-                }
-                if c.method.swav_queue < 0 || c.method.swav_queue % b as i64 != 0 {
-                    bail!("method.swav_queue = {} must be 0 or a positive multiple of train.batch_size = {b}", c.method.swav_queue);
-                }
-                if c.method.swav_queue > 0 && c.method.swav_queue_start_epoch == 0 {
-                    bail!("method.swav_queue_start_epoch counts from 1 (the first epoch)");
-                }
-            }
-            "wmse" => {
-                let w = if c.method.w_size == 0 { b as i64 } else { c.method.w_size };
-                if w <= c.method.dim || b as i64 % w != 0 {
-                    bail!(
-                        "method.w_size = {w} must exceed method.dim = {} (whitening needs more rows than dimensions) and divide train.batch_size = {b}",
-                        c.method.dim
-                    );
-                }
-                if c.method.w_iter == 0 || !(0.0..1.0).contains(&c.method.w_eps) {
-                    bail!("method.w_iter must be at least 1 and method.w_eps in [0, 1)");
-                }
-                // Un-Mix's mixup rows i and N-1-i coincide at lam = 0.5, so a group that covers the
-                // whole mixed batch holds only w/2 distinct rows: singular when w/2 <= dim.
-                if c.unmix.enabled && w == b as i64 && c.method.w_eps == 0.0 && w / 2 <= c.method.dim {
-                    bail!(
-                        "method.w_size = {w} = train.batch_size with Un-Mix whitens the whole mixed batch, whose mixup rows i and N-1-i \
-                         coincide at lambda 0.5: {} distinct rows for method.dim = {} dimensions, a singular covariance and a NaN loss. \
-                         Use train.batch_size >= 2 * method.w_size (random groups), method.w_size > 2 * method.dim, or method.w_eps > 0",
-                        w / 2,
-                        c.method.dim
-                    );
-                }
-            }
-            other => bail!("method.name = \"{other}\" is not supported; use moco, simclr, byol, swav, simsiam, barlow, vicreg or wmse"),
+        c.unmix.validate()?;
+        c.method.validate(&c.run_context(1))?;
+        c.validate_train()?;
+        if c.eval.knn_k == 0 || !(c.eval.knn_t > 0.0 && c.eval.knn_t.is_finite()) || c.eval.batch_size == 0 {
+            bail!("eval.knn_k, eval.knn_t and eval.batch_size must be positive (and eval.knn_t finite)");
         }
-        if c.method.dim <= 0 || c.method.mlp_hidden < 0 {
-            bail!("method.dim must be positive and method.mlp_hidden >= 0");
+        if !(c.eval.online_probe_lr > 0.0 && c.eval.online_probe_lr.is_finite()) {
+            bail!("eval.online_probe_lr = {} must be positive and finite", c.eval.online_probe_lr);
         }
-        if c.method.mlp_layers < 2 {
-            bail!("method.mlp_layers = {}: a projection MLP has at least 2 linear layers (use method.mlp_hidden = 0 for a linear head)", c.method.mlp_layers);
-        }
-        match c.unmix.target.as_str() {
-            "view2" => {}
-            "view1" if c.method.name != "moco" => {}
-            "view1" => bail!("unmix.target = \"view1\" is not defined for MoCo: its mixed query is scored against the keys of view 2"),
-            other => bail!("unmix.target = \"{other}\": use \"view2\" or \"view1\""),
-        }
-        if !matches!(c.train.optimizer.as_str(), "sgd" | "lars" | "adam" | "adamw") {
-            bail!("train.optimizer = \"{}\": use \"sgd\", \"lars\", \"adam\" or \"adamw\"", c.train.optimizer);
-        }
-        if !matches!(c.train.lars_scope.as_str(), "weights" | "all") {
-            bail!("train.lars_scope = \"{}\": use \"weights\" (biases and norm parameters excluded) or \"all\" (LARC over every parameter)", c.train.lars_scope);
-        }
-        if !matches!(c.eval.knn_metric.as_str(), "cosine" | "euclidean") {
-            bail!("eval.knn_metric = \"{}\": use \"cosine\" or \"euclidean\"", c.eval.knn_metric);
-        }
-        if !matches!(c.eval.features.as_str(), "head" | "backbone") {
-            bail!("eval.features = \"{}\": use \"head\" or \"backbone\"", c.eval.features);
-        }
-        if !(0.0..=1.0).contains(&c.unmix.prob) {
-            bail!("unmix.prob = {} is a probability: use a value in [0, 1]", c.unmix.prob);
-        }
-        if !(c.unmix.alpha > 0.0) {
-            bail!("unmix.alpha = {} must be positive", c.unmix.alpha);
-        }
-        if c.train.epochs == 0 {
+        Ok(())
+    }
+
+    fn validate_train(&self) -> Result<()> {
+        let t = &self.train;
+        if t.epochs == 0 {
             bail!("train.epochs must be at least 1");
         }
-        if !(c.train.lr > 0.0) || c.train.weight_decay < 0.0 || !(0.0..1.0).contains(&c.train.momentum) {
-            bail!("train.lr must be positive, train.weight_decay >= 0 and train.momentum in [0, 1)");
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            bail!("train.lr = {} must be positive and finite", t.lr);
         }
-        if !matches!(c.train.schedule.as_str(), "cosine-epoch" | "cosine-epoch-to-zero" | "cosine-step") {
-            bail!("train.schedule = \"{}\": use \"cosine-epoch\", \"cosine-epoch-to-zero\" or \"cosine-step\"", c.train.schedule);
+        if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
+            bail!("train.weight_decay = {} must be >= 0 and finite", t.weight_decay);
         }
-        if c.train.warmup_epochs < 0.0 || c.train.warmup_epochs >= c.train.epochs as f64 {
-            bail!("train.warmup_epochs = {} must be in [0, train.epochs)", c.train.warmup_epochs);
+        if !(0.0..1.0).contains(&t.momentum) {
+            bail!("train.momentum = {} must be in [0, 1)", t.momentum);
         }
-        if c.train.schedule.starts_with("cosine-epoch") && (c.train.warmup_epochs > 0.0 || c.train.min_lr > 0.0) {
+        if !(t.lars_eta > 0.0 && t.lars_eta.is_finite()) {
+            bail!("train.lars_eta = {} must be positive and finite", t.lars_eta);
+        }
+        if !(t.warmup_epochs >= 0.0 && t.warmup_epochs < t.epochs as f64) {
+            bail!("train.warmup_epochs = {} must be in [0, train.epochs)", t.warmup_epochs);
+        }
+        if t.schedule != ScheduleKind::CosineStep && (t.warmup_epochs > 0.0 || t.min_lr > 0.0) {
             bail!("train.warmup_epochs and train.min_lr need train.schedule = \"cosine-step\"");
         }
-        if c.train.min_lr < 0.0 || c.train.min_lr > c.train.lr {
-            bail!("train.min_lr = {} must be in [0, train.lr]", c.train.min_lr);
+        if !(t.min_lr >= 0.0 && t.min_lr <= t.lr) {
+            bail!("train.min_lr = {} must be in [0, train.lr]", t.min_lr);
         }
-        for (i, g) in c.train.param_groups.iter().enumerate() {
+        for (i, g) in t.param_groups.iter().enumerate() {
             if g.prefix.is_empty() {
                 bail!("train.param_groups[{i}].prefix is empty; name the variables, e.g. \"predictor.\"");
             }
-            if g.lr.is_some_and(|l| !(l > 0.0)) || !(g.lr_scale > 0.0) || g.weight_decay.is_some_and(|w| w < 0.0) {
-                bail!("train.param_groups[{i}] (prefix \"{}\"): lr and lr_scale must be positive, weight_decay >= 0", g.prefix);
+            let finite_positive = |v: f64| v > 0.0 && v.is_finite();
+            if g.lr.is_some_and(|l| !finite_positive(l)) || !finite_positive(g.lr_scale) || g.weight_decay.is_some_and(|w| !(w >= 0.0 && w.is_finite())) {
+                bail!("train.param_groups[{i}] (prefix \"{}\"): lr and lr_scale must be positive, weight_decay >= 0, all finite", g.prefix);
             }
         }
-        if crate::precision::Precision::parse(&c.train.precision).is_none() {
-            bail!("train.precision = \"{}\": use \"fp32\" or \"bf16\"", c.train.precision);
-        }
-        if c.train.log_every == 0 {
+        if t.log_every == 0 {
             bail!("train.log_every must be at least 1");
         }
-        if c.eval.knn_k == 0 || !(c.eval.knn_t > 0.0) || c.eval.batch_size == 0 {
-            bail!("eval.knn_k, eval.knn_t and eval.batch_size must be positive");
-        }
-        parse_device(&c.device)?;
         Ok(())
     }
 }
 
-use crate::model::Arch;
-
-/// "cpu", "cuda", "cuda:N" to a tch device, with a clear error when CUDA is absent.
-pub fn parse_device(s: &str) -> Result<tch::Device> {
-    match s {
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => Ok(tch::Device::Cuda(0)),
-        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
-            Some(n) => Ok(tch::Device::Cuda(n)),
-            None => bail!("device = \"{s}\": use \"cpu\", \"cuda\" or \"cuda:N\""),
-        },
+/// The checks of one view's recipe (`name` is its section, e.g. "augment.view1").
+fn validate_view(name: &str, v: &ViewConfig) -> Result<()> {
+    let [s0, s1] = v.crop_scale;
+    if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
+        bail!("{name}.crop_scale = [{s0}, {s1}] must satisfy 0 < min <= max <= 1");
     }
+    let [r0, r1] = v.crop_ratio;
+    if !(0.0 < r0 && r0 <= r1 && r1.is_finite()) {
+        bail!("{name}.crop_ratio = [{r0}, {r1}] must satisfy 0 < min <= max (finite)");
+    }
+    if !(0.0 < v.blur_sigma[0] && v.blur_sigma[0] <= v.blur_sigma[1] && v.blur_sigma[1].is_finite()) {
+        bail!("{name}.blur_sigma = {:?} must satisfy 0 < min <= max (finite)", v.blur_sigma);
+    }
+    for (k, p) in [("hflip_p", v.hflip_p), ("jitter_p", v.jitter_p), ("grayscale_p", v.grayscale_p), ("blur_p", v.blur_p), ("solarize_p", v.solarize_p)] {
+        if !(0.0..=1.0).contains(&p) {
+            bail!("{name}.{k} = {p} is a probability: use a value in [0, 1]");
+        }
+    }
+    if v.jitter[..3].iter().any(|x| !(*x >= 0.0 && x.is_finite())) || !(0.0..=0.5).contains(&v.jitter[3]) {
+        bail!("{name}.jitter = {:?}: brightness, contrast, saturation >= 0 (finite) and hue in [0, 0.5]", v.jitter);
+    }
+    Ok(())
+}
+
+/// The `[method]` keys of configs written before the method settings were typed: one flat table
+/// with every method's keys. Those the chosen method does not have are dropped when such a file
+/// is read back ([`Config::from_saved_toml`]).
+const LEGACY_METHOD_KEYS: &[&str] = &[
+    "dim", "mlp_hidden", "mlp_bn", "mlp_layers", "queue", "momentum", "temperature", "symmetric", "predictor_hidden", "tau_base",
+    "prototypes", "sinkhorn_epsilon", "sinkhorn_iters", "freeze_prototypes_steps", "swav_queue", "swav_queue_start_epoch",
+    "barlow_lambda", "barlow_scale", "w_size", "w_iter", "w_eps", "vicreg_weights",
+];
+
+fn drop_legacy_method_keys(method: &mut toml::Table) {
+    // The method's own keys are the ones its settings serialize (all of them: none is skipped).
+    let Ok(parsed) = MethodConfig::from_table(&{
+        let mut t = method.clone();
+        t.retain(|k, _| k == "name" || !LEGACY_METHOD_KEYS.contains(&k));
+        t
+    }) else {
+        return;
+    };
+    let Ok(toml::Value::Table(own)) = toml::Value::try_from(&parsed) else { return };
+    method.retain(|k, _| own.contains_key(k) || !LEGACY_METHOD_KEYS.contains(&k));
 }
 
 #[cfg(test)]
@@ -813,7 +819,8 @@ lr = 0.03
     #[test]
     fn defaults_fill_missing_keys() {
         let c = Config::from_toml(MIN, "t", &[]).unwrap();
-        assert_eq!(c.method.queue, 4096);
+        let MethodConfig::Moco(m) = &c.method else { panic!("moco") };
+        assert_eq!(m.queue, 4096);
         assert!(c.unmix.enabled);
         assert_eq!(c.unmix.prob, 0.5);
         assert_eq!(c.view2(), &c.augment.view1);
@@ -867,13 +874,14 @@ lr = 0.03
         // and no queue (the script's 120 rounds down to 0 at batch 128, as the config says).
         for f in ["configs/cifar10-swav-unmix.toml", "configs/cifar100-swav-unmix.toml"] {
             let c = load(f);
-            assert_eq!((c.train.optimizer.as_str(), c.train.lars_scope.as_str(), c.train.lars_eta, c.train.lars_clip), ("lars", "all", 0.001, false), "{f}");
-            assert_eq!((c.model.input_padding, c.model.stem_init.as_deref(), c.model.conv_init.as_str()), (1, Some("torchvision"), "torchvision"), "{f}");
-            assert_eq!((c.method.swav_queue, c.train.batch_size, c.train.weight_decay), (0, 128, 1e-6), "{f}");
+            assert_eq!((c.train.optimizer, c.train.lars_scope, c.train.lars_eta, c.train.lars_clip), (OptimizerKind::Lars, LarsScope::All, 0.001, false), "{f}");
+            assert_eq!((c.model.input_padding, c.model.stem_init, c.model.conv_init), (1, Some(ConvInit::Torchvision), ConvInit::Torchvision), "{f}");
+            let MethodConfig::Swav(m) = &c.method else { panic!("{f}: swav") };
+            assert_eq!((m.swav_queue, c.train.batch_size, c.train.weight_decay), (0, 128, 1e-6), "{f}");
             let text = std::fs::read_to_string(f).unwrap();
             assert!(text.contains("rounds the length down to a multiple of the batch") && !text.contains("Not yet here"), "{f}");
         }
-        assert_eq!(load("configs/fmnist-swav-unmix.toml").train.lars_scope, "all");
+        assert_eq!(load("configs/fmnist-swav-unmix.toml").train.lars_scope, LarsScope::All);
         // ImageNet MoCo v2: batch norm over 8 groups of 32 (the authors' 8 GPUs x 32), the run
         // script's mixing probability 0.5, the code default 0.0 named as the override.
         let c = load("configs/imagenet-mocov2-unmix.toml");
@@ -887,7 +895,6 @@ lr = 0.03
         let v1 = MIN.replace("[augment.view1]\ncrop_size = 28\n", "[augment]\npreset = \"moco-v1\"\ncrop_size = 28\n");
         let c = Config::from_toml(&v1, "t", &[]).unwrap();
         assert!(c.augment.view1.grayscale_before_jitter);
-        assert!(crate::data::recipe(&c.augment.view1, &c).grayscale_first);
         // The other presets keep torchvision's RandomApply(ColorJitter) -> RandomGrayscale order.
         let v2 = Config::from_toml(&v1.replace("moco-v1", "moco-v2"), "t", &[]).unwrap();
         assert!(!v2.augment.view1.grayscale_before_jitter);

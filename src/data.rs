@@ -1,6 +1,6 @@
 //! Glue between the configuration, the tch-free readers/augmentations of `unmix-data`, and tensors.
 
-use crate::config::{Config, ViewConfig};
+use crate::config::{Config, Dataset as DatasetKind, OnBadImage, ViewConfig};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -83,33 +83,23 @@ impl Dataset for Concat {
     }
 }
 
-/// Number of image channels a dataset delivers.
-pub fn dataset_channels(dataset: &str) -> Option<i64> {
-    match dataset {
-        "fashion-mnist" | "mnist" => Some(1),
-        "cifar10" | "cifar100" | "stl10" | "image-folder" | "tiny-imagenet" => Some(3),
-        _ => None,
-    }
-}
-
 /// Loads the train (`train = true`, the kNN bank and probe training set) or test split.
 pub fn load_split(cfg: &Config, train: bool) -> Result<Split> {
     let root = Path::new(&cfg.data.root);
     let split = if train { "train" } else { "test" };
     let sub = |name: &str| root.join(name);
-    let loaded: Result<Split, DataError> = match cfg.data.dataset.as_str() {
-        "fashion-mnist" | "mnist" => idx::load_mnist_like(root, train).map(Split::from_set),
-        "cifar10" => cifar::load_cifar10(root, train).map(Split::from_set),
-        "cifar100" => cifar::load_cifar100(root, train, Cifar100Label::Fine).map(Split::from_set),
-        "stl10" => stl10::load_stl10(root, if train { Stl10Split::Train } else { Stl10Split::Test }).map(Split::from_set),
-        "tiny-imagenet" => ImageFolder::tiny_imagenet(root, train).map(Split::from_folder),
+    let loaded: Result<Split, DataError> = match cfg.data.dataset {
+        DatasetKind::FashionMnist | DatasetKind::Mnist => idx::load_mnist_like(root, train).map(Split::from_set),
+        DatasetKind::Cifar10 => cifar::load_cifar10(root, train).map(Split::from_set),
+        DatasetKind::Cifar100 => cifar::load_cifar100(root, train, Cifar100Label::Fine).map(Split::from_set),
+        DatasetKind::Stl10 => stl10::load_stl10(root, if train { Stl10Split::Train } else { Stl10Split::Test }).map(Split::from_set),
+        DatasetKind::TinyImagenet => ImageFolder::tiny_imagenet(root, train).map(Split::from_folder),
         // ImageNet layout: ROOT/train/CLASS/*.JPEG and ROOT/val/CLASS/*.JPEG. A plain
         // ROOT/CLASS/* folder serves as both (kNN then scores the training images themselves).
-        "image-folder" => {
+        DatasetKind::ImageFolder => {
             let dir = if sub("train").is_dir() { sub(if train { "train" } else { "val" }) } else { root.to_path_buf() };
             ImageFolder::open(&dir).map(Split::from_folder)
         }
-        other => anyhow::bail!("data.dataset = \"{other}\" is not supported"),
     };
     let set = loaded.with_context(|| format!("loading the {split} split of {} from data.root = {}", cfg.data.dataset, root.display()))?;
     if set.is_empty() {
@@ -122,14 +112,14 @@ pub fn load_split(cfg: &Config, train: bool) -> Result<Split> {
 /// cut to `data.limit`.
 pub fn load_pretrain(cfg: &Config) -> Result<Split> {
     let mut set = load_split(cfg, true)?;
-    if cfg.data.dataset == "stl10" {
+    if cfg.data.dataset == DatasetKind::Stl10 {
         let root = Path::new(&cfg.data.root);
         let unl = stl10::load_stl10(root, Stl10Split::Unlabeled)
             .with_context(|| format!("loading the unlabeled split of stl10 from data.root = {}", root.display()))?;
         let n = unl.len();
         set = Split {
             data: Arc::new(Concat { a: set.data, b: Arc::new(unl) }),
-            labels: set.labels.into_iter().chain(std::iter::repeat(0).take(n)).collect(),
+            labels: set.labels.into_iter().chain(std::iter::repeat_n(0, n)).collect(),
             classes: set.classes,
         };
     }
@@ -137,7 +127,10 @@ pub fn load_pretrain(cfg: &Config) -> Result<Split> {
 }
 
 pub fn bad_image_policy(cfg: &Config) -> BadImage {
-    if cfg.data.on_bad_image == "skip" { BadImage::Skip } else { BadImage::Fail }
+    match cfg.data.on_bad_image {
+        OnBadImage::Fail => BadImage::Fail,
+        OnBadImage::Skip => BadImage::Skip,
+    }
 }
 
 pub fn recipe(v: &ViewConfig, cfg: &Config) -> ViewRecipe {
@@ -165,7 +158,7 @@ pub fn recipe(v: &ViewConfig, cfg: &Config) -> ViewRecipe {
 pub fn train_recipes(cfg: &Config) -> Arc<Vec<ViewRecipe>> {
     let mut r = vec![recipe(&cfg.augment.view1, cfg), recipe(cfg.view2(), cfg)];
     if let Some(small) = cfg.augment.small.as_ref().filter(|_| cfg.augment.small_crops > 0) {
-        r.extend(std::iter::repeat(recipe(small, cfg)).take(cfg.augment.small_crops));
+        r.extend(std::iter::repeat_n(recipe(small, cfg), cfg.augment.small_crops));
     }
     Arc::new(r)
 }
@@ -200,5 +193,17 @@ pub fn to_tensor(v: &ViewBatch, device: Device) -> Tensor {
         // Page-locked staging memory and an asynchronous copy, as a DataLoader with pin_memory.
         Device::Cuda(_) => host.pin_memory(device).to_device_(device, tch::Kind::Float, true, false),
         _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grayscale_before_jitter_reaches_the_view_recipe() {
+        let cfg = Config::load(std::path::Path::new("configs/fmnist-moco-unmix.toml"), &["augment.view1.grayscale_before_jitter=true".into()]).unwrap();
+        assert!(recipe(&cfg.augment.view1, &cfg).grayscale_first);
+        assert!(!recipe(&Config::load(std::path::Path::new("configs/fmnist-moco-unmix.toml"), &[]).unwrap().augment.view1, &cfg).grayscale_first);
     }
 }

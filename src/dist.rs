@@ -13,6 +13,7 @@
 //! `UNMIX_DIST_TIMEOUT` seconds (default 1800), so a rank that dies makes the others stop with an
 //! error instead of hanging.
 
+use crate::ffi::{error_buffer, message, ERROR_LEN};
 use anyhow::{anyhow, bail, Context, Result};
 use std::ffi::{c_char, c_int, c_void, CString};
 use tch::{Device, Kind, Tensor};
@@ -56,8 +57,12 @@ fn choose_backend(device: Device) -> Result<&'static str> {
     }
 }
 
-// The process group is used from the training thread only; c10d's objects are thread-safe.
+// SAFETY: `group` points to a c10d ProcessGroup owned by this value alone (freed once, in Drop).
+// c10d's process groups are thread-safe: their collectives may be called from any thread, and
+// Gloo and NCCL serialize the work each group enqueues. The Arc<Dist> the methods share only
+// hands the pointer to those collectives; no Rust code reads or writes through it.
 unsafe impl Send for Dist {}
+// SAFETY: as for Send: every use of `group` from `&Dist` is a call into c10d's thread-safe API.
 unsafe impl Sync for Dist {}
 
 fn env(name: &str) -> Option<String> {
@@ -104,14 +109,17 @@ impl Dist {
         }
         let c_addr = CString::new(addr.clone()).context("MASTER_ADDR contains a NUL byte")?;
         let timeout_ms = (timeout * 1000.0) as c_int;
-        let mut err = vec![0 as c_char; 1024];
+        let mut err = error_buffer();
+        let len = ERROR_LEN as c_int;
+        // SAFETY (both calls): `c_addr` is a NUL-terminated string alive for the call and `err` a
+        // buffer of `len` bytes; the shim returns an owned group or null with a message in `err`.
         let group = match backend {
             #[cfg(unmix_nccl)]
             "nccl" => {
                 let Device::Cuda(index) = device else { unreachable!("choose_backend gives nccl for CUDA only") };
-                unsafe { unmix_dist_new_nccl(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, index as c_int, timeout_ms, err.as_mut_ptr(), 1024) }
+                unsafe { unmix_dist_new_nccl(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, index as c_int, timeout_ms, err.as_mut_ptr(), len) }
             }
-            _ => unsafe { unmix_dist_new(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, timeout_ms, err.as_mut_ptr(), 1024) },
+            _ => unsafe { unmix_dist_new(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, timeout_ms, err.as_mut_ptr(), len) },
         };
         if group.is_null() {
             let hint = match device {
@@ -139,8 +147,9 @@ impl Dist {
 
     /// In-place sum over ranks.
     pub fn all_reduce_sum(&self, t: &Tensor) -> Result<()> {
-        let mut err = vec![0 as c_char; 1024];
-        let rc = unsafe { unmix_dist_all_reduce_sum(self.group, tensor_ptr(t), err.as_mut_ptr(), 1024) };
+        let mut err = error_buffer();
+        // SAFETY: `group` is live (owned by self), `t` a live tensor for the call, `err` ERROR_LEN bytes.
+        let rc = unsafe { unmix_dist_all_reduce_sum(self.group, tensor_ptr(t), err.as_mut_ptr(), ERROR_LEN as c_int) };
         self.check("all-reduce", rc, &err)
     }
 
@@ -150,8 +159,9 @@ impl Dist {
         let mut size = t.size();
         size[0] *= self.world as i64;
         let out = Tensor::empty(&size, (t.kind(), t.device()));
-        let mut err = vec![0 as c_char; 1024];
-        let rc = unsafe { unmix_dist_all_gather(self.group, tensor_ptr(&t), tensor_ptr(&out), err.as_mut_ptr(), 1024) };
+        let mut err = error_buffer();
+        // SAFETY: as in `all_reduce_sum`; `out` is a live tensor of world x the input's rows.
+        let rc = unsafe { unmix_dist_all_gather(self.group, tensor_ptr(&t), tensor_ptr(&out), err.as_mut_ptr(), ERROR_LEN as c_int) };
         self.check("all-gather", rc, &err)?;
         Ok(out)
     }
@@ -190,14 +200,16 @@ impl Dist {
     }
 
     pub fn broadcast(&self, t: &Tensor, root: usize) -> Result<()> {
-        let mut err = vec![0 as c_char; 1024];
-        let rc = unsafe { unmix_dist_broadcast(self.group, tensor_ptr(t), root as c_int, err.as_mut_ptr(), 1024) };
+        let mut err = error_buffer();
+        // SAFETY: as in `all_reduce_sum`.
+        let rc = unsafe { unmix_dist_broadcast(self.group, tensor_ptr(t), root as c_int, err.as_mut_ptr(), ERROR_LEN as c_int) };
         self.check("broadcast", rc, &err)
     }
 
     pub fn barrier(&self) -> Result<()> {
-        let mut err = vec![0 as c_char; 1024];
-        let rc = unsafe { unmix_dist_barrier(self.group, err.as_mut_ptr(), 1024) };
+        let mut err = error_buffer();
+        // SAFETY: `group` is live (owned by self); `err` is ERROR_LEN bytes.
+        let rc = unsafe { unmix_dist_barrier(self.group, err.as_mut_ptr(), ERROR_LEN as c_int) };
         self.check("barrier", rc, &err)
     }
 
@@ -228,16 +240,32 @@ impl Dist {
     }
 }
 
-/// The message a C ABI call wrote into `err` (csrc/error.h), its first lines.
-pub(crate) fn message(err: &[c_char]) -> String {
-    let bytes: Vec<u8> = err.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
-    let s = String::from_utf8_lossy(&bytes).to_string();
-    // c10d messages carry a C++ backtrace after the first line; keep the first lines.
-    s.lines().take(3).collect::<Vec<_>>().join(" ")
+/// Whether the rows gathered from other processes carry gradient back to this process's rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grad {
+    /// Constants (keys, codes, anything computed without gradient).
+    None,
+    /// This process's rows keep their gradient, the others' are constants (SimCLR's negatives).
+    Local,
+}
+
+/// The global batch of per-process rows `local` (interleaved sharding: rank r holds positions r,
+/// r + W, ...), for every method whose loss spans processes; with one process, `local` itself.
+/// With [`Grad::Local`] a loss over the whole global batch, computed identically by every process,
+/// has the single-process gradient once gradients are summed over processes (a method's
+/// `global_loss`).
+pub fn global_batch(dist: Option<&Dist>, local: &Tensor, grad: Grad) -> Result<Tensor> {
+    match (dist, grad) {
+        (None, Grad::None) => Ok(local.detach()),
+        (None, Grad::Local) => Ok(local.shallow_clone()),
+        (Some(d), Grad::None) => d.all_gather_interleaved(&local.detach()),
+        (Some(d), Grad::Local) => d.gather_with_local_grad(local),
+    }
 }
 
 impl Drop for Dist {
     fn drop(&mut self) {
+        // SAFETY: the group was created for this value and is freed exactly once, here.
         unsafe { unmix_dist_free(self.group) }
     }
 }

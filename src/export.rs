@@ -1,9 +1,24 @@
 //! Taking an encoder elsewhere: torchvision-named safetensors weights and `.npy` embeddings.
 
+use crate::build::LoadedRun;
+use crate::method::Features;
 use anyhow::{Context, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
+
+/// Writes the embeddings of the train (`train`) or test split of a rebuilt network to `out`
+/// (`.npy`, N x D) and their labels beside it (`.labels.npy`). Returns the shape and the labels'
+/// path.
+pub fn write_embeddings(run: &LoadedRun, train: bool, which: Features, out: &Path) -> Result<(Vec<i64>, PathBuf)> {
+    let set = crate::data::load_split(&run.cfg, train)?;
+    let x = crate::eval::embed_split(&run.cfg, run.device, run.method.as_ref(), &set, which, false)?;
+    let labels = crate::eval::linear::labels_tensor(&set.labels, tch::Device::Cpu);
+    let label_path = out.with_extension("labels.npy");
+    write_npy(out, &x)?;
+    write_npy(&label_path, &labels)?;
+    Ok((x.size(), label_path))
+}
 
 /// The trained (query/online) backbone of a method's checkpoint state under torchvision's
 /// parameter names, so `torchvision.models.resnet18()` (with the CIFAR stem swapped in where used,

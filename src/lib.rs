@@ -1,20 +1,52 @@
 //! unmix: Un-Mix self-supervised pretraining on libtorch.
 //!
 //! Data flows one way: readers and augmentations (crate `unmix-data`, no tensors) -> batch tensors
-//! ([`data`]) -> Un-Mix ([`mix`]) -> a method's loss ([`method`]) -> the optimizer ([`train`]).
-//! Evaluation ([`eval`]) reads checkpoints and networks, never training internals.
+//! ([`data`]) -> Un-Mix ([`mix`]) -> a method's loss ([`method`]) -> the optimizer ([`optim`]),
+//! run by the loop in [`train`]. Evaluation ([`eval`]) reads networks and checkpoints, never
+//! training internals.
+//!
+//! Layers, each module importing only from modules of the layers before it in this list
+//! (`tests/layering.rs` checks it on every build of the tests):
+//! 1. [`alloc`], [`ffi`]: process set-up and the C++ shims' error buffer;
+//! 2. [`precision`], [`dist`], [`mix`], [`model`], [`optim`], [`checkpoint`]: autocast, the
+//!    process group, Un-Mix, the networks, optimizers and schedules, the checkpoint file;
+//! 3. [`method`]: the methods, their settings and losses;
+//! 4. [`config`]: the run configuration, made of the settings above;
+//! 5. [`data`]: the configured datasets and views as tensors;
+//! 6. [`build`]: runtime, method, optimizer and checkpointed networks from a config;
+//! 7. [`eval`]: kNN and linear evaluations;
+//! 8. [`train`]: the pretraining loop;
+//! 9. [`report`], [`export`]: what a run folder shows and exports;
+//! 10. [`compare`], [`bench`]: commands built on all of the above (the CLI in main.rs comes last).
+
+// `loss = loss + term` builds a new autograd node, as the PyTorch code it mirrors does; tch's
+// `loss += term` would be an in-place `add_` on a tensor of the graph.
+#![allow(clippy::assign_op_pattern)]
 
 pub mod alloc;
+pub mod ffi;
+
+pub mod checkpoint;
+pub mod dist;
+pub mod mix;
+pub mod model;
+pub mod optim;
+pub mod precision;
+
+pub mod method;
+
+pub mod config;
+
+pub mod data;
+
+pub mod build;
+
+pub mod eval;
+
+pub mod train;
+
+pub mod export;
+pub mod report;
+
 pub mod bench;
 pub mod compare;
-pub mod config;
-pub mod data;
-pub mod dist;
-pub mod eval;
-pub mod method;
-pub mod mix;
-pub mod precision;
-pub mod model;
-pub mod report;
-pub mod train;
-pub mod export;

@@ -2,9 +2,12 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use unmix::build::LoadedRun;
 use unmix::config::Config;
-use unmix::train::{self, checkpoint, RunOptions};
+use unmix::eval::knn::KnnData;
+use unmix::eval::protocol::{Protocol, ProtocolConfig};
+use unmix::train::{self, Finished, RunOptions};
 
 #[derive(Parser)]
 #[command(name = "unmix", version, about = "Un-Mix self-supervised pretraining (image mixtures over MoCo and other siamese methods) on libtorch")]
@@ -280,58 +283,64 @@ fn main() {
     }
 }
 
+/// `--data DIR` as the `data.root` override it stands for, after the other `--set`s.
+fn with_data(mut set: Vec<String>, data: Option<PathBuf>) -> Vec<String> {
+    if let Some(d) = data {
+        set.push(unmix::config::data_root_override(&d));
+    }
+    set
+}
+
+/// A checkpoint's network, or the random network of `--random-init --config FILE`.
+fn network(checkpoint: Option<&Path>, config: Option<&Path>, set: &[String]) -> Result<LoadedRun> {
+    match (checkpoint, config) {
+        (Some(p), _) => LoadedRun::from_checkpoint(p, set),
+        (None, Some(c)) => LoadedRun::random(c, set),
+        (None, None) => anyhow::bail!("give --checkpoint FILE, or --random-init --config FILE"),
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Pretrain { config, mut set, data, out, resume, until_epoch, quiet } => {
-            if let Some(d) = data {
-                set.push(format!("data.root={}", toml_string(&d.display().to_string())));
-            }
+        Command::Pretrain { config, set, data, out, resume, until_epoch, quiet } => {
+            let set = with_data(set, data);
             let (cfg, out) = if resume {
                 let out = out.context("--resume needs --out DIR, the run folder to continue")?;
                 let saved = out.join("config.toml");
-                (Config::load(&saved, &set).with_context(|| format!("cannot resume the run in {}", out.display()))?, out)
+                let text = std::fs::read_to_string(&saved).with_context(|| format!("cannot resume the run in {}: no {}", out.display(), saved.display()))?;
+                let cfg = Config::from_saved_toml(&text, &saved.display().to_string(), &set).with_context(|| format!("cannot resume the run in {}", out.display()))?;
+                (cfg, out)
             } else {
                 let path = config.context("pretrain needs --config FILE (e.g. configs/fmnist-moco-unmix.toml)")?;
                 let cfg = Config::load(&path, &set)?;
                 let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
                 (cfg, out.unwrap_or_else(|| PathBuf::from("runs").join(stem)))
             };
-            let opts = RunOptions { out: out.clone(), resume, until_epoch, progress: !quiet, report: true, skip_eval: false };
-            let summary = train::pretrain(&cfg, &opts)?;
-            if summary.get("rank").is_some() {
-                // A process other than rank 0 of a multi-process run: rank 0 reports.
-                return Ok(());
-            }
+            let opts = RunOptions { out: out.clone(), resume, until_epoch, progress: !quiet, skip_eval: false };
+            // A process other than rank 0 of a multi-process run: rank 0 reports.
+            let Finished::Main(summary) = train::pretrain(&cfg, &opts)? else { return Ok(()) };
+            let report = unmix::report::write_report(&out)?;
+            println!("report: {}", report.display());
             println!("run folder: {}", out.display());
-            if let Some(knn) = summary.get("knn").filter(|k| !k.is_null()) {
-                println!(
-                    "kNN top-1: {:.2}%  (top-5 {:.2}%; {})",
-                    knn["top1"].as_f64().unwrap_or(f64::NAN),
-                    knn["top5"].as_f64().unwrap_or(f64::NAN),
-                    knn["protocol"].as_str().unwrap_or("")
-                );
+            if let Some(knn) = &summary.knn {
+                println!("kNN top-1: {:.2}%  (top-5 {:.2}%; {})", knn.top1, knn.top5, knn.protocol);
             }
-            if let Some(p) = summary.get("online_probe").filter(|p| !p.is_null()) {
-                println!("online linear probe top-1: {:.2}%", p["top1"].as_f64().unwrap_or(f64::NAN));
+            if let Some(p) = &summary.online_probe {
+                println!("online linear probe top-1: {:.2}%", p.top1);
             }
-            println!("training images/second: {:.1}", summary["images_per_second"].as_f64().unwrap_or(0.0));
+            println!("training images/second: {:.1}", summary.images_per_second);
             Ok(())
         }
-        Command::Knn { checkpoint: path, random_init, config, data, k, t, mut set } => {
+        Command::Knn { checkpoint, random_init: _, config, data, k, t, mut set } => {
             if let Some(k) = k {
                 set.push(format!("eval.knn_k={k}"));
             }
             if let Some(t) = t {
                 set.push(format!("eval.knn_t={t}"));
             }
-            let run = match (&path, random_init) {
-                (Some(p), false) => LoadedRun::from_checkpoint(p, data, set)?,
-                _ => LoadedRun::random(&config.expect("clap requires --config"), data, set)?,
-            };
-            let data = train::KnnData::load(&run.cfg)?;
-            let r = data.evaluate(&run.cfg, run.device, run.method.as_ref())?;
-            let what = if random_init { "random init".to_string() } else { format!("epoch {}", run.epoch) };
-            println!("kNN top-1: {:.2}%  top-5: {:.2}%  ({what}; {})", r.top1, r.top5, unmix::report::knn_protocol(&run.cfg, &r));
+            let run = network(checkpoint.as_deref(), config.as_deref(), &with_data(set, data))?;
+            let r = KnnData::load(&run.cfg)?.evaluate(&run.cfg, run.device, run.method.as_ref())?;
+            println!("kNN top-1: {:.2}%  top-5: {:.2}%  ({}; {})", r.top1, r.top5, run.describe(), unmix::eval::knn::protocol(&run.cfg, &r));
             Ok(())
         }
         Command::Bench(BenchCommand::Pipeline { source, size, images, batch, workers, in_memory }) => {
@@ -341,14 +350,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Step { model, batch, precision, steps, warmup, threads, set }) => {
-            let p = unmix::precision::Precision::parse(&precision).ok_or_else(|| anyhow::anyhow!("--precision {precision}: use fp32 or bf16"))?;
-            println!("{}", unmix::bench::model::step(&model, batch, p, steps, warmup, threads, &set)?);
+            println!("{}", unmix::bench::model::step(&model, batch, parse_precision(&precision)?, steps, warmup, threads, &set)?);
             Ok(())
         }
         Command::Bench(BenchCommand::Loop { steps, run, precision, set }) => {
-            let p = unmix::precision::Precision::parse(&precision).ok_or_else(|| anyhow::anyhow!("--precision {precision}: use fp32 or bf16"))?;
             let d = run.data.map(|d| d.display().to_string());
-            println!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, run.workers, run.threads, p, &set)?);
+            println!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, run.workers, run.threads, parse_precision(&precision)?, &set)?);
             Ok(())
         }
         Command::Bench(BenchCommand::Knn { run }) => {
@@ -356,31 +363,24 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", unmix::bench::model::knn(d.as_deref(), run.workers, run.threads)?);
             Ok(())
         }
-        Command::Preview { config, mut set, data, images, mode, out } => {
-            if let Some(d) = data {
-                set.push(format!("data.root={}", toml_string(&d.display().to_string())));
-            }
+        Command::Preview { config, set, data, images, mode, out } => {
             if images < 2 {
                 anyhow::bail!("--images must be at least 2: the partner of sample i is sample N-1-i");
             }
-            let cfg = Config::load(&config, &set)?;
+            let cfg = Config::load(&config, &with_data(set, data))?;
             let d = unmix::report::preview::write_preview(&cfg, images, mode.as_deref(), &out)?;
             println!("wrote {} ({} with lambda {:.3})", out.display(), if d.is_cutmix() { "CutMix" } else { "mixup" }, d.lam);
             Ok(())
         }
-        Command::Compare { config, seeds, mut set, data, out, quiet } => {
-            if let Some(d) = data {
-                set.push(format!("data.root={}", toml_string(&d.display().to_string())));
-            }
+        Command::Compare { config, seeds, set, data, out, quiet } => {
             if seeds == 0 {
                 anyhow::bail!("--seeds must be at least 1");
             }
-            let cfg = Config::load(&config, &set)?;
+            let cfg = Config::load(&config, &with_data(set, data))?;
             let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("compare-{stem}")));
             let md = unmix::compare::compare(&cfg, seeds, &out, !quiet)?;
-            println!("{md}
-written to {}", out.join("compare.md").display());
+            println!("{md}\nwritten to {}", out.join("compare.md").display());
             Ok(())
         }
         Command::Report { run } => {
@@ -392,9 +392,9 @@ written to {}", out.join("compare.md").display());
             if format != "safetensors" {
                 anyhow::bail!("--format {format}: only \"safetensors\" is supported");
             }
-            let (tensors, _) = checkpoint::load(&path)?;
+            let (tensors, _) = unmix::checkpoint::load(&path)?;
             let state = unmix::export::torchvision_state(&tensors).with_context(|| format!("{}", path.display()))?;
-            let out = out.unwrap_or_else(|| path.parent().and_then(|d| d.parent()).unwrap_or(std::path::Path::new(".")).join("backbone.safetensors"));
+            let out = out.unwrap_or_else(|| path.parent().and_then(|d| d.parent()).unwrap_or(Path::new(".")).join("backbone.safetensors"));
             tch::Tensor::write_safetensors(&state, &out).with_context(|| format!("cannot write {}", out.display()))?;
             println!("wrote {} tensors with torchvision names to {}", state.len(), out.display());
             Ok(())
@@ -410,120 +410,47 @@ written to {}", out.join("compare.md").display());
                 "test" => false,
                 s => anyhow::bail!("--split {s}: use \"train\" or \"test\""),
             };
-            let run = LoadedRun::from_checkpoint(&path, data, vec![])?;
-            let set = unmix::data::load_split(&run.cfg, train)?;
-            let recipes = unmix::data::eval_recipes(&run.cfg);
-            let _layout = unmix::model::layout::ChannelsLast::for_eval(run.method.trainable(), run.device);
-            let embed = |x: &tch::Tensor| run.method.embed(x, which);
-            let x = unmix::eval::knn::extract(&set.data, &recipes, run.cfg.eval.batch_size, run.cfg.data.workers, run.device, false, &embed)?;
-            let labels = unmix::eval::linear::labels_tensor(&set.labels, tch::Device::Cpu);
-            let label_path = out.with_extension("labels.npy");
-            unmix::export::write_npy(&out, &x)?;
-            unmix::export::write_npy(&label_path, &labels)?;
-            println!("wrote {:?} embeddings to {} and labels to {}", x.size(), out.display(), label_path.display());
+            let run = LoadedRun::from_checkpoint(&path, &with_data(vec![], data))?;
+            let (shape, labels) = unmix::export::write_embeddings(&run, train, which, &out)?;
+            println!("wrote {shape:?} embeddings to {} and labels to {}", out.display(), labels.display());
             Ok(())
         }
-        Command::Linear { checkpoint: path, random_init, config, protocol, preset, epochs, lr, data, set } => {
+        Command::Linear { checkpoint: path, random_init: _, config, protocol, preset, epochs, lr, data, set } => {
             let paper = match protocol.as_str() {
                 "cached" => None,
-                p => Some(unmix::eval::protocol::Protocol::parse(p).with_context(|| format!("--protocol {p}: use \"cached\", \"moco\" or \"swav\""))?),
+                p => Some(Protocol::parse(p).with_context(|| format!("--protocol {p}: use \"cached\", \"moco\" or \"swav\""))?),
             };
             if paper.is_some() && preset.is_some() {
                 anyhow::bail!("--preset sets the cached-features probe; --protocol {protocol} has its own settings (change them with --epochs and --lr)");
             }
-            let run = match (&path, random_init) {
-                (Some(p), false) => LoadedRun::from_checkpoint(p, data, set)?,
-                _ => LoadedRun::random(&config.expect("clap requires --config"), data, set)?,
-            };
-            let what = if random_init { "random init".to_string() } else { format!("epoch {}", run.epoch) };
-            if let Some(p) = paper {
-                let mut pc = unmix::eval::protocol::ProtocolConfig::new(p);
-                if let Some(e) = epochs {
-                    pc.epochs = e;
-                }
-                if let Some(l) = lr {
-                    pc.lr = l;
-                }
+            let run = network(path.as_deref(), config.as_deref(), &with_data(set, data))?;
+            let what = run.describe();
+            let record = if let Some(p) = paper {
+                let mut pc = ProtocolConfig::new(p);
+                pc.epochs = epochs.unwrap_or(pc.epochs);
+                pc.lr = lr.unwrap_or(pc.lr);
                 pc.seed = run.cfg.seed;
                 let (r, description) = unmix::eval::protocol::evaluate(&run.cfg, run.device, run.method.as_ref(), &pc, true)?;
                 println!(
                     "linear top-1 ({protocol} protocol): best {:.2}% at epoch {} of {} (the number the authors' script reports), last epoch {:.2}% (top-5 {:.2}%); {what}",
                     r.best_top1, r.best_epoch, pc.epochs, r.last_top1, r.last_top5
                 );
-                if let Some(run_dir) = path.as_ref().and_then(|p| p.parent()).and_then(|d| d.parent()) {
-                    let v = serde_json::json!({"protocol": protocol, "description": description, "epoch": run.epoch, "settings": pc, "result": r});
-                    let out = run_dir.join(format!("linear-{protocol}.json"));
-                    std::fs::write(&out, serde_json::to_string_pretty(&v)?).with_context(|| format!("cannot write {}", out.display()))?;
-                }
-                return Ok(());
-            }
-            let preset = preset.unwrap_or_else(|| if run.cfg.method.name == "moco" { "moco".into() } else { "swav".into() });
-            let mut pc = unmix::eval::linear::ProbeConfig::preset(&preset)
-                .with_context(|| format!("--preset {preset}: use \"moco\" or \"swav\""))?;
-            if let Some(e) = epochs {
-                pc.epochs = e;
-            }
-            if let Some(l) = lr {
-                pc.lr = l;
-            }
-            pc.seed = run.cfg.seed;
-            let data = train::KnnData::load(&run.cfg)?;
-            let (xt, xs) = data.features(&run.cfg, run.device, run.method.as_ref(), unmix::method::Features::Backbone, false)?;
-            let yt = unmix::eval::linear::labels_tensor(&data.bank.labels, run.device);
-            let ys = unmix::eval::linear::labels_tensor(&data.test.labels, run.device);
-            let r = unmix::eval::linear::probe(&xt, &yt, &xs, &ys, data.classes() as i64, &pc);
-            let protocol = format!(
-                "cached-features linear probe on frozen {}-d backbone features (eval-mode BN, unaugmented, precomputed), preset {preset}: SGD lr {} momentum {} wd {}, {} epochs, {}, batch {}; trained on the {} train split, top-1 on its test split",
-                xt.size()[1], pc.lr, pc.momentum, pc.weight_decay, pc.epochs,
-                if pc.milestones.is_empty() { "cosine".to_string() } else { format!("lr x0.1 at epochs {:?}", pc.milestones) },
-                pc.batch_size, run.cfg.data.dataset
-            );
-            println!("linear top-1: {:.2}%  top-5: {:.2}%  (train top-1 {:.2}%; {what}; {protocol})", r.top1, r.top5, r.train_top1);
-            if let Some(p) = &path {
-                if let Some(run_dir) = p.parent().and_then(|d| d.parent()) {
-                    let v = serde_json::json!({"top1": r.top1, "top5": r.top5, "train_top1": r.train_top1, "epoch": run.epoch, "probe": pc, "protocol": protocol});
-                    let out = run_dir.join("linear.json");
-                    std::fs::write(&out, serde_json::to_string_pretty(&v)?).with_context(|| format!("cannot write {}", out.display()))?;
-                }
+                serde_json::json!({"protocol": protocol, "description": description, "epoch": run.epoch, "settings": pc, "result": r})
+            } else {
+                let (r, pc, protocol) = unmix::eval::linear::cached(&run, preset.as_deref(), epochs, lr)?;
+                println!("linear top-1: {:.2}%  top-5: {:.2}%  (train top-1 {:.2}%; {what}; {protocol})", r.top1, r.top5, r.train_top1);
+                serde_json::json!({"top1": r.top1, "top5": r.top5, "train_top1": r.train_top1, "epoch": run.epoch, "probe": pc, "protocol": protocol})
+            };
+            if let Some(run_dir) = path.as_ref().and_then(|p| p.parent()).and_then(|d| d.parent()) {
+                let name = if paper.is_some() { format!("linear-{protocol}.json") } else { "linear.json".to_string() };
+                let out = run_dir.join(name);
+                std::fs::write(&out, serde_json::to_string_pretty(&record)?).with_context(|| format!("cannot write {}", out.display()))?;
             }
             Ok(())
         }
     }
 }
 
-/// A network rebuilt for evaluation: from a checkpoint, or randomly initialised from a config.
-struct LoadedRun {
-    cfg: Config,
-    device: tch::Device,
-    method: Box<dyn unmix::method::Method>,
-    epoch: usize,
-}
-
-impl LoadedRun {
-    fn from_checkpoint(path: &std::path::Path, data: Option<PathBuf>, mut set: Vec<String>) -> Result<LoadedRun> {
-        let (tensors, meta) = checkpoint::load(path)?;
-        if let Some(d) = data {
-            set.push(format!("data.root={}", toml_string(&d.display().to_string())));
-        }
-        let cfg = Config::from_toml(&meta.config, &format!("the config saved in {}", path.display()), &set)?;
-        let device = train::setup_runtime(&cfg)?;
-        let mut method = train::build_method(&cfg, device)?;
-        method.load_state(&tensors).with_context(|| format!("{}", path.display()))?;
-        Ok(LoadedRun { cfg, device, method, epoch: meta.epoch })
-    }
-
-    fn random(config: &std::path::Path, data: Option<PathBuf>, mut set: Vec<String>) -> Result<LoadedRun> {
-        if let Some(d) = data {
-            set.push(format!("data.root={}", toml_string(&d.display().to_string())));
-        }
-        let cfg = Config::load(config, &set)?;
-        let device = train::setup_runtime(&cfg)?;
-        let method = train::build_method(&cfg, device)?;
-        Ok(LoadedRun { cfg, device, method, epoch: 0 })
-    }
-}
-
-/// Quotes a path as a TOML string for a --set override.
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
+fn parse_precision(s: &str) -> Result<unmix::precision::Precision> {
+    unmix::precision::Precision::parse(s).ok_or_else(|| anyhow::anyhow!("--precision {s}: use fp32 or bf16"))
 }

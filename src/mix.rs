@@ -2,20 +2,94 @@
 //!
 //! Once per step, view 1 of the batch is mixed with the same batch in reversed order (sample i
 //! with sample N-1-i), by global mixup or by CutMix, with one lambda for the whole batch. A method
-//! scores the mixed images against its unmixed targets; [`Mixed::loss`] weighs that score by
-//! lambda and the score of the reversed outputs by 1 - lambda. Nothing here knows about a method.
+//! scores the mixed images against its unmixed targets through [`Mixed::term`], which weighs the
+//! direct pairing by lambda and the reversed one by 1 - lambda. Nothing here knows about a method.
 
+use anyhow::{bail, Result};
 use rand::Rng;
 use rand_distr::{Beta, Distribution};
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-/// Un-Mix settings (config section `[unmix]`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct UnMixSettings {
+/// Un-Mix settings, the config section `[unmix]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnMixConfig {
+    /// Off: the base method alone, everything else equal.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// Probability of global mixup; otherwise CutMix (the authors' `prob`).
+    #[serde(default = "half")]
     pub prob: f64,
     /// Beta(alpha, alpha) for lambda.
+    #[serde(default = "one")]
     pub alpha: f64,
+    /// The unmixed view the mixture is scored against: "view2" (default) or "view1" (methods
+    /// whose authors allow either: SimCLR, BYOL and the other non-contrastive ones).
+    #[serde(default)]
+    pub target: MixTarget,
+}
+
+impl Default for UnMixConfig {
+    fn default() -> Self {
+        UnMixConfig { enabled: true, prob: 0.5, alpha: 1.0, target: MixTarget::View2 }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn half() -> f64 {
+    0.5
+}
+fn one() -> f64 {
+    1.0
+}
+
+impl UnMixConfig {
+    /// Checks the values types cannot; errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.prob) {
+            bail!("unmix.prob = {} is a probability: use a value in [0, 1]", self.prob);
+        }
+        if !(self.alpha > 0.0 && self.alpha.is_finite()) {
+            bail!("unmix.alpha = {} must be positive and finite (1.0: lambda uniform, as the authors)", self.alpha);
+        }
+        Ok(())
+    }
+
+    /// The settings when Un-Mix is on.
+    pub fn active(&self) -> Option<&UnMixConfig> {
+        self.enabled.then_some(self)
+    }
+}
+
+/// Which unmixed view the mixture (built from view 1) is scored against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MixTarget {
+    View1,
+    #[default]
+    View2,
+}
+
+/// How a mixed batch's outputs are paired with the targets in one of Un-Mix's two terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pairing {
+    /// Mixed sample i with target i (image i's share of the mixture is lambda).
+    Direct,
+    /// Mixed sample i with target N-1-i, its partner (share 1 - lambda).
+    Reversed,
+}
+
+impl Pairing {
+    /// `t` in this pairing's order: as it is, or reversed along the batch.
+    pub fn arrange(self, t: &Tensor) -> Tensor {
+        match self {
+            Pairing::Direct => t.shallow_clone(),
+            Pairing::Reversed => reversed(t),
+        }
+    }
 }
 
 /// How the batch was mixed.
@@ -60,7 +134,7 @@ pub fn cutmix_box(height: usize, width: usize, lam: f64, cy: usize, cx: usize) -
 
 /// Draws one step's mixture in the authors' order: `r ~ U(0,1)`, `lam ~ Beta(alpha, alpha)`, then
 /// (CutMix only) the box centre, row first. `r < prob` means mixup.
-pub fn draw(rng: &mut impl Rng, settings: &UnMixSettings, height: usize, width: usize) -> MixDraw {
+pub fn draw(rng: &mut impl Rng, settings: &UnMixConfig, height: usize, width: usize) -> MixDraw {
     let r: f64 = rng.gen();
     let lam: f64 = Beta::new(settings.alpha, settings.alpha)
         .expect("alpha validated positive")
@@ -137,29 +211,16 @@ impl Mixed {
         self.draw.lam
     }
 
-    /// `lam * direct + (1 - lam) * reverse`: the Un-Mix weighting of two already computed terms.
-    /// Methods whose reverse term flips something other than the query outputs (SwAV flips only
-    /// the codes) call this directly.
-    pub fn weigh(&self, direct: &Tensor, reverse: &Tensor) -> Tensor {
-        direct * self.draw.lam + reverse * (1.0 - self.draw.lam)
-    }
-
-    /// The Un-Mix loss for per-sample outputs of the mixed batch: `score(out)` pairs mixed sample i
-    /// with target i (weight lam), `score(reversed(out))` pairs it with target N-1-i (weight
-    /// 1 - lam). Reversing the outputs equals a second forward pass of the reversed mixture when
-    /// batch-norm statistics do not depend on the order of the batch, as in the authors' code.
-    pub fn loss(&self, out: &Tensor, score: impl Fn(&Tensor) -> Tensor) -> Tensor {
-        match self.try_loss(out, |o| Ok::<_, std::convert::Infallible>(score(o))) {
-            Ok(t) => t,
-            Err(never) => match never {},
-        }
-    }
-
-    /// [`Mixed::loss`] with a fallible score (one that gathers over processes).
-    pub fn try_loss<E>(&self, out: &Tensor, score: impl Fn(&Tensor) -> Result<Tensor, E>) -> Result<Tensor, E> {
-        let direct = score(out)?;
-        let reverse = score(&reversed(out))?;
-        Ok(self.weigh(&direct, &reverse))
+    /// A method's Un-Mix term, `lam * score(Direct) + (1 - lam) * score(Reversed)`: in `score`
+    /// the method puts whatever carries the mixture (its outputs of the mixed batch; SwAV: only
+    /// the mixture's Sinkhorn code) in the pairing's order with [`Pairing::arrange`], and scores
+    /// it against its unmixed targets. Reversing the outputs equals a second forward pass of the
+    /// reversed mixture when batch-norm statistics do not depend on the batch's order, as in the
+    /// authors' code (one forward pass of the mixture).
+    pub fn term(&self, score: impl Fn(Pairing) -> Result<Tensor>) -> Result<Tensor> {
+        let direct = score(Pairing::Direct)?;
+        let reverse = score(Pairing::Reversed)?;
+        Ok(direct * self.draw.lam + reverse * (1.0 - self.draw.lam))
     }
 }
 
@@ -207,7 +268,7 @@ mod tests {
         let c = &m.crops[0];
         let from_partner = c.eq_tensor(&small.flip([0])).logical_and(&c.ne_tensor(&small));
         let n = from_partner.get(0).sum(Kind::Int64).int64_value(&[]);
-        assert!(n >= 1 && n <= 4, "{n} pixels from the partner");
+        assert!((1..=4).contains(&n), "{n} pixels from the partner");
         let kept = c.eq_tensor(&small).sum(Kind::Int64).int64_value(&[]);
         assert!(kept >= 4 * 16 - 4 * 4, "{kept}");
     }
@@ -226,7 +287,7 @@ mod tests {
 
     #[test]
     fn cutmix_lambda_is_kept_fraction() {
-        let s = UnMixSettings { prob: 0.0, alpha: 1.0 };
+        let s = UnMixConfig { prob: 0.0, ..Default::default() };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         for _ in 0..200 {
             let d = draw(&mut rng, &s, 28, 28);
@@ -249,7 +310,7 @@ mod tests {
 
     #[test]
     fn draw_order_is_r_then_lambda_then_centre() {
-        let s = UnMixSettings { prob: 0.5, alpha: 1.0 };
+        let s = UnMixConfig::default();
         let mut a = ChaCha8Rng::seed_from_u64(11);
         let mut b = ChaCha8Rng::seed_from_u64(11);
         for _ in 0..50 {
@@ -269,7 +330,7 @@ mod tests {
 
     #[test]
     fn both_kinds_occur_at_prob_half_and_lambda_is_uniform() {
-        let s = UnMixSettings { prob: 0.5, alpha: 1.0 };
+        let s = UnMixConfig::default();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let (mut mixup, mut lam_sum, n) = (0, 0.0, 4000);
         for _ in 0..n {
@@ -294,7 +355,7 @@ mod tests {
         let mixed = Mixed { images: x, draw: MixDraw { kind: MixKind::Mixup, lam: 0.25 }, crops: Vec::new() };
         let out = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
         let target = Tensor::from_slice(&[1.0f32, 0.0, 0.0]);
-        let l = mixed.loss(&out, |o| (o - &target).square().mean(Kind::Float));
+        let l = mixed.term(|p| Ok((p.arrange(&out) - &target).square().mean(Kind::Float))).unwrap();
         assert!((l.double_value(&[]) - 10.0 / 3.0).abs() < 1e-6, "{}", l.double_value(&[]));
     }
 

@@ -11,9 +11,11 @@ extern "C" {
     fn unmix_autocast_is_enabled(device: i32) -> i32;
 }
 
-/// Compute precision of the forward pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Compute precision of the forward pass (`train.precision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Precision {
+    #[default]
     Fp32,
     Bf16,
 }
@@ -48,6 +50,7 @@ impl Autocast {
     pub fn new(device: Device, enabled: bool) -> Autocast {
         let d = device_code(device);
         let (mut pe, mut pd) = (0, 0);
+        // SAFETY: the shim writes the previous state into the two locals and touches nothing else.
         let rc = unsafe { unmix_autocast_enter(d, enabled as i32, 0, &mut pe, &mut pd) };
         assert_eq!(rc, 0, "libtorch refused to set autocast for {device:?}");
         Autocast { device: d, prev_enabled: pe, prev_dtype: pd }
@@ -55,12 +58,14 @@ impl Autocast {
 
     /// Whether autocast is on for `device`'s type.
     pub fn is_enabled(device: Device) -> bool {
+        // SAFETY: reads libtorch's thread-local autocast flag; no pointers.
         unsafe { unmix_autocast_is_enabled(device_code(device)) == 1 }
     }
 }
 
 impl Drop for Autocast {
     fn drop(&mut self) {
+        // SAFETY: restores the thread-local state saved by `new` on this thread; no pointers.
         unsafe {
             unmix_autocast_exit(self.device, self.prev_enabled, self.prev_dtype);
         }

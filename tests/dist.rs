@@ -38,7 +38,6 @@ fn args_for(method: &str, out: &Path, batch: usize, splits: usize, extra: &[&str
         "train.epochs=1".into(),
         if method == "moco" { "train.lr=0.01".into() } else { "train.warmup_epochs=0".into() },
         "train.log_every=1".into(),
-        "method.queue=256".into(),
         "unmix.enabled=false".into(),
         "eval.online_probe=false".into(),
         "eval.knn_k=20".into(),
@@ -56,13 +55,15 @@ fn args_for(method: &str, out: &Path, batch: usize, splits: usize, extra: &[&str
         format!("train.batch_size={batch}"),
         format!("model.bn_splits={splits}"),
     ];
-    for s in set.iter().map(String::as_str).chain(extra.iter().copied()) {
+    let queue = (method == "moco").then_some("method.queue=256");
+    for s in set.iter().map(String::as_str).chain(queue).chain(extra.iter().copied()) {
         a.push("--set".into());
         a.push(s.to_string());
     }
     a
 }
 
+#[allow(clippy::too_many_arguments)]
 fn launch(out: &Path, rank: usize, world: usize, port: u16, batch: usize, splits: usize, extra: &[&str], timeout_s: u64) -> std::process::Child {
     launch_for("moco", out, rank, world, port, batch, splits, extra, timeout_s)
 }
@@ -84,7 +85,7 @@ fn launch_for(method: &str, out: &Path, rank: usize, world: usize, port: u16, ba
 }
 
 fn tensors(dir: &Path) -> Vec<(String, tch::Tensor)> {
-    unmix::train::checkpoint::load(&dir.join(unmix::train::CHECKPOINT)).unwrap().0
+    unmix::checkpoint::load(&dir.join(unmix::checkpoint::RUN_CHECKPOINT)).unwrap().0
 }
 
 #[test]
@@ -129,8 +130,11 @@ fn two_processes_equal_one_process_on_the_global_batch() {
     assert_eq!(first_loss.lines().count(), 3);
 }
 
+/// A checkpoint's named tensors.
+type State = Vec<(String, tch::Tensor)>;
+
 /// Runs `method` as one process with batch 64 and as two with 32 each; returns the checkpoints.
-fn one_vs_two(method: &str, extra: &[&str]) -> (Vec<(String, tch::Tensor)>, Vec<(String, tch::Tensor)>) {
+fn one_vs_two(method: &str, extra: &[&str]) -> (State, State) {
     let tmp = tempfile::tempdir().unwrap();
     let (single, multi) = (tmp.path().join("single"), tmp.path().join("multi"));
     let s = Command::new(bin()).args(args_for(method, &single, 64, 8, extra)).output().unwrap();

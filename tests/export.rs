@@ -6,7 +6,16 @@ use std::process::Command;
 use tch::{Device, Kind, Tensor};
 use unmix::config::Config;
 use unmix::method::Features;
-use unmix::train::{checkpoint, pretrain, RunOptions, CHECKPOINT};
+use unmix::checkpoint::{self, RUN_CHECKPOINT as CHECKPOINT};
+use unmix::train::RunOptions;
+
+/// Pretrains and returns rank 0's summary as JSON (what summary.json holds).
+fn pretrain(cfg: &Config, opts: &RunOptions) -> anyhow::Result<serde_json::Value> {
+    match unmix::train::pretrain(cfg, opts)? {
+        unmix::train::Finished::Main(s) => Ok(serde_json::to_value(s)?),
+        unmix::train::Finished::Worker { .. } => anyhow::bail!("not rank 0"),
+    }
+}
 
 fn bin(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_unmix")).args(args).output().unwrap();
@@ -38,7 +47,7 @@ fn exported_backbone_matches_torchvision_and_embeddings_are_npy() {
     // unmix's own outputs on a fixed input.
     let (tensors, meta) = checkpoint::load(&ckpt).unwrap();
     let cfg = Config::from_toml(&meta.config, "saved", &[]).unwrap();
-    let mut method = unmix::train::build_method(&cfg, Device::Cpu).unwrap();
+    let mut method = unmix::build::method(&cfg, Device::Cpu, 1);
     method.load_state(&tensors).unwrap();
     tch::manual_seed(3);
     let x = Tensor::randn([5, 1, 28, 28], (Kind::Float, Device::Cpu));

@@ -3,7 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use unmix::config::Config;
-use unmix::train::{checkpoint, pretrain, RunOptions, CHECKPOINT};
+use unmix::checkpoint::{self, RUN_CHECKPOINT as CHECKPOINT};
+use unmix::train::RunOptions;
+
+/// Pretrains and returns rank 0's summary as JSON (what summary.json holds).
+fn pretrain(cfg: &Config, opts: &RunOptions) -> anyhow::Result<serde_json::Value> {
+    match unmix::train::pretrain(cfg, opts)? {
+        unmix::train::Finished::Main(s) => Ok(serde_json::to_value(s)?),
+        unmix::train::Finished::Worker { .. } => anyhow::bail!("not rank 0"),
+    }
+}
 
 /// Runs seed libtorch's process-wide generator, so runs in one test process must not overlap.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -131,13 +140,14 @@ fn every_fmnist_method_trains_with_and_without_unmix() {
                 "data.limit=256".into(),
                 "model.widths=[8, 8, 16, 16]".into(),
                 "train.batch_size=64".into(),
-                "method.queue=256".into(),
                 "train.epochs=1".into(),
                 "train.log_every=1".into(),
                 "eval.knn_k=20".into(),
                 format!("unmix.enabled={unmix}"),
             ];
-            if method != "moco" {
+            if method == "moco" {
+                set.push("method.queue=256".into());
+            } else {
                 set.push("train.warmup_epochs=0.5".into());
             }
             if method == "wmse" {
@@ -310,8 +320,8 @@ fn papers_linear_evaluation_trains_on_augmented_crops_through_a_frozen_backbone(
     let dir = tempfile::tempdir().unwrap();
     pretrain(&cfg, &RunOptions { out: dir.path().to_path_buf(), ..Default::default() }).unwrap();
     let (tensors, _) = checkpoint::load(&dir.path().join(CHECKPOINT)).unwrap();
-    let device = unmix::train::setup_runtime(&cfg).unwrap();
-    let mut method = unmix::train::build_method(&cfg, device).unwrap();
+    let device = unmix::build::runtime(&cfg).unwrap();
+    let mut method = unmix::build::method(&cfg, device, 1);
     method.load_state(&tensors).unwrap();
     let method = method;
     let snapshot = || -> Vec<(String, Tensor)> { method.state().into_iter().map(|(n, t)| (n, t.copy())).collect() };
@@ -360,4 +370,66 @@ fn papers_linear_evaluation_trains_on_augmented_crops_through_a_frozen_backbone(
     for ((name, a), (_, b)) in before.iter().zip(&after) {
         assert!(a.equal(b), "{name} changed during the linear evaluation");
     }
+}
+
+/// Every key of `new` (a TOML table) with its value in `old`.
+fn keys_with_values(t: &toml::Table, prefix: &str, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(sub) => keys_with_values(sub, &key, out),
+            _ => out.push((key, v.clone())),
+        }
+    }
+}
+
+#[test]
+fn every_shipped_config_resolves_as_before_the_typed_settings() {
+    // tests/fixtures/resolved-configs holds each shipped config as resolved by commit b3f2962,
+    // before the choices became enums and [method] the method's own settings: the same run.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for e in std::fs::read_dir(root.join("configs")).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let now = Config::load(&path, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let old_text = std::fs::read_to_string(root.join("tests/fixtures/resolved-configs").join(&name)).unwrap_or_else(|_| panic!("no snapshot for {name}"));
+        let before = Config::from_saved_toml(&old_text, &name, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert_eq!(now, before, "{name} resolves to another config than before");
+        // And key by key: every value resolved now is the value resolved then; the only keys
+        // the old file has beyond these are other methods' settings under [method].
+        let old: toml::Table = toml::from_str(&old_text).unwrap();
+        let new: toml::Table = toml::from_str(&now.to_toml()).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        keys_with_values(&new, "", &mut a);
+        keys_with_values(&old, "", &mut b);
+        let old_map: std::collections::BTreeMap<String, toml::Value> = b.into_iter().collect();
+        for (k, v) in &a {
+            assert_eq!(old_map.get(k), Some(v), "{name}: {k}");
+        }
+        let new_keys: std::collections::BTreeSet<&String> = a.iter().map(|(k, _)| k).collect();
+        for k in old_map.keys().filter(|k| !new_keys.contains(k)) {
+            assert!(k.starts_with("method."), "{name}: {k} was resolved before and is gone");
+        }
+        n += 1;
+    }
+    assert!(n >= 25, "{n} configs");
+}
+
+#[test]
+fn a_checkpoint_written_before_the_typed_settings_still_loads_and_evaluates() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // tests/fixtures/checkpoint-b3f2962: a tiny MoCo + Un-Mix run (widths 4, dim 16, 1 epoch on
+    // 256 fixture images) written by commit b3f2962, whose config lists every method's keys.
+    let ckpt = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint-b3f2962/last.safetensors");
+    let (_, meta) = checkpoint::load(&ckpt).unwrap();
+    assert!(meta.config.contains("prototypes = 100"), "the fixture has the old flat [method] table");
+    let root = format!("data.root=\"{}\"", fixture().display());
+    let run = unmix::build::LoadedRun::from_checkpoint(&ckpt, &[root]).unwrap();
+    let unmix::method::MethodConfig::Moco(m) = &run.cfg.method else { panic!("a MoCo checkpoint") };
+    assert_eq!((m.dim, m.queue, run.cfg.model.widths), (16, 64, [4, 4, 4, 4]));
+    let r = unmix::eval::knn::KnnData::load(&run.cfg).unwrap().evaluate(&run.cfg, run.device, run.method.as_ref()).unwrap();
+    // The run reported 37.50 % at its end (its summary.json beside the checkpoint): the same
+    // weights give the same neighbours, up to ties that rounding may break differently.
+    assert!((r.top1 - 37.5).abs() <= 1.0, "kNN top-1 {}", r.top1);
 }

@@ -3,10 +3,11 @@
 //! evaluation over the 60k bank; `bench/fmnist_pytorch.py` runs the same workloads in PyTorch and
 //! `scripts/bench.sh` runs both and prints the ratios.
 
+use crate::build;
 use crate::config::Config;
-use crate::mix::{self, Mixed, UnMixSettings};
-use crate::precision::{self, Precision};
-use crate::train::{self, KnnData, RunOptions};
+use crate::eval::knn::KnnData;
+use crate::precision::Precision;
+use crate::train::{self, step::Trainer, Finished, RunOptions};
 use anyhow::{bail, Result};
 use serde_json::json;
 use std::time::Instant;
@@ -41,34 +42,34 @@ pub fn config(model: &str, extra: &[String]) -> Result<Config> {
     Config::from_toml(FMNIST, "the fmnist protocol config", &set)
 }
 
-/// Training steps on fixed random batches: Un-Mix draw and mixing, the method's loss (under
-/// `precision`), backward, optimizer step, target update. The loss is read once at the end.
+/// Training steps on fixed random batches, the training loop's own step ([`Trainer`]): Un-Mix
+/// draw and mixing, the method's loss (under `precision`), backward, optimizer step, target
+/// update, at the config's lr. The loss is read once at the end.
 pub fn step(model: &str, batch: usize, precision: Precision, steps: usize, warmup: usize, threads: usize, extra: &[String]) -> Result<serde_json::Value> {
-    let mut set = vec![format!("train.batch_size={batch}"), format!("threads={threads}"), "method.queue=4096".into()];
+    let mut set = vec![
+        format!("train.batch_size={batch}"),
+        format!("threads={threads}"),
+        "method.queue=4096".into(),
+        format!("train.precision=\"{}\"", if precision == Precision::Bf16 { "bf16" } else { "fp32" }),
+        format!("train.epochs={}", warmup + steps),
+    ];
     set.extend(extra.iter().cloned());
     let cfg = config(model, &set)?;
-    let device = train::setup_runtime(&cfg)?;
-    let mut method = train::build_method(&cfg, device)?;
-    let mut opt = train::build_optimizer(&cfg, method.as_ref())?;
+    let device = build::runtime(&cfg)?;
+    // One step per "epoch": the trainer's schedule is not used, every step runs at train.lr.
+    let mut trainer = Trainer::new(&cfg, device, None, 1)?;
     let (c, side) = (cfg.model.in_channels, if model == "fmnist" { 28 } else { 32 });
     let x1 = Tensor::randn([batch as i64, c, side, side], (Kind::Float, device));
     let x2 = Tensor::randn([batch as i64, c, side, side], (Kind::Float, device));
-    let settings = UnMixSettings { prob: cfg.unmix.prob, alpha: cfg.unmix.alpha };
     let mut t0 = Instant::now();
     let mut loss = Tensor::zeros([], (Kind::Float, device));
     for s in 0..warmup + steps {
         if s == warmup {
             t0 = Instant::now();
         }
-        let mut rng = unmix_data::seed::step_rng(cfg.seed, s as u64);
-        let mixed = Mixed::new(&x1, mix::draw(&mut rng, &settings, side as usize, side as usize));
-        let info = crate::method::StepInfo { step: s as u64, total_steps: (warmup + steps) as u64, epoch: 0 };
         let views = [x1.shallow_clone(), x2.shallow_clone()];
-        loss = precision::forward(precision, device, || method.loss(&views, Some(&mixed), &info, &mut rng))?;
-        opt.zero_grad();
-        loss.backward();
-        opt.step(cfg.train.lr);
-        method.after_step(&info);
+        loss = trainer.forward(&views, s as u64, 0)?;
+        trainer.update(&loss, cfg.train.lr, s as u64, 0)?;
     }
     let l = loss.double_value(&[]);
     let secs = t0.elapsed().as_secs_f64();
@@ -91,16 +92,17 @@ pub fn training_loop(data: Option<&str>, steps: usize, workers: usize, threads: 
         format!("train.precision=\"{}\"", if precision == Precision::Bf16 { "bf16" } else { "fp32" }),
     ];
     if let Some(d) = data {
-        set.push(format!("data.root={}", toml::Value::String(d.to_string())));
+        set.push(crate::config::data_root_override(std::path::Path::new(d)));
     }
     set.extend(extra.iter().cloned());
     let cfg = config("fmnist", &set)?;
     let dir = tempfile_dir()?;
-    let summary = train::pretrain(&cfg, &RunOptions { out: dir.clone(), skip_eval: true, ..Default::default() })?;
+    let finished = train::pretrain(&cfg, &RunOptions { out: dir.clone(), skip_eval: true, ..Default::default() })?;
     let _ = std::fs::remove_dir_all(&dir);
+    let Finished::Main(summary) = finished else { bail!("the loop benchmark runs in one process") };
     Ok(json!({
-        "tool": "unmix", "what": "loop", "steps": steps, "images_per_second": summary["images_per_second"],
-        "seconds": summary["train_seconds"], "peak_rss_gib": peak_rss_gib(), "threads": threads, "workers": workers,
+        "tool": "unmix", "what": "loop", "steps": steps, "images_per_second": summary.images_per_second,
+        "seconds": summary.train_seconds, "peak_rss_gib": peak_rss_gib(), "threads": threads, "workers": workers,
     }))
 }
 
@@ -109,11 +111,11 @@ pub fn training_loop(data: Option<&str>, steps: usize, workers: usize, threads: 
 pub fn knn(data: Option<&str>, workers: usize, threads: usize) -> Result<serde_json::Value> {
     let mut set = vec![format!("data.workers={workers}"), format!("threads={threads}"), "eval.batch_size=1000".into()];
     if let Some(d) = data {
-        set.push(format!("data.root={}", toml::Value::String(d.to_string())));
+        set.push(crate::config::data_root_override(std::path::Path::new(d)));
     }
     let cfg = config("fmnist", &set)?;
-    let device = train::setup_runtime(&cfg)?;
-    let method = train::build_method(&cfg, device)?;
+    let device = build::runtime(&cfg)?;
+    let method = build::method(&cfg, device, 1);
     let knn_data = KnnData::load(&cfg)?;
     let t0 = Instant::now();
     let r = knn_data.evaluate(&cfg, device, method.as_ref())?;

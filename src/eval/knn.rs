@@ -1,7 +1,11 @@
 //! Weighted kNN classification on L2-normalized features (Wu et al. 2018), the monitor of the
 //! authors' CIFAR code: cosine similarity, top-k neighbours, votes weighted by exp(sim / t).
 
-use crate::data::to_tensor;
+pub use crate::config::KnnMetric as Metric;
+use crate::config::Config;
+use crate::data::{load_split, to_tensor, Split};
+use crate::method::Method;
+use crate::model::Features;
 use anyhow::Result;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
@@ -12,19 +16,49 @@ use unmix_data::loader::{Dataset, Loader, LoaderConfig};
 pub struct KnnResult {
     pub top1: f64,
     pub top5: f64,
+    /// Neighbours that voted (the bank size when it is smaller than the configured k).
     pub k: usize,
     pub t: f64,
     pub metric: Metric,
 }
 
-/// The kNN rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Metric {
-    /// Cosine similarity on L2-normalized features, votes weighted by exp(sim / t) (Wu et al.;
-    /// the authors' MoCo monitor).
-    WeightedCosine,
-    /// Euclidean distance on raw features, one vote per neighbour (the W-MSE authors' k = 5).
-    EuclideanMajority,
+/// The kNN bank (train split, unaugmented) and the test split of a config's dataset.
+pub struct KnnData {
+    pub bank: Split,
+    pub test: Split,
+}
+
+impl KnnData {
+    pub fn load(cfg: &Config) -> Result<KnnData> {
+        Ok(KnnData { bank: load_split(cfg, true)?, test: load_split(cfg, false)? })
+    }
+
+    pub fn classes(&self) -> usize {
+        self.bank.classes.max(self.test.classes)
+    }
+
+    /// kNN accuracy of `method`'s configured features (`eval.features`, `eval.knn_*`).
+    pub fn evaluate(&self, cfg: &Config, device: Device, method: &dyn Method) -> Result<KnnResult> {
+        let metric = cfg.eval.knn_metric;
+        let l2 = metric == Metric::Cosine;
+        let bank = super::embed_split(cfg, device, method, &self.bank, cfg.eval.features, l2)?;
+        let test = super::embed_split(cfg, device, method, &self.test, cfg.eval.features, l2)?;
+        Ok(evaluate_with(metric, &bank, &self.bank.labels, &test, &self.test.labels, self.classes(), cfg.eval.knn_k, cfg.eval.knn_t))
+    }
+}
+
+/// The protocol sentence written next to every kNN number.
+pub fn protocol(cfg: &Config, r: &KnnResult) -> String {
+    let rule = match r.metric {
+        Metric::Cosine => format!("weighted kNN (cosine, k {}, t {})", r.k, r.t),
+        Metric::Euclidean => format!("kNN majority vote (Euclidean, k {})", r.k),
+    };
+    let norm = if r.metric == Metric::Cosine { "L2-normalized " } else { "" };
+    let what = match cfg.eval.features {
+        Features::Backbone => "pooled backbone features".to_string(),
+        Features::Head => format!("{}-d head output", cfg.method.projector().dim),
+    };
+    format!("{rule} on the {norm}{what} of the trained encoder; bank = {} train split without augmentation; top-1 on the test split", cfg.data.dataset)
 }
 
 /// Class votes of the k nearest bank entries by Euclidean distance, one vote each; ties go to
@@ -87,7 +121,7 @@ pub fn scores(queries: &Tensor, bank: &Tensor, bank_labels: &Tensor, classes: i6
 
 /// Top-1 and top-5 accuracy (%) of weighted kNN, processing queries in chunks.
 pub fn evaluate(bank: &Tensor, bank_labels: &[u32], test: &Tensor, test_labels: &[u32], classes: usize, k: usize, t: f64) -> KnnResult {
-    evaluate_with(Metric::WeightedCosine, bank, bank_labels, test, test_labels, classes, k, t)
+    evaluate_with(Metric::Cosine, bank, bank_labels, test, test_labels, classes, k, t)
 }
 
 /// Top-1 and top-5 accuracy (%) of kNN with the given rule.
@@ -106,8 +140,8 @@ pub fn evaluate_with(metric: Metric, bank: &Tensor, bank_labels: &[u32], test: &
             let len = chunk.min(n - start);
             let q = test.narrow(0, start, len);
             let s = match metric {
-                Metric::WeightedCosine => scores(&q, bank, &bl, classes as i64, k, t),
-                Metric::EuclideanMajority => euclidean_votes(&q, bank, &bl, classes as i64, k),
+                Metric::Cosine => scores(&q, bank, &bl, classes as i64, k, t),
+                Metric::Euclidean => euclidean_votes(&q, bank, &bl, classes as i64, k),
             };
             let (_, pred) = s.topk(top, 1, true, true);
             let truth = tl.narrow(0, start, len).unsqueeze(1);
@@ -117,7 +151,7 @@ pub fn evaluate_with(metric: Metric, bank: &Tensor, bank_labels: &[u32], test: &
             start += len;
         }
     });
-    KnnResult { top1: 100.0 * c1 as f64 / n as f64, top5: 100.0 * c5 as f64 / n as f64, k, t, metric }
+    KnnResult { top1: 100.0 * c1 as f64 / n as f64, top5: 100.0 * c5 as f64 / n as f64, k: k.min(bank.size()[0] as usize), t, metric }
 }
 
 #[cfg(test)]
@@ -150,7 +184,7 @@ mod tests {
         let bl = Tensor::from_slice(&[0i64, 0, 1, 1, 1]);
         let v = euclidean_votes(&q.narrow(0, 0, 1), &bank, &bl, 2, 3);
         assert!((v.double_value(&[0, 0]) - 2.0).abs() < 1e-3 && (v.double_value(&[0, 1]) - 1.0).abs() < 1e-3, "{v:?}");
-        let r = evaluate_with(Metric::EuclideanMajority, &bank, &labels, &q, &[0, 1], 2, 3, 0.0);
+        let r = evaluate_with(Metric::Euclidean, &bank, &labels, &q, &[0, 1], 2, 3, 0.0);
         assert_eq!(r.top1, 100.0);
         // A wrong label is counted wrong.
         let r = evaluate(&bank, &labels, &q, &[1, 1], 2, 2, 0.1);

@@ -2,6 +2,10 @@
 //! the papers' standard evaluation. Features are computed once without augmentation (the fast
 //! default); the classifier is trained with SGD + momentum on them.
 
+use crate::build::LoadedRun;
+use crate::eval::knn::KnnData;
+use crate::method::{Features, MethodConfig};
+use anyhow::Result;
 use serde::Serialize;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
@@ -71,7 +75,7 @@ pub fn probe(train: &Tensor, train_labels: &Tensor, test: &Tensor, test_labels: 
     let dim = train.size()[1];
     let fc = crate::model::head::torch_linear(&(vs.root() / "fc"), dim, classes);
     let params = crate::model::named_trainable(&vs);
-    let mut opt = crate::train::optim::Optimizer::new(params, cfg.momentum, cfg.weight_decay);
+    let mut opt = crate::optim::Optimizer::new(params, cfg.momentum, cfg.weight_decay);
     let n = train.size()[0];
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(cfg.seed);
     for epoch in 0..cfg.epochs {
@@ -97,6 +101,39 @@ pub fn probe(train: &Tensor, train_labels: &Tensor, test: &Tensor, test_labels: 
         let (train_top1, _) = accuracy(&fc.forward(train), train_labels);
         ProbeResult { top1, top5, train_top1 }
     })
+}
+
+/// The cached-features probe of a rebuilt network (`unmix linear`, default protocol): features of
+/// the train and test splits computed once, unaugmented, then [`probe`]. `preset` defaults to
+/// MoCo's settings for MoCo runs and SwAV's otherwise. Returns the result and its protocol sentence.
+pub fn cached(run: &LoadedRun, preset: Option<&str>, epochs: Option<usize>, lr: Option<f64>) -> Result<(ProbeResult, ProbeConfig, String)> {
+    let preset = preset.unwrap_or(if matches!(run.cfg.method, MethodConfig::Moco(_)) { "moco" } else { "swav" });
+    let mut pc = ProbeConfig::preset(preset).ok_or_else(|| anyhow::anyhow!("--preset {preset}: use \"moco\" or \"swav\""))?;
+    if let Some(e) = epochs {
+        pc.epochs = e;
+    }
+    if let Some(l) = lr {
+        pc.lr = l;
+    }
+    pc.seed = run.cfg.seed;
+    let data = KnnData::load(&run.cfg)?;
+    let xt = super::embed_split(&run.cfg, run.device, run.method.as_ref(), &data.bank, Features::Backbone, false)?;
+    let xs = super::embed_split(&run.cfg, run.device, run.method.as_ref(), &data.test, Features::Backbone, false)?;
+    let yt = labels_tensor(&data.bank.labels, run.device);
+    let ys = labels_tensor(&data.test.labels, run.device);
+    let r = probe(&xt, &yt, &xs, &ys, data.classes() as i64, &pc);
+    let protocol = format!(
+        "cached-features linear probe on frozen {}-d backbone features (eval-mode BN, unaugmented, precomputed), preset {preset}: SGD lr {} momentum {} wd {}, {} epochs, {}, batch {}; trained on the {} train split, top-1 on its test split",
+        xt.size()[1],
+        pc.lr,
+        pc.momentum,
+        pc.weight_decay,
+        pc.epochs,
+        if pc.milestones.is_empty() { "cosine".to_string() } else { format!("lr x0.1 at epochs {:?}", pc.milestones) },
+        pc.batch_size,
+        run.cfg.data.dataset
+    );
+    Ok((r, pc, protocol))
 }
 
 /// Labels as an int64 tensor on `device`.

@@ -8,7 +8,7 @@
 //! learning rate had to suit every method's feature scale, and the probe trailed kNN on the same
 //! backbone by up to 29 points on the short fmnist budget (SimSiam + Un-Mix: 45.6 % vs 74.2 %).
 
-use crate::train::optim::Optimizer;
+use crate::optim::Optimizer;
 use tch::{nn, nn::Module, Device, Tensor};
 
 pub struct OnlineProbe {

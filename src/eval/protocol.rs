@@ -150,7 +150,7 @@ pub fn train_and_evaluate(
         classes,
         nn::LinearConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 }, bs_init: Some(nn::Init::Const(0.0)), bias: true },
     );
-    let mut opt = crate::train::optim::Optimizer::new(crate::model::named_trainable(&vs), pc.momentum, pc.weight_decay);
+    let mut opt = crate::optim::Optimizer::new(crate::model::named_trainable(&vs), pc.momentum, pc.weight_decay);
     let loader = Loader::new(
         train.clone(),
         Arc::new(vec![recipe]),

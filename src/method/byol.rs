@@ -7,23 +7,44 @@
 //! reversed, weighted 1 - lam. Targets are never mixed and never receive gradient.
 
 use super::losses::normalized_mse;
-use super::{load_stores, stores_state, Features, Method, MixTarget, StepInfo};
-use crate::mix::{reversed, Mixed};
-use crate::model::{ema_update, head::HeadConfig, init_target, Encoder, Head, ResNetConfig};
+use super::{load_stores, method_settings, stores_state, Features, Method, StepInfo};
+use crate::mix::{MixTarget, Mixed};
+use crate::model::{ema_update, init_target, Encoder, Head, ResNetConfig};
+use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Tensor};
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct ByolConfig {
-    pub projector: HeadConfig,
-    pub predictor: HeadConfig,
-    /// Initial target momentum (0.99 in the paper); rises to 1 over training.
-    pub tau_base: f64,
-    pub mix_target: MixTarget,
+method_settings! {
+    /// BYOL's `[method]` keys (`name = "byol"`).
+    pub struct ByolConfig {
+        /// Hidden width of the predictor MLP (with batch norm; 4096 in the paper).
+        #[serde(default)]
+        pub predictor_hidden: i64,
+        /// Initial target momentum (0.99 in the paper); rises to 1 over training on a cosine.
+        #[serde(default = "d099")]
+        pub tau_base: f64,
+    }
+}
+
+fn d099() -> f64 {
+    0.99
+}
+
+impl ByolConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.predictor_hidden <= 0 {
+            bail!("method.predictor_hidden = {} must be positive for BYOL (e.g. 4096 as in the paper)", self.predictor_hidden);
+        }
+        if !(0.0..=1.0).contains(&self.tau_base) {
+            bail!("method.tau_base = {} must be in [0, 1]", self.tau_base);
+        }
+        Ok(())
+    }
 }
 
 pub struct Byol {
     cfg: ByolConfig,
+    mix_target: MixTarget,
     vs: nn::VarStore,
     vs_t: nn::VarStore,
     online: Encoder,
@@ -39,14 +60,15 @@ pub fn tau(tau_base: f64, step: u64, total: u64) -> f64 {
 }
 
 impl Byol {
-    pub fn new(device: Device, backbone: &ResNetConfig, cfg: ByolConfig) -> Self {
+    pub fn new(device: Device, backbone: &ResNetConfig, cfg: ByolConfig, mix_target: MixTarget) -> Self {
         let vs = nn::VarStore::new(device);
         let mut vs_t = nn::VarStore::new(device);
-        let online = Encoder::new(&vs.root(), backbone, &cfg.projector);
-        let predictor = Head::new(&(vs.root() / "predictor"), cfg.projector.dim, &cfg.predictor);
-        let target = Encoder::new(&vs_t.root(), backbone, &cfg.projector);
+        let projector = cfg.projector();
+        let online = Encoder::new(&vs.root(), backbone, &projector.head());
+        let predictor = Head::new(&(vs.root() / "predictor"), cfg.dim, &projector.predictor(cfg.predictor_hidden));
+        let target = Encoder::new(&vs_t.root(), backbone, &projector.head());
         init_target(&mut vs_t, &vs);
-        Byol { cfg, vs, vs_t, online, predictor, target, feats: None }
+        Byol { cfg, mix_target, vs, vs_t, online, predictor, target, feats: None }
     }
 
     fn predict(&self, x: &Tensor) -> Tensor {
@@ -72,10 +94,10 @@ impl Method for Byol {
         if let Some(m) = mixed {
             let pm = self.predict(&m.images);
             let tm = self.project_target(&m.images);
-            let (p, t) = if self.cfg.mix_target == MixTarget::View2 { (&p2, &t2) } else { (&p1, &t1) };
-            let direct = normalized_mse(&pm, t) + normalized_mse(p, &tm);
-            let reverse = normalized_mse(&reversed(&pm), t) + normalized_mse(p, &reversed(&tm));
-            loss = loss + m.weigh(&direct, &reverse);
+            let (p, t) = if self.mix_target == MixTarget::View2 { (&p2, &t2) } else { (&p1, &t1) };
+            // Symmetric: the mixture's prediction regresses the target's projection, and the
+            // target's prediction the mixture's target projection.
+            loss = loss + m.term(|pair| Ok(normalized_mse(&pair.arrange(&pm), t) + normalized_mse(p, &pair.arrange(&tm))))?;
         }
         Ok(loss)
     }
@@ -118,13 +140,8 @@ mod tests {
 
     fn tiny() -> Byol {
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
-        let cfg = ByolConfig {
-            projector: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },
-            predictor: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },
-            tau_base: 0.9,
-            mix_target: MixTarget::View2,
-        };
-        Byol::new(Device::Cpu, &backbone, cfg)
+        let cfg = ByolConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, predictor_hidden: 16, tau_base: 0.9 };
+        Byol::new(Device::Cpu, &backbone, cfg, MixTarget::View2)
     }
 
     #[test]

@@ -7,25 +7,79 @@
 //! (`queue = 0`: the other samples' keys of the batch are the negatives).
 
 use super::losses::{info_nce, info_nce_in_batch, normalize};
-use super::{copy_named, load_stores, stores_state, Features, Method, StepInfo};
+use super::{copy_named, load_stores, method_settings, positive, stores_state, view2_only, Features, Method, RunContext, StepInfo};
+use crate::dist::{global_batch, Grad};
 use crate::mix::Mixed;
-use crate::model::{ema_update, head::HeadConfig, init_target, Encoder, ResNetConfig};
+use crate::model::{ema_update, init_target, Encoder, ResNetConfig};
+use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Tensor};
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct MoCoConfig {
-    pub head: HeadConfig,
-    /// Queue length K (a multiple of the keys enqueued per step).
-    pub queue: i64,
-    /// Key-encoder momentum m.
-    pub momentum: f64,
-    /// Softmax temperature T.
-    pub temperature: f64,
-    pub symmetric: bool,
-    /// MoCo v3: a predictor MLP after the query head (None: MoCo v1/v2).
-    pub predictor: Option<HeadConfig>,
+method_settings! {
+    /// MoCo's `[method]` keys (`name = "moco"`).
+    pub struct MoCoConfig {
+        /// Queue length K (a multiple of the keys enqueued per step; 0: the other keys of the
+        /// batch are the negatives, MoCo v3).
+        #[serde(default = "d4096")]
+        pub queue: i64,
+        /// Key-encoder momentum m.
+        #[serde(default = "d099")]
+        pub momentum: f64,
+        /// InfoNCE temperature T.
+        #[serde(default = "d01")]
+        pub temperature: f64,
+        /// Score both directions (the authors' CIFAR default).
+        #[serde(default)]
+        pub symmetric: bool,
+        /// MoCo v3: hidden width of a predictor MLP after the query head (0: none, MoCo v1/v2).
+        #[serde(default)]
+        pub predictor_hidden: i64,
+    }
+}
+
+fn d4096() -> i64 {
+    4096
+}
+fn d099() -> f64 {
+    0.99
+}
+fn d01() -> f64 {
+    0.1
+}
+
+impl Default for MoCoConfig {
+    /// MoCo v1 on the fmnist protocol: linear head onto 128, K 4096, m 0.99, T 0.1, asymmetric.
+    fn default() -> Self {
+        MoCoConfig { dim: 128, mlp_hidden: 0, mlp_bn: false, mlp_layers: 2, queue: 4096, momentum: 0.99, temperature: 0.1, symmetric: false, predictor_hidden: 0 }
+    }
+}
+
+impl MoCoConfig {
+    /// Keys that enter the queue per step over all processes (both directions when symmetric).
+    fn keys_per_step(&self, ctx: &RunContext) -> i64 {
+        ctx.global_batch() * if self.symmetric { 2 } else { 1 }
+    }
+
+    pub fn validate(&self, ctx: &RunContext) -> Result<()> {
+        let keys = self.keys_per_step(ctx);
+        if self.queue < 0 || self.queue % keys != 0 {
+            bail!(
+                "method.queue = {} must be 0 (in-batch keys, MoCo v3) or a positive multiple of the keys enqueued per step ({keys} = train.batch_size{}{})",
+                self.queue,
+                if self.symmetric { " x 2, symmetric" } else { "" },
+                if ctx.processes > 1 { format!(" x {} processes", ctx.processes) } else { String::new() },
+            );
+        }
+        if !(0.0..=1.0).contains(&self.momentum) {
+            bail!("method.momentum = {} must be in [0, 1]", self.momentum);
+        }
+        positive("method.temperature", self.temperature)?;
+        if self.predictor_hidden < 0 {
+            bail!("method.predictor_hidden = {} must be >= 0 (0: no predictor)", self.predictor_hidden);
+        }
+        view2_only("MoCo", "its mixed query is scored against the keys of view 2", ctx)
+    }
 }
 
 pub struct MoCo {
@@ -47,16 +101,18 @@ impl MoCo {
     pub fn new(device: Device, backbone: &ResNetConfig, cfg: MoCoConfig) -> Self {
         let vs_q = nn::VarStore::new(device);
         let mut vs_k = nn::VarStore::new(device);
-        let q = Encoder::new(&vs_q.root(), backbone, &cfg.head);
-        let k = Encoder::new(&vs_k.root(), backbone, &cfg.head);
+        let head = cfg.projector().head();
+        let q = Encoder::new(&vs_q.root(), backbone, &head);
+        let k = Encoder::new(&vs_k.root(), backbone, &head);
         // The key encoder starts as a copy of the query encoder and is never trained by gradient.
         init_target(&mut vs_k, &vs_q);
         // Created after the key encoder's copy: the predictor exists on the query side only.
-        let predictor = cfg.predictor.as_ref().map(|p| crate::model::head::Head::new(&(vs_q.root() / "predictor"), cfg.head.dim, p));
+        let predictor = (cfg.predictor_hidden > 0)
+            .then(|| crate::model::head::Head::new(&(vs_q.root() / "predictor"), cfg.dim, &cfg.projector().predictor(cfg.predictor_hidden)));
         let queue = if cfg.queue > 0 {
-            normalize(&Tensor::randn([cfg.head.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1)).transpose(0, 1).contiguous()
+            normalize(&Tensor::randn([cfg.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1)).transpose(0, 1).contiguous()
         } else {
-            Tensor::zeros([cfg.head.dim, 0], (Kind::Float, device))
+            Tensor::zeros([cfg.dim, 0], (Kind::Float, device))
         };
         MoCo { cfg, vs_q, vs_k, q, k, predictor, queue, ptr: 0, feats: None, dist: None }
     }
@@ -76,10 +132,7 @@ impl MoCo {
     /// one process with split BN over the global batch.
     fn keys(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> anyhow::Result<(Tensor, Tensor)> {
         tch::no_grad(|| {
-            let global = match &self.dist {
-                Some(d) => d.all_gather_interleaved(x)?,
-                None => x.shallow_clone(),
-            };
+            let global = global_batch(self.dist.as_deref(), x, Grad::None)?;
             let n = global.size()[0];
             let mut perm: Vec<i64> = (0..n).collect();
             perm.shuffle(rng);
@@ -93,7 +146,7 @@ impl MoCo {
                 }
                 Some(d) => {
                     let mine = normalize(&self.k.forward_t(&d.shard_of(&shuffled), true));
-                    let all = d.all_gather_interleaved(&mine)?.index_select(0, &unshuffle);
+                    let all = global_batch(Some(d), &mine, Grad::None)?.index_select(0, &unshuffle);
                     Ok((d.shard_of(&all), all))
                 }
             }
@@ -153,14 +206,14 @@ impl Method for MoCo {
         // and the same queue; its raw output is reversed before normalizing, as the authors do.
         let q_mix = mixed.map(|m| (m, self.query_parts(&m.images).1));
         if let Some((m, out)) = &q_mix {
-            loss = loss + m.loss(out, |o| self.score(&normalize(o), &k2, &k2_all, &queue));
+            loss = loss + m.term(|p| Ok(self.score(&normalize(&p.arrange(out)), &k2, &k2_all, &queue)))?;
         }
         let keys = if self.cfg.symmetric {
             let q2 = normalize(&self.query_parts(x2).1);
             let (k1, k1_all) = self.keys(x1, rng)?;
             loss = loss + self.score(&q2, &k1, &k1_all, &queue);
             if let Some((m, out)) = &q_mix {
-                loss = loss + m.loss(out, |o| self.score(&normalize(o), &k1, &k1_all, &queue));
+                loss = loss + m.term(|p| Ok(self.score(&normalize(&p.arrange(out)), &k1, &k1_all, &queue)))?;
             }
             Tensor::cat(&[k1_all, k2_all], 0)
         } else {
@@ -212,7 +265,7 @@ mod tests {
     fn tiny(symmetric: bool) -> MoCo {
         tch::manual_seed(0);
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 2, conv_init: Default::default(), channels_last: false, ..Default::default() };
-        let cfg = MoCoConfig { head: HeadConfig { dim: 8, hidden: 0, bn: false, layers: 2 }, queue: 16, momentum: 0.9, temperature: 0.2, symmetric, predictor: None };
+        let cfg = MoCoConfig { dim: 8, queue: 16, momentum: 0.9, temperature: 0.2, symmetric, ..Default::default() };
         MoCo::new(Device::Cpu, &backbone, cfg)
     }
 
@@ -267,14 +320,7 @@ mod tests {
     #[test]
     fn moco_v3_options_predictor_on_queries_and_in_batch_keys() {
         let backbone = ResNetConfig { arch: crate::model::Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
-        let cfg = MoCoConfig {
-            head: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },
-            queue: 0,
-            momentum: 0.99,
-            temperature: 0.2,
-            symmetric: false,
-            predictor: Some(HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 }),
-        };
+        let cfg = MoCoConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, queue: 0, temperature: 0.2, predictor_hidden: 16, ..Default::default() };
         let mut m = MoCo::new(Device::Cpu, &backbone, cfg);
         // The predictor is trained on the query side and absent from the key encoder.
         let names: Vec<String> = crate::model::named_trainable(&m.vs_q).into_iter().map(|(n, _)| n).collect();

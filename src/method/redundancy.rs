@@ -4,14 +4,75 @@
 //!
 //! Un-Mix: the loss pairs row i of one batch with row i of the other, so the mixture's embeddings
 //! are scored against view 2's with weight lam, and reversed against view 2's with weight 1 - lam,
-//! through the shared [`Mixed::loss`].
+//! through the shared [`Mixed::term`].
 
 use super::losses::{barlow_twins, vicreg};
-use super::{Method, MixTarget, StepInfo};
-use crate::mix::Mixed;
+use super::{method_settings, Method, StepInfo};
+use crate::mix::{MixTarget, Mixed};
 use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
+use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Tensor};
+
+method_settings! {
+    /// Barlow Twins' `[method]` keys (`name = "barlow"`).
+    pub struct BarlowConfig {
+        /// Weight of the off-diagonal terms.
+        #[serde(default = "d00051")]
+        pub barlow_lambda: f64,
+        /// Factor on the whole loss (solo-learn's `scale_loss`, 0.1 in its CIFAR recipe).
+        #[serde(default = "one")]
+        pub barlow_scale: f64,
+    }
+}
+
+method_settings! {
+    /// VICReg's `[method]` keys (`name = "vicreg"`).
+    pub struct VicRegConfig {
+        /// Invariance, variance and covariance weights.
+        #[serde(default = "default_vicreg")]
+        pub vicreg_weights: [f64; 3],
+    }
+}
+
+fn d00051() -> f64 {
+    0.0051
+}
+fn one() -> f64 {
+    1.0
+}
+fn default_vicreg() -> [f64; 3] {
+    [25.0, 25.0, 1.0]
+}
+
+impl BarlowConfig {
+    pub fn validate(&self) -> Result<()> {
+        let lambda_ok = self.barlow_lambda >= 0.0 && self.barlow_lambda.is_finite();
+        let scale_ok = self.barlow_scale > 0.0 && self.barlow_scale.is_finite();
+        if !lambda_ok || !scale_ok {
+            bail!("method.barlow_lambda = {} must be >= 0 and method.barlow_scale = {} > 0, both finite", self.barlow_lambda, self.barlow_scale);
+        }
+        Ok(())
+    }
+
+    pub fn loss(&self) -> RedundancyLoss {
+        RedundancyLoss::BarlowTwins { lambda: self.barlow_lambda, scale: self.barlow_scale }
+    }
+}
+
+impl VicRegConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.vicreg_weights.iter().any(|w| !(*w >= 0.0 && w.is_finite())) {
+            bail!("method.vicreg_weights = {:?} must be finite and >= 0", self.vicreg_weights);
+        }
+        Ok(())
+    }
+
+    pub fn loss(&self) -> RedundancyLoss {
+        let [sim, var, cov] = self.vicreg_weights;
+        RedundancyLoss::VicReg { sim, var, cov }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RedundancyLoss {
@@ -57,7 +118,7 @@ impl Method for Redundancy {
         if let Some(m) = mixed {
             let zm = self.net.forward_t(&m.images, true);
             let target = if self.mix_target == MixTarget::View2 { &z2 } else { &z1 };
-            loss = loss + m.loss(&zm, |o| self.loss.eval(o, target));
+            loss = loss + m.term(|p| Ok(self.loss.eval(&p.arrange(&zm), target)))?;
         }
         Ok(loss)
     }

@@ -5,21 +5,35 @@
 //! `L = L(x0, x1) + lam * L(mixed, x1) + (1 - lam) * L(reversed(mixed), x1)`.
 
 use super::losses::nt_xent;
-use super::{Method, MixTarget, StepInfo};
-use crate::mix::Mixed;
-use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
+use super::{method_settings, positive, Method, StepInfo};
+use crate::dist::{global_batch, Grad};
+use crate::mix::{MixTarget, Mixed};
+use crate::model::{Encoder, ResNetConfig};
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Tensor};
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct SimClrConfig {
-    pub head: HeadConfig,
-    pub temperature: f64,
-    pub mix_target: MixTarget,
+method_settings! {
+    /// SimCLR's `[method]` keys (`name = "simclr"`).
+    pub struct SimClrConfig {
+        /// NT-Xent temperature.
+        #[serde(default = "d01")]
+        pub temperature: f64,
+    }
+}
+
+fn d01() -> f64 {
+    0.1
+}
+
+impl SimClrConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        positive("method.temperature", self.temperature)
+    }
 }
 
 pub struct SimClr {
     cfg: SimClrConfig,
+    mix_target: MixTarget,
     vs: nn::VarStore,
     net: Encoder,
     feats: Option<Tensor>,
@@ -27,10 +41,10 @@ pub struct SimClr {
 }
 
 impl SimClr {
-    pub fn new(device: Device, backbone: &ResNetConfig, cfg: SimClrConfig) -> Self {
+    pub fn new(device: Device, backbone: &ResNetConfig, cfg: SimClrConfig, mix_target: MixTarget) -> Self {
         let vs = nn::VarStore::new(device);
-        let net = Encoder::new(&vs.root(), backbone, &cfg.head);
-        SimClr { cfg, vs, net, feats: None, dist: None }
+        let net = Encoder::new(&vs.root(), backbone, &cfg.projector().head());
+        SimClr { cfg, mix_target, vs, net, feats: None, dist: None }
     }
 }
 
@@ -45,18 +59,13 @@ impl Method for SimClr {
         // Several processes: every process computes the loss of the whole global batch, with
         // gradients reaching its own rows only; the training loop sums the gradients
         // (`global_loss`), which gives the single-process gradient.
-        let dist = self.dist.clone();
-        let global = dist.as_deref();
-        let all = |z: &Tensor| match global {
-            Some(d) => d.gather_with_local_grad(z),
-            None => Ok(z.shallow_clone()),
-        };
+        let all = |z: &Tensor| global_batch(self.dist.as_deref(), z, Grad::Local);
         let (g1, g2) = (all(&z1)?, all(&z2)?);
         let mut loss = nt_xent(&g1, &g2, t);
         if let Some(m) = mixed {
             let zm = self.net.forward_t(&m.images, true);
-            let target = if self.cfg.mix_target == MixTarget::View2 { &g2 } else { &g1 };
-            loss = loss + m.try_loss(&zm, |o| Ok::<_, anyhow::Error>(nt_xent(&all(o)?, target, t)))?;
+            let target = if self.mix_target == MixTarget::View2 { &g2 } else { &g1 };
+            loss = loss + m.term(|p| Ok(nt_xent(&all(&p.arrange(&zm))?, target, t)))?;
         }
         Ok(loss)
     }
@@ -82,8 +91,8 @@ mod tests {
     #[test]
     fn unmix_term_is_lambda_weighted_nt_xent_against_view2() {
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
-        let cfg = SimClrConfig { head: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 }, temperature: 0.5, mix_target: MixTarget::View2 };
-        let mut m = SimClr::new(Device::Cpu, &backbone, cfg);
+        let cfg = SimClrConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, temperature: 0.5 };
+        let mut m = SimClr::new(Device::Cpu, &backbone, cfg, MixTarget::View2);
         let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });

@@ -6,21 +6,33 @@
 //! mixture's outputs reversed, weighted 1 - lam; stop-gradient on every projection used as target.
 
 use super::losses::negative_cosine;
-use super::{Method, MixTarget, StepInfo};
-use crate::mix::{reversed, Mixed};
-use crate::model::{head::HeadConfig, Encoder, Head, ResNetConfig};
+use super::{method_settings, Method, StepInfo};
+use crate::mix::{MixTarget, Mixed};
+use crate::model::{Encoder, Head, ResNetConfig};
+use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Tensor};
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct SimSiamConfig {
-    pub projector: HeadConfig,
-    pub predictor: HeadConfig,
-    pub mix_target: MixTarget,
+method_settings! {
+    /// SimSiam's `[method]` keys (`name = "simsiam"`).
+    pub struct SimSiamConfig {
+        /// Hidden width of the predictor MLP (with batch norm; 512 in the paper).
+        #[serde(default)]
+        pub predictor_hidden: i64,
+    }
+}
+
+impl SimSiamConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.predictor_hidden <= 0 {
+            bail!("method.predictor_hidden = {} must be positive for SimSiam (e.g. 512 as in the paper)", self.predictor_hidden);
+        }
+        Ok(())
+    }
 }
 
 pub struct SimSiam {
-    cfg: SimSiamConfig,
+    mix_target: MixTarget,
     vs: nn::VarStore,
     net: Encoder,
     predictor: Head,
@@ -28,11 +40,12 @@ pub struct SimSiam {
 }
 
 impl SimSiam {
-    pub fn new(device: Device, backbone: &ResNetConfig, cfg: SimSiamConfig) -> Self {
+    pub fn new(device: Device, backbone: &ResNetConfig, cfg: SimSiamConfig, mix_target: MixTarget) -> Self {
         let vs = nn::VarStore::new(device);
-        let net = Encoder::new(&vs.root(), backbone, &cfg.projector);
-        let predictor = Head::new(&(vs.root() / "predictor"), cfg.projector.dim, &cfg.predictor);
-        SimSiam { cfg, vs, net, predictor, feats: None }
+        let projector = cfg.projector();
+        let net = Encoder::new(&vs.root(), backbone, &projector.head());
+        let predictor = Head::new(&(vs.root() / "predictor"), cfg.dim, &projector.predictor(cfg.predictor_hidden));
+        SimSiam { mix_target, vs, net, predictor, feats: None }
     }
 
     /// (prediction, detached projection) of a batch.
@@ -58,10 +71,8 @@ impl Method for SimSiam {
         let mut loss = pair(&o1, &o2);
         if let Some(m) = mixed {
             let om = self.forward(&m.images);
-            let t = if self.cfg.mix_target == MixTarget::View2 { &o2 } else { &o1 };
-            let direct = pair(&om, t);
-            let reverse = pair(&(reversed(&om.0), reversed(&om.1)), t);
-            loss = loss + m.weigh(&direct, &reverse);
+            let t = if self.mix_target == MixTarget::View2 { &o2 } else { &o1 };
+            loss = loss + m.term(|p| Ok(pair(&(p.arrange(&om.0), p.arrange(&om.1)), t)))?;
         }
         Ok(loss)
     }
@@ -79,8 +90,8 @@ mod tests {
     #[test]
     fn projections_used_as_targets_are_stopped_and_unmix_is_weighted() {
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
-        let cfg = SimSiamConfig { projector: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 }, predictor: HeadConfig { dim: 8, hidden: 4, bn: true, layers: 2 }, mix_target: MixTarget::View2 };
-        let mut m = SimSiam::new(Device::Cpu, &backbone, cfg);
+        let cfg = SimSiamConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, predictor_hidden: 4 };
+        let mut m = SimSiam::new(Device::Cpu, &backbone, cfg, MixTarget::View2);
         let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let (p, z) = m.forward(&x1);

@@ -15,25 +15,77 @@
 //! their CIFAR runs.
 
 use super::losses::normalize;
-use super::{Features, Method, StepInfo};
-use crate::mix::{reversed, Mixed};
-use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
+use super::{method_settings, positive, view2_only, Features, Method, RunContext, StepInfo};
+use crate::dist::{global_batch, Grad};
+use crate::mix::Mixed;
+use crate::model::{Encoder, ResNetConfig};
+use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct SwavConfig {
-    pub head: HeadConfig,
-    pub prototypes: i64,
-    pub temperature: f64,
-    pub epsilon: f64,
-    pub sinkhorn_iters: usize,
-    /// Prototypes receive no update during the first N optimizer steps.
-    pub freeze_prototypes_steps: u64,
-    /// Queue length per large crop (0 = no queue); a multiple of the batch size.
-    pub queue: i64,
-    /// The epoch (0-based) from which the queue is kept.
-    pub queue_start_epoch: usize,
+method_settings! {
+    /// SwAV's `[method]` keys (`name = "swav"`).
+    pub struct SwavConfig {
+        /// Number of prototypes.
+        #[serde(default = "d100")]
+        pub prototypes: i64,
+        /// Softmax temperature of the swapped prediction.
+        #[serde(default = "d01")]
+        pub temperature: f64,
+        /// Sinkhorn-Knopp epsilon and iterations.
+        #[serde(default = "d005")]
+        pub sinkhorn_epsilon: f64,
+        #[serde(default = "d3")]
+        pub sinkhorn_iters: usize,
+        /// Prototypes are not updated during the first N optimizer steps.
+        #[serde(default)]
+        pub freeze_prototypes_steps: u64,
+        /// Queue of past projections per large crop joining the Sinkhorn batch (0 = none; a
+        /// multiple of the global batch).
+        #[serde(default)]
+        pub swav_queue: i64,
+        /// The epoch (1-based) from which the queue is kept.
+        #[serde(default = "d15")]
+        pub swav_queue_start_epoch: usize,
+    }
+}
+
+fn d100() -> i64 {
+    100
+}
+fn d01() -> f64 {
+    0.1
+}
+fn d005() -> f64 {
+    0.05
+}
+fn d3() -> usize {
+    3
+}
+fn d15() -> usize {
+    15
+}
+
+impl SwavConfig {
+    pub fn validate(&self, ctx: &RunContext) -> Result<()> {
+        if self.prototypes <= 0 || self.sinkhorn_iters == 0 {
+            bail!("SwAV needs method.prototypes > 0 and method.sinkhorn_iters >= 1");
+        }
+        positive("method.sinkhorn_epsilon", self.sinkhorn_epsilon)?;
+        positive("method.temperature", self.temperature)?;
+        let b = ctx.global_batch();
+        if self.swav_queue < 0 || self.swav_queue % b != 0 {
+            bail!(
+                "method.swav_queue = {} must be 0 or a positive multiple of the global batch ({b} = train.batch_size{})",
+                self.swav_queue,
+                if ctx.processes > 1 { format!(" x {} processes", ctx.processes) } else { String::new() }
+            );
+        }
+        if self.swav_queue > 0 && self.swav_queue_start_epoch == 0 {
+            bail!("method.swav_queue_start_epoch counts from 1 (the first epoch)");
+        }
+        view2_only("SwAV", "the mixture replaces view 1 and is scored against view 2's code", ctx)
+    }
 }
 
 pub struct Swav {
@@ -95,11 +147,11 @@ pub fn swapped_prediction(codes: &[Tensor], scores: &[Tensor], t: f64) -> Tensor
 impl Swav {
     pub fn new(device: Device, backbone: &ResNetConfig, cfg: SwavConfig) -> Self {
         let vs = nn::VarStore::new(device);
-        let net = Encoder::new(&vs.root(), backbone, &cfg.head);
-        let bound = 1.0 / (cfg.head.dim as f64).sqrt();
+        let net = Encoder::new(&vs.root(), backbone, &cfg.projector().head());
+        let bound = 1.0 / (cfg.dim as f64).sqrt();
         let prototypes = nn::linear(
             vs.root() / "prototypes",
-            cfg.head.dim,
+            cfg.dim,
             cfg.prototypes,
             nn::LinearConfig { ws_init: nn::Init::Uniform { lo: -bound, up: bound }, bs_init: None, bias: false },
         );
@@ -115,10 +167,7 @@ impl Swav {
 
     /// With several processes: the global batch of per-process rows (constants).
     fn global(&self, local: &Tensor) -> anyhow::Result<Tensor> {
-        match &self.dist {
-            Some(d) => d.all_gather_interleaved(&local.detach()),
-            None => Ok(local.detach()),
-        }
+        global_batch(self.dist.as_deref(), local, Grad::None)
     }
 
     /// The Sinkhorn code of large crop `i` from its scores, with the queue's projections in the
@@ -131,10 +180,10 @@ impl Swav {
             Some(queue) if self.queued >= queue.size()[1] => {
                 let past = tch::no_grad(|| self.prototypes.forward(&queue.get(i)));
                 let all = Tensor::cat(&[past.to_kind(scores.kind()), scores], 0);
-                let q = sinkhorn(&all, self.cfg.epsilon, self.cfg.sinkhorn_iters);
+                let q = sinkhorn(&all, self.cfg.sinkhorn_epsilon, self.cfg.sinkhorn_iters);
                 q.narrow(0, q.size()[0] - b, b)
             }
-            _ => sinkhorn(&scores, self.cfg.epsilon, self.cfg.sinkhorn_iters),
+            _ => sinkhorn(&scores, self.cfg.sinkhorn_epsilon, self.cfg.sinkhorn_iters),
         };
         match &self.dist {
             Some(d) => Ok(d.shard_of(&q)),
@@ -209,8 +258,9 @@ impl Method for Swav {
     fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
         self.normalize_prototypes();
         let b = views[0].size()[0];
-        if self.cfg.queue > 0 && info.epoch >= self.cfg.queue_start_epoch && self.queue.is_none() {
-            self.queue = Some(Tensor::zeros([2, self.cfg.queue, self.cfg.head.dim], (Kind::Float, self.vs.device())));
+        // The queue starts at the configured (1-based) epoch; `info.epoch` counts from 0.
+        if self.cfg.swav_queue > 0 && info.epoch + 1 >= self.cfg.swav_queue_start_epoch && self.queue.is_none() {
+            self.queue = Some(Tensor::zeros([2, self.cfg.swav_queue, self.cfg.dim], (Kind::Float, self.vs.device())));
             self.queued = 0;
         }
         // One forward pass per crop size, as the authors' multi-crop wrapper: the large crops with
@@ -244,10 +294,9 @@ impl Method for Swav {
                 mscores[2 + 2 * j] = s;
             }
             let qm = self.code(0, &mscores[0])?;
-            let q2 = codes[1].shallow_clone();
-            let direct = swapped_prediction(&[qm.shallow_clone(), q2.shallow_clone()], &mscores, t);
-            let reverse = swapped_prediction(&[reversed(&qm), q2], &mscores, t);
-            loss = loss + m.weigh(&direct, &reverse);
+            let q2 = &codes[1];
+            // Only the mixture's code follows the pairing; the predictions keep their order.
+            loss = loss + m.term(|p| Ok(swapped_prediction(&[p.arrange(&qm), q2.shallow_clone()], &mscores, t)))?;
         }
         self.enqueue(&[z[0].shallow_clone(), z[1].shallow_clone()])?;
         Ok(loss)
@@ -328,14 +377,17 @@ mod tests {
     fn small_swav(queue: i64, freeze_prototypes_steps: u64) -> Swav {
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
         let cfg = SwavConfig {
-            head: HeadConfig { dim: 8, hidden: 16, bn: true, layers: 2 },
+            dim: 8,
+            mlp_hidden: 16,
+            mlp_bn: true,
+            mlp_layers: 2,
             prototypes: 5,
             temperature: 0.1,
-            epsilon: 0.05,
+            sinkhorn_epsilon: 0.05,
             sinkhorn_iters: 3,
             freeze_prototypes_steps,
-            queue,
-            queue_start_epoch: 1,
+            swav_queue: queue,
+            swav_queue_start_epoch: 2,
         };
         Swav::new(Device::Cpu, &backbone, cfg)
     }

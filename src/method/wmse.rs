@@ -5,42 +5,87 @@
 //!
 //! Un-Mix: the mixture's embeddings are whitened with the same groups (on their own statistics)
 //! and scored against view 2's whitened embeddings with the normalized MSE, weight lam, and in
-//! reversed order, weight 1 - lam, through the shared [`Mixed::loss`]. Reversing the whitened
+//! reversed order, weight 1 - lam, through the shared [`Mixed::term`]. Reversing the whitened
 //! outputs equals whitening the reversed mixture exactly when one group covers the batch
 //! (`w_size` = batch size); with smaller groups the partner's row was whitened in its own group.
 
 use super::losses::{normalized_mse, whiten_groups};
-use super::{Method, MixTarget, StepInfo};
-use crate::mix::Mixed;
-use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
+use super::{method_settings, Method, RunContext, StepInfo};
+use crate::mix::{MixTarget, Mixed};
+use crate::model::{Encoder, ResNetConfig};
+use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Tensor};
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct WmseConfig {
-    pub head: HeadConfig,
-    /// Rows per whitening group (must exceed the embedding dimension).
-    pub w_size: i64,
-    /// Whitening draws per step.
-    pub w_iter: usize,
-    /// Shrinkage of the covariance towards the identity.
-    pub eps: f64,
-    pub mix_target: MixTarget,
+method_settings! {
+    /// W-MSE's `[method]` keys (`name = "wmse"`).
+    pub struct WmseConfig {
+        /// Rows per whitening group (0 = the whole batch; must exceed method.dim).
+        #[serde(default)]
+        pub w_size: i64,
+        /// Whitening draws per step.
+        #[serde(default = "one")]
+        pub w_iter: usize,
+        /// Shrinkage of the covariance towards the identity.
+        #[serde(default)]
+        pub w_eps: f64,
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+impl WmseConfig {
+    /// Rows per whitening group for a batch of `batch` rows.
+    pub fn group_size(&self, batch: i64) -> i64 {
+        if self.w_size == 0 { batch } else { self.w_size }
+    }
+
+    pub fn validate(&self, ctx: &RunContext) -> Result<()> {
+        let b = ctx.batch_size as i64;
+        let w = self.group_size(b);
+        if w <= self.dim || b % w != 0 {
+            bail!(
+                "method.w_size = {w} must exceed method.dim = {} (whitening needs more rows than dimensions) and divide train.batch_size = {b}",
+                self.dim
+            );
+        }
+        if self.w_iter == 0 || !(0.0..1.0).contains(&self.w_eps) {
+            bail!("method.w_iter must be at least 1 and method.w_eps in [0, 1)");
+        }
+        // Un-Mix's mixup rows i and N-1-i coincide at lam = 0.5, so a group that covers the
+        // whole mixed batch holds only w/2 distinct rows: singular when w/2 <= dim.
+        if ctx.unmix.enabled && w == b && self.w_eps == 0.0 && w / 2 <= self.dim {
+            bail!(
+                "method.w_size = {w} = train.batch_size with Un-Mix whitens the whole mixed batch, whose mixup rows i and N-1-i \
+                 coincide at lambda 0.5: {} distinct rows for method.dim = {} dimensions, a singular covariance and a NaN loss. \
+                 Use train.batch_size >= 2 * method.w_size (random groups), method.w_size > 2 * method.dim, or method.w_eps > 0",
+                w / 2,
+                self.dim
+            );
+        }
+        Ok(())
+    }
 }
 
 pub struct Wmse {
     cfg: WmseConfig,
+    /// Rows per whitening group (`w_size`, or the batch for 0).
+    w_size: i64,
+    mix_target: MixTarget,
     vs: nn::VarStore,
     net: Encoder,
     feats: Option<Tensor>,
 }
 
 impl Wmse {
-    pub fn new(device: Device, backbone: &ResNetConfig, cfg: WmseConfig) -> Self {
+    pub fn new(device: Device, backbone: &ResNetConfig, cfg: WmseConfig, batch_size: i64, mix_target: MixTarget) -> Self {
         let vs = nn::VarStore::new(device);
-        let net = Encoder::new(&vs.root(), backbone, &cfg.head);
-        Wmse { cfg, vs, net, feats: None }
+        let net = Encoder::new(&vs.root(), backbone, &cfg.projector().head());
+        let w_size = cfg.group_size(batch_size);
+        Wmse { cfg, w_size, mix_target, vs, net, feats: None }
     }
 
     /// A random partition of `0..n` into groups of `w_size` (the last rows are left out when
@@ -48,7 +93,7 @@ impl Wmse {
     fn groups(&self, n: i64, rng: &mut ChaCha8Rng, device: Device) -> Vec<Tensor> {
         let mut perm: Vec<i64> = (0..n).collect();
         perm.shuffle(rng);
-        perm.chunks_exact(self.cfg.w_size as usize).map(|c| Tensor::from_slice(c).to_device(device)).collect()
+        perm.chunks_exact(self.w_size as usize).map(|c| Tensor::from_slice(c).to_device(device)).collect()
     }
 }
 
@@ -75,13 +120,13 @@ impl Method for Wmse {
         let iters = self.cfg.w_iter as f64;
         for _ in 0..self.cfg.w_iter {
             let groups = self.groups(b, rng, z.device());
-            let w1 = whiten_groups(&part(0), &groups, self.cfg.eps);
-            let w2 = whiten_groups(&part(1), &groups, self.cfg.eps);
+            let w1 = whiten_groups(&part(0), &groups, self.cfg.w_eps);
+            let w2 = whiten_groups(&part(1), &groups, self.cfg.w_eps);
             loss = loss + covered_nmse(&w1, &w2, &groups) / iters;
             if let Some(m) = mixed {
-                let wm = whiten_groups(&part(2), &groups, self.cfg.eps);
-                let target = if self.cfg.mix_target == MixTarget::View2 { &w2 } else { &w1 };
-                loss = loss + m.loss(&wm, |o| covered_nmse(o, target, &groups)) / iters;
+                let wm = whiten_groups(&part(2), &groups, self.cfg.w_eps);
+                let target = if self.mix_target == MixTarget::View2 { &w2 } else { &w1 };
+                loss = loss + m.term(|p| Ok(covered_nmse(&p.arrange(&wm), target, &groups)))? / iters;
             }
         }
         Ok(loss)
@@ -97,8 +142,8 @@ mod tests {
 
     fn wmse(w_size: i64) -> Wmse {
         let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
-        let cfg = WmseConfig { head: HeadConfig { dim: 4, hidden: 16, bn: true, layers: 2 }, w_size, w_iter: 1, eps: 0.0, mix_target: MixTarget::View2 };
-        Wmse::new(Device::Cpu, &backbone, cfg)
+        let cfg = WmseConfig { dim: 4, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, w_size, w_iter: 1, w_eps: 0.0 };
+        Wmse::new(Device::Cpu, &backbone, cfg, 16, MixTarget::View2)
     }
 
     #[test]

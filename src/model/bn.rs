@@ -96,7 +96,9 @@ impl SplitBatchNorm {
     /// calls and cat copied every activation twice per layer (ResNet-18 CIFAR bf16 step: 2-4 %
     /// slower with 8 groups than with 1).
     fn forward_blocks(&self, x: &Tensor, g: i64) -> Tensor {
-        let mut err = [0 as std::os::raw::c_char; 1024];
+        let mut err = crate::ffi::error_buffer();
+        // SAFETY: every pointer is a live tensor owned by `x` or `self` for the whole call; the
+        // shim checks sizes (csrc/split_bn.cpp) and writes at most `err.len()` bytes into `err`.
         let p = unsafe {
             unmix_blocked_batch_norm(
                 x.as_ptr(),
@@ -112,8 +114,9 @@ impl SplitBatchNorm {
             )
         };
         if p.is_null() {
-            panic!("split batch norm over {g} blocks of a batch of shape {:?} failed in libtorch: {}", x.size(), crate::dist::message(&err));
+            panic!("split batch norm over {g} blocks of a batch of shape {:?} failed in libtorch: {}", x.size(), crate::ffi::message(&err));
         }
+        // SAFETY: a non-null result is a new tensor the shim allocated for us to own.
         unsafe { Tensor::from_ptr(p) }
     }
 }

@@ -16,13 +16,16 @@ extern "C" {
 
 /// `t` in channels-last memory (a copy unless it already is).
 pub fn channels_last(t: &Tensor) -> Tensor {
+    // SAFETY: `t` is a live tensor for the call; the shim only reads it.
     let p = unsafe { unmix_channels_last(t.as_ptr()) };
     assert!(!p.is_null(), "libtorch could not make a channels-last copy of a tensor of shape {:?}", t.size());
+    // SAFETY: a non-null result is a new tensor the shim allocated for us to own.
     unsafe { Tensor::from_ptr(p) }
 }
 
 /// Whether `t` is a 4-d tensor in channels-last memory.
 pub fn is_channels_last(t: &Tensor) -> bool {
+    // SAFETY: `t` is a live tensor for the call; the shim only reads its strides.
     let r = unsafe { unmix_is_channels_last(t.as_ptr()) };
     assert!(r >= 0, "libtorch could not read the layout of a tensor of shape {:?}", t.size());
     r == 1

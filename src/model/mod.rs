@@ -7,12 +7,35 @@ pub mod resnet;
 
 pub use bn::SplitBatchNorm;
 pub use head::Head;
-pub use resnet::{Arch, ResNet, ResNetConfig};
+pub use resnet::{Arch, ConvInit, ResNet, ResNetConfig};
 
-use tch::{nn, Tensor};
+use tch::{nn, Device, Tensor};
 
-/// Which features evaluation uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `model.memory_format`: the memory layout of the network's weights and activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryFormat {
+    /// Channels-last on the CPU (oneDNN's convolutions use NHWC directly), contiguous on CUDA.
+    #[default]
+    Auto,
+    ChannelsLast,
+    Contiguous,
+}
+
+impl MemoryFormat {
+    /// Whether a network on `device` runs in channels-last memory.
+    pub fn channels_last_on(self, device: Device) -> bool {
+        match self {
+            MemoryFormat::ChannelsLast => true,
+            MemoryFormat::Contiguous => false,
+            MemoryFormat::Auto => device == Device::Cpu,
+        }
+    }
+}
+
+/// Which features evaluation uses (`eval.features`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Features {
     /// The projection head's output (the authors' kNN monitor).
     Head,

@@ -6,26 +6,22 @@ use super::bn::SplitBatchNorm;
 use super::layout::channels_last;
 use tch::{nn, Tensor};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `model.arch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Arch {
+    #[default]
+    #[serde(rename = "resnet18")]
     ResNet18,
+    #[serde(rename = "resnet34")]
     ResNet34,
+    #[serde(rename = "resnet50")]
     ResNet50,
     /// Bottleneck blocks in a [2, 2, 2, 2] layout (2048-d): what the SwAV CIFAR code calls "resnet18".
+    #[serde(rename = "resnet18-bottleneck")]
     ResNet18Bottleneck,
 }
 
 impl Arch {
-    pub fn parse(s: &str) -> Option<Arch> {
-        match s {
-            "resnet18" => Some(Arch::ResNet18),
-            "resnet34" => Some(Arch::ResNet34),
-            "resnet50" => Some(Arch::ResNet50),
-            "resnet18-bottleneck" => Some(Arch::ResNet18Bottleneck),
-            _ => None,
-        }
-    }
-
     fn blocks(self) -> [usize; 4] {
         match self {
             Arch::ResNet18 | Arch::ResNet18Bottleneck => [2, 2, 2, 2],
@@ -83,24 +79,16 @@ impl Default for ResNetConfig {
     }
 }
 
-/// Convolution weight initialization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Convolution weight initialization (`model.conv_init`, `model.stem_init`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum ConvInit {
     /// torchvision's ResNet: kaiming_normal_(mode="fan_out", nonlinearity="relu").
     #[default]
+    #[serde(rename = "torchvision")]
     Torchvision,
     /// nn.Conv2d's default (kaiming_uniform_ with a = sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    #[serde(rename = "pytorch")]
     PyTorch,
-}
-
-impl ConvInit {
-    pub fn parse(s: &str) -> Option<ConvInit> {
-        match s {
-            "torchvision" => Some(ConvInit::Torchvision),
-            "pytorch" => Some(ConvInit::PyTorch),
-            _ => None,
-        }
-    }
 }
 
 /// nn.Conv2d's default weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
@@ -244,14 +232,14 @@ impl ResNet {
         }
         let mut net = ResNet { conv1, bn1, max_pool: !cfg.cifar_stem, layers, out_dim: cin, channels_last: false, input_padding: cfg.input_padding };
         if cfg.channels_last {
-            net.to_channels_last();
+            net.use_channels_last();
         }
         net
     }
 
     /// Moves every convolution weight to channels-last memory (values unchanged) and switches split
     /// batch norm to blocks of the reordered batch.
-    fn to_channels_last(&mut self) {
+    fn use_channels_last(&mut self) {
         self.channels_last = true;
         let mut convs: Vec<&mut nn::Conv2D> = vec![&mut self.conv1];
         for l in self.layers.iter_mut() {
@@ -591,8 +579,10 @@ mod tests {
         assert!(pt.abs().max().double_value(&[]) <= bound);
         let std = pt.std(true).double_value(&[]);
         assert!((std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.05, "pytorch std {std}");
-        assert_eq!(ConvInit::parse("pytorch"), Some(ConvInit::PyTorch));
-        assert_eq!(ConvInit::parse("kaiming"), None);
+        let parse = |s: &str| toml::from_str::<std::collections::BTreeMap<String, ConvInit>>(&format!("v = \"{s}\"")).map(|m| m["v"]);
+        assert_eq!(parse("pytorch").unwrap(), ConvInit::PyTorch);
+        assert_eq!(parse("torchvision").unwrap(), ConvInit::Torchvision);
+        assert!(parse("kaiming").unwrap_err().to_string().contains("expected `torchvision` or `pytorch`"));
     }
 
 }

@@ -4,52 +4,9 @@ pub mod font;
 pub mod plot;
 pub mod preview;
 
+use crate::build::LoadedRun;
 use crate::config::Config;
-use crate::eval::knn::KnnResult;
-use serde_json::{json, Value};
-
-/// Peak resident memory of this process in MiB (Linux), if known.
-pub fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// The protocol sentence written next to every kNN number.
-pub fn knn_protocol(cfg: &Config, r: &KnnResult) -> String {
-    let rule = match r.metric {
-        crate::eval::knn::Metric::WeightedCosine => format!("weighted kNN (cosine, k {}, t {})", r.k, r.t),
-        crate::eval::knn::Metric::EuclideanMajority => format!("kNN majority vote (Euclidean, k {})", r.k),
-    };
-    let (norm, what) = match (r.metric, cfg.eval.features.as_str()) {
-        (crate::eval::knn::Metric::WeightedCosine, "backbone") => ("L2-normalized ", "pooled backbone features".to_string()),
-        (crate::eval::knn::Metric::WeightedCosine, _) => ("L2-normalized ", format!("{}-d head output", cfg.method.dim)),
-        (_, "backbone") => ("", "pooled backbone features".to_string()),
-        _ => ("", format!("{}-d head output", cfg.method.dim)),
-    };
-    format!(
-        "{rule} on the {norm}{what} of the trained encoder; bank = {} train split without augmentation; top-1 on the test split",
-        cfg.data.dataset
-    )
-}
-
-pub fn summary(cfg: &Config, epochs_done: usize, last_loss: f64, knn: Option<KnnResult>, images: u64, train_seconds: f64, wall_seconds: f64) -> Value {
-    json!({
-        "method": cfg.method.name,
-        "unmix": cfg.unmix.enabled,
-        "dataset": cfg.data.dataset,
-        "epochs": epochs_done,
-        "epochs_planned": cfg.train.epochs,
-        "final_loss": if last_loss.is_finite() { json!(last_loss) } else { Value::Null },
-        "knn": knn.map(|r| json!({"top1": r.top1, "top5": r.top5, "k": r.k, "t": r.t, "protocol": knn_protocol(cfg, &r)})),
-        "images_per_second": if train_seconds > 0.0 { images as f64 / train_seconds } else { 0.0 },
-        "train_seconds": train_seconds,
-        "wall_seconds": wall_seconds,
-        "peak_rss_mib": peak_rss_mib(),
-        "seed": cfg.seed,
-    })
-}
+use serde_json::Value;
 
 /// Reads a JSON-lines file (missing file: no lines).
 fn read_jsonl(path: &std::path::Path) -> anyhow::Result<Vec<Value>> {
@@ -87,7 +44,8 @@ pub fn pca2(x: &tch::Tensor) -> Vec<(f64, f64)> {
 pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     use anyhow::Context;
     let config_path = run.join("config.toml");
-    let cfg = Config::load(&config_path, &[]).with_context(|| format!("{} is not an unmix run folder", run.display()))?;
+    let text = std::fs::read_to_string(&config_path).with_context(|| format!("{} is not an unmix run folder (no config.toml)", run.display()))?;
+    let cfg = Config::from_saved_toml(&text, &config_path.display().to_string(), &[])?;
     let steps = read_jsonl(&run.join("steps.jsonl"))?;
     let epochs = read_jsonl(&run.join("metrics.jsonl"))?;
     if steps.is_empty() && epochs.is_empty() {
@@ -107,19 +65,18 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
     )?;
 
     // Embedding map of (up to) 2000 test images.
-    let ckpt = run.join(crate::train::CHECKPOINT);
+    let ckpt = run.join(crate::checkpoint::RUN_CHECKPOINT);
     let mut embed_note = String::from("no checkpoint yet");
     if ckpt.exists() {
-        let (tensors, _) = crate::train::checkpoint::load(&ckpt)?;
-        let device = crate::train::setup_runtime(&cfg)?;
-        let mut method = crate::train::build_method(&cfg, device)?;
-        method.load_state(&tensors)?;
+        let loaded = LoadedRun::from_checkpoint(&ckpt, &[])?;
         let test = crate::data::load_split(&cfg, false)?.limit(2000);
-        let which = crate::train::features(&cfg);
-        let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
-        let f = crate::eval::knn::extract(&test.data, &crate::data::eval_recipes(&cfg), cfg.eval.batch_size, cfg.data.workers, device, true, &|x| method.embed(x, which))?;
+        let f = crate::eval::embed_split(&cfg, loaded.device, loaded.method.as_ref(), &test, cfg.eval.features, true)?;
         plot::scatter(&run.join("embeddings.png"), "PCA OF TEST EMBEDDINGS", &pca2(&f), &test.labels)?;
-        embed_note = format!("PCA of the L2-normalized {} features of the first {} test images, coloured by class", cfg.eval.features, test.len());
+        let which = match cfg.eval.features {
+            crate::model::Features::Head => "head",
+            crate::model::Features::Backbone => "backbone",
+        };
+        embed_note = format!("PCA of the L2-normalized {which} features of the first {} test images, coloured by class", test.len());
     }
 
     let summary: Option<Value> = std::fs::read_to_string(run.join("summary.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
@@ -127,7 +84,7 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
     let mut md = format!("# unmix run: {}\n\n", run.display());
     md += &format!(
         "Method **{}**{} on **{}**, {} of {} epochs.\n\n## Results\n\n",
-        cfg.method.name,
+        cfg.method.name(),
         if cfg.unmix.enabled { " + Un-Mix" } else { " (Un-Mix off)" },
         cfg.data.dataset,
         epochs.len(),

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::data::{load_pretrain, to_tensor, train_recipes};
-use crate::mix::{self, MixKind, Mixed, UnMixSettings};
+use crate::mix::{self, MixKind, Mixed, UnMixConfig};
 use anyhow::{Context, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -54,7 +54,7 @@ pub fn write_preview(cfg: &Config, images: usize, mode: Option<&str>, out: &Path
     };
     // The same stream as training step 0, so the preview shows the run's first mixture.
     let mut rng = unmix_data::seed::step_rng(cfg.seed, 0);
-    let draw = mix::draw(&mut rng, &UnMixSettings { prob, alpha: cfg.unmix.alpha }, h, w);
+    let draw = mix::draw(&mut rng, &UnMixConfig { prob, ..cfg.unmix.clone() }, h, w);
     let mixed = Mixed::new(&v1, draw);
     let partner = mix::reversed(&v1);
 

@@ -1,30 +1,27 @@
-//! The pretraining loop: data -> Un-Mix -> method loss -> SGD, with per-epoch kNN, metrics,
-//! atomic checkpoints and exact resume.
+//! The pretraining loop: data -> Un-Mix -> method loss -> optimizer, with per-epoch evaluation,
+//! records, atomic checkpoints and exact resume. The pieces: [`step`] (one training step, shared
+//! with `unmix bench step`), [`log`] (the run's records), [`summary`] (what a run reports); this
+//! file runs the epochs and evaluates and checkpoints at each one's end.
 
-pub mod checkpoint;
-pub mod optim;
+pub mod log;
+pub mod step;
+pub mod summary;
 
-use crate::config::{parse_device, Config};
-use crate::data::{bad_image_policy, eval_recipes, load_pretrain, load_split, to_tensor, train_recipes, Split};
-use crate::eval::knn::{self, KnnResult};
+use crate::build;
+use crate::checkpoint::{self, RUN_CHECKPOINT};
+use crate::config::{Config, Dataset};
+use crate::data::{bad_image_policy, load_pretrain, to_tensor, train_recipes};
+use crate::eval::knn::{KnnData, KnnResult};
 use crate::eval::online::OnlineProbe;
-use crate::method::{
-    Byol, ByolConfig, Features, Method, MixTarget, MoCo, MoCoConfig, Redundancy, RedundancyLoss, SimClr, SimClrConfig, SimSiam, SimSiamConfig, StepInfo,
-    Swav, SwavConfig, Wmse, WmseConfig,
-};
-use crate::mix::{Mixed, UnMixSettings};
-use crate::model::{head::HeadConfig, named_trainable, Arch, ResNetConfig};
-use crate::report;
+use crate::model::Features;
 use anyhow::{bail, Context, Result};
-use checkpoint::Meta;
-use optim::{Optimizer, ParamGroup, Rule, Schedule};
-use serde_json::json;
+use log::{progress_bar, EpochRecord, RunLog};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use step::Trainer;
+use summary::{KnnSummary, ProbeSummary, Summary, PROBE_PROTOCOL};
 use tch::{Device, Kind, Tensor};
 use unmix_data::loader::{num_batches, Loader, LoaderConfig};
-
-pub const CHECKPOINT: &str = "checkpoints/last.safetensors";
 
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -36,196 +33,80 @@ pub struct RunOptions {
     pub until_epoch: Option<usize>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
-    /// Write plots and report.md at the end.
-    pub report: bool,
     /// No kNN evaluation (benchmarks of the training loop alone).
     pub skip_eval: bool,
 }
 
-/// The configured backbone on `device` (`model.memory_format = "auto"`: channels-last on the CPU).
-pub fn backbone_config(cfg: &Config, device: Device) -> ResNetConfig {
-    ResNetConfig {
-        arch: Arch::parse(&cfg.model.arch).expect("validated"),
-        widths: cfg.model.widths,
-        in_channels: cfg.model.in_channels,
-        cifar_stem: cfg.model.cifar_stem,
-        bn_splits: cfg.model.bn_splits,
-        conv_init: crate::model::resnet::ConvInit::parse(&cfg.model.conv_init).expect("validated"),
-        channels_last: match cfg.model.memory_format.as_str() {
-            "channels-last" => true,
-            "contiguous" => false,
-            _ => device == Device::Cpu,
-        },
-        input_padding: cfg.model.input_padding,
-        stem_init: cfg.model.stem_init.as_deref().map(|s| crate::model::resnet::ConvInit::parse(s).expect("validated")),
-    }
+/// How `pretrain` ended in this process.
+#[derive(Clone, Debug)]
+pub enum Finished {
+    /// A single process, or rank 0 of several: the run's summary (also in summary.json).
+    Main(Box<Summary>),
+    /// Another rank of a multi-process run (rank 0 reports).
+    Worker { rank: usize, epochs: usize },
 }
 
-/// Builds the configured method on `device`.
-pub fn build_method(cfg: &Config, device: Device) -> Result<Box<dyn Method>> {
-    let backbone = backbone_config(cfg, device);
-    let m = &cfg.method;
-    let head = HeadConfig { dim: m.dim, hidden: m.mlp_hidden, bn: m.mlp_bn, layers: m.mlp_layers };
-    // The predictor MLP of BYOL, SimSiam and MoCo v3-style MoCo (two layers, with batch norm).
-    let predictor = HeadConfig { dim: m.dim, hidden: m.predictor_hidden, bn: true, layers: 2 };
-    let mix_target = if cfg.unmix.target == "view1" { MixTarget::View1 } else { MixTarget::View2 };
-    match m.name.as_str() {
-        "moco" => Ok(Box::new(MoCo::new(
-            device,
-            &backbone,
-            MoCoConfig {
-                head,
-                queue: m.queue,
-                momentum: m.momentum,
-                temperature: m.temperature,
-                symmetric: m.symmetric,
-                predictor: (m.predictor_hidden > 0).then_some(predictor),
-            },
-        ))),
-        "simclr" => Ok(Box::new(SimClr::new(device, &backbone, SimClrConfig { head, temperature: m.temperature, mix_target }))),
-        "byol" => Ok(Box::new(Byol::new(
-            device,
-            &backbone,
-            ByolConfig {
-                projector: head,
-                predictor,
-                tau_base: m.tau_base,
-                mix_target,
-            },
-        ))),
-        "simsiam" => Ok(Box::new(SimSiam::new(
-            device,
-            &backbone,
-            SimSiamConfig { projector: head, predictor, mix_target },
-        ))),
-        "barlow" => Ok(Box::new(Redundancy::new(device, &backbone, &head, RedundancyLoss::BarlowTwins { lambda: m.barlow_lambda, scale: m.barlow_scale }, mix_target))),
-        "vicreg" => Ok(Box::new(Redundancy::new(
-            device,
-            &backbone,
-            &head,
-            RedundancyLoss::VicReg { sim: m.vicreg_weights[0], var: m.vicreg_weights[1], cov: m.vicreg_weights[2] },
-            mix_target,
-        ))),
-        "swav" => Ok(Box::new(Swav::new(
-            device,
-            &backbone,
-            SwavConfig {
-                head,
-                prototypes: m.prototypes,
-                temperature: m.temperature,
-                epsilon: m.sinkhorn_epsilon,
-                sinkhorn_iters: m.sinkhorn_iters,
-                freeze_prototypes_steps: m.freeze_prototypes_steps,
-                queue: m.swav_queue,
-                queue_start_epoch: m.swav_queue_start_epoch.saturating_sub(1),
-            },
-        ))),
-        "wmse" => Ok(Box::new(Wmse::new(
-            device,
-            &backbone,
-            WmseConfig { head, w_size: if m.w_size == 0 { cfg.train.batch_size as i64 } else { m.w_size }, w_iter: m.w_iter, eps: m.w_eps, mix_target },
-        ))),
-        other => bail!("method.name = \"{other}\" is not supported"),
-    }
-}
-
-/// The configured optimizer over the method's trainable variables, with its parameter groups;
-/// a group whose prefix matches no variable is an error that lists the variable prefixes.
-pub fn build_optimizer(cfg: &Config, method: &dyn Method) -> Result<Optimizer> {
-    let rule = match cfg.train.optimizer.as_str() {
-        "lars" => Rule::Lars { eta: cfg.train.lars_eta, clip: cfg.train.lars_clip, exclude_1d: cfg.train.lars_scope == "weights" },
-        "adam" => Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
-        "adamw" => Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
-        _ => Rule::Sgd,
-    };
-    let mut opt = Optimizer::with_rule(named_trainable(method.trainable()), rule, cfg.train.momentum, cfg.train.weight_decay);
-    let groups: Vec<ParamGroup> = cfg
-        .train
-        .param_groups
-        .iter()
-        .map(|g| ParamGroup { prefix: g.prefix.clone(), lr: g.lr, lr_scale: g.lr_scale, weight_decay: g.weight_decay })
-        .collect();
-    let counts = opt.set_groups(&groups);
-    if let Some(i) = counts.iter().position(|c| *c == 0) {
-        let mut tops: Vec<String> = opt.names().map(|n| format!("{}.", n.split('.').next().unwrap_or(n))).collect();
-        tops.dedup();
-        bail!(
-            "train.param_groups[{i}].prefix = \"{}\" matches no trainable variable of method {}; its variables start with {}",
-            groups[i].prefix,
-            cfg.method.name,
-            tops.join(", ")
-        );
-    }
-    Ok(opt)
-}
-
-/// The configured evaluation features.
-pub fn features(cfg: &Config) -> Features {
-    if cfg.eval.features == "backbone" { Features::Backbone } else { Features::Head }
-}
-
-/// Sets libtorch threads, the device and the weight-init seed.
-pub fn setup_runtime(cfg: &Config) -> Result<Device> {
-    let threads = if cfg.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { cfg.threads };
-    tch::set_num_threads(threads as i32);
-    let mut device = parse_device(&cfg.device)?;
-    // Several processes per node (torchrun): plain "cuda" means each its own GPU, cuda:LOCAL_RANK.
-    if cfg.device == "cuda" {
-        let local = std::env::var("LOCAL_RANK").ok().and_then(|v| v.parse::<usize>().ok());
-        let world = std::env::var("WORLD_SIZE").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(1);
-        if let (Some(l), true) = (local, world > 1) {
-            device = Device::Cuda(l);
+impl Finished {
+    /// The summary, if this process reports.
+    pub fn summary(&self) -> Option<&Summary> {
+        match self {
+            Finished::Main(s) => Some(s.as_ref()),
+            Finished::Worker { .. } => None,
         }
     }
-    if let Device::Cuda(i) = device {
-        if !tch::Cuda::is_available() || i >= tch::Cuda::device_count() as usize {
-            bail!("device = \"{}\" but no such CUDA device is available; use device = \"cpu\"", cfg.device);
+}
+
+/// The end-of-epoch evaluation: kNN when due, and the online probe's test accuracy.
+struct EpochEval {
+    knn: KnnData,
+    probe: Option<OnlineProbe>,
+    classes: i64,
+    use_probe: bool,
+}
+
+impl EpochEval {
+    fn new(cfg: &Config) -> Result<EpochEval> {
+        let knn = KnnData::load(cfg)?;
+        let classes = knn.classes() as i64;
+        let use_probe = cfg.eval.online_probe && cfg.data.dataset != Dataset::Stl10 && classes > 1;
+        Ok(EpochEval { knn, probe: None, classes, use_probe })
+    }
+
+    /// One probe step on the step's (detached) view-1 features; the probe is built at the first
+    /// step, from the checkpoint's tensors when resuming.
+    fn probe_step(&mut self, feats: Option<Tensor>, labels: &[u32], lr: f64, device: Device, resumed: &mut Option<Vec<(String, Tensor)>>) -> Result<()> {
+        let (true, Some(f)) = (self.use_probe, feats.map(|f| f.to_kind(Kind::Float))) else { return Ok(()) };
+        if self.probe.is_none() {
+            let mut p = OnlineProbe::new(f.size()[1], self.classes, device);
+            if let Some(s) = resumed.take() {
+                p.load_state(&s).context("the checkpoint's online probe")?;
+            }
+            self.probe = Some(p);
         }
-    }
-    tch::manual_seed(cfg.seed as i64);
-    Ok(device)
-}
-
-/// The kNN bank (train split, unaugmented) and test split.
-pub struct KnnData {
-    pub bank: Split,
-    pub test: Split,
-}
-
-impl KnnData {
-    pub fn load(cfg: &Config) -> Result<KnnData> {
-        Ok(KnnData { bank: load_split(cfg, true)?, test: load_split(cfg, false)? })
+        let y = crate::eval::linear::labels_tensor(labels, device);
+        let _ = self.probe.as_mut().expect("built above").step(&f, &y, lr);
+        Ok(())
     }
 
-    /// Unaugmented features of the bank (train split) and the test split.
-    pub fn features(&self, cfg: &Config, device: Device, method: &dyn Method, which: Features, l2: bool) -> Result<(Tensor, Tensor)> {
-        let recipes = eval_recipes(cfg);
-        let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
-        let embed = |x: &Tensor| method.embed(x, which);
-        let bank = knn::extract(&self.bank.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, l2, &embed)?;
-        let test = knn::extract(&self.test.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, l2, &embed)?;
-        Ok((bank, test))
+    fn knn(&self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<KnnResult> {
+        self.knn.evaluate(cfg, device, trainer.method.as_ref())
     }
 
-    pub fn classes(&self) -> usize {
-        self.bank.classes.max(self.test.classes)
-    }
-
-    pub fn evaluate(&self, cfg: &Config, device: Device, method: &dyn Method) -> Result<KnnResult> {
-        let metric = if cfg.eval.knn_metric == "euclidean" { knn::Metric::EuclideanMajority } else { knn::Metric::WeightedCosine };
-        let (bank, test) = self.features(cfg, device, method, features(cfg), metric == knn::Metric::WeightedCosine)?;
-        let classes = self.classes();
-        Ok(knn::evaluate_with(metric, &bank, &self.bank.labels, &test, &self.test.labels, classes, cfg.eval.knn_k, cfg.eval.knn_t))
+    fn probe_accuracy(&self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<Option<f64>> {
+        let Some(p) = &self.probe else { return Ok(None) };
+        let test = crate::eval::embed_split(cfg, device, trainer.method.as_ref(), &self.knn.test, Features::Backbone, false)?;
+        let y = crate::eval::linear::labels_tensor(&self.knn.test.labels, device);
+        Ok(Some(crate::eval::linear::accuracy(&p.logits(&test), &y).0))
     }
 }
 
-/// Pretrains as configured; returns the summary also written to `summary.json`.
-pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
+/// Pretrains as configured; rank 0 returns the summary also written to `summary.json`.
+pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
     let wall = Instant::now();
     let out = &opts.out;
     std::fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("cannot create run folder {}", out.display()))?;
-    let ckpt_path = out.join(CHECKPOINT);
-    let device = setup_runtime(cfg)?;
+    let ckpt_path = out.join(RUN_CHECKPOINT);
+    let device = build::runtime(cfg)?;
     // Multi-process data parallelism when launched by torchrun (or with RANK/WORLD_SIZE set).
     // Gloo on the CPU; NCCL for CUDA when built with it (see build.rs), else Gloo.
     let dist = crate::dist::Dist::from_env_on(device)?.map(std::sync::Arc::new);
@@ -235,18 +116,9 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     if world > 1 && !cfg.train.drop_last {
         bail!("train.drop_last = false is not supported with {world} processes: every process needs a full share of each batch");
     }
-
-    if cfg.method.name == "swav" && cfg.method.swav_queue % (cfg.train.batch_size * world) as i64 != 0 {
-        bail!("method.swav_queue = {} must be a multiple of the global batch ({} processes x {})", cfg.method.swav_queue, world, cfg.train.batch_size);
-    }
-    if cfg.method.name == "moco" {
-        let keys = (cfg.train.batch_size * world) as i64 * if cfg.method.symmetric { 2 } else { 1 };
-        if cfg.method.queue % keys != 0 {
-            bail!("method.queue = {} must be a multiple of the keys enqueued per step across all {world} processes ({keys})", cfg.method.queue);
-        }
-    }
+    cfg.method.validate(&cfg.run_context(world))?;
     let train_set = load_pretrain(cfg)?;
-    let knn_data = KnnData::load(cfg)?;
+    let mut eval = EpochEval::new(cfg)?;
     let per_epoch = num_batches(train_set.len(), cfg.train.batch_size * world, cfg.train.drop_last);
     if per_epoch == 0 {
         bail!(
@@ -255,42 +127,23 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             cfg.train.batch_size
         );
     }
-
-    let mut method = build_method(cfg, device)?;
-    method.set_dist(dist.clone());
-    let mut opt = build_optimizer(cfg, method.as_ref())?;
-    if let Some(d) = &dist {
-        // Every rank starts from rank 0's weights and buffers (they agree anyway: same seed).
-        let tensors: Vec<Tensor> = method.state().into_iter().map(|(_, t)| t).collect();
-        d.broadcast_all(&tensors)?;
-        if main_rank {
-            println!(
-                "data parallel: {world} processes x batch {} = effective batch {}; train.lr = {} is used as given for the effective batch \
-                 (no automatic scaling; the linear rule would be lr x effective / 256); Un-Mix mixes within each process's batch, as the authors' code",
-                cfg.train.batch_size,
-                cfg.train.batch_size * world,
-                cfg.train.lr
-            );
-        }
+    let mut trainer = Trainer::new(cfg, device, dist.clone(), per_epoch)?;
+    if world > 1 && main_rank {
+        println!(
+            "data parallel: {world} processes x batch {} = effective batch {}; train.lr = {} is used as given for the effective batch \
+             (no automatic scaling; the linear rule would be lr x effective / 256); Un-Mix mixes within each process's batch, as the authors' code",
+            cfg.train.batch_size,
+            cfg.train.batch_size * world,
+            cfg.train.lr
+        );
     }
-    let total_steps = per_epoch * cfg.train.epochs;
-    let schedule = match cfg.train.schedule.as_str() {
-        "cosine-step" => Schedule::CosineStep {
-            lr: cfg.train.lr,
-            min_lr: cfg.train.min_lr,
-            warmup: (cfg.train.warmup_epochs * per_epoch as f64).round() as usize,
-            total: total_steps,
-        },
-        other => Schedule::CosineEpoch { lr: cfg.train.lr, epochs: cfg.train.epochs, to_zero: other == "cosine-epoch-to-zero" },
-    };
 
     let (mut epoch, mut step, mut train_seconds, mut images) = (0usize, 0u64, 0.0f64, 0u64);
     // On resume, the checkpoint's tensors are kept for the online probe, built at the first step.
     let mut probe_state: Option<Vec<(String, Tensor)>> = None;
     if opts.resume {
         let (tensors, meta) = checkpoint::load(&ckpt_path).with_context(|| format!("cannot resume from {}", out.display()))?;
-        method.load_state(&tensors).with_context(|| format!("{}", ckpt_path.display()))?;
-        opt.load_state(&tensors);
+        trainer.load_state(&tensors).with_context(|| format!("{}", ckpt_path.display()))?;
         (epoch, step, train_seconds, images) = (meta.epoch, meta.step, meta.train_seconds, meta.images);
         println!("resumed from {} at epoch {} (step {})", ckpt_path.display(), epoch, step);
         probe_state = Some(tensors);
@@ -303,6 +156,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
     if main_rank {
         std::fs::write(out.join("config.toml"), cfg.to_toml()).with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
     }
+    let log = RunLog::new(main_rank.then_some(out.as_path()));
 
     let loader = Loader::new(
         train_set.data.clone(),
@@ -318,9 +172,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         },
     )
     .sharded(rank, world);
-    let precision = crate::precision::Precision::parse(&cfg.train.precision).expect("validated");
-    let unmix = cfg.unmix.enabled.then(|| UnMixSettings { prob: cfg.unmix.prob, alpha: cfg.unmix.alpha });
-    let label = format!("{}{}", cfg.method.name, if unmix.is_some() { "+unmix" } else { "" });
+    let label = format!("{}{}", cfg.method.name(), if cfg.unmix.enabled { "+unmix" } else { "" });
     println!(
         "pretraining {label} on {} ({} images, {} batches of {} per epoch), {} epochs, device {}",
         cfg.data.dataset,
@@ -331,9 +183,6 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         cfg.device
     );
 
-    let classes = knn_data.classes() as i64;
-    let use_probe = cfg.eval.online_probe && cfg.data.dataset != "stl10" && classes > 1;
-    let mut probe: Option<OnlineProbe> = None;
     let mut last_knn: Option<KnnResult> = None;
     let mut last_probe: Option<f64> = None;
     let mut last_loss = f64::NAN;
@@ -344,46 +193,18 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
         let mut batches = loader.epoch(epoch as u64, 0);
         let mut epoch_images = 0u64;
-        let mut lr = schedule.lr(epoch, step as usize);
+        let mut lr = trainer.schedule.lr(epoch, step as usize);
         for (i, batch) in (&mut batches).enumerate() {
             let mut batch = batch.with_context(|| format!("preparing batch {i} of epoch {}", epoch + 1))?;
-            lr = schedule.lr(epoch, step as usize);
+            lr = trainer.schedule.lr(epoch, step as usize);
             let views: Vec<Tensor> = batch.views.iter().map(|v| to_tensor(v, device)).collect();
             // The tensors own copies: the buffers go back to the workers for later batches.
             let labels = std::mem::take(&mut batch.labels);
             loader.recycle(batch);
-            // One stream per step: the Un-Mix draw first, then whatever the method draws.
-            let mut rng = unmix_data::seed::step_rng(cfg.seed, step);
-            let mixed = unmix.as_ref().map(|s| {
-                let (h, w) = (views[0].size()[2] as usize, views[0].size()[3] as usize);
-                let mut m = Mixed::new(&views[0], crate::mix::draw(&mut rng, s, h, w));
-                // Multi-crop: the small crops at even positions (2, 4, ...) are mixed too.
-                let small: Vec<&Tensor> = views.iter().skip(2).step_by(2).collect();
-                m.mix_crops(&small, &mut rng);
-                m
-            });
-            let info = StepInfo { step, total_steps: total_steps as u64, epoch };
-            let loss = crate::precision::forward(precision, device, || method.loss(&views, mixed.as_ref(), &info, &mut rng))
-                .with_context(|| format!("step {step} (epoch {}): the method's loss", epoch + 1))?;
-            if let (true, Some(f)) = (use_probe, method.take_features().map(|f| f.to_kind(Kind::Float))) {
-                let p = probe.get_or_insert_with(|| {
-                    let mut p = OnlineProbe::new(f.size()[1], classes, device);
-                    if let Some(s) = probe_state.take() {
-                        p.load_state(&s).expect("probe tensors have the probe's shapes");
-                    }
-                    p
-                });
-                let y = crate::eval::linear::labels_tensor(&labels, device);
-                // The probe's lr follows the main schedule's shape.
-                let _ = p.step(&f, &y, cfg.eval.online_probe_lr * lr / cfg.train.lr);
-            }
-            opt.zero_grad();
-            loss.f_backward().context("backward pass failed")?;
-            if let Some(d) = &dist {
-                d.reduce_gradients(&opt.params(), method.global_loss())?;
-            }
-            opt.step_except(lr, |name| method.frozen(name, &info));
-            method.after_step(&info);
+            let loss = trainer.forward(&views, step, epoch)?;
+            // The probe's lr follows the main schedule's shape.
+            eval.probe_step(trainer.method.take_features(), &labels, cfg.eval.online_probe_lr * lr / cfg.train.lr, device, &mut probe_state)?;
+            trainer.update(&loss, lr, step, epoch)?;
             loss_sum += loss.detach();
             step += 1;
             epoch_images += (labels.len() * world) as u64;
@@ -399,9 +220,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
                 };
                 check_finite(l, epoch, step, &ckpt_path)?;
                 last_loss = l;
-                if main_rank {
-                    checkpoint::append_jsonl(&out.join("steps.jsonl"), &json!({"step": step, "epoch": epoch + 1, "loss": l, "lr": lr}))?;
-                }
+                log.step(step, epoch, l, lr)?;
                 let ips = epoch_images as f64 / t0.elapsed().as_secs_f64();
                 bar.set_message(format!("loss {l:.4} lr {lr:.5} {ips:.0} img/s"));
             }
@@ -419,36 +238,27 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
 
         let due = cfg.eval.knn_every > 0 && epoch % cfg.eval.knn_every == 0;
         let knn = if main_rank && !opts.skip_eval && (due || epoch == cfg.train.epochs) {
-            let r = knn_data.evaluate(cfg, device, method.as_ref())?;
+            let r = eval.knn(cfg, device, &trainer)?;
             last_knn = Some(r);
             Some(r)
         } else {
             None
         };
-        let probe_top1 = match probe.as_ref().filter(|_| main_rank) {
-            Some(p) => {
-                let which = Features::Backbone;
-                let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
-                let test = knn::extract(&knn_data.test.data, &eval_recipes(cfg), cfg.eval.batch_size, cfg.data.workers, device, false, &|x| method.embed(x, which))?;
-                let y = crate::eval::linear::labels_tensor(&knn_data.test.labels, device);
-                let (top1, _) = crate::eval::linear::accuracy(&p.logits(&test), &y);
-                last_probe = Some(top1);
-                Some(top1)
-            }
-            None => None,
+        let probe_top1 = if main_rank { eval.probe_accuracy(cfg, device, &trainer)? } else { None };
+        if probe_top1.is_some() {
+            last_probe = probe_top1;
+        }
+        let record = EpochRecord {
+            epoch,
+            step,
+            loss: mean_loss,
+            lr,
+            images_per_second: epoch_images as f64 / secs,
+            seconds: secs,
+            data_wait_seconds: starved,
+            knn: knn.map(|r| (r.top1, r.top5)),
+            online_probe: probe_top1,
         };
-        let ips = epoch_images as f64 / secs;
-        let mut line = json!({
-            "epoch": epoch, "step": step, "loss": mean_loss, "lr": lr,
-            "images_per_second": ips, "epoch_seconds": secs, "data_wait_seconds": starved,
-        });
-        if let Some(r) = knn {
-            line["knn_top1"] = json!(r.top1);
-            line["knn_top5"] = json!(r.top5);
-        }
-        if let Some(p) = probe_top1 {
-            line["online_probe_top1"] = json!(p);
-        }
         if !main_rank {
             // The other ranks wait here while rank 0 evaluates and writes the checkpoint.
             if let Some(d) = &dist {
@@ -456,49 +266,45 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<serde_json::Value> {
             }
             continue;
         }
-        checkpoint::append_jsonl(&out.join("metrics.jsonl"), &line)?;
-        let meta = Meta { format: 1, epoch, step, config: cfg.to_toml(), seed: cfg.seed, train_seconds, images };
-        let mut state = method.state();
-        state.extend(opt.state());
-        if let Some(p) = &probe {
+        log.epoch(&record.json())?;
+        let mut state = trainer.state();
+        if let Some(p) = &eval.probe {
             state.extend(p.state());
         }
-        checkpoint::save(&ckpt_path, &state, &meta)?;
+        checkpoint::save(&ckpt_path, &state, &build::meta(cfg, epoch, step, train_seconds, images))?;
         if let Some(d) = &dist {
             d.barrier()?;
         }
-        println!(
-            "epoch {epoch}/{}  loss {mean_loss:.4}  lr {lr:.5}  {ips:.0} img/s  data wait {starved:.1}s{}",
-            cfg.train.epochs,
-            knn.map(|r| format!("  kNN top-1 {:.2}%", r.top1)).unwrap_or_default()
-                + &probe_top1.map(|p| format!("  online probe {p:.2}%")).unwrap_or_default()
-        );
+        println!("{}", record.line(cfg.train.epochs));
     }
 
     if loader.skipped() > 0 {
         println!("skipped {} unreadable image(s) in this run (data.on_bad_image = \"skip\")", loader.skipped());
     }
     if epoch < cfg.train.epochs {
-        println!(
-            "stopped after epoch {epoch} of {}; continue with: unmix pretrain --out {} --resume",
-            cfg.train.epochs,
-            out.display()
-        );
+        println!("stopped after epoch {epoch} of {}; continue with: unmix pretrain --out {} --resume", cfg.train.epochs, out.display());
     }
     if !main_rank {
-        return Ok(json!({"rank": rank, "epochs": epoch}));
+        return Ok(Finished::Worker { rank, epochs: epoch });
     }
-    let mut summary = report::summary(cfg, epoch, last_loss, last_knn, images, train_seconds, wall.elapsed().as_secs_f64());
-    if let Some(p) = last_probe {
-        summary["online_probe"] = json!({"top1": p, "protocol": "online linear probe: linear classifier trained during pretraining on detached backbone features of view 1 (SGD, momentum 0.9, lr following the main schedule), top-1 on the test split with eval-mode features"});
-    }
+    let summary = Summary {
+        dataset: cfg.data.dataset.to_string(),
+        epochs: epoch,
+        epochs_planned: cfg.train.epochs,
+        final_loss: last_loss.is_finite().then_some(last_loss),
+        images_per_second: if train_seconds > 0.0 { images as f64 / train_seconds } else { 0.0 },
+        knn: last_knn.map(|r| KnnSummary::new(cfg, &r)),
+        method: cfg.method.name().to_string(),
+        online_probe: last_probe.map(|top1| ProbeSummary { protocol: PROBE_PROTOCOL.to_string(), top1 }),
+        peak_rss_mib: summary::peak_rss_mib(),
+        seed: cfg.seed,
+        train_seconds,
+        unmix: cfg.unmix.enabled,
+        wall_seconds: wall.elapsed().as_secs_f64(),
+    };
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("cannot write {}", out.join("summary.json").display()))?;
-    if opts.report {
-        let r = report::write_report(out)?;
-        println!("report: {}", r.display());
-    }
-    Ok(summary)
+    Ok(Finished::Main(Box::new(summary)))
 }
 
 fn check_finite(loss: f64, epoch: usize, step: u64, ckpt: &Path) -> Result<()> {
@@ -517,20 +323,6 @@ fn check_finite(loss: f64, epoch: usize, step: u64, ckpt: &Path) -> Result<()> {
     )
 }
 
-fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
-    if !enabled {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("epoch {}/{}", epoch + 1, epochs));
-    bar
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,10 +334,10 @@ mod tests {
             Config::load(Path::new("configs/fmnist-moco-unmix.toml"), &sets).unwrap()
         };
         let default = cfg(&[]);
-        assert_eq!(default.model.memory_format, "auto");
-        assert!(backbone_config(&default, Device::Cpu).channels_last);
-        assert!(!backbone_config(&default, Device::Cuda(0)).channels_last);
-        assert!(!backbone_config(&cfg(&["model.memory_format=\"contiguous\""]), Device::Cpu).channels_last);
-        assert!(backbone_config(&cfg(&["model.memory_format=\"channels-last\""]), Device::Cuda(0)).channels_last);
+        assert_eq!(default.model.memory_format, crate::model::MemoryFormat::Auto);
+        assert!(build::backbone(&default, Device::Cpu).channels_last);
+        assert!(!build::backbone(&default, Device::Cuda(0)).channels_last);
+        assert!(!build::backbone(&cfg(&["model.memory_format=\"contiguous\""]), Device::Cpu).channels_last);
+        assert!(build::backbone(&cfg(&["model.memory_format=\"channels-last\""]), Device::Cuda(0)).channels_last);
     }
 }

@@ -389,6 +389,8 @@ fn vertical_row(src: &[u8], start: usize, stride: usize, k: &[i32], dst: &mut [u
 
 /// Pillow's vertical pass (`ImagingResampleVertical_8bpc`) over the `h x w` box at (`top`,
 /// `left`) of an image of `c` channels with rows of `stride` bytes: `out_h x w`.
+// Pillow's own argument list (image, stride, box, channels, output size).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn vertical_pass(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize, out_h: usize) -> Vec<u8> {
     let taps = precompute_taps(h, out_h);
@@ -404,6 +406,7 @@ fn vertical_pass(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w
 /// Pillow's horizontal pass (`ImagingResampleHorizontal_8bpc`) over the `h x w` box: `h x out_w`.
 /// It runs as a vertical pass over the transposed box (the same integer sums, vectorized across
 /// a whole column instead of one pixel's few taps), transposed back.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn horizontal_pass(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize, out_w: usize) -> Vec<u8> {
     let taps = precompute_taps(w, out_w);
@@ -908,6 +911,7 @@ fn transpose_hwc(src: &[u8], h: usize, w: usize, c: usize) -> Vec<u8> {
 #[inline(always)]
 fn transpose_region(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize) -> Vec<u8> {
     // Inlined with a literal channel count for 1 and 4, so the pixel copies are fixed-size moves.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn body(src: &[u8], out: &mut [u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize) {
         // Blocks of 16 x 16 pixels keep both sides in cache lines.

@@ -1,6 +1,41 @@
-//! Optimizers (SGD, LARS, Adam, AdamW) and learning-rate schedules.
+//! Optimizers (SGD, LARS, Adam, AdamW) and learning-rate schedules, for pretraining and for the
+//! linear evaluations alike.
 
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
+
+/// `train.optimizer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    Sgd,
+    Lars,
+    Adam,
+    Adamw,
+}
+
+/// `train.lars_scope`: which variables LARS adapts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LarsScope {
+    /// Weights only: biases and norm parameters (1-D tensors) get plain SGD without decay.
+    #[default]
+    Weights,
+    /// Every parameter, as the SwAV authors' LARC.
+    All,
+}
+
+/// `train.schedule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// `lr * 0.5 * (1 + cos(pi e / E))`, fixed within epoch e = 0..E-1.
+    CosineEpoch,
+    /// The same for e = 1..E, as the authors' CIFAR loop numbers its epochs.
+    CosineEpochToZero,
+    /// Per step, after `warmup_epochs` of linear warmup, to `min_lr`.
+    CosineStep,
+}
 
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -10,6 +10,13 @@ use tch::Tensor;
 
 const META: &str = "__meta__";
 
+/// The metadata format this unmix writes (and the only one there has been; the config text it
+/// holds may predate the typed method settings, which `Config::from_saved_toml` reads).
+pub const FORMAT: u32 = 1;
+
+/// Where a run folder keeps its checkpoint.
+pub const RUN_CHECKPOINT: &str = "checkpoints/last.safetensors";
+
 /// What a checkpoint records besides tensors.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Meta {
@@ -39,10 +46,10 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Meta) -> Result<()
         std::fs::rename(&tmp, path)?;
         Ok(())
     };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        e
-    })
+    write()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
     .with_context(|| {
         format!("cannot write checkpoint {} (is the disk full or the folder read-only?); the previous checkpoint is untouched", path.display())
     })?;

@@ -1,0 +1,105 @@
+//! One training step, as the training loop and `unmix bench step` run it: the Un-Mix draw and
+//! mixture, the method's loss (under the configured precision), then backward, the gradient
+//! all-reduce of a multi-process run, the optimizer step and the method's after-step update.
+
+use crate::build;
+use crate::config::Config;
+use crate::dist::Dist;
+use crate::method::{Method, StepInfo};
+use crate::mix::{self, Mixed, UnMixConfig};
+use crate::optim::{Optimizer, Schedule};
+use crate::precision::{self, Precision};
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use tch::{Device, Tensor};
+
+/// The method, its optimizer and schedule, and what a step needs from the config.
+pub struct Trainer {
+    pub method: Box<dyn Method>,
+    pub opt: Optimizer,
+    pub schedule: Schedule,
+    unmix: Option<UnMixConfig>,
+    precision: Precision,
+    device: Device,
+    dist: Option<Arc<Dist>>,
+    seed: u64,
+    total_steps: u64,
+}
+
+impl Trainer {
+    /// Builds the method and optimizer on `device` for `steps_per_epoch` steps per epoch; with a
+    /// process group, every process starts from rank 0's weights.
+    pub fn new(cfg: &Config, device: Device, dist: Option<Arc<Dist>>, steps_per_epoch: usize) -> Result<Trainer> {
+        let processes = dist.as_ref().map_or(1, |d| d.world);
+        let mut method = build::method(cfg, device, processes);
+        method.set_dist(dist.clone());
+        let opt = build::optimizer(cfg, method.as_ref())?;
+        if let Some(d) = &dist {
+            let tensors: Vec<Tensor> = method.state().into_iter().map(|(_, t)| t).collect();
+            d.broadcast_all(&tensors)?;
+        }
+        Ok(Trainer {
+            method,
+            opt,
+            schedule: build::schedule(cfg, steps_per_epoch),
+            unmix: cfg.unmix.active().cloned(),
+            precision: cfg.train.precision,
+            device,
+            dist,
+            seed: cfg.seed,
+            total_steps: (steps_per_epoch * cfg.train.epochs) as u64,
+        })
+    }
+
+    pub fn info(&self, step: u64, epoch: usize) -> StepInfo {
+        StepInfo { step, total_steps: self.total_steps, epoch }
+    }
+
+    /// The loss of step `step` on `views` (view 1, view 2, small crops): the Un-Mix draw first,
+    /// then whatever the method draws, all from the step's own random stream, so a resumed run
+    /// draws exactly what an uninterrupted one does.
+    pub fn forward(&mut self, views: &[Tensor], step: u64, epoch: usize) -> Result<Tensor> {
+        let mut rng = unmix_data::seed::step_rng(self.seed, step);
+        let mixed = self.unmix.as_ref().map(|s| {
+            let (h, w) = (views[0].size()[2] as usize, views[0].size()[3] as usize);
+            let mut m = Mixed::new(&views[0], mix::draw(&mut rng, s, h, w));
+            // Multi-crop: the small crops at even positions (2, 4, ...) are mixed too.
+            let small: Vec<&Tensor> = views.iter().skip(2).step_by(2).collect();
+            m.mix_crops(&small, &mut rng);
+            m
+        });
+        let info = self.info(step, epoch);
+        let method = &mut self.method;
+        precision::forward(self.precision, self.device, || method.loss(views, mixed.as_ref(), &info, &mut rng))
+            .with_context(|| format!("step {step} (epoch {}): the method's loss", epoch + 1))
+    }
+
+    /// Backward through `loss`, the gradients averaged (or summed, for losses over the global
+    /// batch) across processes, the optimizer step at `lr` and the method's after-step update.
+    pub fn update(&mut self, loss: &Tensor, lr: f64, step: u64, epoch: usize) -> Result<()> {
+        let info = self.info(step, epoch);
+        self.opt.zero_grad();
+        loss.f_backward().context("backward pass failed")?;
+        if let Some(d) = &self.dist {
+            d.reduce_gradients(&self.opt.params(), self.method.global_loss())?;
+        }
+        let method = &self.method;
+        self.opt.step_except(lr, |name| method.frozen(name, &info));
+        self.method.after_step(&info);
+        Ok(())
+    }
+
+    /// The method's and the optimizer's state, for a checkpoint.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut state = self.method.state();
+        state.extend(self.opt.state());
+        state
+    }
+
+    /// Restores [`Trainer::state`].
+    pub fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        self.method.load_state(state)?;
+        self.opt.load_state(state);
+        Ok(())
+    }
+}
