@@ -6,7 +6,7 @@ use crate::checkpoint::{self, Meta};
 use crate::config::{Config, DeviceSpec};
 use crate::method::Method;
 use crate::model::{named_trainable, ResNetConfig};
-use crate::optim::{LarsScope, OptimizerKind, Optimizer, ParamGroup, Rule, Schedule, ScheduleKind};
+use crate::optim::{LarsScope, Optimizer, OptimizerKind, ParamGroup, Rule, Schedule, ScheduleKind};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::Device;
@@ -14,7 +14,8 @@ use tch::Device;
 /// Sets libtorch's threads and weight-init seed and picks the device: plain "cuda" in a
 /// multi-process run is cuda:LOCAL_RANK (each process its own GPU).
 pub fn runtime(cfg: &Config) -> Result<Device> {
-    let threads = if cfg.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { cfg.threads };
+    let threads =
+        if cfg.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { cfg.threads };
     tch::set_num_threads(threads as i32);
     let mut device = cfg.device.device();
     if cfg.device == DeviceSpec::Cuda {
@@ -60,13 +61,18 @@ pub fn optimizer(cfg: &Config, method: &dyn Method) -> Result<Optimizer> {
     let t = &cfg.train;
     let rule = match t.optimizer {
         OptimizerKind::Sgd => Rule::Sgd,
-        OptimizerKind::Lars => Rule::Lars { eta: t.lars_eta, clip: t.lars_clip, exclude_1d: t.lars_scope == LarsScope::Weights },
+        OptimizerKind::Lars => {
+            Rule::Lars { eta: t.lars_eta, clip: t.lars_clip, exclude_1d: t.lars_scope == LarsScope::Weights }
+        }
         OptimizerKind::Adam => Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
         OptimizerKind::Adamw => Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
     };
     let mut opt = Optimizer::with_rule(named_trainable(method.trainable()), rule, t.momentum, t.weight_decay);
-    let groups: Vec<ParamGroup> =
-        t.param_groups.iter().map(|g| ParamGroup { prefix: g.prefix.clone(), lr: g.lr, lr_scale: g.lr_scale, weight_decay: g.weight_decay }).collect();
+    let groups: Vec<ParamGroup> = t
+        .param_groups
+        .iter()
+        .map(|g| ParamGroup { prefix: g.prefix.clone(), lr: g.lr, lr_scale: g.lr_scale, weight_decay: g.weight_decay })
+        .collect();
     let counts = opt.set_groups(&groups);
     if let Some(i) = counts.iter().position(|c| *c == 0) {
         let mut tops: Vec<String> = opt.names().map(|n| format!("{}.", n.split('.').next().unwrap_or(n))).collect();

@@ -37,7 +37,8 @@ pub struct Meta {
 
 pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Meta) -> Result<()> {
     let json = serde_json::to_vec(meta)?;
-    let mut all: Vec<(String, Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous())).collect();
+    let mut all: Vec<(String, Tensor)> =
+        tensors.iter().map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous())).collect();
     all.push((META.to_string(), Tensor::from_slice(&json)));
     let tmp = tmp_path(path);
     let write = || -> Result<()> {
@@ -65,9 +66,9 @@ pub fn load(path: &Path) -> Result<(Vec<(String, Tensor)>, Meta)> {
     if !path.exists() {
         anyhow::bail!("checkpoint {} does not exist", path.display());
     }
-    let mut tensors = Tensor::read_safetensors(path)
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| format!("{} is not a readable unmix checkpoint (damaged or another format)", path.display()))?;
+    let mut tensors = Tensor::read_safetensors(path).map_err(|e| anyhow!("{e}")).with_context(|| {
+        format!("{} is not a readable unmix checkpoint (damaged or another format)", path.display())
+    })?;
     let pos = tensors
         .iter()
         .position(|(n, _)| n == META)
@@ -103,7 +104,8 @@ mod tests {
     fn round_trip_and_failed_write_keeps_old_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("last.safetensors");
-        let meta = Meta { format: 1, epoch: 3, step: 42, config: "seed = 1".into(), seed: 1, train_seconds: 1.5, images: 100 };
+        let meta =
+            Meta { format: 1, epoch: 3, step: 42, config: "seed = 1".into(), seed: 1, train_seconds: 1.5, images: 100 };
         let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
         save(&p, &[("a".into(), t.shallow_clone())], &meta).unwrap();
         let (ts, m) = load(&p).unwrap();

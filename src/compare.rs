@@ -6,8 +6,8 @@
 //! finished arm is read back from its run folder, an interrupted one resumes from its last
 //! checkpoint, and a folder holding a run of another configuration is refused.
 
-use crate::config::Config;
 use crate::checkpoint::{self, RUN_CHECKPOINT};
+use crate::config::Config;
 use crate::train::{pretrain, Finished, RunOptions};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -121,7 +121,8 @@ pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result
         cfg.seed,
         cfg.seed + seeds as u64 - 1
     );
-    let mut md = format!("# Un-Mix ablation\n\n{protocol}\n\n| seed | base | + Un-Mix | + Un-Mix - base |\n|---|---|---|---|\n");
+    let mut md =
+        format!("# Un-Mix ablation\n\n{protocol}\n\n| seed | base | + Un-Mix | + Un-Mix - base |\n|---|---|---|---|\n");
     for (i, ((b, u), d)) in base.iter().zip(&with).zip(&diffs).enumerate() {
         md += &format!("| {} | {b:.2} | {u:.2} | {d:+.2} |\n", cfg.seed + i as u64);
     }
@@ -130,7 +131,8 @@ pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result
          Paired difference (same seed, + Un-Mix minus base): mean {dm:+.2} points, sample std {ds:.2}, over {} seed(s).\n",
         diffs.len()
     );
-    std::fs::write(out.join("compare.md"), &md).with_context(|| format!("cannot write {}", out.join("compare.md").display()))?;
+    std::fs::write(out.join("compare.md"), &md)
+        .with_context(|| format!("cannot write {}", out.join("compare.md").display()))?;
     let runs: Vec<Value> = arms
         .iter()
         .map(|r| {
@@ -149,7 +151,13 @@ pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result
     std::fs::write(out.join("compare.json"), serde_json::to_string_pretty(&record)?)
         .with_context(|| format!("cannot write {}", out.join("compare.json").display()))?;
     let xs: Vec<f64> = (0..seeds).map(|i| (cfg.seed + i as u64) as f64).collect();
-    crate::report::plot::line_plot(&out.join("compare.png"), "KNN TOP-1 BY SEED", "SEED", &xs, &[("BASE", base), ("UNMIX", with)])?;
+    crate::report::plot::line_plot(
+        &out.join("compare.png"),
+        "KNN TOP-1 BY SEED",
+        "SEED",
+        &xs,
+        &[("BASE", base), ("UNMIX", with)],
+    )?;
     Ok(md)
 }
 

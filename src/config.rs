@@ -533,7 +533,8 @@ fn expand_preset(doc: &mut toml::Table) -> Result<()> {
         let view2 = merged(v2.unwrap_or(v1), aug.get("view2"))?;
         aug.insert("view2".into(), view2);
     }
-    let wants_small = aug.contains_key("small") || aug.get("small_crops").and_then(|n| n.as_integer()).is_some_and(|n| n > 0);
+    let wants_small =
+        aug.contains_key("small") || aug.get("small_crops").and_then(|n| n.as_integer()).is_some_and(|n| n > 0);
     if let (Some(small), true) = (small, wants_small) {
         // The small crops keep their own crop_size (e.g. 96): augment.crop_size is the large one.
         let mut t: toml::Table = toml::from_str(small).expect("preset tables are valid TOML");
@@ -571,9 +572,7 @@ pub fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
     let mut table = doc;
     for p in &parts[..parts.len() - 1] {
         let entry = table.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
-        table = entry
-            .as_table_mut()
-            .ok_or_else(|| anyhow!("--set `{assignment}`: `{p}` is a value, not a section"))?;
+        table = entry.as_table_mut().ok_or_else(|| anyhow!("--set `{assignment}`: `{p}` is a value, not a section"))?;
     }
     table.insert(parts[parts.len() - 1].to_string(), value);
     Ok(())
@@ -623,8 +622,12 @@ impl Config {
     }
 
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {} (give an existing TOML file, e.g. configs/fmnist-moco-unmix.toml)", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read config file {} (give an existing TOML file, e.g. configs/fmnist-moco-unmix.toml)",
+                path.display()
+            )
+        })?;
         Config::from_toml(&text, &path.display().to_string(), overrides)
     }
 
@@ -648,14 +651,25 @@ impl Config {
         if c.data.eval_resize > 0 && (c.data.eval_crop == 0 || c.data.eval_crop > c.data.eval_resize) {
             bail!("data.eval_crop = {} must be in 1..=data.eval_resize ({})", c.data.eval_crop, c.data.eval_resize);
         }
-        if c.data.dataset == Dataset::ImageFolder && (c.data.eval_resize == 0 || c.augment.view1.crop_size == 0 || c.view2().crop_size == 0) {
+        if c.data.dataset == Dataset::ImageFolder
+            && (c.data.eval_resize == 0 || c.augment.view1.crop_size == 0 || c.view2().crop_size == 0)
+        {
             bail!("image-folder images vary in size: set augment.view1.crop_size (and view2's) and data.eval_resize / data.eval_crop (e.g. 256 / 224)");
         }
         if c.model.in_channels != channels {
-            bail!("model.in_channels = {} but {} images have {channels} channel(s)", c.model.in_channels, c.data.dataset);
+            bail!(
+                "model.in_channels = {} but {} images have {channels} channel(s)",
+                c.model.in_channels,
+                c.data.dataset
+            );
         }
         if c.data.mean.len() != channels as usize || c.data.std.len() != channels as usize {
-            bail!("data.mean and data.std need {channels} value(s) for {}, got {} and {}", c.data.dataset, c.data.mean.len(), c.data.std.len());
+            bail!(
+                "data.mean and data.std need {channels} value(s) for {}, got {} and {}",
+                c.data.dataset,
+                c.data.mean.len(),
+                c.data.std.len()
+            );
         }
         if c.data.mean.iter().any(|m| !m.is_finite()) || c.data.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
             bail!("data.mean = {:?} must be finite and data.std = {:?} positive and finite", c.data.mean, c.data.std);
@@ -670,11 +684,16 @@ impl Config {
                     bail!("augment.small.crop_size must be set (e.g. 96 at 224 px, 16 at 32 px)");
                 }
                 if !c.method.takes_small_crops() {
-                    bail!("augment.small_crops = {n}: multi-crop is implemented for method swav only; set it to 0 for {}", c.method.name());
+                    bail!(
+                        "augment.small_crops = {n}: multi-crop is implemented for method swav only; set it to 0 for {}",
+                        c.method.name()
+                    );
                 }
                 views.push(("augment.small", small));
             }
-            (None, n) if n > 0 => bail!("augment.small_crops = {n} needs an [augment.small] recipe (crop_size, crop_scale, ...)"),
+            (None, n) if n > 0 => {
+                bail!("augment.small_crops = {n} needs an [augment.small] recipe (crop_size, crop_scale, ...)")
+            }
             _ => {}
         }
         for (name, v) in views {
@@ -684,7 +703,10 @@ impl Config {
             bail!("model.widths must be positive and model.bn_splits >= 1");
         }
         if !(0..=8).contains(&c.model.input_padding) {
-            bail!("model.input_padding = {}: use 0 (none) to 8 pixels (1: the SwAV CIFAR ResNet)", c.model.input_padding);
+            bail!(
+                "model.input_padding = {}: use 0 (none) to 8 pixels (1: the SwAV CIFAR ResNet)",
+                c.model.input_padding
+            );
         }
         let b = c.train.batch_size;
         if b < 2 {
@@ -736,7 +758,10 @@ impl Config {
                 bail!("train.param_groups[{i}].prefix is empty; name the variables, e.g. \"predictor.\"");
             }
             let finite_positive = |v: f64| v > 0.0 && v.is_finite();
-            if g.lr.is_some_and(|l| !finite_positive(l)) || !finite_positive(g.lr_scale) || g.weight_decay.is_some_and(|w| !(w >= 0.0 && w.is_finite())) {
+            if g.lr.is_some_and(|l| !finite_positive(l))
+                || !finite_positive(g.lr_scale)
+                || g.weight_decay.is_some_and(|w| !(w >= 0.0 && w.is_finite()))
+            {
                 bail!("train.param_groups[{i}] (prefix \"{}\"): lr and lr_scale must be positive, weight_decay >= 0, all finite", g.prefix);
             }
         }
@@ -760,7 +785,13 @@ fn validate_view(name: &str, v: &ViewConfig) -> Result<()> {
     if !(0.0 < v.blur_sigma[0] && v.blur_sigma[0] <= v.blur_sigma[1] && v.blur_sigma[1].is_finite()) {
         bail!("{name}.blur_sigma = {:?} must satisfy 0 < min <= max (finite)", v.blur_sigma);
     }
-    for (k, p) in [("hflip_p", v.hflip_p), ("jitter_p", v.jitter_p), ("grayscale_p", v.grayscale_p), ("blur_p", v.blur_p), ("solarize_p", v.solarize_p)] {
+    for (k, p) in [
+        ("hflip_p", v.hflip_p),
+        ("jitter_p", v.jitter_p),
+        ("grayscale_p", v.grayscale_p),
+        ("blur_p", v.blur_p),
+        ("solarize_p", v.solarize_p),
+    ] {
         if !(0.0..=1.0).contains(&p) {
             bail!("{name}.{k} = {p} is a probability: use a value in [0, 1]");
         }
@@ -775,9 +806,28 @@ fn validate_view(name: &str, v: &ViewConfig) -> Result<()> {
 /// with every method's keys. Those the chosen method does not have are dropped when such a file
 /// is read back ([`Config::from_saved_toml`]).
 const LEGACY_METHOD_KEYS: &[&str] = &[
-    "dim", "mlp_hidden", "mlp_bn", "mlp_layers", "queue", "momentum", "temperature", "symmetric", "predictor_hidden", "tau_base",
-    "prototypes", "sinkhorn_epsilon", "sinkhorn_iters", "freeze_prototypes_steps", "swav_queue", "swav_queue_start_epoch",
-    "barlow_lambda", "barlow_scale", "w_size", "w_iter", "w_eps", "vicreg_weights",
+    "dim",
+    "mlp_hidden",
+    "mlp_bn",
+    "mlp_layers",
+    "queue",
+    "momentum",
+    "temperature",
+    "symmetric",
+    "predictor_hidden",
+    "tau_base",
+    "prototypes",
+    "sinkhorn_epsilon",
+    "sinkhorn_iters",
+    "freeze_prototypes_steps",
+    "swav_queue",
+    "swav_queue_start_epoch",
+    "barlow_lambda",
+    "barlow_scale",
+    "w_size",
+    "w_iter",
+    "w_eps",
+    "vicreg_weights",
 ];
 
 fn drop_legacy_method_keys(method: &mut toml::Table) {
@@ -828,7 +878,12 @@ lr = 0.03
 
     #[test]
     fn overrides_are_typed_and_applied() {
-        let c = Config::from_toml(MIN, "t", &["train.epochs=3".into(), "unmix.enabled=false".into(), "data.root=/data/fm".into(), "seed=9".into()]).unwrap();
+        let c = Config::from_toml(
+            MIN,
+            "t",
+            &["train.epochs=3".into(), "unmix.enabled=false".into(), "data.root=/data/fm".into(), "seed=9".into()],
+        )
+        .unwrap();
         assert_eq!(c.train.epochs, 3);
         assert!(!c.unmix.enabled);
         assert_eq!(c.data.root, "/data/fm");
@@ -839,7 +894,9 @@ lr = 0.03
     fn unknown_key_is_named() {
         let e = Config::from_toml(MIN, "t", &["train.epoch=3".into()]).unwrap_err().to_string();
         assert!(e.contains("train") && e.contains("epoch"), "{e}");
-        let e = Config::from_toml(&MIN.replace("lr = 0.03", "lr = 0.03\nlrr = 1"), "cfg.toml", &[]).unwrap_err().to_string();
+        let e = Config::from_toml(&MIN.replace("lr = 0.03", "lr = 0.03\nlrr = 1"), "cfg.toml", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cfg.toml") && e.contains("lrr"), "{e}");
     }
 
@@ -855,7 +912,11 @@ lr = 0.03
         assert!(e.contains("data.dataset"), "{e}");
         // W-MSE whitening the whole mixed batch: singular at lambda 0.5 unless rows > 2 dim.
         let wmse = |sets: &[&str]| {
-            let mut all: Vec<String> = ["method.name=\"wmse\"", "method.dim=64", "train.batch_size=128", "method.w_size=128"].iter().map(|s| s.to_string()).collect();
+            let mut all: Vec<String> =
+                ["method.name=\"wmse\"", "method.dim=64", "train.batch_size=128", "method.w_size=128"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
             all.extend(sets.iter().map(|s| s.to_string()));
             Config::from_toml(MIN, "t", &all).map_err(|e| format!("{e:#}"))
         };
@@ -874,12 +935,23 @@ lr = 0.03
         // and no queue (the script's 120 rounds down to 0 at batch 128, as the config says).
         for f in ["configs/cifar10-swav-unmix.toml", "configs/cifar100-swav-unmix.toml"] {
             let c = load(f);
-            assert_eq!((c.train.optimizer, c.train.lars_scope, c.train.lars_eta, c.train.lars_clip), (OptimizerKind::Lars, LarsScope::All, 0.001, false), "{f}");
-            assert_eq!((c.model.input_padding, c.model.stem_init, c.model.conv_init), (1, Some(ConvInit::Torchvision), ConvInit::Torchvision), "{f}");
+            assert_eq!(
+                (c.train.optimizer, c.train.lars_scope, c.train.lars_eta, c.train.lars_clip),
+                (OptimizerKind::Lars, LarsScope::All, 0.001, false),
+                "{f}"
+            );
+            assert_eq!(
+                (c.model.input_padding, c.model.stem_init, c.model.conv_init),
+                (1, Some(ConvInit::Torchvision), ConvInit::Torchvision),
+                "{f}"
+            );
             let MethodConfig::Swav(m) = &c.method else { panic!("{f}: swav") };
             assert_eq!((m.swav_queue, c.train.batch_size, c.train.weight_decay), (0, 128, 1e-6), "{f}");
             let text = std::fs::read_to_string(f).unwrap();
-            assert!(text.contains("rounds the length down to a multiple of the batch") && !text.contains("Not yet here"), "{f}");
+            assert!(
+                text.contains("rounds the length down to a multiple of the batch") && !text.contains("Not yet here"),
+                "{f}"
+            );
         }
         assert_eq!(load("configs/fmnist-swav-unmix.toml").train.lars_scope, LarsScope::All);
         // ImageNet MoCo v2: batch norm over 8 groups of 32 (the authors' 8 GPUs x 32), the run
@@ -909,7 +981,10 @@ lr = 0.03
 
     #[test]
     fn presets_expand_under_the_users_keys() {
-        let base = MIN.replace("[augment.view1]\ncrop_size = 28\n", "[augment]\npreset = \"byol\"\ncrop_size = 28\n[augment.view1]\nhflip_p = 0.0\n");
+        let base = MIN.replace(
+            "[augment.view1]\ncrop_size = 28\n",
+            "[augment]\npreset = \"byol\"\ncrop_size = 28\n[augment.view1]\nhflip_p = 0.0\n",
+        );
         let c = Config::from_toml(&base, "t", &[]).unwrap();
         let (v1, v2) = (&c.augment.view1, c.view2());
         assert_eq!((v1.crop_size, v2.crop_size), (28, 28));

@@ -43,7 +43,11 @@ impl Split {
         if n == 0 || n >= self.len() {
             return self;
         }
-        Split { data: Arc::new(Prefix { inner: self.data, len: n }), labels: self.labels[..n].to_vec(), classes: self.classes }
+        Split {
+            data: Arc::new(Prefix { inner: self.data, len: n }),
+            labels: self.labels[..n].to_vec(),
+            classes: self.classes,
+        }
     }
 }
 
@@ -76,10 +80,18 @@ impl Dataset for Concat {
         self.a.len() + self.b.len()
     }
     fn image(&self, i: usize) -> Result<Image, DataError> {
-        if i < self.a.len() { self.a.image(i) } else { self.b.image(i - self.a.len()) }
+        if i < self.a.len() {
+            self.a.image(i)
+        } else {
+            self.b.image(i - self.a.len())
+        }
     }
     fn label(&self, i: usize) -> u32 {
-        if i < self.a.len() { self.a.label(i) } else { self.b.label(i - self.a.len()) }
+        if i < self.a.len() {
+            self.a.label(i)
+        } else {
+            self.b.label(i - self.a.len())
+        }
     }
 }
 
@@ -92,7 +104,9 @@ pub fn load_split(cfg: &Config, train: bool) -> Result<Split> {
         DatasetKind::FashionMnist | DatasetKind::Mnist => idx::load_mnist_like(root, train).map(Split::from_set),
         DatasetKind::Cifar10 => cifar::load_cifar10(root, train).map(Split::from_set),
         DatasetKind::Cifar100 => cifar::load_cifar100(root, train, Cifar100Label::Fine).map(Split::from_set),
-        DatasetKind::Stl10 => stl10::load_stl10(root, if train { Stl10Split::Train } else { Stl10Split::Test }).map(Split::from_set),
+        DatasetKind::Stl10 => {
+            stl10::load_stl10(root, if train { Stl10Split::Train } else { Stl10Split::Test }).map(Split::from_set)
+        }
         DatasetKind::TinyImagenet => ImageFolder::tiny_imagenet(root, train).map(Split::from_folder),
         // ImageNet layout: ROOT/train/CLASS/*.JPEG and ROOT/val/CLASS/*.JPEG. A plain
         // ROOT/CLASS/* folder serves as both (kNN then scores the training images themselves).
@@ -101,7 +115,9 @@ pub fn load_split(cfg: &Config, train: bool) -> Result<Split> {
             ImageFolder::open(&dir).map(Split::from_folder)
         }
     };
-    let set = loaded.with_context(|| format!("loading the {split} split of {} from data.root = {}", cfg.data.dataset, root.display()))?;
+    let set = loaded.with_context(|| {
+        format!("loading the {split} split of {} from data.root = {}", cfg.data.dataset, root.display())
+    })?;
     if set.is_empty() {
         anyhow::bail!("the {split} split of {} in {} has no images", cfg.data.dataset, root.display());
     }
@@ -142,7 +158,12 @@ pub fn recipe(v: &ViewConfig, cfg: &Config) -> ViewRecipe {
             ratio: (v.crop_ratio[0], v.crop_ratio[1]),
         }),
         hflip_p: v.hflip_p,
-        jitter: (v.jitter.iter().any(|x| *x > 0.0)).then_some(ColorJitter { brightness: b, contrast: c, saturation: s, hue: h }),
+        jitter: (v.jitter.iter().any(|x| *x > 0.0)).then_some(ColorJitter {
+            brightness: b,
+            contrast: c,
+            saturation: s,
+            hue: h,
+        }),
         jitter_p: v.jitter_p,
         grayscale_p: v.grayscale_p,
         grayscale_first: v.grayscale_before_jitter,
@@ -182,7 +203,13 @@ pub fn eval_recipes(cfg: &Config) -> Arc<Vec<ViewRecipe>> {
 pub(crate) unsafe fn borrowed_tensor(v: &ViewBatch) -> Tensor {
     let n = (v.data.len() / (v.channels * v.height * v.width)) as i64;
     let (c, h, w) = (v.channels as i64, v.height as i64, v.width as i64);
-    Tensor::from_blob(v.data.as_ptr() as *const u8, &[n, c, h, w], &[c * h * w, h * w, w, 1], tch::Kind::Float, Device::Cpu)
+    Tensor::from_blob(
+        v.data.as_ptr() as *const u8,
+        &[n, c, h, w],
+        &[c * h * w, h * w, w, 1],
+        tch::Kind::Float,
+        Device::Cpu,
+    )
 }
 
 /// A prepared view batch as an NCHW float tensor on `device`.
@@ -202,8 +229,18 @@ mod tests {
 
     #[test]
     fn grayscale_before_jitter_reaches_the_view_recipe() {
-        let cfg = Config::load(std::path::Path::new("configs/fmnist-moco-unmix.toml"), &["augment.view1.grayscale_before_jitter=true".into()]).unwrap();
+        let cfg = Config::load(
+            std::path::Path::new("configs/fmnist-moco-unmix.toml"),
+            &["augment.view1.grayscale_before_jitter=true".into()],
+        )
+        .unwrap();
         assert!(recipe(&cfg.augment.view1, &cfg).grayscale_first);
-        assert!(!recipe(&Config::load(std::path::Path::new("configs/fmnist-moco-unmix.toml"), &[]).unwrap().augment.view1, &cfg).grayscale_first);
+        assert!(
+            !recipe(
+                &Config::load(std::path::Path::new("configs/fmnist-moco-unmix.toml"), &[]).unwrap().augment.view1,
+                &cfg
+            )
+            .grayscale_first
+        );
     }
 }

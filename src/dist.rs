@@ -19,12 +19,35 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use tch::{Device, Kind, Tensor};
 
 extern "C" {
-    fn unmix_dist_new(addr: *const c_char, port: c_int, rank: c_int, world: c_int, timeout_ms: c_int, err: *mut c_char, len: c_int) -> *mut c_void;
+    fn unmix_dist_new(
+        addr: *const c_char,
+        port: c_int,
+        rank: c_int,
+        world: c_int,
+        timeout_ms: c_int,
+        err: *mut c_char,
+        len: c_int,
+    ) -> *mut c_void;
     #[cfg(unmix_nccl)]
-    fn unmix_dist_new_nccl(addr: *const c_char, port: c_int, rank: c_int, world: c_int, device: c_int, timeout_ms: c_int, err: *mut c_char, len: c_int) -> *mut c_void;
+    fn unmix_dist_new_nccl(
+        addr: *const c_char,
+        port: c_int,
+        rank: c_int,
+        world: c_int,
+        device: c_int,
+        timeout_ms: c_int,
+        err: *mut c_char,
+        len: c_int,
+    ) -> *mut c_void;
     fn unmix_dist_free(g: *mut c_void);
     fn unmix_dist_all_reduce_sum(g: *mut c_void, t: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
-    fn unmix_dist_all_gather(g: *mut c_void, input: *mut c_void, out: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
+    fn unmix_dist_all_gather(
+        g: *mut c_void,
+        input: *mut c_void,
+        out: *mut c_void,
+        err: *mut c_char,
+        len: c_int,
+    ) -> c_int;
     fn unmix_dist_broadcast(g: *mut c_void, t: *mut c_void, root: c_int, err: *mut c_char, len: c_int) -> c_int;
     fn unmix_dist_barrier(g: *mut c_void, err: *mut c_char, len: c_int) -> c_int;
 }
@@ -94,7 +117,11 @@ impl Dist {
         if world <= 1 {
             return Ok(None);
         }
-        let need = |n: &str| env(n).ok_or_else(|| anyhow!("WORLD_SIZE = {world} but {n} is not set (torchrun sets MASTER_ADDR, MASTER_PORT, RANK)"));
+        let need = |n: &str| {
+            env(n).ok_or_else(|| {
+                anyhow!("WORLD_SIZE = {world} but {n} is not set (torchrun sets MASTER_ADDR, MASTER_PORT, RANK)")
+            })
+        };
         let rank: usize = parse("RANK", &need("RANK")?)?;
         if rank >= world {
             bail!("RANK = {rank} must be below WORLD_SIZE = {world}");
@@ -102,7 +129,8 @@ impl Dist {
         let addr = need("MASTER_ADDR")?;
         let port: u16 = parse("MASTER_PORT", &need("MASTER_PORT")?)?;
         let local_rank = env("LOCAL_RANK").map(|v| parse("LOCAL_RANK", &v)).transpose()?.unwrap_or(rank);
-        let timeout: f64 = env("UNMIX_DIST_TIMEOUT").map(|v| parse("UNMIX_DIST_TIMEOUT", &v)).transpose()?.unwrap_or(1800.0);
+        let timeout: f64 =
+            env("UNMIX_DIST_TIMEOUT").map(|v| parse("UNMIX_DIST_TIMEOUT", &v)).transpose()?.unwrap_or(1800.0);
         let backend = choose_backend(device)?;
         if device.is_cuda() && backend == "gloo" && rank == 0 && env("UNMIX_DIST_BACKEND").is_none() {
             eprintln!("note: this unmix was built without NCCL, so the {world} CUDA processes use Gloo (through host memory, slower); run scripts/setup.sh and rebuild for NCCL");
@@ -117,9 +145,30 @@ impl Dist {
             #[cfg(unmix_nccl)]
             "nccl" => {
                 let Device::Cuda(index) = device else { unreachable!("choose_backend gives nccl for CUDA only") };
-                unsafe { unmix_dist_new_nccl(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, index as c_int, timeout_ms, err.as_mut_ptr(), len) }
+                unsafe {
+                    unmix_dist_new_nccl(
+                        c_addr.as_ptr(),
+                        port as c_int,
+                        rank as c_int,
+                        world as c_int,
+                        index as c_int,
+                        timeout_ms,
+                        err.as_mut_ptr(),
+                        len,
+                    )
+                }
             }
-            _ => unsafe { unmix_dist_new(c_addr.as_ptr(), port as c_int, rank as c_int, world as c_int, timeout_ms, err.as_mut_ptr(), len) },
+            _ => unsafe {
+                unmix_dist_new(
+                    c_addr.as_ptr(),
+                    port as c_int,
+                    rank as c_int,
+                    world as c_int,
+                    timeout_ms,
+                    err.as_mut_ptr(),
+                    len,
+                )
+            },
         };
         if group.is_null() {
             let hint = match device {
@@ -128,7 +177,10 @@ impl Dist {
                 }
                 _ => String::new(),
             };
-            bail!("rank {rank}: cannot join the {backend} process group at {addr}:{port} (world {world}): {}{hint}", message(&err));
+            bail!(
+                "rank {rank}: cannot join the {backend} process group at {addr}:{port} (world {world}): {}{hint}",
+                message(&err)
+            );
         }
         Ok(Some(Dist { group, rank, world, local_rank, backend }))
     }
@@ -161,7 +213,9 @@ impl Dist {
         let out = Tensor::empty(&size, (t.kind(), t.device()));
         let mut err = error_buffer();
         // SAFETY: as in `all_reduce_sum`; `out` is a live tensor of world x the input's rows.
-        let rc = unsafe { unmix_dist_all_gather(self.group, tensor_ptr(&t), tensor_ptr(&out), err.as_mut_ptr(), ERROR_LEN as c_int) };
+        let rc = unsafe {
+            unmix_dist_all_gather(self.group, tensor_ptr(&t), tensor_ptr(&out), err.as_mut_ptr(), ERROR_LEN as c_int)
+        };
         self.check("all-gather", rc, &err)?;
         Ok(out)
     }
@@ -202,7 +256,9 @@ impl Dist {
     pub fn broadcast(&self, t: &Tensor, root: usize) -> Result<()> {
         let mut err = error_buffer();
         // SAFETY: as in `all_reduce_sum`.
-        let rc = unsafe { unmix_dist_broadcast(self.group, tensor_ptr(t), root as c_int, err.as_mut_ptr(), ERROR_LEN as c_int) };
+        let rc = unsafe {
+            unmix_dist_broadcast(self.group, tensor_ptr(t), root as c_int, err.as_mut_ptr(), ERROR_LEN as c_int)
+        };
         self.check("broadcast", rc, &err)
     }
 

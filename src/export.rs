@@ -51,7 +51,10 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
     let t = t.to_device(tch::Device::Cpu).contiguous();
     let (descr, bytes): (&str, Vec<u8>) = match t.kind() {
         Kind::Int64 => ("<i8", Vec::<i64>::try_from(t.flatten(0, -1))?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        _ => ("<f4", Vec::<f32>::try_from(t.to_kind(Kind::Float).flatten(0, -1))?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        _ => (
+            "<f4",
+            Vec::<f32>::try_from(t.to_kind(Kind::Float).flatten(0, -1))?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
     };
     let shape = t.size().iter().map(|d| d.to_string()).collect::<Vec<_>>();
     let shape = if shape.len() == 1 { format!("({},)", shape[0]) } else { format!("({})", shape.join(", ")) };

@@ -10,7 +10,11 @@ use unmix::eval::protocol::{Protocol, ProtocolConfig};
 use unmix::train::{self, Finished, RunOptions};
 
 #[derive(Parser)]
-#[command(name = "unmix", version, about = "Un-Mix self-supervised pretraining (image mixtures over MoCo and other siamese methods) on libtorch")]
+#[command(
+    name = "unmix",
+    version,
+    about = "Un-Mix self-supervised pretraining (image mixtures over MoCo and other siamese methods) on libtorch"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -307,8 +311,10 @@ fn run(cli: Cli) -> Result<()> {
             let (cfg, out) = if resume {
                 let out = out.context("--resume needs --out DIR, the run folder to continue")?;
                 let saved = out.join("config.toml");
-                let text = std::fs::read_to_string(&saved).with_context(|| format!("cannot resume the run in {}: no {}", out.display(), saved.display()))?;
-                let cfg = Config::from_saved_toml(&text, &saved.display().to_string(), &set).with_context(|| format!("cannot resume the run in {}", out.display()))?;
+                let text = std::fs::read_to_string(&saved)
+                    .with_context(|| format!("cannot resume the run in {}: no {}", out.display(), saved.display()))?;
+                let cfg = Config::from_saved_toml(&text, &saved.display().to_string(), &set)
+                    .with_context(|| format!("cannot resume the run in {}", out.display()))?;
                 (cfg, out)
             } else {
                 let path = config.context("pretrain needs --config FILE (e.g. configs/fmnist-moco-unmix.toml)")?;
@@ -340,22 +346,49 @@ fn run(cli: Cli) -> Result<()> {
             }
             let run = network(checkpoint.as_deref(), config.as_deref(), &with_data(set, data))?;
             let r = KnnData::load(&run.cfg)?.evaluate(&run.cfg, run.device, run.method.as_ref())?;
-            println!("kNN top-1: {:.2}%  top-5: {:.2}%  ({}; {})", r.top1, r.top5, run.describe(), unmix::eval::knn::protocol(&run.cfg, &r));
+            println!(
+                "kNN top-1: {:.2}%  top-5: {:.2}%  ({}; {})",
+                r.top1,
+                r.top5,
+                run.describe(),
+                unmix::eval::knn::protocol(&run.cfg, &r)
+            );
             Ok(())
         }
         Command::Bench(BenchCommand::Pipeline { source, size, images, batch, workers, in_memory }) => {
             tch::set_num_threads(1);
-            let r = unmix::bench::pipeline::run(&unmix::bench::pipeline::PipelineArgs { source: &source, size, images, batch, workers, seed: 0, in_memory })?;
+            let r = unmix::bench::pipeline::run(&unmix::bench::pipeline::PipelineArgs {
+                source: &source,
+                size,
+                images,
+                batch,
+                workers,
+                seed: 0,
+                in_memory,
+            })?;
             println!("{r}");
             Ok(())
         }
         Command::Bench(BenchCommand::Step { model, batch, precision, steps, warmup, threads, set }) => {
-            println!("{}", unmix::bench::model::step(&model, batch, parse_precision(&precision)?, steps, warmup, threads, &set)?);
+            println!(
+                "{}",
+                unmix::bench::model::step(&model, batch, parse_precision(&precision)?, steps, warmup, threads, &set)?
+            );
             Ok(())
         }
         Command::Bench(BenchCommand::Loop { steps, run, precision, set }) => {
             let d = run.data.map(|d| d.display().to_string());
-            println!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, run.workers, run.threads, parse_precision(&precision)?, &set)?);
+            println!(
+                "{}",
+                unmix::bench::model::training_loop(
+                    d.as_deref(),
+                    steps,
+                    run.workers,
+                    run.threads,
+                    parse_precision(&precision)?,
+                    &set
+                )?
+            );
             Ok(())
         }
         Command::Bench(BenchCommand::Knn { run }) => {
@@ -369,7 +402,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             let cfg = Config::load(&config, &with_data(set, data))?;
             let d = unmix::report::preview::write_preview(&cfg, images, mode.as_deref(), &out)?;
-            println!("wrote {} ({} with lambda {:.3})", out.display(), if d.is_cutmix() { "CutMix" } else { "mixup" }, d.lam);
+            println!(
+                "wrote {} ({} with lambda {:.3})",
+                out.display(),
+                if d.is_cutmix() { "CutMix" } else { "mixup" },
+                d.lam
+            );
             Ok(())
         }
         Command::Compare { config, seeds, set, data, out, quiet } => {
@@ -394,7 +432,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             let (tensors, _) = unmix::checkpoint::load(&path)?;
             let state = unmix::export::torchvision_state(&tensors).with_context(|| format!("{}", path.display()))?;
-            let out = out.unwrap_or_else(|| path.parent().and_then(|d| d.parent()).unwrap_or(Path::new(".")).join("backbone.safetensors"));
+            let out = out.unwrap_or_else(|| {
+                path.parent().and_then(|d| d.parent()).unwrap_or(Path::new(".")).join("backbone.safetensors")
+            });
             tch::Tensor::write_safetensors(&state, &out).with_context(|| format!("cannot write {}", out.display()))?;
             println!("wrote {} tensors with torchvision names to {}", state.len(), out.display());
             Ok(())
@@ -418,7 +458,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Linear { checkpoint: path, random_init: _, config, protocol, preset, epochs, lr, data, set } => {
             let paper = match protocol.as_str() {
                 "cached" => None,
-                p => Some(Protocol::parse(p).with_context(|| format!("--protocol {p}: use \"cached\", \"moco\" or \"swav\""))?),
+                p => Some(
+                    Protocol::parse(p)
+                        .with_context(|| format!("--protocol {p}: use \"cached\", \"moco\" or \"swav\""))?,
+                ),
             };
             if paper.is_some() && preset.is_some() {
                 anyhow::bail!("--preset sets the cached-features probe; --protocol {protocol} has its own settings (change them with --epochs and --lr)");
@@ -430,7 +473,8 @@ fn run(cli: Cli) -> Result<()> {
                 pc.epochs = epochs.unwrap_or(pc.epochs);
                 pc.lr = lr.unwrap_or(pc.lr);
                 pc.seed = run.cfg.seed;
-                let (r, description) = unmix::eval::protocol::evaluate(&run.cfg, run.device, run.method.as_ref(), &pc, true)?;
+                let (r, description) =
+                    unmix::eval::protocol::evaluate(&run.cfg, run.device, run.method.as_ref(), &pc, true)?;
                 println!(
                     "linear top-1 ({protocol} protocol): best {:.2}% at epoch {} of {} (the number the authors' script reports), last epoch {:.2}% (top-5 {:.2}%); {what}",
                     r.best_top1, r.best_epoch, pc.epochs, r.last_top1, r.last_top5
@@ -438,13 +482,17 @@ fn run(cli: Cli) -> Result<()> {
                 serde_json::json!({"protocol": protocol, "description": description, "epoch": run.epoch, "settings": pc, "result": r})
             } else {
                 let (r, pc, protocol) = unmix::eval::linear::cached(&run, preset.as_deref(), epochs, lr)?;
-                println!("linear top-1: {:.2}%  top-5: {:.2}%  (train top-1 {:.2}%; {what}; {protocol})", r.top1, r.top5, r.train_top1);
+                println!(
+                    "linear top-1: {:.2}%  top-5: {:.2}%  (train top-1 {:.2}%; {what}; {protocol})",
+                    r.top1, r.top5, r.train_top1
+                );
                 serde_json::json!({"top1": r.top1, "top5": r.top5, "train_top1": r.train_top1, "epoch": run.epoch, "probe": pc, "protocol": protocol})
             };
             if let Some(run_dir) = path.as_ref().and_then(|p| p.parent()).and_then(|d| d.parent()) {
                 let name = if paper.is_some() { format!("linear-{protocol}.json") } else { "linear.json".to_string() };
                 let out = run_dir.join(name);
-                std::fs::write(&out, serde_json::to_string_pretty(&record)?).with_context(|| format!("cannot write {}", out.display()))?;
+                std::fs::write(&out, serde_json::to_string_pretty(&record)?)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
             }
             Ok(())
         }

@@ -136,9 +136,7 @@ pub fn cutmix_box(height: usize, width: usize, lam: f64, cy: usize, cx: usize) -
 /// (CutMix only) the box centre, row first. `r < prob` means mixup.
 pub fn draw(rng: &mut impl Rng, settings: &UnMixConfig, height: usize, width: usize) -> MixDraw {
     let r: f64 = rng.gen();
-    let lam: f64 = Beta::new(settings.alpha, settings.alpha)
-        .expect("alpha validated positive")
-        .sample(rng);
+    let lam: f64 = Beta::new(settings.alpha, settings.alpha).expect("alpha validated positive").sample(rng);
     if r < settings.prob {
         return MixDraw { kind: MixKind::Mixup, lam };
     }
@@ -263,7 +261,8 @@ mod tests {
         assert!((&m.crops[0] - expect).abs().max().double_value(&[]) < 1e-6);
         // CutMix: a box sized from the corrected lambda (0.75 -> side floor(4 * 0.5) = 2), pixels
         // inside from the partner, outside from the crop itself.
-        let mut m = Mixed::new(&x, MixDraw { kind: MixKind::CutMix { top: 0, bottom: 4, left: 0, right: 4 }, lam: 0.75 });
+        let mut m =
+            Mixed::new(&x, MixDraw { kind: MixKind::CutMix { top: 0, bottom: 4, left: 0, right: 4 }, lam: 0.75 });
         m.mix_crops(&[&small], &mut rng);
         let c = &m.crops[0];
         let from_partner = c.eq_tensor(&small.flip([0])).logical_and(&c.ne_tensor(&small));

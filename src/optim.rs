@@ -108,7 +108,16 @@ impl Optimizer {
     pub fn with_rule(params: Vec<(String, Tensor)>, rule: Rule, momentum: f64, weight_decay: f64) -> Self {
         let n = params.len();
         let settings = vec![Setting { fixed_lr: None, lr_scale: 1.0, weight_decay }; n];
-        Optimizer { params, settings, m: (0..n).map(|_| None).collect(), v: (0..n).map(|_| None).collect(), steps: 0, rule, momentum, weight_decay }
+        Optimizer {
+            params,
+            settings,
+            m: (0..n).map(|_| None).collect(),
+            v: (0..n).map(|_| None).collect(),
+            steps: 0,
+            rule,
+            momentum,
+            weight_decay,
+        }
     }
 
     /// Applies parameter groups (the first group whose prefix matches a variable's name wins).
@@ -121,7 +130,11 @@ impl Optimizer {
             if let Some(g) = groups.iter().position(|g| name.starts_with(&g.prefix)) {
                 counts[g] += 1;
                 let g = &groups[g];
-                *s = Setting { fixed_lr: g.lr, lr_scale: g.lr_scale, weight_decay: g.weight_decay.unwrap_or(self.weight_decay) };
+                *s = Setting {
+                    fixed_lr: g.lr,
+                    lr_scale: g.lr_scale,
+                    weight_decay: g.weight_decay.unwrap_or(self.weight_decay),
+                };
             }
         }
         counts
@@ -303,7 +316,12 @@ mod tests {
     fn adam_first_step_moves_by_lr_times_sign() {
         // Bias-corrected first Adam step is lr * g / (|g| + eps) = lr * sign(g).
         let p = Tensor::from_slice(&[1.0f64, -2.0]).set_requires_grad(true);
-        let mut opt = Optimizer::with_rule(vec![("p".into(), p.shallow_clone())], Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 0.0, 0.0);
+        let mut opt = Optimizer::with_rule(
+            vec![("p".into(), p.shallow_clone())],
+            Rule::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+            0.0,
+            0.0,
+        );
         opt.zero_grad();
         (&p * &p).sum(Kind::Double).backward();
         opt.step(0.1);
@@ -319,7 +337,12 @@ mod tests {
         let w = Tensor::from_slice(&[3.0f64, 4.0]).view([1, 2]).set_requires_grad(true);
         let b = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
         let rule = Rule::Lars { eta: 0.001, clip: false, exclude_1d: true };
-        let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone()), ("b".into(), b.shallow_clone())], rule, 0.9, 0.5);
+        let mut opt = Optimizer::with_rule(
+            vec![("w".into(), w.shallow_clone()), ("b".into(), b.shallow_clone())],
+            rule,
+            0.9,
+            0.5,
+        );
         opt.zero_grad();
         (w.sum(Kind::Double) + b.sum(Kind::Double)).backward();
         opt.step(1.0);
@@ -344,11 +367,18 @@ mod tests {
             let gamma = Tensor::from_slice(&[1.0f64, 2.0]).set_requires_grad(true);
             let b = Tensor::from_slice(&[0.5f64, -0.5]).set_requires_grad(true);
             let beta = Tensor::from_slice(&[0.0f64, 0.0]).set_requires_grad(true);
-            let params = vec![("bn.weight".into(), gamma.shallow_clone()), ("fc.bias".into(), b.shallow_clone()), ("bn.bias".into(), beta.shallow_clone())];
+            let params = vec![
+                ("bn.weight".into(), gamma.shallow_clone()),
+                ("fc.bias".into(), b.shallow_clone()),
+                ("bn.bias".into(), beta.shallow_clone()),
+            ];
             let mut opt = Optimizer::with_rule(params, Rule::Lars { eta: 0.001, clip: false, exclude_1d }, 0.9, 0.5);
             opt.zero_grad();
             let c = |v: [f64; 2]| Tensor::from_slice(&v);
-            ((&gamma * c([1.0, 3.0])).sum(Kind::Double) + (&b * c([2.0, 1.0])).sum(Kind::Double) + (&beta * c([4.0, -1.0])).sum(Kind::Double)).backward();
+            ((&gamma * c([1.0, 3.0])).sum(Kind::Double)
+                + (&b * c([2.0, 1.0])).sum(Kind::Double)
+                + (&beta * c([4.0, -1.0])).sum(Kind::Double))
+            .backward();
             opt.step(0.6);
             let v = |t: &Tensor| [t.double_value(&[0]), t.double_value(&[1])];
             (v(&gamma), v(&b), v(&beta))
@@ -375,7 +405,12 @@ mod tests {
         // As above, w = [[3, 4]], wd 0.5: d = [2.5, 3], ratio = eta * 5 / (sqrt 2 + 2.5 + 1e-8); lr 0.1.
         let run = |eta: f64| {
             let w = Tensor::from_slice(&[3.0f64, 4.0]).view([1, 2]).set_requires_grad(true);
-            let mut opt = Optimizer::with_rule(vec![("w".into(), w.shallow_clone())], Rule::Lars { eta, clip: true, exclude_1d: true }, 0.9, 0.5);
+            let mut opt = Optimizer::with_rule(
+                vec![("w".into(), w.shallow_clone())],
+                Rule::Lars { eta, clip: true, exclude_1d: true },
+                0.9,
+                0.5,
+            );
             opt.zero_grad();
             w.sum(Kind::Double).backward();
             opt.step(0.1);
@@ -394,7 +429,11 @@ mod tests {
         let a = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
         let b = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
         let c = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
-        let params = vec![("backbone.w".into(), a.shallow_clone()), ("predictor.fc1.weight".into(), b.shallow_clone()), ("head.fc.weight".into(), c.shallow_clone())];
+        let params = vec![
+            ("backbone.w".into(), a.shallow_clone()),
+            ("predictor.fc1.weight".into(), b.shallow_clone()),
+            ("head.fc.weight".into(), c.shallow_clone()),
+        ];
         let mut opt = Optimizer::new(params, 0.0, 0.5);
         let counts = opt.set_groups(&[
             ParamGroup { prefix: "predictor.".into(), lr: Some(0.05), lr_scale: 1.0, weight_decay: Some(0.0) },
@@ -415,7 +454,12 @@ mod tests {
     fn adamw_decays_decoupled() {
         // Zero gradient: Adam moves nothing (m = 0); AdamW still shrinks p by (1 - lr wd).
         let p = Tensor::from_slice(&[2.0f64]).set_requires_grad(true);
-        let mut opt = Optimizer::with_rule(vec![("p".into(), p.shallow_clone())], Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 0.0, 0.1);
+        let mut opt = Optimizer::with_rule(
+            vec![("p".into(), p.shallow_clone())],
+            Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+            0.0,
+            0.1,
+        );
         opt.zero_grad();
         (&p * 0.0).sum(Kind::Double).backward();
         opt.step(0.5);

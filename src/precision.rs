@@ -6,7 +6,8 @@
 use tch::Device;
 
 extern "C" {
-    fn unmix_autocast_enter(device: i32, enabled: i32, dtype: i32, prev_enabled: *mut i32, prev_dtype: *mut i32) -> i32;
+    fn unmix_autocast_enter(device: i32, enabled: i32, dtype: i32, prev_enabled: *mut i32, prev_dtype: *mut i32)
+        -> i32;
     fn unmix_autocast_exit(device: i32, prev_enabled: i32, prev_dtype: i32) -> i32;
     fn unmix_autocast_is_enabled(device: i32) -> i32;
 }
@@ -87,7 +88,10 @@ pub struct Fp32Scope {
 impl Fp32Scope {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Fp32Scope {
-        Fp32Scope { _cpu: Autocast::new(Device::Cpu, false), _cuda: cuda_available().then(|| Autocast::new(Device::Cuda(0), false)) }
+        Fp32Scope {
+            _cpu: Autocast::new(Device::Cpu, false),
+            _cuda: cuda_available().then(|| Autocast::new(Device::Cuda(0), false)),
+        }
     }
 }
 

@@ -3,8 +3,13 @@
 use std::process::Command;
 
 fn unmix(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_unmix")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_unmix")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -17,7 +22,8 @@ fn unknown_key_is_an_error_naming_it() {
 
 #[test]
 fn bad_value_is_an_error_naming_the_key() {
-    let (code, _, err) = unmix(&["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--set", "train.batch_size=100"]);
+    let (code, _, err) =
+        unmix(&["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--set", "train.batch_size=100"]);
     assert_eq!(code, 1);
     assert!(err.contains("train.batch_size") && err.contains("bn_splits"), "{err}");
 }
@@ -27,7 +33,15 @@ fn missing_config_and_data_are_named() {
     let (code, _, err) = unmix(&["pretrain", "--config", "configs/nope.toml"]);
     assert_eq!(code, 1);
     assert!(err.contains("configs/nope.toml"), "{err}");
-    let (code, _, err) = unmix(&["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--data", "/nonexistent/fm", "--out", "/tmp/unmix-cli-test"]);
+    let (code, _, err) = unmix(&[
+        "pretrain",
+        "--config",
+        "configs/fmnist-moco-unmix.toml",
+        "--data",
+        "/nonexistent/fm",
+        "--out",
+        "/tmp/unmix-cli-test",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/fm"), "{err}");
     let (code, _, err) = unmix(&["knn", "--checkpoint", "/nonexistent/last.safetensors"]);
@@ -53,9 +67,17 @@ fn preview_writes_a_png_grid_on_real_images() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.png");
     let (code, stdout, err) = unmix(&[
-        "preview", "--config", "configs/cifar10-moco-unmix.toml",
-        "--data", "crates/unmix-data/tests/fixtures/cifar-10-batches-bin",
-        "--images", "6", "--mode", "cutmix", "--out", out.to_str().unwrap(),
+        "preview",
+        "--config",
+        "configs/cifar10-moco-unmix.toml",
+        "--data",
+        "crates/unmix-data/tests/fixtures/cifar-10-batches-bin",
+        "--images",
+        "6",
+        "--mode",
+        "cutmix",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("CutMix with lambda"), "{stdout}");
@@ -73,30 +95,54 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let tiny = [
-        "--data", "crates/unmix-data/tests/fixtures/fashion-mnist",
-        "--set", "data.limit=256", "--set", "model.widths=[8, 8, 16, 16]", "--set", "train.batch_size=64",
-        "--set", "method.queue=256", "--set", "train.epochs=2", "--set", "eval.knn_k=20",
+        "--data",
+        "crates/unmix-data/tests/fixtures/fashion-mnist",
+        "--set",
+        "data.limit=256",
+        "--set",
+        "model.widths=[8, 8, 16, 16]",
+        "--set",
+        "train.batch_size=64",
+        "--set",
+        "method.queue=256",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "eval.knn_k=20",
     ];
     // An interrupted arm: seed 0 without Un-Mix stopped after its first epoch.
-    let mut args = vec!["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--quiet", "--until-epoch", "1", "--set", "unmix.enabled=false"];
+    let mut args = vec![
+        "pretrain",
+        "--config",
+        "configs/fmnist-moco-unmix.toml",
+        "--quiet",
+        "--until-epoch",
+        "1",
+        "--set",
+        "unmix.enabled=false",
+    ];
     args.extend(tiny);
     let base0 = format!("{out}/base-seed0");
     args.extend(["--out", base0.as_str()]);
     let (code, _, err) = unmix(&args);
     assert_eq!(code, 0, "{err}");
 
-    let mut args = vec!["compare", "--config", "configs/fmnist-moco-unmix.toml", "--seeds", "2", "--quiet", "--out", out];
+    let mut args =
+        vec!["compare", "--config", "configs/fmnist-moco-unmix.toml", "--seeds", "2", "--quiet", "--out", out];
     args.extend(tiny);
     let (code, stdout, err) = unmix(&args);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("resuming") && stdout.contains("at epoch 1 of 2"), "{stdout}");
     assert!(stdout.contains("mean +- std") && stdout.contains("+ Un-Mix - base"), "{stdout}");
-    let read = || -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(dir.path().join("compare.json")).unwrap()).unwrap() };
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("compare.json")).unwrap()).unwrap()
+    };
     let v = read();
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
     // Seeds 0 and 1, each with Un-Mix off and on.
-    let pairs: Vec<(bool, u64)> = runs.iter().map(|r| (r["unmix"].as_bool().unwrap(), r["seed"].as_u64().unwrap())).collect();
+    let pairs: Vec<(bool, u64)> =
+        runs.iter().map(|r| (r["unmix"].as_bool().unwrap(), r["seed"].as_u64().unwrap())).collect();
     assert_eq!(pairs, vec![(false, 0), (true, 0), (false, 1), (true, 1)]);
     for arm in ["base-seed0", "unmix-seed0", "base-seed1", "unmix-seed1"] {
         let cfg = std::fs::read_to_string(dir.path().join(arm).join("config.toml")).unwrap();

@@ -64,12 +64,31 @@ fn args_for(method: &str, out: &Path, batch: usize, splits: usize, extra: &[&str
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch(out: &Path, rank: usize, world: usize, port: u16, batch: usize, splits: usize, extra: &[&str], timeout_s: u64) -> std::process::Child {
+fn launch(
+    out: &Path,
+    rank: usize,
+    world: usize,
+    port: u16,
+    batch: usize,
+    splits: usize,
+    extra: &[&str],
+    timeout_s: u64,
+) -> std::process::Child {
     launch_for("moco", out, rank, world, port, batch, splits, extra, timeout_s)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch_for(method: &str, out: &Path, rank: usize, world: usize, port: u16, batch: usize, splits: usize, extra: &[&str], timeout_s: u64) -> std::process::Child {
+fn launch_for(
+    method: &str,
+    out: &Path,
+    rank: usize,
+    world: usize,
+    port: u16,
+    batch: usize,
+    splits: usize,
+    extra: &[&str],
+    timeout_s: u64,
+) -> std::process::Child {
     Command::new(bin())
         .args(args_for(method, out, batch, splits, extra))
         .env("MASTER_ADDR", "127.0.0.1")
@@ -110,7 +129,8 @@ fn two_processes_equal_one_process_on_the_global_batch() {
         }
     }
     let (a, b) = (tensors(&single), tensors(&multi));
-    let find = |v: &[(String, tch::Tensor)], n: &str| v.iter().find(|(k, _)| k == n).map(|(_, t)| t.shallow_clone()).unwrap();
+    let find =
+        |v: &[(String, tch::Tensor)], n: &str| v.iter().find(|(k, _)| k == n).map(|(_, t)| t.shallow_clone()).unwrap();
     let mut compared = 0;
     for (name, t) in &a {
         // Trainable weights of both encoders, and the queue (running BN statistics are per
@@ -171,7 +191,8 @@ fn simclr_and_swav_gather_across_processes_like_one_process() {
     // Plain SGD: Adam and LARS rescale each tensor's update, which turns float noise in a
     // near-zero gradient into a visible difference.
     for method in ["simclr", "swav"] {
-        let (a, b) = one_vs_two(method, &["method.mlp_bn=false", "train.optimizer=\"sgd\"", "train.lr=0.01", "train.min_lr=0"]);
+        let (a, b) =
+            one_vs_two(method, &["method.mlp_bn=false", "train.optimizer=\"sgd\"", "train.lr=0.01", "train.min_lr=0"]);
         assert_close(method, &a, &b);
     }
     // MoCo v3-style in-batch keys: the negatives are the keys of the whole global batch.

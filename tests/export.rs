@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
+use unmix::checkpoint::{self, RUN_CHECKPOINT as CHECKPOINT};
 use unmix::config::Config;
 use unmix::method::Features;
-use unmix::checkpoint::{self, RUN_CHECKPOINT as CHECKPOINT};
 use unmix::train::RunOptions;
 
 /// Pretrains and returns rank 0's summary as JSON (what summary.json holds).

@@ -62,7 +62,8 @@ fn every_module_imports_only_earlier_layers() {
             continue;
         }
         let module = rel.split(['/', '.']).next().unwrap().to_string();
-        let own = layer(&module).unwrap_or_else(|| panic!("src/{rel}: module `{module}` is in no layer of tests/layering.rs (and lib.rs)"));
+        let own = layer(&module)
+            .unwrap_or_else(|| panic!("src/{rel}: module `{module}` is in no layer of tests/layering.rs (and lib.rs)"));
         for r in references(&std::fs::read_to_string(&f).unwrap()) {
             if r == module {
                 continue;

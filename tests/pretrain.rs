@@ -2,8 +2,8 @@
 //! images of the real dataset, in its real gzipped IDX format).
 
 use std::path::{Path, PathBuf};
-use unmix::config::Config;
 use unmix::checkpoint::{self, RUN_CHECKPOINT as CHECKPOINT};
+use unmix::config::Config;
 use unmix::train::RunOptions;
 
 /// Pretrains and returns rank 0's summary as JSON (what summary.json holds).
@@ -229,7 +229,8 @@ fn pretrains_end_to_end_on_folders_of_real_photos() {
         ];
         let cfg = Config::load(&path, &set).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let s = pretrain(&cfg, &RunOptions { out: dir.path().into(), ..Default::default() }).unwrap_or_else(|e| panic!("{dataset}: {e:#}"));
+        let s = pretrain(&cfg, &RunOptions { out: dir.path().into(), ..Default::default() })
+            .unwrap_or_else(|e| panic!("{dataset}: {e:#}"));
         let losses = step_losses(dir.path());
         assert!(!losses.is_empty() && losses.iter().all(|(_, l)| l.is_finite()), "{dataset}: {losses:?}");
         assert!(s["knn"]["top1"].as_f64().is_some(), "{dataset}");
@@ -284,7 +285,15 @@ fn linear_probe_separates_real_linearly_separable_features() {
     let (xt, yt) = pick(true);
     let (xs, ys) = pick(false);
     assert!(xt.size()[0] > 100 && xs.size()[0] > 50);
-    let cfg = ProbeConfig { epochs: 30, lr: 0.1, batch_size: 32, momentum: 0.9, weight_decay: 0.0, milestones: vec![], seed: 0 };
+    let cfg = ProbeConfig {
+        epochs: 30,
+        lr: 0.1,
+        batch_size: 32,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        milestones: vec![],
+        seed: 0,
+    };
     let r = probe(&xt, &yt, &xs, &ys, 2, &cfg);
     assert!(r.train_top1 > 99.5, "{r:?}");
     assert!(r.top1 > 98.0, "{r:?}");
@@ -329,7 +338,8 @@ fn papers_linear_evaluation_trains_on_augmented_crops_through_a_frozen_backbone(
     let train = unmix::data::load_split(&cfg, true).unwrap();
     let test = unmix::data::load_split(&cfg, false).unwrap();
     let embed = |x: &Tensor| method.embed(x, unmix::method::Features::Backbone);
-    let test_x = unmix::eval::knn::extract(&test.data, &unmix::data::eval_recipes(&cfg), 256, 1, device, false, &embed).unwrap();
+    let test_x =
+        unmix::eval::knn::extract(&test.data, &unmix::data::eval_recipes(&cfg), 256, 1, device, false, &embed).unwrap();
     let test_y = unmix::eval::linear::labels_tensor(&test.labels, device);
     let mut pc = ProtocolConfig::new(Protocol::Swav);
     pc.epochs = 8;
@@ -344,7 +354,8 @@ fn papers_linear_evaluation_trains_on_augmented_crops_through_a_frozen_backbone(
         };
         let mut on_epoch = |_: usize, _: f64, _: f64, _: f64| epochs.push(current.replace(0.0));
         let recipe = train_recipe(pc, (28, 28), cfg.data.mean.clone(), cfg.data.std.clone());
-        let r = train_and_evaluate(&train.data, recipe, &test_x, &test_y, 10, pc, 1, device, &recorder, &mut on_epoch).unwrap();
+        let r = train_and_evaluate(&train.data, recipe, &test_x, &test_y, 10, pc, 1, device, &recorder, &mut on_epoch)
+            .unwrap();
         (r, epochs)
     };
     let (r, sums) = run(&pc);
@@ -393,7 +404,8 @@ fn every_shipped_config_resolves_as_before_the_typed_settings() {
         let path = e.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let now = Config::load(&path, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        let old_text = std::fs::read_to_string(root.join("tests/fixtures/resolved-configs").join(&name)).unwrap_or_else(|_| panic!("no snapshot for {name}"));
+        let old_text = std::fs::read_to_string(root.join("tests/fixtures/resolved-configs").join(&name))
+            .unwrap_or_else(|_| panic!("no snapshot for {name}"));
         let before = Config::from_saved_toml(&old_text, &name, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert_eq!(now, before, "{name} resolves to another config than before");
         // And key by key: every value resolved now is the value resolved then; the only keys
@@ -428,7 +440,8 @@ fn a_checkpoint_written_before_the_typed_settings_still_loads_and_evaluates() {
     let run = unmix::build::LoadedRun::from_checkpoint(&ckpt, &[root]).unwrap();
     let unmix::method::MethodConfig::Moco(m) = &run.cfg.method else { panic!("a MoCo checkpoint") };
     assert_eq!((m.dim, m.queue, run.cfg.model.widths), (16, 64, [4, 4, 4, 4]));
-    let r = unmix::eval::knn::KnnData::load(&run.cfg).unwrap().evaluate(&run.cfg, run.device, run.method.as_ref()).unwrap();
+    let r =
+        unmix::eval::knn::KnnData::load(&run.cfg).unwrap().evaluate(&run.cfg, run.device, run.method.as_ref()).unwrap();
     // The run reported 37.50 % at its end (its summary.json beside the checkpoint): the same
     // weights give the same neighbours, up to ties that rounding may break differently.
     assert!((r.top1 - 37.5).abs() <= 1.0, "kNN top-1 {}", r.top1);

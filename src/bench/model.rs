@@ -20,7 +20,9 @@ pub const FMNIST: &str = include_str!("../../configs/fmnist-moco-unmix.toml");
 pub fn peak_rss_gib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kib| kib / (1024.0 * 1024.0))
 }
 
@@ -45,7 +47,15 @@ pub fn config(model: &str, extra: &[String]) -> Result<Config> {
 /// Training steps on fixed random batches, the training loop's own step ([`Trainer`]): Un-Mix
 /// draw and mixing, the method's loss (under `precision`), backward, optimizer step, target
 /// update, at the config's lr. The loss is read once at the end.
-pub fn step(model: &str, batch: usize, precision: Precision, steps: usize, warmup: usize, threads: usize, extra: &[String]) -> Result<serde_json::Value> {
+pub fn step(
+    model: &str,
+    batch: usize,
+    precision: Precision,
+    steps: usize,
+    warmup: usize,
+    threads: usize,
+    extra: &[String],
+) -> Result<serde_json::Value> {
     let mut set = vec![
         format!("train.batch_size={batch}"),
         format!("threads={threads}"),
@@ -82,7 +92,14 @@ pub fn step(model: &str, batch: usize, precision: Precision, steps: usize, warmu
 
 /// The fmnist protocol's training loop, data pipeline included, for `steps` steps of batch 256
 /// (no evaluation, no online probe: the PyTorch port has neither).
-pub fn training_loop(data: Option<&str>, steps: usize, workers: usize, threads: usize, precision: Precision, extra: &[String]) -> Result<serde_json::Value> {
+pub fn training_loop(
+    data: Option<&str>,
+    steps: usize,
+    workers: usize,
+    threads: usize,
+    precision: Precision,
+    extra: &[String],
+) -> Result<serde_json::Value> {
     let mut set = vec![
         format!("data.limit={}", steps * 256),
         "train.epochs=1".into(),

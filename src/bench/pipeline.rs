@@ -60,7 +60,10 @@ fn photos(root: &Path) -> Result<Photos> {
             let p = e?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if matches!(p.extension().and_then(|x| x.to_str()).map(|x| x.to_ascii_lowercase()).as_deref(), Some("jpg" | "jpeg" | "png")) {
+            } else if matches!(
+                p.extension().and_then(|x| x.to_str()).map(|x| x.to_ascii_lowercase()).as_deref(),
+                Some("jpg" | "jpeg" | "png")
+            ) {
                 files.push(p);
             }
         }
@@ -119,7 +122,9 @@ impl Dataset for Decoded {
 pub fn run(a: &PipelineArgs) -> Result<serde_json::Value> {
     let is_cifar = a.source.join("test_batch.bin").exists();
     let source: Arc<dyn Dataset> = if is_cifar {
-        Arc::new(load_cifar10(a.source, false).with_context(|| format!("reading CIFAR-10 from {}", a.source.display()))?)
+        Arc::new(
+            load_cifar10(a.source, false).with_context(|| format!("reading CIFAR-10 from {}", a.source.display()))?,
+        )
     } else {
         match ImageFolder::open(a.source) {
             Ok(f) if !f.is_empty() => Arc::new(f),
@@ -138,7 +143,15 @@ pub fn run(a: &PipelineArgs) -> Result<serde_json::Value> {
     let loader = Loader::new(
         data,
         Arc::new(vec![recipe.clone(), recipe]),
-        LoaderConfig { batch_size: a.batch, drop_last: true, shuffle: true, seed: a.seed, workers: a.workers, prefetch: 2, on_bad_image: BadImage::Fail },
+        LoaderConfig {
+            batch_size: a.batch,
+            drop_last: true,
+            shuffle: true,
+            seed: a.seed,
+            workers: a.workers,
+            prefetch: 2,
+            on_bad_image: BadImage::Fail,
+        },
     );
     let batches = loader.num_batches();
     if batches < 2 {

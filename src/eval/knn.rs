@@ -1,8 +1,8 @@
 //! Weighted kNN classification on L2-normalized features (Wu et al. 2018), the monitor of the
 //! authors' CIFAR code: cosine similarity, top-k neighbours, votes weighted by exp(sim / t).
 
-pub use crate::config::KnnMetric as Metric;
 use crate::config::Config;
+pub use crate::config::KnnMetric as Metric;
 use crate::data::{load_split, to_tensor, Split};
 use crate::method::Method;
 use crate::model::Features;
@@ -43,7 +43,16 @@ impl KnnData {
         let l2 = metric == Metric::Cosine;
         let bank = super::embed_split(cfg, device, method, &self.bank, cfg.eval.features, l2)?;
         let test = super::embed_split(cfg, device, method, &self.test, cfg.eval.features, l2)?;
-        Ok(evaluate_with(metric, &bank, &self.bank.labels, &test, &self.test.labels, self.classes(), cfg.eval.knn_k, cfg.eval.knn_t))
+        Ok(evaluate_with(
+            metric,
+            &bank,
+            &self.bank.labels,
+            &test,
+            &self.test.labels,
+            self.classes(),
+            cfg.eval.knn_k,
+            cfg.eval.knn_t,
+        ))
     }
 }
 
@@ -88,7 +97,15 @@ pub fn extract(
     let loader = Loader::new(
         set.clone(),
         recipes.clone(),
-        LoaderConfig { batch_size: batch, drop_last: false, shuffle: false, seed: 0, workers, prefetch: 2, on_bad_image: Default::default() },
+        LoaderConfig {
+            batch_size: batch,
+            drop_last: false,
+            shuffle: false,
+            seed: 0,
+            workers,
+            prefetch: 2,
+            on_bad_image: Default::default(),
+        },
         // Evaluation never skips an image: features must stay aligned with their labels.
     );
     let mut feats = Vec::new();
@@ -120,13 +137,30 @@ pub fn scores(queries: &Tensor, bank: &Tensor, bank_labels: &Tensor, classes: i6
 }
 
 /// Top-1 and top-5 accuracy (%) of weighted kNN, processing queries in chunks.
-pub fn evaluate(bank: &Tensor, bank_labels: &[u32], test: &Tensor, test_labels: &[u32], classes: usize, k: usize, t: f64) -> KnnResult {
+pub fn evaluate(
+    bank: &Tensor,
+    bank_labels: &[u32],
+    test: &Tensor,
+    test_labels: &[u32],
+    classes: usize,
+    k: usize,
+    t: f64,
+) -> KnnResult {
     evaluate_with(Metric::Cosine, bank, bank_labels, test, test_labels, classes, k, t)
 }
 
 /// Top-1 and top-5 accuracy (%) of kNN with the given rule.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate_with(metric: Metric, bank: &Tensor, bank_labels: &[u32], test: &Tensor, test_labels: &[u32], classes: usize, k: usize, t: f64) -> KnnResult {
+pub fn evaluate_with(
+    metric: Metric,
+    bank: &Tensor,
+    bank_labels: &[u32],
+    test: &Tensor,
+    test_labels: &[u32],
+    classes: usize,
+    k: usize,
+    t: f64,
+) -> KnnResult {
     let device = bank.device();
     let bl = Tensor::from_slice(&bank_labels.iter().map(|&l| l as i64).collect::<Vec<_>>()).to_device(device);
     let tl = Tensor::from_slice(&test_labels.iter().map(|&l| l as i64).collect::<Vec<_>>()).to_device(device);
@@ -151,7 +185,13 @@ pub fn evaluate_with(metric: Metric, bank: &Tensor, bank_labels: &[u32], test: &
             start += len;
         }
     });
-    KnnResult { top1: 100.0 * c1 as f64 / n as f64, top5: 100.0 * c5 as f64 / n as f64, k: k.min(bank.size()[0] as usize), t, metric }
+    KnnResult {
+        top1: 100.0 * c1 as f64 / n as f64,
+        top5: 100.0 * c5 as f64 / n as f64,
+        k: k.min(bank.size()[0] as usize),
+        t,
+        metric,
+    }
 }
 
 #[cfg(test)]

@@ -25,12 +25,28 @@ pub struct ProbeConfig {
 impl ProbeConfig {
     /// MoCo: lr 30, 100 epochs, steps at 60/80, batch 256, wd 0.
     pub fn moco() -> Self {
-        ProbeConfig { epochs: 100, lr: 30.0, batch_size: 256, momentum: 0.9, weight_decay: 0.0, milestones: vec![60, 80], seed: 0 }
+        ProbeConfig {
+            epochs: 100,
+            lr: 30.0,
+            batch_size: 256,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            milestones: vec![60, 80],
+            seed: 0,
+        }
     }
 
     /// SwAV CIFAR: lr 0.3, cosine, 100 epochs (batch 256 here; the authors use 32).
     pub fn swav() -> Self {
-        ProbeConfig { epochs: 100, lr: 0.3, batch_size: 256, momentum: 0.9, weight_decay: 0.0, milestones: vec![], seed: 0 }
+        ProbeConfig {
+            epochs: 100,
+            lr: 0.3,
+            batch_size: 256,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            milestones: vec![],
+            seed: 0,
+        }
     }
 
     pub fn preset(name: &str) -> Option<Self> {
@@ -69,7 +85,14 @@ pub fn accuracy(logits: &Tensor, labels: &Tensor) -> (f64, f64) {
 }
 
 /// Trains a linear classifier on `train` features (N, D) and reports accuracy on `test`.
-pub fn probe(train: &Tensor, train_labels: &Tensor, test: &Tensor, test_labels: &Tensor, classes: i64, cfg: &ProbeConfig) -> ProbeResult {
+pub fn probe(
+    train: &Tensor,
+    train_labels: &Tensor,
+    test: &Tensor,
+    test_labels: &Tensor,
+    classes: i64,
+    cfg: &ProbeConfig,
+) -> ProbeResult {
     let device = train.device();
     let vs = nn::VarStore::new(device);
     let dim = train.size()[1];
@@ -106,9 +129,15 @@ pub fn probe(train: &Tensor, train_labels: &Tensor, test: &Tensor, test_labels: 
 /// The cached-features probe of a rebuilt network (`unmix linear`, default protocol): features of
 /// the train and test splits computed once, unaugmented, then [`probe`]. `preset` defaults to
 /// MoCo's settings for MoCo runs and SwAV's otherwise. Returns the result and its protocol sentence.
-pub fn cached(run: &LoadedRun, preset: Option<&str>, epochs: Option<usize>, lr: Option<f64>) -> Result<(ProbeResult, ProbeConfig, String)> {
+pub fn cached(
+    run: &LoadedRun,
+    preset: Option<&str>,
+    epochs: Option<usize>,
+    lr: Option<f64>,
+) -> Result<(ProbeResult, ProbeConfig, String)> {
     let preset = preset.unwrap_or(if matches!(run.cfg.method, MethodConfig::Moco(_)) { "moco" } else { "swav" });
-    let mut pc = ProbeConfig::preset(preset).ok_or_else(|| anyhow::anyhow!("--preset {preset}: use \"moco\" or \"swav\""))?;
+    let mut pc =
+        ProbeConfig::preset(preset).ok_or_else(|| anyhow::anyhow!("--preset {preset}: use \"moco\" or \"swav\""))?;
     if let Some(e) = epochs {
         pc.epochs = e;
     }
@@ -157,7 +186,15 @@ mod tests {
         };
         let (xt, yt) = make(300);
         let (xs, ys) = make(150);
-        let cfg = ProbeConfig { epochs: 20, lr: 0.1, batch_size: 32, momentum: 0.9, weight_decay: 0.0, milestones: vec![], seed: 0 };
+        let cfg = ProbeConfig {
+            epochs: 20,
+            lr: 0.1,
+            batch_size: 32,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            milestones: vec![],
+            seed: 0,
+        };
         let r = probe(&xt, &yt, &xs, &ys, 3, &cfg);
         assert!(r.top1 > 99.0, "{r:?}");
         assert_eq!(r.top5, 100.0);

@@ -17,7 +17,16 @@ use tch::{Device, Tensor};
 
 /// Features of every image of `split`, unaugmented (resized and centre-cropped for variable-size
 /// images), through `method`'s network in eval mode, in the split's order; L2-normalized when `l2`.
-pub fn embed_split(cfg: &Config, device: Device, method: &dyn Method, split: &Split, which: Features, l2: bool) -> Result<Tensor> {
+pub fn embed_split(
+    cfg: &Config,
+    device: Device,
+    method: &dyn Method,
+    split: &Split,
+    which: Features,
+    l2: bool,
+) -> Result<Tensor> {
     let _layout = ChannelsLast::for_eval(method.trainable(), device);
-    knn::extract(&split.data, &eval_recipes(cfg), cfg.eval.batch_size, cfg.data.workers, device, l2, &|x| method.embed(x, which))
+    knn::extract(&split.data, &eval_recipes(cfg), cfg.eval.batch_size, cfg.data.workers, device, l2, &|x| {
+        method.embed(x, which)
+    })
 }

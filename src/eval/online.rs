@@ -32,7 +32,16 @@ impl OnlineProbe {
     /// Standardized features: batch statistics (updating the running ones) when `train`.
     fn normalize(&self, feats: &Tensor, train: bool) -> Tensor {
         let train = train && feats.size()[0] > 1;
-        feats.batch_norm(None::<&Tensor>, None::<&Tensor>, Some(&self.running_mean), Some(&self.running_var), train, 0.1, 1e-5, false)
+        feats.batch_norm(
+            None::<&Tensor>,
+            None::<&Tensor>,
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            0.1,
+            1e-5,
+            false,
+        )
     }
 
     /// One SGD step on detached features; returns the batch loss tensor (not read back).
@@ -62,7 +71,10 @@ impl OnlineProbe {
             return Ok(());
         }
         crate::method::load_stores(&[("probe.", &self.vs)], state)?;
-        let opt: Vec<(String, Tensor)> = state.iter().filter_map(|(n, t)| n.strip_prefix("probe.").map(|n| (n.to_string(), t.shallow_clone()))).collect();
+        let opt: Vec<(String, Tensor)> = state
+            .iter()
+            .filter_map(|(n, t)| n.strip_prefix("probe.").map(|n| (n.to_string(), t.shallow_clone())))
+            .collect();
         self.opt.load_state(&opt);
         Ok(())
     }
@@ -80,12 +92,17 @@ mod tests {
         let w = Tensor::randn([4, 4], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         for _ in 0..200 {
             let y = Tensor::randint(2, [32], (Kind::Int64, Device::Cpu));
-            let x = (Tensor::randn([32, 4], (Kind::Float, Device::Cpu)) * 0.3 + y.unsqueeze(1).to_kind(Kind::Float) * 2.0).mm(&w);
+            let x = (Tensor::randn([32, 4], (Kind::Float, Device::Cpu)) * 0.3
+                + y.unsqueeze(1).to_kind(Kind::Float) * 2.0)
+                .mm(&w);
             let _ = p.step(&x, &y, 0.1);
         }
         assert!(!w.grad().defined(), "the probe must not backpropagate into the features");
         let y = Tensor::randint(2, [200], (Kind::Int64, Device::Cpu));
-        let x = tch::no_grad(|| (Tensor::randn([200, 4], (Kind::Float, Device::Cpu)) * 0.3 + y.unsqueeze(1).to_kind(Kind::Float) * 2.0).mm(&w));
+        let x = tch::no_grad(|| {
+            (Tensor::randn([200, 4], (Kind::Float, Device::Cpu)) * 0.3 + y.unsqueeze(1).to_kind(Kind::Float) * 2.0)
+                .mm(&w)
+        });
         let (top1, _) = crate::eval::linear::accuracy(&p.logits(&x), &y);
         assert!(top1 > 95.0, "{top1}");
     }
@@ -119,7 +136,10 @@ mod tests {
     fn a_checkpoint_from_before_standardization_leaves_the_probe_fresh() {
         let mut p = OnlineProbe::new(3, 2, Device::Cpu);
         let fresh = p.fc.ws.copy();
-        let old = vec![("probe.fc.weight".to_string(), Tensor::ones([2, 3], (Kind::Float, Device::Cpu))), ("probe.fc.bias".to_string(), Tensor::ones([2], (Kind::Float, Device::Cpu)))];
+        let old = vec![
+            ("probe.fc.weight".to_string(), Tensor::ones([2, 3], (Kind::Float, Device::Cpu))),
+            ("probe.fc.bias".to_string(), Tensor::ones([2], (Kind::Float, Device::Cpu))),
+        ];
         p.load_state(&old).unwrap();
         assert_eq!(p.fc.ws, fresh);
         let q = OnlineProbe::new(3, 2, Device::Cpu);

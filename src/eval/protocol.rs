@@ -62,7 +62,18 @@ impl ProtocolConfig {
             Protocol::Moco => (30.0, 256, 0.0, vec![60, 80]),
             Protocol::Swav => (0.3, 32, 1e-6, vec![]),
         };
-        ProtocolConfig { protocol, epochs: 100, lr, batch_size, momentum: 0.9, weight_decay, milestones, crop_scale: (0.08, 1.0), hflip_p: 0.5, seed: 0 }
+        ProtocolConfig {
+            protocol,
+            epochs: 100,
+            lr,
+            batch_size,
+            momentum: 0.9,
+            weight_decay,
+            milestones,
+            crop_scale: (0.08, 1.0),
+            hflip_p: 0.5,
+            seed: 0,
+        }
     }
 
     pub fn lr_at(&self, epoch: usize) -> f64 {
@@ -148,14 +159,26 @@ pub fn train_and_evaluate(
         vs.root() / "fc",
         dim,
         classes,
-        nn::LinearConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 }, bs_init: Some(nn::Init::Const(0.0)), bias: true },
+        nn::LinearConfig {
+            ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 },
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        },
     );
     let mut opt = crate::optim::Optimizer::new(crate::model::named_trainable(&vs), pc.momentum, pc.weight_decay);
     let loader = Loader::new(
         train.clone(),
         Arc::new(vec![recipe]),
         // Both scripts keep the last partial batch (DataLoader's default).
-        LoaderConfig { batch_size: pc.batch_size, drop_last: false, shuffle: true, seed: pc.seed, workers, prefetch: 2, on_bad_image: BadImage::Fail },
+        LoaderConfig {
+            batch_size: pc.batch_size,
+            drop_last: false,
+            shuffle: true,
+            seed: pc.seed,
+            workers,
+            prefetch: 2,
+            on_bad_image: BadImage::Fail,
+        },
     );
     let mut per_epoch = Vec::with_capacity(pc.epochs);
     let (mut best, mut best_epoch, mut last5, mut train_top1) = (f64::NEG_INFINITY, 0, 0.0, 0.0);
@@ -209,13 +232,20 @@ pub fn train_and_evaluate(
 /// Runs `pc` on a network rebuilt for evaluation (its config's data): test features once, then
 /// the classifier's epochs, printing one line per epoch when `progress`. Returns the result and
 /// the protocol's description.
-pub fn evaluate(cfg: &crate::config::Config, device: Device, method: &dyn crate::method::Method, pc: &ProtocolConfig, progress: bool) -> Result<(ProtocolResult, String)> {
+pub fn evaluate(
+    cfg: &crate::config::Config,
+    device: Device,
+    method: &dyn crate::method::Method,
+    pc: &ProtocolConfig,
+    progress: bool,
+) -> Result<(ProtocolResult, String)> {
     let train = crate::data::load_split(cfg, true)?;
     let test = crate::data::load_split(cfg, false)?;
     let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
     let embed = |x: &Tensor| method.embed(x, crate::method::Features::Backbone);
     let recipes = crate::data::eval_recipes(cfg);
-    let test_x = crate::eval::knn::extract(&test.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, false, &embed)?;
+    let test_x =
+        crate::eval::knn::extract(&test.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, false, &embed)?;
     let test_y = crate::eval::linear::labels_tensor(&test.labels, device);
     // Crops of the test images' size: the centre crop for variable-size images, else the
     // dataset's own (28 for Fashion-MNIST, 32 for CIFAR, ...).
@@ -238,7 +268,18 @@ pub fn evaluate(cfg: &crate::config::Config, device: Device, method: &dyn crate:
             println!("linear epoch {epoch}/{}  lr {lr:.4}  loss {loss:.4}  test top-1 {top1:.2}%", pc.epochs);
         }
     };
-    let r = train_and_evaluate(&train.data, recipe, &test_x, &test_y, classes, pc, cfg.data.workers, device, &embed, &mut log)?;
+    let r = train_and_evaluate(
+        &train.data,
+        recipe,
+        &test_x,
+        &test_y,
+        classes,
+        pc,
+        cfg.data.workers,
+        device,
+        &embed,
+        &mut log,
+    )?;
     if let (Some(first), Some(last)) = (losses.first(), losses.last()) {
         if losses.len() > 1 && last > first {
             println!(

@@ -33,7 +33,10 @@ fn d099() -> f64 {
 impl ByolConfig {
     pub fn validate(&self) -> Result<()> {
         if self.predictor_hidden <= 0 {
-            bail!("method.predictor_hidden = {} must be positive for BYOL (e.g. 4096 as in the paper)", self.predictor_hidden);
+            bail!(
+                "method.predictor_hidden = {} must be positive for BYOL (e.g. 4096 as in the paper)",
+                self.predictor_hidden
+            );
         }
         if !(0.0..=1.0).contains(&self.tau_base) {
             bail!("method.tau_base = {} must be in [0, 1]", self.tau_base);
@@ -85,7 +88,13 @@ impl Method for Byol {
         &self.vs
     }
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
+    fn loss(
+        &mut self,
+        views: &[Tensor],
+        mixed: Option<&Mixed>,
+        _info: &StepInfo,
+        _rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Tensor> {
         let (f1, z1) = self.online.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let (p1, p2) = (self.predictor.forward_t(&z1, true), self.predict(&views[1]));
@@ -97,7 +106,8 @@ impl Method for Byol {
             let (p, t) = if self.mix_target == MixTarget::View2 { (&p2, &t2) } else { (&p1, &t1) };
             // Symmetric: the mixture's prediction regresses the target's projection, and the
             // target's prediction the mixture's target projection.
-            loss = loss + m.term(|pair| Ok(normalized_mse(&pair.arrange(&pm), t) + normalized_mse(p, &pair.arrange(&tm))))?;
+            loss = loss
+                + m.term(|pair| Ok(normalized_mse(&pair.arrange(&pm), t) + normalized_mse(p, &pair.arrange(&tm))))?;
         }
         Ok(loss)
     }
@@ -139,8 +149,18 @@ mod tests {
     }
 
     fn tiny() -> Byol {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
-        let cfg = ByolConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, predictor_hidden: 16, tau_base: 0.9 };
+        let backbone = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [4, 4, 8, 8],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 1,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
+        let cfg =
+            ByolConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, predictor_hidden: 16, tau_base: 0.9 };
         Byol::new(Device::Cpu, &backbone, cfg, MixTarget::View2)
     }
 
@@ -158,7 +178,8 @@ mod tests {
             assert!(!t.requires_grad() && !t.grad().defined(), "target {name} must get no gradient");
         }
         // Move the online network, then one EMA step with tau 0.9 moves the target 10% of the way.
-        let (name, online) = crate::model::named_trainable(&m.vs).into_iter().find(|(n, _)| n == "head.fc2.weight").unwrap();
+        let (name, online) =
+            crate::model::named_trainable(&m.vs).into_iter().find(|(n, _)| n == "head.fc2.weight").unwrap();
         let before = m.vs_t.variables()[&name].copy();
         tch::no_grad(|| {
             let _ = online.shallow_clone().g_add_scalar_(1.0);
@@ -178,7 +199,8 @@ mod tests {
         let info = StepInfo::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
-        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+        let with =
+            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
         let (pm, p2) = (m.predict(&mixed.images), m.predict(&x2));
         let (tm, t2) = (m.project_target(&mixed.images), m.project_target(&x2));
         let d = (normalized_mse(&pm, &t2) + normalized_mse(&p2, &tm)).double_value(&[]);

@@ -213,7 +213,9 @@ mod more_tests {
     fn whitening_gives_identity_covariance() {
         // Correlated data: x = g A with a mixing A.
         let g = Tensor::randn([200, 4], (Kind::Float, Device::Cpu));
-        let a = Tensor::from_slice(&[1.0f32, 0.9, 0.0, 0.2, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 3.0, 0.1, 0.0, 0.0, 0.0, 0.5]).view([4, 4]);
+        let a =
+            Tensor::from_slice(&[1.0f32, 0.9, 0.0, 0.2, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0, 3.0, 0.1, 0.0, 0.0, 0.0, 0.5])
+                .view([4, 4]);
         let x = g.mm(&a) + 5.0;
         let w = whiten(&x, 0.0);
         let cov = w.transpose(0, 1).mm(&w) / 199.0;
@@ -221,7 +223,10 @@ mod more_tests {
         assert!((cov - eye).abs().max().double_value(&[]) < 1e-3);
         assert!(w.mean_dim(0, false, Kind::Float).abs().max().double_value(&[]) < 1e-4);
         // Groups are whitened separately: each group's rows have identity covariance.
-        let groups = [Tensor::arange_start(0, 100, (Kind::Int64, Device::Cpu)), Tensor::arange_start(100, 200, (Kind::Int64, Device::Cpu))];
+        let groups = [
+            Tensor::arange_start(0, 100, (Kind::Int64, Device::Cpu)),
+            Tensor::arange_start(100, 200, (Kind::Int64, Device::Cpu)),
+        ];
         let wg = whiten_groups(&x, &groups, 0.0);
         for idx in &groups {
             let part = wg.index_select(0, idx);

@@ -7,7 +7,10 @@
 //! (`queue = 0`: the other samples' keys of the batch are the negatives).
 
 use super::losses::{info_nce, info_nce_in_batch, normalize};
-use super::{copy_named, load_stores, method_settings, positive, stores_state, view2_only, Features, Method, RunContext, StepInfo};
+use super::{
+    copy_named, load_stores, method_settings, positive, stores_state, view2_only, Features, Method, RunContext,
+    StepInfo,
+};
 use crate::dist::{global_batch, Grad};
 use crate::mix::Mixed;
 use crate::model::{ema_update, init_target, Encoder, ResNetConfig};
@@ -51,7 +54,17 @@ fn d01() -> f64 {
 impl Default for MoCoConfig {
     /// MoCo v1 on the fmnist protocol: linear head onto 128, K 4096, m 0.99, T 0.1, asymmetric.
     fn default() -> Self {
-        MoCoConfig { dim: 128, mlp_hidden: 0, mlp_bn: false, mlp_layers: 2, queue: 4096, momentum: 0.99, temperature: 0.1, symmetric: false, predictor_hidden: 0 }
+        MoCoConfig {
+            dim: 128,
+            mlp_hidden: 0,
+            mlp_bn: false,
+            mlp_layers: 2,
+            queue: 4096,
+            momentum: 0.99,
+            temperature: 0.1,
+            symmetric: false,
+            predictor_hidden: 0,
+        }
     }
 }
 
@@ -107,10 +120,17 @@ impl MoCo {
         // The key encoder starts as a copy of the query encoder and is never trained by gradient.
         init_target(&mut vs_k, &vs_q);
         // Created after the key encoder's copy: the predictor exists on the query side only.
-        let predictor = (cfg.predictor_hidden > 0)
-            .then(|| crate::model::head::Head::new(&(vs_q.root() / "predictor"), cfg.dim, &cfg.projector().predictor(cfg.predictor_hidden)));
+        let predictor = (cfg.predictor_hidden > 0).then(|| {
+            crate::model::head::Head::new(
+                &(vs_q.root() / "predictor"),
+                cfg.dim,
+                &cfg.projector().predictor(cfg.predictor_hidden),
+            )
+        });
         let queue = if cfg.queue > 0 {
-            normalize(&Tensor::randn([cfg.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1)).transpose(0, 1).contiguous()
+            normalize(&Tensor::randn([cfg.dim, cfg.queue], (Kind::Float, device)).transpose(0, 1))
+                .transpose(0, 1)
+                .contiguous()
         } else {
             Tensor::zeros([cfg.dim, 0], (Kind::Float, device))
         };
@@ -191,7 +211,13 @@ impl Method for MoCo {
         &self.vs_q
     }
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
+    fn loss(
+        &mut self,
+        views: &[Tensor],
+        mixed: Option<&Mixed>,
+        _info: &StepInfo,
+        rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Tensor> {
         // Momentum update of the key encoder before the forward pass, as the authors' code.
         ema_update(&self.vs_k, &self.vs_q, self.cfg.momentum);
         let (x1, x2) = (&views[0], &views[1]);
@@ -264,7 +290,16 @@ mod tests {
 
     fn tiny(symmetric: bool) -> MoCo {
         tch::manual_seed(0);
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 2, conv_init: Default::default(), channels_last: false, ..Default::default() };
+        let backbone = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [4, 4, 8, 8],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 2,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
         let cfg = MoCoConfig { dim: 8, queue: 16, momentum: 0.9, temperature: 0.2, symmetric, ..Default::default() };
         MoCo::new(Device::Cpu, &backbone, cfg)
     }
@@ -276,7 +311,8 @@ mod tests {
         let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut rng).unwrap();
+        let loss =
+            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut rng).unwrap();
         assert_eq!(m.ptr, 8, "symmetric enqueues 2N keys");
         // The enqueued columns are unit vectors equal to the key encoder's (eval-independent) keys.
         let cols = m.queue.narrow(1, 0, 8);
@@ -303,9 +339,25 @@ mod tests {
         // Tests share libtorch's global RNG, so copy the weights instead of relying on the seed.
         let mut b = tiny(false);
         b.load_state(&a.state()).unwrap();
-        let base = a.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).unwrap().double_value(&[]);
+        let base = a
+            .loss(
+                &[x1.shallow_clone(), x2.shallow_clone()],
+                None,
+                &StepInfo::default(),
+                &mut ChaCha8Rng::seed_from_u64(5),
+            )
+            .unwrap()
+            .double_value(&[]);
         let queue = b.queue.copy();
-        let with = b.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).unwrap().double_value(&[]);
+        let with = b
+            .loss(
+                &[x1.shallow_clone(), x2.shallow_clone()],
+                Some(&mixed),
+                &StepInfo::default(),
+                &mut ChaCha8Rng::seed_from_u64(5),
+            )
+            .unwrap()
+            .double_value(&[]);
         // Recompute the terms with network b's weights (momentum update already applied, BN in
         // train mode gives the same batch statistics).
         let out = b.q.forward_t(&mixed.images, true);
@@ -319,8 +371,25 @@ mod tests {
 
     #[test]
     fn moco_v3_options_predictor_on_queries_and_in_batch_keys() {
-        let backbone = ResNetConfig { arch: crate::model::Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
-        let cfg = MoCoConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, queue: 0, temperature: 0.2, predictor_hidden: 16, ..Default::default() };
+        let backbone = ResNetConfig {
+            arch: crate::model::Arch::ResNet18,
+            widths: [4, 4, 8, 8],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 1,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
+        let cfg = MoCoConfig {
+            dim: 8,
+            mlp_hidden: 16,
+            mlp_bn: true,
+            queue: 0,
+            temperature: 0.2,
+            predictor_hidden: 16,
+            ..Default::default()
+        };
         let mut m = MoCo::new(Device::Cpu, &backbone, cfg);
         // The predictor is trained on the query side and absent from the key encoder.
         let names: Vec<String> = crate::model::named_trainable(&m.vs_q).into_iter().map(|(n, _)| n).collect();
@@ -328,7 +397,15 @@ mod tests {
         assert!(m.vs_k.variables().keys().all(|n| !n.starts_with("predictor.")));
         let x1 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
         let x2 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
-        let loss = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(3)).unwrap().double_value(&[]);
+        let loss = m
+            .loss(
+                &[x1.shallow_clone(), x2.shallow_clone()],
+                None,
+                &StepInfo::default(),
+                &mut ChaCha8Rng::seed_from_u64(3),
+            )
+            .unwrap()
+            .double_value(&[]);
         // By hand: the predicted query against the 6 keys of the batch, positive on the diagonal.
         let q = normalize(&m.query_parts(&x1).1);
         let (k, _) = m.keys(&x2, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();

@@ -120,8 +120,12 @@ impl MethodConfig {
             MethodConfig::Byol(c) => Box::new(Byol::new(device, backbone, c.clone(), target)),
             MethodConfig::Swav(c) => Box::new(Swav::new(device, backbone, c.clone())),
             MethodConfig::Simsiam(c) => Box::new(SimSiam::new(device, backbone, c.clone(), target)),
-            MethodConfig::Barlow(c) => Box::new(Redundancy::new(device, backbone, &c.projector().head(), c.loss(), target)),
-            MethodConfig::Vicreg(c) => Box::new(Redundancy::new(device, backbone, &c.projector().head(), c.loss(), target)),
+            MethodConfig::Barlow(c) => {
+                Box::new(Redundancy::new(device, backbone, &c.projector().head(), c.loss(), target))
+            }
+            MethodConfig::Vicreg(c) => {
+                Box::new(Redundancy::new(device, backbone, &c.projector().head(), c.loss(), target))
+            }
             MethodConfig::Wmse(c) => Box::new(Wmse::new(device, backbone, c.clone(), ctx.batch_size as i64, target)),
         }
     }
@@ -214,7 +218,12 @@ pub struct Projector {
 
 impl Projector {
     pub fn head(&self) -> crate::model::head::HeadConfig {
-        crate::model::head::HeadConfig { dim: self.dim, hidden: self.mlp_hidden, bn: self.mlp_bn, layers: self.mlp_layers }
+        crate::model::head::HeadConfig {
+            dim: self.dim,
+            hidden: self.mlp_hidden,
+            bn: self.mlp_bn,
+            layers: self.mlp_layers,
+        }
     }
 
     /// The predictor MLP of BYOL, SimSiam and MoCo v3 (two layers, batch norm), onto `dim`.
@@ -268,7 +277,13 @@ pub trait Method {
     /// the small crops at even positions (views 2, 4, ...) are in `mixed.crops`.
     /// `rng` is this step's stream (batch shuffles); it is the same on resume. Errors come from
     /// the process group (a peer that stopped answering a gather), never from the data.
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor>;
+    fn loss(
+        &mut self,
+        views: &[Tensor],
+        mixed: Option<&Mixed>,
+        info: &StepInfo,
+        rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Tensor>;
     /// Variables the optimizer must leave alone at this step (SwAV's frozen prototypes).
     fn frozen(&self, _name: &str, _info: &StepInfo) -> bool {
         false
@@ -328,9 +343,9 @@ pub fn copy_named(dst: &[(String, Tensor)], src: &[(String, Tensor)], prefix: &s
     tch::no_grad(|| -> anyhow::Result<()> {
         for (name, t) in dst {
             let key = format!("{prefix}{name}");
-            let s = map
-                .get(key.as_str())
-                .ok_or_else(|| anyhow::anyhow!("checkpoint has no tensor `{key}`: it was written by a different model or method"))?;
+            let s = map.get(key.as_str()).ok_or_else(|| {
+                anyhow::anyhow!("checkpoint has no tensor `{key}`: it was written by a different model or method")
+            })?;
             if s.size() != t.size() {
                 anyhow::bail!("checkpoint tensor `{key}` has shape {:?}, the model expects {:?}", s.size(), t.size());
             }

@@ -50,7 +50,11 @@ impl BarlowConfig {
         let lambda_ok = self.barlow_lambda >= 0.0 && self.barlow_lambda.is_finite();
         let scale_ok = self.barlow_scale > 0.0 && self.barlow_scale.is_finite();
         if !lambda_ok || !scale_ok {
-            bail!("method.barlow_lambda = {} must be >= 0 and method.barlow_scale = {} > 0, both finite", self.barlow_lambda, self.barlow_scale);
+            bail!(
+                "method.barlow_lambda = {} must be >= 0 and method.barlow_scale = {} > 0, both finite",
+                self.barlow_lambda,
+                self.barlow_scale
+            );
         }
         Ok(())
     }
@@ -100,7 +104,13 @@ pub struct Redundancy {
 }
 
 impl Redundancy {
-    pub fn new(device: Device, backbone: &ResNetConfig, head: &HeadConfig, loss: RedundancyLoss, mix_target: MixTarget) -> Self {
+    pub fn new(
+        device: Device,
+        backbone: &ResNetConfig,
+        head: &HeadConfig,
+        loss: RedundancyLoss,
+        mix_target: MixTarget,
+    ) -> Self {
         let vs = nn::VarStore::new(device);
         let net = Encoder::new(&vs.root(), backbone, head);
         Redundancy { loss, mix_target, vs, net, feats: None }
@@ -110,7 +120,13 @@ impl Redundancy {
 impl Method for Redundancy {
     super::single_store_parts!(net);
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
+    fn loss(
+        &mut self,
+        views: &[Tensor],
+        mixed: Option<&Mixed>,
+        _info: &StepInfo,
+        _rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Tensor> {
         let (f1, z1) = self.net.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let z2 = self.net.forward_t(&views[1], true);
@@ -122,7 +138,6 @@ impl Method for Redundancy {
         }
         Ok(loss)
     }
-
 }
 
 #[cfg(test)]
@@ -135,24 +150,43 @@ mod tests {
 
     #[test]
     fn unmix_weighting_for_barlow_twins_and_vicreg() {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
+        let backbone = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [4, 4, 8, 8],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 1,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
         // The three-layer projector of the Barlow Twins / VICReg recipes.
         let head = HeadConfig { dim: 8, hidden: 16, bn: true, layers: 3 };
-        for loss in [RedundancyLoss::BarlowTwins { lambda: 0.01, scale: 0.1 }, RedundancyLoss::VicReg { sim: 25.0, var: 25.0, cov: 1.0 }] {
+        for loss in [
+            RedundancyLoss::BarlowTwins { lambda: 0.01, scale: 0.1 },
+            RedundancyLoss::VicReg { sim: 25.0, var: 25.0, cov: 1.0 },
+        ] {
             let mut m = Redundancy::new(Device::Cpu, &backbone, &head, loss, MixTarget::View2);
             let x1 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
             let x2 = Tensor::randn([6, 1, 8, 8], (Kind::Float, Device::Cpu));
             let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.2 });
             let (info, mut rng) = (StepInfo::default(), ChaCha8Rng::seed_from_u64(0));
-            let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
-            let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+            let base =
+                m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
+            let with = m
+                .loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng)
+                .unwrap()
+                .double_value(&[]);
             let zm = m.net.forward_t(&mixed.images, true);
             let z2 = m.net.forward_t(&x2, true);
-            let expect = base + 0.2 * loss.eval(&zm, &z2).double_value(&[]) + 0.8 * loss.eval(&zm.flip([0]), &z2).double_value(&[]);
+            let expect = base
+                + 0.2 * loss.eval(&zm, &z2).double_value(&[])
+                + 0.8 * loss.eval(&zm.flip([0]), &z2).double_value(&[]);
             assert!((with - expect).abs() < 1e-3 * expect.abs().max(1.0), "{loss:?}: {with} vs {expect}");
         }
         // Barlow Twins' scale multiplies the whole loss.
-        let (a, b) = (Tensor::randn([6, 4], (Kind::Float, Device::Cpu)), Tensor::randn([6, 4], (Kind::Float, Device::Cpu)));
+        let (a, b) =
+            (Tensor::randn([6, 4], (Kind::Float, Device::Cpu)), Tensor::randn([6, 4], (Kind::Float, Device::Cpu)));
         let scaled = RedundancyLoss::BarlowTwins { lambda: 0.01, scale: 0.1 }.eval(&a, &b).double_value(&[]);
         let plain = barlow_twins(&a, &b, 0.01).double_value(&[]);
         assert!(plain > 0.0 && (scaled - 0.1 * plain).abs() < 1e-6 * plain, "{scaled} vs {plain}");

@@ -51,7 +51,13 @@ impl SimClr {
 impl Method for SimClr {
     super::single_store_parts!(net);
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
+    fn loss(
+        &mut self,
+        views: &[Tensor],
+        mixed: Option<&Mixed>,
+        _info: &StepInfo,
+        _rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Tensor> {
         let t = self.cfg.temperature;
         let (f1, z1) = self.net.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
@@ -77,7 +83,6 @@ impl Method for SimClr {
     fn global_loss(&self) -> bool {
         self.dist.is_some()
     }
-
 }
 
 #[cfg(test)]
@@ -90,7 +95,16 @@ mod tests {
 
     #[test]
     fn unmix_term_is_lambda_weighted_nt_xent_against_view2() {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
+        let backbone = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [4, 4, 8, 8],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 1,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
         let cfg = SimClrConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, temperature: 0.5 };
         let mut m = SimClr::new(Device::Cpu, &backbone, cfg, MixTarget::View2);
         let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
@@ -102,7 +116,9 @@ mod tests {
         let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap();
         let z2 = m.net.forward_t(&x2, true);
         let zm = m.net.forward_t(&mixed.images, true);
-        let expect = base + 0.3 * nt_xent(&zm, &z2, 0.5).double_value(&[]) + 0.7 * nt_xent(&zm.flip([0]), &z2, 0.5).double_value(&[]);
+        let expect = base
+            + 0.3 * nt_xent(&zm, &z2, 0.5).double_value(&[])
+            + 0.7 * nt_xent(&zm.flip([0]), &z2, 0.5).double_value(&[]);
         assert!((with.double_value(&[]) - expect).abs() < 1e-4);
         // Gradient reaches the encoder through all terms.
         with.backward();

@@ -25,7 +25,10 @@ method_settings! {
 impl SimSiamConfig {
     pub fn validate(&self) -> Result<()> {
         if self.predictor_hidden <= 0 {
-            bail!("method.predictor_hidden = {} must be positive for SimSiam (e.g. 512 as in the paper)", self.predictor_hidden);
+            bail!(
+                "method.predictor_hidden = {} must be positive for SimSiam (e.g. 512 as in the paper)",
+                self.predictor_hidden
+            );
         }
         Ok(())
     }
@@ -63,7 +66,13 @@ fn pair(a: &(Tensor, Tensor), b: &(Tensor, Tensor)) -> Tensor {
 impl Method for SimSiam {
     super::single_store_parts!(net);
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
+    fn loss(
+        &mut self,
+        views: &[Tensor],
+        mixed: Option<&Mixed>,
+        _info: &StepInfo,
+        _rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Tensor> {
         let (f1, z1) = self.net.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let o1 = (self.predictor.forward_t(&z1, true), z1.detach());
@@ -76,7 +85,6 @@ impl Method for SimSiam {
         }
         Ok(loss)
     }
-
 }
 
 #[cfg(test)]
@@ -89,7 +97,16 @@ mod tests {
 
     #[test]
     fn projections_used_as_targets_are_stopped_and_unmix_is_weighted() {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
+        let backbone = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [4, 4, 8, 8],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 1,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
         let cfg = SimSiamConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, predictor_hidden: 4 };
         let mut m = SimSiam::new(Device::Cpu, &backbone, cfg, MixTarget::View2);
         let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
@@ -99,7 +116,8 @@ mod tests {
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.7 });
         let (info, mut rng) = (StepInfo::default(), ChaCha8Rng::seed_from_u64(0));
         let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
-        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+        let with =
+            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
         let (om, o2) = (m.forward(&mixed.images), m.forward(&x2));
         let d = pair(&om, &o2).double_value(&[]);
         let r = pair(&(om.0.flip([0]), om.1.flip([0])), &o2).double_value(&[]);

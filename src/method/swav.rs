@@ -137,7 +137,8 @@ pub fn swapped_prediction(codes: &[Tensor], scores: &[Tensor], t: f64) -> Tensor
         .iter()
         .enumerate()
         .map(|(i, q)| {
-            let terms: Vec<Tensor> = scores.iter().enumerate().filter(|(v, _)| *v != i).map(|(_, s)| swapped_ce(q, s, t)).collect();
+            let terms: Vec<Tensor> =
+                scores.iter().enumerate().filter(|(v, _)| *v != i).map(|(_, s)| swapped_ce(q, s, t)).collect();
             Tensor::stack(&terms, 0).sum(Kind::Float) / others
         })
         .collect();
@@ -255,7 +256,13 @@ impl Method for Swav {
         Ok(())
     }
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, info: &StepInfo, _rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
+    fn loss(
+        &mut self,
+        views: &[Tensor],
+        mixed: Option<&Mixed>,
+        info: &StepInfo,
+        _rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Tensor> {
         self.normalize_prototypes();
         let b = views[0].size()[0];
         // The queue starts at the configured (1-based) epoch; `info.epoch` counts from 0.
@@ -354,7 +361,8 @@ mod tests {
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
         let info = StepInfo::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+        let with =
+            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
         // Recompute by hand from one forward pass.
         let z = normalize(&m.net.forward_t(&Tensor::cat(&[&x1, &x2, &mixed.images], 0), true));
         let s = m.prototypes.forward(&z);
@@ -375,7 +383,16 @@ mod tests {
     }
 
     fn small_swav(queue: i64, freeze_prototypes_steps: u64) -> Swav {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
+        let backbone = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [4, 4, 8, 8],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 1,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
         let cfg = SwavConfig {
             dim: 8,
             mlp_hidden: 16,
@@ -427,7 +444,8 @@ mod tests {
         let part = |t: &Tensor, k: i64| t.narrow(0, 4 * k, 4);
         let crops = [part(&l, 0), part(&l, 1), part(&sm, 0), part(&sm, 1)];
         let mcrops = [part(&l, 2), part(&l, 1), part(&sm, 2), part(&sm, 1)];
-        let (q1, q2, qm) = (m.code(0, &crops[0]).unwrap(), m.code(1, &crops[1]).unwrap(), m.code(0, &mcrops[0]).unwrap());
+        let (q1, q2, qm) =
+            (m.code(0, &crops[0]).unwrap(), m.code(1, &crops[1]).unwrap(), m.code(0, &mcrops[0]).unwrap());
         let orig = swapped_prediction(&[q1, q2.shallow_clone()], &crops, 0.1).double_value(&[]);
         let direct = swapped_prediction(&[qm.shallow_clone(), q2.shallow_clone()], &mcrops, 0.1).double_value(&[]);
         let reverse = swapped_prediction(&[qm.flip([0]), q2], &mcrops, 0.1).double_value(&[]);
@@ -439,7 +457,12 @@ mod tests {
     fn queue_starts_at_its_epoch_fills_and_joins_the_codes() {
         let mut m = small_swav(8, 0);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let views = || [Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu)), Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu))];
+        let views = || {
+            [
+                Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu)),
+                Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu)),
+            ]
+        };
         let _ = m.loss(&views(), None, &StepInfo { step: 0, total_steps: 9, epoch: 0 }, &mut rng).unwrap();
         assert!(m.queue.is_none(), "no queue before queue_start_epoch");
         assert!(m.state().iter().all(|(n, _)| n != QUEUE));

@@ -40,7 +40,11 @@ fn one() -> usize {
 impl WmseConfig {
     /// Rows per whitening group for a batch of `batch` rows.
     pub fn group_size(&self, batch: i64) -> i64 {
-        if self.w_size == 0 { batch } else { self.w_size }
+        if self.w_size == 0 {
+            batch
+        } else {
+            self.w_size
+        }
     }
 
     pub fn validate(&self, ctx: &RunContext) -> Result<()> {
@@ -81,7 +85,13 @@ pub struct Wmse {
 }
 
 impl Wmse {
-    pub fn new(device: Device, backbone: &ResNetConfig, cfg: WmseConfig, batch_size: i64, mix_target: MixTarget) -> Self {
+    pub fn new(
+        device: Device,
+        backbone: &ResNetConfig,
+        cfg: WmseConfig,
+        batch_size: i64,
+        mix_target: MixTarget,
+    ) -> Self {
         let vs = nn::VarStore::new(device);
         let net = Encoder::new(&vs.root(), backbone, &cfg.projector().head());
         let w_size = cfg.group_size(batch_size);
@@ -106,7 +116,13 @@ fn covered_nmse(a: &Tensor, b: &Tensor, groups: &[Tensor]) -> Tensor {
 impl Method for Wmse {
     super::single_store_parts!(net);
 
-    fn loss(&mut self, views: &[Tensor], mixed: Option<&Mixed>, _info: &StepInfo, rng: &mut ChaCha8Rng) -> anyhow::Result<Tensor> {
+    fn loss(
+        &mut self,
+        views: &[Tensor],
+        mixed: Option<&Mixed>,
+        _info: &StepInfo,
+        rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<Tensor> {
         let b = views[0].size()[0];
         let mut inputs = vec![views[0].shallow_clone(), views[1].shallow_clone()];
         if let Some(m) = mixed {
@@ -141,7 +157,16 @@ mod tests {
     use rand::SeedableRng;
 
     fn wmse(w_size: i64) -> Wmse {
-        let backbone = ResNetConfig { arch: Arch::ResNet18, widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
+        let backbone = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [4, 4, 8, 8],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 1,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
         let cfg = WmseConfig { dim: 4, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, w_size, w_iter: 1, w_eps: 0.0 };
         Wmse::new(Device::Cpu, &backbone, cfg, 16, MixTarget::View2)
     }
@@ -158,7 +183,8 @@ mod tests {
         assert!(same.abs() < 1e-4, "{same}");
         // Un-Mix term by hand (one group = the batch: order does not matter).
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
-        let with = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+        let with =
+            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
         let z = m.net.forward_t(&Tensor::cat(&[&x1, &x2, &mixed.images], 0), true);
         let w = |k: i64| crate::method::losses::whiten(&z.narrow(0, 16 * k, 16), 0.0);
         let (w1, w2, wm) = (w(0), w(1), w(2));

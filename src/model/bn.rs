@@ -40,16 +40,28 @@ impl SplitBatchNorm {
         let (n, c) = (size[0], size[1]);
         if !train {
             return x.batch_norm(
-                Some(&self.weight), Some(&self.bias), Some(&self.running_mean), Some(&self.running_var),
-                false, self.momentum, self.eps, true,
+                Some(&self.weight),
+                Some(&self.bias),
+                Some(&self.running_mean),
+                Some(&self.running_var),
+                false,
+                self.momentum,
+                self.eps,
+                true,
             );
         }
         // A batch that does not divide into the groups (a last partial batch) uses plain statistics.
         let g = if n % self.splits == 0 { self.splits } else { 1 };
         if g == 1 {
             return x.batch_norm(
-                Some(&self.weight), Some(&self.bias), Some(&self.running_mean), Some(&self.running_var),
-                true, self.momentum, self.eps, true,
+                Some(&self.weight),
+                Some(&self.bias),
+                Some(&self.running_mean),
+                Some(&self.running_var),
+                true,
+                self.momentum,
+                self.eps,
+                true,
             );
         }
         if self.blocked {
@@ -62,8 +74,14 @@ impl SplitBatchNorm {
         let rm = self.running_mean.repeat([g]);
         let rv = self.running_var.repeat([g]);
         let y = x.reshape(&folded).batch_norm(
-            Some(&self.weight.repeat([g])), Some(&self.bias.repeat([g])), Some(&rm), Some(&rv),
-            true, self.momentum, self.eps, true,
+            Some(&self.weight.repeat([g])),
+            Some(&self.bias.repeat([g])),
+            Some(&rm),
+            Some(&rv),
+            true,
+            self.momentum,
+            self.eps,
+            true,
         );
         tch::no_grad(|| {
             self.running_mean.shallow_clone().copy_(&rm.view([g, c]).mean_dim(0, false, rm.kind()));
@@ -114,7 +132,11 @@ impl SplitBatchNorm {
             )
         };
         if p.is_null() {
-            panic!("split batch norm over {g} blocks of a batch of shape {:?} failed in libtorch: {}", x.size(), crate::ffi::message(&err));
+            panic!(
+                "split batch norm over {g} blocks of a batch of shape {:?} failed in libtorch: {}",
+                x.size(),
+                crate::ffi::message(&err)
+            );
         }
         // SAFETY: a non-null result is a new tensor the shim allocated for us to own.
         unsafe { Tensor::from_ptr(p) }
@@ -143,7 +165,8 @@ mod tests {
             assert!(mean.abs().max().double_value(&[]) < 1e-5, "group {gi} mean {mean:?}");
         }
         // Running mean moves by momentum 0.1 towards the average of the two group means.
-        let gm = x.view([4, 2, 3, 16]).mean_dim([0i64, 3].as_slice(), false, Kind::Float).mean_dim(0, false, Kind::Float);
+        let gm =
+            x.view([4, 2, 3, 16]).mean_dim([0i64, 3].as_slice(), false, Kind::Float).mean_dim(0, false, Kind::Float);
         let expect = gm * 0.1;
         assert!((&bn.running_mean - expect).abs().max().double_value(&[]) < 1e-5);
     }
@@ -235,7 +258,10 @@ mod blocks {
         assert!(db < 1e-4, "bias gradients differ by {db}");
         let dm = (&blocked.running_mean - &folded.running_mean).abs().max().double_value(&[]);
         let dv = (&blocked.running_var - &folded.running_var).abs().max().double_value(&[]);
-        assert!(dy < 1e-5 && dx < 1e-4 && dw < 1e-4, "outputs differ by {dy}, input gradients by {dx}, weight gradients by {dw}");
+        assert!(
+            dy < 1e-5 && dx < 1e-4 && dw < 1e-4,
+            "outputs differ by {dy}, input gradients by {dx}, weight gradients by {dw}"
+        );
         assert!(dm < 1e-6 && dv < 1e-6, "running mean differs by {dm}, running var by {dv}");
         // The folded form really has per-group statistics: the running mean moved.
         assert!(folded.running_mean.abs().max().double_value(&[]) > 1e-3);
@@ -258,13 +284,20 @@ mod blocks {
         });
         let n = 16i64;
         // Fixed values, a different offset per sample so the blocks' statistics differ.
-        let base = ((Tensor::arange(n * 6 * 25, (Kind::Double, Device::Cpu)) * 12.9898).sin() * 43758.5453).frac().view([n, 6, 5, 5]);
-        let x = (base * 3.0 + Tensor::arange(n, (Kind::Double, Device::Cpu)).view([n, 1, 1, 1]) * 0.3).to_kind(Kind::BFloat16);
+        let base = ((Tensor::arange(n * 6 * 25, (Kind::Double, Device::Cpu)) * 12.9898).sin() * 43758.5453)
+            .frac()
+            .view([n, 6, 5, 5]);
+        let x = (base * 3.0 + Tensor::arange(n, (Kind::Double, Device::Cpu)).view([n, 1, 1, 1]) * 0.3)
+            .to_kind(Kind::BFloat16);
         let x = channels_last(&x).set_requires_grad(true);
         // Channels-last like the activations, as the gradients in a channels-last network are (with
         // a standard-layout gradient libtorch's per-block backward takes its mixed-layout path,
         // which sums in bf16: ~6e-4 off in the bias gradient).
-        let up = channels_last(&((Tensor::arange(n * 6 * 25, (Kind::Double, Device::Cpu)) * 7.1).cos()).view([n, 6, 5, 5]).to_kind(Kind::BFloat16));
+        let up = channels_last(
+            &((Tensor::arange(n * 6 * 25, (Kind::Double, Device::Cpu)) * 7.1).cos())
+                .view([n, 6, 5, 5])
+                .to_kind(Kind::BFloat16),
+        );
         let y = bn.forward_t(&x, true);
         assert_eq!(y.kind(), Kind::BFloat16);
         assert!(crate::model::layout::is_channels_last(&y));
@@ -274,7 +307,8 @@ mod blocks {
         let blockwise = |xin: &Tensor, kind: Kind| {
             // Parameters and statistics in fp32 next to bf16 activations, as under autocast.
             let pk = if kind == Kind::BFloat16 { Kind::Float } else { kind };
-            let (w2, b2) = (w.to_kind(pk).detach().set_requires_grad(true), b.to_kind(pk).detach().set_requires_grad(true));
+            let (w2, b2) =
+                (w.to_kind(pk).detach().set_requires_grad(true), b.to_kind(pk).detach().set_requires_grad(true));
             let x2 = xin.detach().to_kind(kind).set_requires_grad(true);
             let (mut rms, mut rvs) = (Vec::new(), Vec::new());
             let ys: Vec<Tensor> = x2
@@ -304,7 +338,10 @@ mod blocks {
         // bf16 input gradients (8 bits: ~4e-3 relative per rounding); fp32 parameter gradients.
         // (The composed bf16 form is ~6e-4 off in the bias gradient here, against 1e-5 for the node.)
         let (dx, dw, db) = (rel(&x.grad(), &gx), rel(&bn.weight.grad(), &gw), rel(&bn.bias.grad(), &gb));
-        assert!(dx < 1e-2 && dw < 1e-4 && db < 1e-4, "input gradient {dx}, weight {dw}, bias {db} (relative, against float64)");
+        assert!(
+            dx < 1e-2 && dw < 1e-4 && db < 1e-4,
+            "input gradient {dx}, weight {dw}, bias {db} (relative, against float64)"
+        );
         assert!(crate::model::layout::is_channels_last(&x.grad()));
         assert!(rel(&bn.running_mean, &rm) < 1e-6 && rel(&bn.running_var, &rv) < 1e-6, "running statistics differ");
         // No gradient recorded when none is needed (the momentum encoder's forward).

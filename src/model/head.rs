@@ -22,7 +22,10 @@ pub enum Head {
     Linear(nn::Linear),
     /// Hidden blocks (Linear, optional BN, then ReLU) and the output layer. Variables are named
     /// fc1, bn1, ..., fcN (N = layers), so a two-layer head is fc1, bn1, fc2.
-    Mlp { hidden: Vec<(nn::Linear, Option<SplitBatchNorm>)>, out: nn::Linear },
+    Mlp {
+        hidden: Vec<(nn::Linear, Option<SplitBatchNorm>)>,
+        out: nn::Linear,
+    },
 }
 
 impl Head {
@@ -77,14 +80,21 @@ mod tests {
         let mut names: Vec<(String, Vec<i64>)> = vs.variables().into_iter().map(|(n, t)| (n, t.size())).collect();
         names.sort();
         let expect: Vec<(String, Vec<i64>)> = [
-            ("head.fc1.bias", vec![5]), ("head.fc1.weight", vec![5, 6]),
-            ("head.fc2.bias", vec![5]), ("head.fc2.weight", vec![5, 5]),
-            ("head.fc3.bias", vec![3]), ("head.fc3.weight", vec![3, 5]),
-        ].iter().map(|(n, s)| (n.to_string(), s.clone())).collect();
+            ("head.fc1.bias", vec![5]),
+            ("head.fc1.weight", vec![5, 6]),
+            ("head.fc2.bias", vec![5]),
+            ("head.fc2.weight", vec![5, 5]),
+            ("head.fc3.bias", vec![3]),
+            ("head.fc3.weight", vec![3, 5]),
+        ]
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.clone()))
+        .collect();
         assert_eq!(names, expect);
         // The forward pass is fc3(relu(fc2(relu(fc1(x))))).
         let v = vs.variables();
-        let lin = |x: &Tensor, k: usize| x.matmul(&v[&format!("head.fc{k}.weight")].tr()) + &v[&format!("head.fc{k}.bias")];
+        let lin =
+            |x: &Tensor, k: usize| x.matmul(&v[&format!("head.fc{k}.weight")].tr()) + &v[&format!("head.fc{k}.bias")];
         let x = Tensor::randn([4, 6], (Kind::Float, Device::Cpu));
         let by_hand = lin(&lin(&lin(&x, 1).relu(), 2).relu(), 3);
         let diff = (head.forward_t(&x, true) - by_hand).abs().max().double_value(&[]);
@@ -92,8 +102,19 @@ mod tests {
         // A two-layer head with BN: fc1, bn1, fc2 as before (checkpoints stay readable).
         let vs2 = nn::VarStore::new(Device::Cpu);
         let _ = Head::new(&(vs2.root() / "head"), 6, &HeadConfig { dim: 3, hidden: 5, bn: true, layers: 2 });
-        let mut n2: Vec<String> = vs2.variables().into_keys().filter(|n| !n.contains("running") && !n.contains("num_batches")).collect();
+        let mut n2: Vec<String> =
+            vs2.variables().into_keys().filter(|n| !n.contains("running") && !n.contains("num_batches")).collect();
         n2.sort();
-        assert_eq!(n2, ["head.bn1.bias", "head.bn1.weight", "head.fc1.bias", "head.fc1.weight", "head.fc2.bias", "head.fc2.weight"]);
+        assert_eq!(
+            n2,
+            [
+                "head.bn1.bias",
+                "head.bn1.weight",
+                "head.fc1.bias",
+                "head.fc1.weight",
+                "head.fc2.bias",
+                "head.fc2.weight"
+            ]
+        );
     }
 }

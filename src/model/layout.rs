@@ -42,7 +42,8 @@ impl ChannelsLast {
         if device != Device::Cpu {
             return ChannelsLast { vars: Vec::new() };
         }
-        let mut vars: Vec<Tensor> = vs.variables().into_values().filter(|t| t.dim() == 4 && !is_channels_last(t)).collect();
+        let mut vars: Vec<Tensor> =
+            vs.variables().into_values().filter(|t| t.dim() == 4 && !is_channels_last(t)).collect();
         tch::no_grad(|| {
             for v in vars.iter_mut() {
                 let cl = channels_last(v);
@@ -108,6 +109,9 @@ mod tests {
         let out = y.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
         assert_eq!(out.stride(), vec![140, 1, 28, 4]);
         // Several channels: the usual NHWC copy.
-        assert_eq!(channels_last(&Tensor::zeros([2, 3, 5, 7], (Kind::Float, Device::Cpu))).stride(), vec![105, 1, 21, 3]);
+        assert_eq!(
+            channels_last(&Tensor::zeros([2, 3, 5, 7], (Kind::Float, Device::Cpu))).stride(),
+            vec![105, 1, 21, 3]
+        );
     }
 }

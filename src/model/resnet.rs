@@ -30,7 +30,11 @@ impl Arch {
     }
 
     fn expansion(self) -> i64 {
-        if self.bottleneck() { 4 } else { 1 }
+        if self.bottleneck() {
+            4
+        } else {
+            1
+        }
     }
 
     fn bottleneck(self) -> bool {
@@ -209,7 +213,13 @@ impl ResNet {
             // CIFAR stem keeps PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
             (true, None) => {
                 let init = pytorch_default(cfg.in_channels, 3);
-                nn::conv2d(p / "conv1", cfg.in_channels, w0, 3, nn::ConvConfig { stride: 1, padding: 1, bias: false, ws_init: init, ..Default::default() })
+                nn::conv2d(
+                    p / "conv1",
+                    cfg.in_channels,
+                    w0,
+                    3,
+                    nn::ConvConfig { stride: 1, padding: 1, bias: false, ws_init: init, ..Default::default() },
+                )
             }
             (true, Some(init)) => conv(p / "conv1", cfg.in_channels, w0, 3, 1, 1, init),
             (false, init) => conv(p / "conv1", cfg.in_channels, w0, 7, 2, 3, init.unwrap_or(cfg.conv_init)),
@@ -230,7 +240,15 @@ impl ResNet {
                 layers.push(block);
             }
         }
-        let mut net = ResNet { conv1, bn1, max_pool: !cfg.cifar_stem, layers, out_dim: cin, channels_last: false, input_padding: cfg.input_padding };
+        let mut net = ResNet {
+            conv1,
+            bn1,
+            max_pool: !cfg.cifar_stem,
+            layers,
+            out_dim: cin,
+            channels_last: false,
+            input_padding: cfg.input_padding,
+        };
         if cfg.channels_last {
             net.use_channels_last();
         }
@@ -291,7 +309,11 @@ impl ResNet {
         // Padding makes a standard-layout tensor: back to channels-last where the network is.
         let pad = |x: &Tensor| {
             let y = x.constant_pad_nd([p, p, p, p]);
-            if self.channels_last { channels_last(&y) } else { y }
+            if self.channels_last {
+                channels_last(&y)
+            } else {
+                y
+            }
         };
         let padded = (p > 0).then(|| pad(x));
         let mut y = self.bn1.forward_t(&padded.as_ref().unwrap_or(x).apply(&self.conv1), train);
@@ -341,7 +363,16 @@ mod tests {
     fn resnet18_has_torchvision_parameter_count() {
         // torchvision resnet18 without fc: 11,689,512 - (512*1000 + 1000) = 11,176,512.
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
+        let cfg = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [64, 128, 256, 512],
+            in_channels: 3,
+            cifar_stem: false,
+            bn_splits: 1,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
         let net = ResNet::new(&vs.root(), &cfg);
         assert_eq!(count(&vs), 11_176_512);
         let y = net.forward_t(&Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu)), false);
@@ -352,7 +383,16 @@ mod tests {
     fn resnet50_has_torchvision_parameter_count() {
         // torchvision resnet50 without fc: 25,557,032 - (2048*1000 + 1000) = 23,508,032.
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet50, widths: [64, 128, 256, 512], in_channels: 3, cifar_stem: false, bn_splits: 1, conv_init: Default::default(), channels_last: false, ..Default::default() };
+        let cfg = ResNetConfig {
+            arch: Arch::ResNet50,
+            widths: [64, 128, 256, 512],
+            in_channels: 3,
+            cifar_stem: false,
+            bn_splits: 1,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
         let net = ResNet::new(&vs.root(), &cfg);
         assert_eq!(count(&vs), 23_508_032);
         assert_eq!(net.out_dim(), 2048);
@@ -363,7 +403,14 @@ mod tests {
         // The SwAV authors' CIFAR ResNet: 32 px padded to 34, 3x3 stride-1 stem, no max-pool.
         for channels_last in [false, true] {
             let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = ResNetConfig { arch: Arch::ResNet18Bottleneck, widths: [8, 8, 16, 16], cifar_stem: true, input_padding: 1, channels_last, ..Default::default() };
+            let cfg = ResNetConfig {
+                arch: Arch::ResNet18Bottleneck,
+                widths: [8, 8, 16, 16],
+                cifar_stem: true,
+                input_padding: 1,
+                channels_last,
+                ..Default::default()
+            };
             let net = ResNet::new(&vs.root(), &cfg);
             let x = Tensor::ones([2, 3, 32, 32], (Kind::Float, Device::Cpu));
             assert_eq!(net.feature_map_sizes(&x), vec![(34, 34), (34, 34), (17, 17), (9, 9), (5, 5)]);
@@ -396,7 +443,16 @@ mod tests {
     #[test]
     fn cifar_stem_keeps_resolution_until_layer2() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 8, conv_init: Default::default(), channels_last: false, ..Default::default() };
+        let cfg = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [16, 32, 64, 128],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 8,
+            conv_init: Default::default(),
+            channels_last: false,
+            ..Default::default()
+        };
         let net = ResNet::new(&vs.root(), &cfg);
         let y = net.forward_t(&Tensor::randn([16, 1, 28, 28], (Kind::Float, Device::Cpu)), true);
         assert_eq!(y.size(), vec![16, 128]);
@@ -426,7 +482,11 @@ mod tests {
     /// tests that must not depend on libtorch's global generator, which tests in other threads reseed.
     fn fixed(shape: &[i64], phase: f64, scale: f64) -> Tensor {
         let numel: i64 = shape.iter().product();
-        ((Tensor::arange(numel, (Kind::Double, Device::Cpu)) * 12.9898 + phase).sin() * 43758.5453).frac().view(shape).to_kind(Kind::Float) * scale
+        ((Tensor::arange(numel, (Kind::Double, Device::Cpu)) * 12.9898 + phase).sin() * 43758.5453)
+            .frac()
+            .view(shape)
+            .to_kind(Kind::Float)
+            * scale
     }
 
     /// The same fixed convolution weights in both stores (uniform, with kaiming fan-out variance).
@@ -460,7 +520,16 @@ mod tests {
         // Same weights, one network in standard memory, one in channels-last with blocked
         // split batch norm: training-mode features, weight gradients and running statistics agree,
         // and the channels-last network's convolution weights and activations are NHWC.
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 1, cifar_stem: true, bn_splits: 4, conv_init: ConvInit::PyTorch, channels_last: false, ..Default::default() };
+        let cfg = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [8, 8, 16, 16],
+            in_channels: 1,
+            cifar_stem: true,
+            bn_splits: 4,
+            conv_init: ConvInit::PyTorch,
+            channels_last: false,
+            ..Default::default()
+        };
         let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
         assert!(crate::model::layout::is_channels_last(&vs_b.variables()["layer2.0.conv1.weight"]));
         assert!(!crate::model::layout::is_channels_last(&vs_a.variables()["layer2.0.conv1.weight"]));
@@ -471,7 +540,8 @@ mod tests {
         // Fixed weights and inputs (random draws: about one in twelve put a batch-norm gradient
         // ~1e-2 apart between the layouts -- fp32 rounding, see the float64 test below).
         fixed_weights(&vs_a, &vs_b);
-        let x = fixed(&[16, 1, 12, 12], 4.0, 1.7) + Tensor::arange(16, (Kind::Float, Device::Cpu)).view([16, 1, 1, 1]) * 0.1;
+        let x = fixed(&[16, 1, 12, 12], 4.0, 1.7)
+            + Tensor::arange(16, (Kind::Float, Device::Cpu)).view([16, 1, 1, 1]) * 0.1;
         let up = fixed(&[16, 16], 4.5, 1.0);
         let (fa, fb) = (a.forward_t(&x, true), b.forward_t(&x, true));
         let d = (&fa - &fb).abs().max().double_value(&[]);
@@ -501,7 +571,16 @@ mod tests {
         // A 1x1 stride-2 convolution in channels-last memory corrupts the heap in its weight
         // gradient on batches of 3, 5 or 7 (oneDNN, libtorch 2.9); the shortcut subsamples first.
         // Run that case (it aborted the process before) and check it against the standard layout.
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: false, ..Default::default() };
+        let cfg = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [8, 8, 16, 16],
+            in_channels: 3,
+            cifar_stem: true,
+            bn_splits: 1,
+            conv_init: ConvInit::Torchvision,
+            channels_last: false,
+            ..Default::default()
+        };
         let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
         // Fixed weights and inputs: on random draws the two layouts differ by ~1e-2 about once in
         // a hundred (fp32 rounding, see the next test), which made this test flaky.
@@ -534,7 +613,16 @@ mod tests {
         // 2.3e-2 and 2.1e-2), always led by the first convolutions' weight gradients -- consistent
         // with ReLU units whose pre-activation is within rounding of 0 switching between fp32 and
         // float64. A fixed case keeps this test deterministic.
-        let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 1, conv_init: ConvInit::Torchvision, channels_last: false, ..Default::default() };
+        let cfg = ResNetConfig {
+            arch: Arch::ResNet18,
+            widths: [8, 8, 16, 16],
+            in_channels: 3,
+            cifar_stem: true,
+            bn_splits: 1,
+            conv_init: ConvInit::Torchvision,
+            channels_last: false,
+            ..Default::default()
+        };
         let ((vs_a, a), (vs_b, b)) = standard_and_channels_last(&cfg);
         fixed_weights(&vs_a, &vs_b);
         let mut vs_c = nn::VarStore::new(Device::Cpu);
@@ -551,12 +639,20 @@ mod tests {
                 let v = vs.variables();
                 let mut keys: Vec<&String> = v.keys().filter(|k| v[*k].requires_grad()).collect();
                 keys.sort();
-                Tensor::cat(&keys.iter().map(|k| v[*k].grad().to_kind(Kind::Double).flatten(0, -1)).collect::<Vec<_>>(), 0)
+                Tensor::cat(
+                    &keys.iter().map(|k| v[*k].grad().to_kind(Kind::Double).flatten(0, -1)).collect::<Vec<_>>(),
+                    0,
+                )
             };
             let reference = all(&vs_c);
-            let err = |vs: &nn::VarStore| (all(vs) - &reference).norm().double_value(&[]) / reference.norm().double_value(&[]);
+            let err = |vs: &nn::VarStore| {
+                (all(vs) - &reference).norm().double_value(&[]) / reference.norm().double_value(&[])
+            };
             let (ea, eb) = (err(&vs_a), err(&vs_b));
-            assert!(ea < 1e-4 && eb < 1e-4, "batch {n}: gradients off the float64 reference by {ea} (standard) and {eb} (channels-last)");
+            assert!(
+                ea < 1e-4 && eb < 1e-4,
+                "batch {n}: gradients off the float64 reference by {ea} (standard) and {eb} (channels-last)"
+            );
         }
     }
 
@@ -565,7 +661,16 @@ mod tests {
         // layer3.0.conv2: 64 -> 64, 3x3: fan_in = fan_out = 576.
         let weight = |init: ConvInit| {
             let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = ResNetConfig { arch: Arch::ResNet18, widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, bn_splits: 1, conv_init: init, channels_last: false, ..Default::default() };
+            let cfg = ResNetConfig {
+                arch: Arch::ResNet18,
+                widths: [16, 32, 64, 128],
+                in_channels: 1,
+                cifar_stem: true,
+                bn_splits: 1,
+                conv_init: init,
+                channels_last: false,
+                ..Default::default()
+            };
             tch::manual_seed(0);
             ResNet::new(&vs.root(), &cfg);
             vs.variables()["layer3.0.conv2.weight"].copy()
@@ -579,10 +684,11 @@ mod tests {
         assert!(pt.abs().max().double_value(&[]) <= bound);
         let std = pt.std(true).double_value(&[]);
         assert!((std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.05, "pytorch std {std}");
-        let parse = |s: &str| toml::from_str::<std::collections::BTreeMap<String, ConvInit>>(&format!("v = \"{s}\"")).map(|m| m["v"]);
+        let parse = |s: &str| {
+            toml::from_str::<std::collections::BTreeMap<String, ConvInit>>(&format!("v = \"{s}\"")).map(|m| m["v"])
+        };
         assert_eq!(parse("pytorch").unwrap(), ConvInit::PyTorch);
         assert_eq!(parse("torchvision").unwrap(), ConvInit::Torchvision);
         assert!(parse("kaiming").unwrap_err().to_string().contains("expected `torchvision` or `pytorch`"));
     }
-
 }

@@ -44,7 +44,8 @@ pub fn pca2(x: &tch::Tensor) -> Vec<(f64, f64)> {
 pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     use anyhow::Context;
     let config_path = run.join("config.toml");
-    let text = std::fs::read_to_string(&config_path).with_context(|| format!("{} is not an unmix run folder (no config.toml)", run.display()))?;
+    let text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("{} is not an unmix run folder (no config.toml)", run.display()))?;
     let cfg = Config::from_saved_toml(&text, &config_path.display().to_string(), &[])?;
     let steps = read_jsonl(&run.join("steps.jsonl"))?;
     let epochs = read_jsonl(&run.join("metrics.jsonl"))?;
@@ -76,11 +77,16 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
             crate::model::Features::Head => "head",
             crate::model::Features::Backbone => "backbone",
         };
-        embed_note = format!("PCA of the L2-normalized {which} features of the first {} test images, coloured by class", test.len());
+        embed_note = format!(
+            "PCA of the L2-normalized {which} features of the first {} test images, coloured by class",
+            test.len()
+        );
     }
 
-    let summary: Option<Value> = std::fs::read_to_string(run.join("summary.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
-    let linear: Option<Value> = std::fs::read_to_string(run.join("linear.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
+    let summary: Option<Value> =
+        std::fs::read_to_string(run.join("summary.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
+    let linear: Option<Value> =
+        std::fs::read_to_string(run.join("linear.json")).ok().and_then(|s| serde_json::from_str(&s).ok());
     let mut md = format!("# unmix run: {}\n\n", run.display());
     md += &format!(
         "Method **{}**{} on **{}**, {} of {} epochs.\n\n## Results\n\n",
@@ -92,7 +98,12 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
     );
     if let Some(s) = &summary {
         if let Some(k) = s.get("knn").filter(|k| !k.is_null()) {
-            md += &format!("- kNN top-1 **{:.2}%**, top-5 {:.2}% — {}\n", k["top1"].as_f64().unwrap_or(f64::NAN), k["top5"].as_f64().unwrap_or(f64::NAN), k["protocol"].as_str().unwrap_or(""));
+            md += &format!(
+                "- kNN top-1 **{:.2}%**, top-5 {:.2}% — {}\n",
+                k["top1"].as_f64().unwrap_or(f64::NAN),
+                k["top5"].as_f64().unwrap_or(f64::NAN),
+                k["protocol"].as_str().unwrap_or("")
+            );
         }
         md += &format!(
             "- training images/second {:.1} (view-1 images through the whole step, data included); training time {:.0} s; wall time {:.0} s; peak RSS {} MiB\n",
@@ -103,10 +114,19 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
         );
     }
     if let Some(p) = summary.as_ref().and_then(|s| s.get("online_probe")).filter(|p| !p.is_null()) {
-        md += &format!("- online probe top-1 **{:.2}%** — {}\n", p["top1"].as_f64().unwrap_or(f64::NAN), p["protocol"].as_str().unwrap_or(""));
+        md += &format!(
+            "- online probe top-1 **{:.2}%** — {}\n",
+            p["top1"].as_f64().unwrap_or(f64::NAN),
+            p["protocol"].as_str().unwrap_or("")
+        );
     }
     if let Some(l) = &linear {
-        md += &format!("- linear probe top-1 **{:.2}%**, top-5 {:.2}% — {}\n", l["top1"].as_f64().unwrap_or(f64::NAN), l["top5"].as_f64().unwrap_or(f64::NAN), l["protocol"].as_str().unwrap_or(""));
+        md += &format!(
+            "- linear probe top-1 **{:.2}%**, top-5 {:.2}% — {}\n",
+            l["top1"].as_f64().unwrap_or(f64::NAN),
+            l["top5"].as_f64().unwrap_or(f64::NAN),
+            l["protocol"].as_str().unwrap_or("")
+        );
     }
     md += "\n| epoch | loss | lr | kNN top-1 | online probe top-1 | images/s |\n|---|---|---|---|---|---|\n";
     for e in &epochs {

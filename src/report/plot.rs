@@ -18,15 +18,27 @@ const AXIS: Rgb<u8> = Rgb([160, 160, 160]);
 
 /// Ten well-separated colours (the tab10 palette).
 pub const PALETTE: [[u8; 3]; 10] = [
-    [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-    [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
 ];
 
 fn fmt(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e7 {
         return format!("{v:.0}");
     }
-    if v != 0.0 && (v.abs() < 0.01 || v.abs() >= 10000.0) { format!("{v:.1E}") } else { format!("{v:.3}") }
+    if v != 0.0 && (v.abs() < 0.01 || v.abs() >= 10000.0) {
+        format!("{v:.1E}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 fn line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: Rgb<u8>) {
@@ -80,7 +92,10 @@ impl Frame {
     fn px(&self, x: f64, y: f64) -> (i64, i64) {
         let fx = (x - self.x.0) / (self.x.1 - self.x.0);
         let fy = (y - self.y.0) / (self.y.1 - self.y.0);
-        ((LEFT as f64 + fx * (W - LEFT - RIGHT) as f64).round() as i64, ((H - BOTTOM) as f64 - fy * (H - TOP - BOTTOM) as f64).round() as i64)
+        (
+            (LEFT as f64 + fx * (W - LEFT - RIGHT) as f64).round() as i64,
+            ((H - BOTTOM) as f64 - fy * (H - TOP - BOTTOM) as f64).round() as i64,
+        )
     }
 
     fn draw_axes(&self, img: &mut RgbImage, title: &str, xlabel: &str) {
@@ -104,7 +119,8 @@ pub fn line_plot(path: &Path, title: &str, xlabel: &str, xs: &[f64], series: &[(
     frame.draw_axes(&mut img, title, xlabel);
     for (k, (name, ys)) in series.iter().enumerate() {
         let c = Rgb(PALETTE[k % PALETTE.len()]);
-        let pts: Vec<(i64, i64)> = xs.iter().zip(ys).filter(|(_, y)| y.is_finite()).map(|(&x, &y)| frame.px(x, y)).collect();
+        let pts: Vec<(i64, i64)> =
+            xs.iter().zip(ys).filter(|(_, y)| y.is_finite()).map(|(&x, &y)| frame.px(x, y)).collect();
         for w in pts.windows(2) {
             line(&mut img, w[0], w[1], c);
         }

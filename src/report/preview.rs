@@ -2,6 +2,7 @@
 //! i, view 1, view 2, the mixture (sample i of the mixed batch) and its reversed partner (view 1 of
 //! sample N-1-i), with the mixing mode and lambda written under the grid.
 
+use super::font::draw_text;
 use crate::config::Config;
 use crate::data::{load_pretrain, to_tensor, train_recipes};
 use crate::mix::{self, MixKind, Mixed, UnMixConfig};
@@ -9,7 +10,6 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 use unmix_data::loader::{Loader, LoaderConfig};
-use super::font::draw_text;
 
 /// Undoes the normalization of one CHW image into u8 RGB tiles scaled by `zoom`.
 fn paste(canvas: &mut image::RgbImage, t: &Tensor, mean: &[f32], std: &[f32], x0: u32, y0: u32, zoom: u32) {
@@ -26,7 +26,11 @@ fn paste(canvas: &mut image::RgbImage, t: &Tensor, mean: &[f32], std: &[f32], x0
                 .collect();
             for dy in 0..zoom {
                 for dx in 0..zoom {
-                    canvas.put_pixel(x0 + x as u32 * zoom + dx, y0 + y as u32 * zoom + dy, image::Rgb([px[0], px[1], px[2]]));
+                    canvas.put_pixel(
+                        x0 + x as u32 * zoom + dx,
+                        y0 + y as u32 * zoom + dy,
+                        image::Rgb([px[0], px[1], px[2]]),
+                    );
                 }
             }
         }
@@ -40,7 +44,15 @@ pub fn write_preview(cfg: &Config, images: usize, mode: Option<&str>, out: &Path
     let loader = Loader::new(
         set.data.clone(),
         train_recipes(cfg),
-        LoaderConfig { batch_size: images, drop_last: false, shuffle: true, seed: cfg.seed, workers: 0, prefetch: 1, on_bad_image: crate::data::bad_image_policy(cfg) },
+        LoaderConfig {
+            batch_size: images,
+            drop_last: false,
+            shuffle: true,
+            seed: cfg.seed,
+            workers: 0,
+            prefetch: 1,
+            on_bad_image: crate::data::bad_image_policy(cfg),
+        },
     );
     let batch = loader.epoch(0, 0).next().context("the dataset gave no batch")??;
     let v1 = to_tensor(&batch.views[0], Device::Cpu);
@@ -64,7 +76,8 @@ pub fn write_preview(cfg: &Config, images: usize, mode: Option<&str>, out: &Path
     let gap = 4;
     let header = 24;
     let footer = 28;
-    let mut canvas = image::RgbImage::from_pixel(4 * (tw + gap) + gap, header + n * (th + gap) + footer, image::Rgb([30, 30, 30]));
+    let mut canvas =
+        image::RgbImage::from_pixel(4 * (tw + gap) + gap, header + n * (th + gap) + footer, image::Rgb([30, 30, 30]));
     for (k, title) in ["VIEW1", "VIEW2", "MIXED", "PARTNER"].iter().enumerate() {
         draw_text(&mut canvas, title, gap + k as u32 * (tw + gap), 6, 3);
     }
@@ -83,4 +96,3 @@ pub fn write_preview(cfg: &Config, images: usize, mode: Option<&str>, out: &Path
     canvas.save(out).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(draw)
 }
-

@@ -19,7 +19,9 @@ impl RunLog {
 
     pub fn step(&self, step: u64, epoch: usize, loss: f64, lr: f64) -> Result<()> {
         match &self.dir {
-            Some(d) => append_jsonl(&d.join("steps.jsonl"), &json!({"step": step, "epoch": epoch + 1, "loss": loss, "lr": lr})),
+            Some(d) => {
+                append_jsonl(&d.join("steps.jsonl"), &json!({"step": step, "epoch": epoch + 1, "loss": loss, "lr": lr}))
+            }
             None => Ok(()),
         }
     }

@@ -74,7 +74,14 @@ impl EpochEval {
 
     /// One probe step on the step's (detached) view-1 features; the probe is built at the first
     /// step, from the checkpoint's tensors when resuming.
-    fn probe_step(&mut self, feats: Option<Tensor>, labels: &[u32], lr: f64, device: Device, resumed: &mut Option<Vec<(String, Tensor)>>) -> Result<()> {
+    fn probe_step(
+        &mut self,
+        feats: Option<Tensor>,
+        labels: &[u32],
+        lr: f64,
+        device: Device,
+        resumed: &mut Option<Vec<(String, Tensor)>>,
+    ) -> Result<()> {
         let (true, Some(f)) = (self.use_probe, feats.map(|f| f.to_kind(Kind::Float))) else { return Ok(()) };
         if self.probe.is_none() {
             let mut p = OnlineProbe::new(f.size()[1], self.classes, device);
@@ -94,7 +101,8 @@ impl EpochEval {
 
     fn probe_accuracy(&self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<Option<f64>> {
         let Some(p) = &self.probe else { return Ok(None) };
-        let test = crate::eval::embed_split(cfg, device, trainer.method.as_ref(), &self.knn.test, Features::Backbone, false)?;
+        let test =
+            crate::eval::embed_split(cfg, device, trainer.method.as_ref(), &self.knn.test, Features::Backbone, false)?;
         let y = crate::eval::linear::labels_tensor(&self.knn.test.labels, device);
         Ok(Some(crate::eval::linear::accuracy(&p.logits(&test), &y).0))
     }
@@ -104,7 +112,8 @@ impl EpochEval {
 pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
     let wall = Instant::now();
     let out = &opts.out;
-    std::fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("cannot create run folder {}", out.display()))?;
+    std::fs::create_dir_all(out.join("checkpoints"))
+        .with_context(|| format!("cannot create run folder {}", out.display()))?;
     let ckpt_path = out.join(RUN_CHECKPOINT);
     let device = build::runtime(cfg)?;
     // Multi-process data parallelism when launched by torchrun (or with RANK/WORLD_SIZE set).
@@ -142,7 +151,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
     // On resume, the checkpoint's tensors are kept for the online probe, built at the first step.
     let mut probe_state: Option<Vec<(String, Tensor)>> = None;
     if opts.resume {
-        let (tensors, meta) = checkpoint::load(&ckpt_path).with_context(|| format!("cannot resume from {}", out.display()))?;
+        let (tensors, meta) =
+            checkpoint::load(&ckpt_path).with_context(|| format!("cannot resume from {}", out.display()))?;
         trainer.load_state(&tensors).with_context(|| format!("{}", ckpt_path.display()))?;
         (epoch, step, train_seconds, images) = (meta.epoch, meta.step, meta.train_seconds, meta.images);
         println!("resumed from {} at epoch {} (step {})", ckpt_path.display(), epoch, step);
@@ -154,7 +164,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         }
     }
     if main_rank {
-        std::fs::write(out.join("config.toml"), cfg.to_toml()).with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+        std::fs::write(out.join("config.toml"), cfg.to_toml())
+            .with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
     }
     let log = RunLog::new(main_rank.then_some(out.as_path()));
 
@@ -203,7 +214,13 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             loader.recycle(batch);
             let loss = trainer.forward(&views, step, epoch)?;
             // The probe's lr follows the main schedule's shape.
-            eval.probe_step(trainer.method.take_features(), &labels, cfg.eval.online_probe_lr * lr / cfg.train.lr, device, &mut probe_state)?;
+            eval.probe_step(
+                trainer.method.take_features(),
+                &labels,
+                cfg.eval.online_probe_lr * lr / cfg.train.lr,
+                device,
+                &mut probe_state,
+            )?;
             trainer.update(&loss, lr, step, epoch)?;
             loss_sum += loss.detach();
             step += 1;
@@ -282,7 +299,11 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         println!("skipped {} unreadable image(s) in this run (data.on_bad_image = \"skip\")", loader.skipped());
     }
     if epoch < cfg.train.epochs {
-        println!("stopped after epoch {epoch} of {}; continue with: unmix pretrain --out {} --resume", cfg.train.epochs, out.display());
+        println!(
+            "stopped after epoch {epoch} of {}; continue with: unmix pretrain --out {} --resume",
+            cfg.train.epochs,
+            out.display()
+        );
     }
     if !main_rank {
         return Ok(Finished::Worker { rank, epochs: epoch });

@@ -43,7 +43,8 @@ pub struct ProbeSummary {
 }
 
 /// The online probe's protocol sentence.
-pub const PROBE_PROTOCOL: &str = "online linear probe: linear classifier trained during pretraining on detached backbone features of view 1 \
+pub const PROBE_PROTOCOL: &str =
+    "online linear probe: linear classifier trained during pretraining on detached backbone features of view 1 \
      (SGD, momentum 0.9, lr following the main schedule), top-1 on the test split with eval-mode features";
 
 impl KnnSummary {

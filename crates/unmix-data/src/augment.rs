@@ -33,11 +33,7 @@ pub struct RandomResizedCrop {
 impl RandomResizedCrop {
     /// torchvision's defaults: scale (0.08, 1), ratio (3/4, 4/3).
     pub fn new(height: usize, width: usize) -> Self {
-        RandomResizedCrop {
-            size: (height, width),
-            scale: (0.08, 1.0),
-            ratio: (3.0 / 4.0, 4.0 / 3.0),
-        }
+        RandomResizedCrop { size: (height, width), scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) }
     }
 }
 
@@ -63,10 +59,7 @@ pub struct GaussianBlur {
 impl GaussianBlur {
     /// MoCo v2: `RandomApply([GaussianBlur([.1, 2.])], p=0.5)`.
     pub fn moco_v2() -> Self {
-        GaussianBlur {
-            sigma: (0.1, 2.0),
-            p: 0.5,
-        }
+        GaussianBlur { sigma: (0.1, 2.0), p: 0.5 }
     }
 }
 
@@ -117,12 +110,7 @@ impl ViewRecipe {
     }
 
     /// Output (channels, height, width) of this recipe for an input of the given shape.
-    pub fn output_shape(
-        &self,
-        channels: usize,
-        height: usize,
-        width: usize,
-    ) -> (usize, usize, usize) {
+    pub fn output_shape(&self, channels: usize, height: usize, width: usize) -> (usize, usize, usize) {
         match (&self.crop, self.resize_center) {
             (Some(c), _) => (channels, c.size.0, c.size.1),
             (None, Some((_, crop))) => (channels, crop, crop),
@@ -175,7 +163,11 @@ pub fn augment(img: ImageRef, recipe: &ViewRecipe, rng: &mut impl Rng) -> Image 
         out = hflip(out.as_ref());
     }
     let grayscale = |out: Image, rng: &mut _| {
-        if coin(rng, recipe.grayscale_p) && out.channels == 3 { to_grayscale(out.as_ref(), 3) } else { out }
+        if coin(rng, recipe.grayscale_p) && out.channels == 3 {
+            to_grayscale(out.as_ref(), 3)
+        } else {
+            out
+        }
     };
     if recipe.grayscale_first {
         out = grayscale(out, rng);
@@ -336,19 +328,11 @@ fn precompute_taps(in_size: usize, out_size: usize) -> Taps {
         for x in 0..n {
             let v = if ww != 0.0 { k[x] / ww } else { k[x] };
             let f = v * (1u32 << PRECISION_BITS) as f64;
-            row[x] = if v < 0.0 {
-                (-0.5 + f) as i32
-            } else {
-                (0.5 + f) as i32
-            };
+            row[x] = if v < 0.0 { (-0.5 + f) as i32 } else { (0.5 + f) as i32 };
         }
         bounds.push((xmin, n));
     }
-    Taps {
-        ksize,
-        bounds,
-        coeffs,
-    }
+    Taps { ksize, bounds, coeffs }
 }
 
 #[inline]
@@ -392,7 +376,16 @@ fn vertical_row(src: &[u8], start: usize, stride: usize, k: &[i32], dst: &mut [u
 // Pillow's own argument list (image, stride, box, channels, output size).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn vertical_pass(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize, out_h: usize) -> Vec<u8> {
+fn vertical_pass(
+    src: &[u8],
+    stride: usize,
+    top: usize,
+    left: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    out_h: usize,
+) -> Vec<u8> {
     let taps = precompute_taps(h, out_h);
     let row = w * c;
     let mut out = vec![0u8; out_h * row];
@@ -408,7 +401,16 @@ fn vertical_pass(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w
 /// a whole column instead of one pixel's few taps), transposed back.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn horizontal_pass(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize, out_w: usize) -> Vec<u8> {
+fn horizontal_pass(
+    src: &[u8],
+    stride: usize,
+    top: usize,
+    left: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    out_w: usize,
+) -> Vec<u8> {
     let taps = precompute_taps(w, out_w);
     let boxed = transpose_region(src, stride, top, left, h, w, c); // w x h
     let col = h * c;
@@ -424,15 +426,7 @@ fn horizontal_pass(src: &[u8], stride: usize, top: usize, left: usize, h: usize,
 ///
 /// The crop box must lie inside the image. Resampling reads only pixels of the box, so this is
 /// exactly crop-then-resize.
-pub fn resized_crop(
-    img: ImageRef,
-    top: usize,
-    left: usize,
-    h: usize,
-    w: usize,
-    out_h: usize,
-    out_w: usize,
-) -> Image {
+pub fn resized_crop(img: ImageRef, top: usize, left: usize, h: usize, w: usize, out_h: usize, out_w: usize) -> Image {
     resized_crop_dispatch(img, top, left, h, w, out_h, out_w)
 }
 
@@ -440,14 +434,8 @@ avx2_dispatch!(fn resized_crop_dispatch(img: ImageRef, top: usize, left: usize, 
 
 #[inline(always)]
 fn resized_crop_body(img: ImageRef, top: usize, left: usize, h: usize, w: usize, out_h: usize, out_w: usize) -> Image {
-    assert!(
-        top + h <= img.height && left + w <= img.width,
-        "crop box outside the image"
-    );
-    assert!(
-        h > 0 && w > 0 && out_h > 0 && out_w > 0,
-        "empty crop or output"
-    );
+    assert!(top + h <= img.height && left + w <= img.width, "crop box outside the image");
+    assert!(h > 0 && w > 0 && out_h > 0 && out_w > 0, "empty crop or output");
     let (c, stride) = (img.channels, img.width * img.channels);
     let (need_h, need_v) = (out_w != w, out_h != h);
     // Pillow 13's order (ImagingResampleInner): the vertical pass first when the height shrinks by
@@ -533,11 +521,7 @@ pub fn luma(r: u8, g: u8, b: u8) -> u8 {
 fn luma_plane(img: ImageRef) -> Vec<u8> {
     match img.channels {
         1 => img.data.to_vec(),
-        3 => img
-            .data
-            .chunks_exact(3)
-            .map(|p| luma(p[0], p[1], p[2]))
-            .collect(),
+        3 => img.data.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect(),
         c => panic!("unsupported channel count {c}"),
     }
 }
@@ -563,11 +547,7 @@ pub fn adjust_brightness(img: ImageRef, factor: f64) -> Image {
 pub fn adjust_contrast(img: ImageRef, factor: f64) -> Image {
     let l = luma_plane(img);
     let sum: u64 = l.iter().map(|&v| v as u64).sum();
-    let mean = if l.is_empty() {
-        0.0
-    } else {
-        sum as f64 / l.len() as f64
-    };
+    let mean = if l.is_empty() { 0.0 } else { sum as f64 / l.len() as f64 };
     let t = blend_table((mean + 0.5) as u8, factor as f32);
     let data = img.data.iter().map(|&v| t[v as usize]).collect();
     Image::new(img.height, img.width, img.channels, data)
@@ -703,10 +683,7 @@ pub fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
 /// wraparound, -> RGB. Identity for 1-channel images and for `hue_factor == 0` (torchvision would
 /// still round-trip through HSV, which is slightly lossy; `ColorJitter` never calls it with 0).
 pub fn adjust_hue(img: ImageRef, hue_factor: f64) -> Image {
-    assert!(
-        (-0.5..=0.5).contains(&hue_factor),
-        "hue_factor {hue_factor} is not in [-0.5, 0.5]"
-    );
+    assert!((-0.5..=0.5).contains(&hue_factor), "hue_factor {hue_factor} is not in [-0.5, 0.5]");
     if img.channels != 3 || hue_factor == 0.0 {
         return img.to_owned();
     }
@@ -758,7 +735,13 @@ fn hue_shift_rgb(r8: u8, g8: u8, b8: u8, shift: u8, tab: &HsvTables) -> (u8, u8,
     let h_r = bc - gc;
     let h_g = (2.0 + rc as f64 - bc as f64) as f32;
     let h_b = (4.0 + gc as f64 - rc as f64) as f32;
-    let h = if r8 == maxc8 { h_r } else if g8 == maxc8 { h_g } else { h_b };
+    let h = if r8 == maxc8 {
+        h_r
+    } else if g8 == maxc8 {
+        h_g
+    } else {
+        h_b
+    };
     let t = h as f64 * (1.0 / 6.0) + 1.0;
     let h = (if t >= 1.0 { t - 1.0 } else { t }) as f32;
     let hq = if grey { 0.0 } else { h as f64 * 255.0 };
@@ -787,9 +770,27 @@ fn hue_shift_rgb(r8: u8, g8: u8, b8: u8, shift: u8, tab: &HsvTables) -> (u8, u8,
     let m = round(vf * (1.0 - w));
     let v = maxc8;
     // (r, g, b) per sector: (v, t, p) (q, v, p) (p, v, t) (p, q, v) (t, p, v) (v, p, q).
-    let red = if sector == 0 || sector == 5 { v } else if sector == 2 || sector == 3 { p } else { m };
-    let green = if sector == 1 || sector == 2 { v } else if sector == 4 || sector == 5 { p } else { m };
-    let blue = if sector == 3 || sector == 4 { v } else if sector == 0 || sector == 1 { p } else { m };
+    let red = if sector == 0 || sector == 5 {
+        v
+    } else if sector == 2 || sector == 3 {
+        p
+    } else {
+        m
+    };
+    let green = if sector == 1 || sector == 2 {
+        v
+    } else if sector == 4 || sector == 5 {
+        p
+    } else {
+        m
+    };
+    let blue = if sector == 3 || sector == 4 {
+        v
+    } else if sector == 0 || sector == 1 {
+        p
+    } else {
+        m
+    };
     if s8 == 0 {
         (v, v, v)
     } else {
@@ -800,16 +801,9 @@ fn hue_shift_rgb(r8: u8, g8: u8, b8: u8, shift: u8, tab: &HsvTables) -> (u8, u8,
 /// torchvision `F.rgb_to_grayscale` on PIL (`img.convert("L")`, replicated to `out_channels`,
 /// which is 1 or 3). A 1-channel input is already greyscale.
 pub fn to_grayscale(img: ImageRef, out_channels: usize) -> Image {
-    assert!(
-        out_channels == 1 || out_channels == 3,
-        "out_channels must be 1 or 3"
-    );
+    assert!(out_channels == 1 || out_channels == 3, "out_channels must be 1 or 3");
     let l = luma_plane(img);
-    let data = if out_channels == 1 {
-        l
-    } else {
-        l.iter().flat_map(|&v| [v, v, v]).collect()
-    };
+    let data = if out_channels == 1 { l } else { l.iter().flat_map(|&v| [v, v, v]).collect() };
     Image::new(img.height, img.width, out_channels, data)
 }
 
@@ -940,7 +934,9 @@ fn transpose_region(src: &[u8], stride: usize, top: usize, left: usize, h: usize
         }
         // Every read below is inside rows top..top + h, columns left..left + w (+1 byte before
         // the last row), every write inside out.
-        assert!(stride >= (left + w) * 3 && (top + h - 1) * stride + (left + w) * 3 <= src.len() && out.len() == h * w * 3);
+        assert!(
+            stride >= (left + w) * 3 && (top + h - 1) * stride + (left + w) * 3 <= src.len() && out.len() == h * w * 3
+        );
         let (sp, dp) = (src.as_ptr(), out.as_mut_ptr());
         for y0 in (0..h).step_by(B) {
             let y1 = (y0 + B).min(h);
@@ -953,7 +949,10 @@ fn transpose_region(src: &[u8], stride: usize, top: usize, left: usize, h: usize
                         // unless (x, y) is the last pixel, which is in the last row.
                         unsafe {
                             if y + 1 < h {
-                                std::ptr::write_unaligned(dp.add(d) as *mut u32, std::ptr::read_unaligned(sp.add(s) as *const u32));
+                                std::ptr::write_unaligned(
+                                    dp.add(d) as *mut u32,
+                                    std::ptr::read_unaligned(sp.add(s) as *const u32),
+                                );
                             } else {
                                 std::ptr::copy_nonoverlapping(sp.add(s), dp.add(d), 3);
                             }
@@ -977,10 +976,7 @@ fn transpose_region(src: &[u8], stride: usize, top: usize, left: usize, h: usize
 /// `passes` vertical ones; a radius of 0 skips its direction. Horizontal passes run as column
 /// passes on the transposed image, as Pillow itself transposes for the vertical ones.
 pub fn box_blur(img: ImageRef, xradius: f32, yradius: f32, passes: usize) -> Image {
-    assert!(
-        xradius >= 0.0 && yradius >= 0.0,
-        "box blur radius must be >= 0"
-    );
+    assert!(xradius >= 0.0 && yradius >= 0.0, "box blur radius must be >= 0");
     let mut out = img.to_owned();
     let (h, w, c) = (img.height, img.width, img.channels);
     if h == 0 || w == 0 {
@@ -1009,10 +1005,7 @@ pub fn box_blur(img: ImageRef, xradius: f32, yradius: f32, passes: usize) -> Ima
 /// box blurs of the radius given by Pillow's `_gaussian_blur_radius`. Radius 0 is the identity.
 /// Works for any channel count.
 pub fn gaussian_blur(img: ImageRef, radius: f64) -> Image {
-    assert!(
-        radius.is_finite() && radius >= 0.0,
-        "blur radius {radius} must be finite and >= 0"
-    );
+    assert!(radius.is_finite() && radius >= 0.0, "blur radius {radius} must be finite and >= 0");
     if radius == 0.0 {
         return img.to_owned(); // GaussianBlur.filter: xy == (0, 0) -> image.copy()
     }
@@ -1024,11 +1017,7 @@ pub fn gaussian_blur(img: ImageRef, radius: f64) -> Image {
 /// (all channels). Not an involution: it maps everything below `threshold` to itself, so applying
 /// it twice equals applying it once when `threshold <= 128`.
 pub fn solarize(img: ImageRef, threshold: u8) -> Image {
-    let data = img
-        .data
-        .iter()
-        .map(|&v| if v >= threshold { 255 - v } else { v })
-        .collect();
+    let data = img.data.iter().map(|&v| if v >= threshold { 255 - v } else { v }).collect();
     Image::new(img.height, img.width, img.channels, data)
 }
 
@@ -1042,10 +1031,7 @@ pub fn center_crop(img: ImageRef, h: usize, w: usize) -> Image {
     assert!(h > 0 && w > 0, "empty crop");
     let c = img.channels;
     if h > img.height || w > img.width {
-        let (pad_top, pad_left) = (
-            h.saturating_sub(img.height) / 2,
-            w.saturating_sub(img.width) / 2,
-        );
+        let (pad_top, pad_left) = (h.saturating_sub(img.height) / 2, w.saturating_sub(img.width) / 2);
         let (ph, pw) = (img.height.max(h), img.width.max(w));
         let mut data = vec![0u8; ph * pw * c];
         for y in 0..img.height {
@@ -1060,9 +1046,7 @@ pub fn center_crop(img: ImageRef, h: usize, w: usize) -> Image {
     let left = ((img.width - w) as f64 / 2.0).round_ties_even() as usize;
     let mut data = Vec::with_capacity(h * w * c);
     for y in top..top + h {
-        data.extend_from_slice(
-            &img.data[(y * img.width + left) * c..(y * img.width + left + w) * c],
-        );
+        data.extend_from_slice(&img.data[(y * img.width + left) * c..(y * img.width + left + w) * c]);
     }
     Image::new(h, w, c, data)
 }
@@ -1077,11 +1061,7 @@ pub fn resize_shorter_center_crop(img: ImageRef, resize: usize, crop: usize) -> 
     let (short, long) = (h.min(w), h.max(w));
     // _compute_resized_output_size: int(size * long / short), true division in double.
     let new_long = ((resize * long) as f64 / short as f64) as usize;
-    let (nh, nw) = if w <= h {
-        (new_long, resize)
-    } else {
-        (resize, new_long)
-    };
+    let (nh, nw) = if w <= h { (new_long, resize) } else { (resize, new_long) };
     if (nh, nw) == (h, w) {
         center_crop(img, crop, crop)
     } else {

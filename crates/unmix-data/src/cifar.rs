@@ -47,9 +47,7 @@ pub fn read_cifar_file(
     if label_index >= label_bytes {
         return Err(DataError::format(
             path,
-            format!(
-                "label index {label_index} is outside the {label_bytes} label byte(s) of a record"
-            ),
+            format!("label index {label_index} is outside the {label_bytes} label byte(s) of a record"),
         ));
     }
     let name = dataset_name(label_bytes);
@@ -71,18 +69,14 @@ pub fn read_cifar_file(
             ),
         ));
     }
-    let len = usize::try_from(len)
-        .map_err(|_| DataError::format(path, format!("file is {len} bytes, too large to load")))?;
+    let len =
+        usize::try_from(len).map_err(|_| DataError::format(path, format!("file is {len} bytes, too large to load")))?;
     let raw = crate::fileio::read_exactly(file, len, path)?;
 
     let n = len / record;
     let mut pixels = vec![0u8; n * PIXELS];
     let mut labels = Vec::with_capacity(n);
-    for (index, (rec, out)) in raw
-        .chunks_exact(record)
-        .zip(pixels.chunks_exact_mut(PIXELS))
-        .enumerate()
-    {
+    for (index, (rec, out)) in raw.chunks_exact(record).zip(pixels.chunks_exact_mut(PIXELS)).enumerate() {
         let label = rec[label_index];
         if label as usize >= num_classes {
             return Err(DataError::LabelOutOfRange {
@@ -127,12 +121,7 @@ fn require(path: PathBuf, root: &Path, hint: &str) -> Result<PathBuf> {
     })
 }
 
-fn load_files(
-    files: &[PathBuf],
-    label_bytes: usize,
-    label_index: usize,
-    num_classes: usize,
-) -> Result<ImageSet> {
+fn load_files(files: &[PathBuf], label_bytes: usize, label_index: usize, num_classes: usize) -> Result<ImageSet> {
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for f in files {
@@ -140,14 +129,7 @@ fn load_files(
         pixels.extend_from_slice(&p);
         labels.extend_from_slice(&l);
     }
-    Ok(ImageSet {
-        height: SIDE,
-        width: SIDE,
-        channels: 3,
-        pixels,
-        labels,
-        num_classes,
-    })
+    Ok(ImageSet { height: SIDE, width: SIDE, channels: 3, pixels, labels, num_classes })
 }
 
 /// CIFAR-10, binary version. `root` is the `cifar-10-batches-bin` folder or its parent.
@@ -163,10 +145,7 @@ pub fn load_cifar10(root: &Path, train: bool) -> Result<ImageSet> {
         vec!["test_batch.bin".to_string()]
     };
     let dir = resolve_dir(root, CIFAR10_DIR, &names[0]);
-    let files = names
-        .iter()
-        .map(|n| require(dir.join(n), root, HINT))
-        .collect::<Result<Vec<_>>>()?;
+    let files = names.iter().map(|n| require(dir.join(n), root, HINT)).collect::<Result<Vec<_>>>()?;
     load_files(&files, 1, 0, 10)
 }
 
@@ -174,8 +153,7 @@ pub fn load_cifar10(root: &Path, train: bool) -> Result<ImageSet> {
 /// `train.bin` / `test.bin`; record = coarse byte, fine byte, 3072 pixel bytes.
 /// Fine: 100 classes; Coarse: 20.
 pub fn load_cifar100(root: &Path, train: bool, label: Cifar100Label) -> Result<ImageSet> {
-    const HINT: &str =
-        "the folder should contain train.bin and test.bin from the CIFAR-100 binary \
+    const HINT: &str = "the folder should contain train.bin and test.bin from the CIFAR-100 binary \
         version (cifar-100-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html; the \
         python/pickle version is not supported)";
     let name = if train { "train.bin" } else { "test.bin" };

@@ -30,9 +30,9 @@ impl DataError {
     /// The file (or, for `NotFound`, the folder) the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            DataError::Io { path, .. }
-            | DataError::Format { path, .. }
-            | DataError::LabelOutOfRange { path, .. } => path,
+            DataError::Io { path, .. } | DataError::Format { path, .. } | DataError::LabelOutOfRange { path, .. } => {
+                path
+            }
             DataError::NotFound { root, .. } => root,
         }
     }

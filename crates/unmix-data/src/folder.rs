@@ -92,11 +92,7 @@ fn collect_images(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn not_found(root: &Path, what: String, hint: &str) -> DataError {
-    DataError::NotFound {
-        root: root.to_path_buf(),
-        what,
-        hint: hint.to_string(),
-    }
+    DataError::NotFound { root: root.to_path_buf(), what, hint: hint.to_string() }
 }
 
 impl ImageFolder {
@@ -121,11 +117,7 @@ impl ImageFolder {
             let class = name.to_string_lossy().into_owned();
             let found = collect_images(&path)?;
             if found.is_empty() {
-                return Err(not_found(
-                    root,
-                    format!("images in class folder {}", path.display()),
-                    HINT,
-                ));
+                return Err(not_found(root, format!("images in class folder {}", path.display()), HINT));
             }
             let label = u32::try_from(classes.len()).expect("class count fits u32");
             labels.extend(std::iter::repeat_n(label, found.len()));
@@ -135,12 +127,7 @@ impl ImageFolder {
         if classes.is_empty() {
             return Err(not_found(root, "class subfolders".to_string(), HINT));
         }
-        Ok(ImageFolder {
-            root: root.to_path_buf(),
-            classes,
-            files,
-            labels,
-        })
+        Ok(ImageFolder { root: root.to_path_buf(), classes, files, labels })
     }
 
     /// Tiny ImageNet (`tiny-imagenet-200.zip`). `root` is the `tiny-imagenet-200` folder or its
@@ -162,29 +149,17 @@ impl ImageFolder {
         };
         let wnids_path = dir.join("wnids.txt");
         if !wnids_path.is_file() {
-            return Err(not_found(
-                root,
-                format!("expected {}", wnids_path.display()),
-                HINT,
-            ));
+            return Err(not_found(root, format!("expected {}", wnids_path.display()), HINT));
         }
         let text = read_text(&wnids_path)?;
-        let classes: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
+        let classes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
         if classes.is_empty() {
             return Err(DataError::format(&wnids_path, "no WNIDs in the file"));
         }
         let index_of = |wnid: &str| classes.iter().position(|c| c == wnid);
         for (k, c) in classes.iter().enumerate() {
             if index_of(c) != Some(k) {
-                return Err(DataError::format(
-                    &wnids_path,
-                    format!("WNID {c} is listed twice"),
-                ));
+                return Err(DataError::format(&wnids_path, format!("WNID {c} is listed twice")));
             }
         }
 
@@ -194,11 +169,7 @@ impl ImageFolder {
             for (k, wnid) in classes.iter().enumerate() {
                 let images = dir.join("train").join(wnid).join("images");
                 if !images.is_dir() {
-                    return Err(not_found(
-                        root,
-                        format!("expected {}", images.display()),
-                        HINT,
-                    ));
+                    return Err(not_found(root, format!("expected {}", images.display()), HINT));
                 }
                 let found: Vec<PathBuf> = read_dir_sorted(&images)?
                     .into_iter()
@@ -206,11 +177,7 @@ impl ImageFolder {
                     .filter(|p| p.is_file() && has_image_extension(p))
                     .collect();
                 if found.is_empty() {
-                    return Err(not_found(
-                        root,
-                        format!("images in {}", images.display()),
-                        HINT,
-                    ));
+                    return Err(not_found(root, format!("images in {}", images.display()), HINT));
                 }
                 labels.extend(std::iter::repeat_n(k as u32, found.len()));
                 files.extend(found);
@@ -231,10 +198,7 @@ impl ImageFolder {
                     _ => {
                         return Err(DataError::format(
                             &ann,
-                            format!(
-                                "line {}: expected FILE<TAB>WNID<TAB>box, got {line:?}",
-                                n + 1
-                            ),
+                            format!("line {}: expected FILE<TAB>WNID<TAB>box, got {line:?}", n + 1),
                         ))
                     }
                 };
@@ -246,14 +210,7 @@ impl ImageFolder {
                     ));
                 }
                 let label = index_of(wnid).ok_or_else(|| {
-                    DataError::format(
-                        &ann,
-                        format!(
-                            "line {}: WNID {wnid} is not in {}",
-                            n + 1,
-                            wnids_path.display()
-                        ),
-                    )
+                    DataError::format(&ann, format!("line {}: WNID {wnid} is not in {}", n + 1, wnids_path.display()))
                 })?;
                 files.push(path);
                 labels.push(label as u32);
@@ -262,12 +219,7 @@ impl ImageFolder {
                 return Err(DataError::format(&ann, "no annotated validation images"));
             }
         }
-        Ok(ImageFolder {
-            root: dir,
-            classes,
-            files,
-            labels,
-        })
+        Ok(ImageFolder { root: dir, classes, files, labels })
     }
 
     /// Class names; label `k` is `classes()[k]`.
@@ -318,9 +270,7 @@ fn read_text(path: &Path) -> Result<String> {
 
 /// Reads a whole file after checking that it is a plausible size.
 fn read_limited(path: &Path) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| DataError::io(path, e))?
-        .len();
+    let len = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?.len();
     if len > MAX_FILE_BYTES {
         return Err(DataError::format(
             path,
@@ -357,9 +307,7 @@ pub fn decode_image_bytes(bytes: &[u8], path: &Path) -> Result<Image> {
         return Err(bad("file is empty".into()));
     }
     let decoded = std::panic::catch_unwind(|| {
-        let reader = image::ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| e.to_string())?;
+        let reader = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
         match reader.format() {
             Some(image::ImageFormat::Jpeg) => jpeg_is_complete(bytes)?,
             Some(image::ImageFormat::Png) => {}

@@ -39,10 +39,7 @@ struct IdxSource {
 /// Opens a dataset file; a missing file becomes [`DataError::NotFound`] saying what was expected.
 pub(crate) fn open_file(path: &Path, expected: &str) -> Result<File> {
     if path.is_dir() {
-        return Err(DataError::format(
-            path,
-            format!("is a directory; expected {expected}"),
-        ));
+        return Err(DataError::format(path, format!("is a directory; expected {expected}")));
     }
     File::open(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
@@ -66,28 +63,15 @@ fn open_source(path: &Path, expected: &str) -> Result<IdxSource> {
         let head = buf.fill_buf().map_err(|e| DataError::io(path, e))?;
         head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b
     };
-    let reader: Box<dyn Read> = if gzip {
-        Box::new(MultiGzDecoder::new(buf))
-    } else {
-        Box::new(buf)
-    };
-    Ok(IdxSource {
-        reader,
-        gzip,
-        file_len,
-    })
+    let reader: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(buf)) } else { Box::new(buf) };
+    Ok(IdxSource { reader, gzip, file_len })
 }
 
 /// Maps a read error: errors of the gzip decoder are format problems, the rest are I/O problems.
 fn read_error(path: &Path, gzip: bool, e: io::Error) -> DataError {
     match e.kind() {
-        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
-            if gzip =>
-        {
-            DataError::format(
-                path,
-                format!("gzip decompression failed: {e} (the .gz file is corrupt or truncated)"),
-            )
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof if gzip => {
+            DataError::format(path, format!("gzip decompression failed: {e} (the .gz file is corrupt or truncated)"))
         }
         _ => DataError::io(path, e),
     }
@@ -120,39 +104,23 @@ fn describe_magic(magic: u32) -> &'static str {
 }
 
 /// Reads the header of `len` bytes and checks the magic number.
-fn read_header(
-    src: &mut IdxSource,
-    path: &Path,
-    len: usize,
-    magic: u32,
-    what: &str,
-) -> Result<Vec<u8>> {
+fn read_header(src: &mut IdxSource, path: &Path, len: usize, magic: u32, what: &str) -> Result<Vec<u8>> {
     let mut header = vec![0u8; len];
-    let got =
-        read_up_to(src.reader.as_mut(), &mut header).map_err(|e| read_error(path, src.gzip, e))?;
+    let got = read_up_to(src.reader.as_mut(), &mut header).map_err(|e| read_error(path, src.gzip, e))?;
     if got < len {
         let problem = if got == 0 {
-            format!(
-                "file is empty (0 bytes{}); expected the {len}-byte {what} header",
-                gz_note(src.gzip)
-            )
+            format!("file is empty (0 bytes{}); expected the {len}-byte {what} header", gz_note(src.gzip))
         } else {
-            format!(
-                "file is too short ({got} bytes{}) for the {len}-byte {what} header",
-                gz_note(src.gzip)
-            )
+            format!("file is too short ({got} bytes{}) for the {len}-byte {what} header", gz_note(src.gzip))
         };
         return Err(DataError::format(path, problem));
     }
     let found = be_u32(&header[0..4]);
     if found != magic {
-        let mut problem =
-            format!("bad magic number 0x{found:08x}, expected 0x{magic:08x} ({what})");
+        let mut problem = format!("bad magic number 0x{found:08x}, expected 0x{magic:08x} ({what})");
         let other = describe_magic(found);
         if !other.is_empty() {
-            problem.push_str(&format!(
-                "; this is an {other} file (are the images and labels paths swapped?)"
-            ));
+            problem.push_str(&format!("; this is an {other} file (are the images and labels paths swapped?)"));
         }
         return Err(DataError::format(path, problem));
     }
@@ -182,43 +150,26 @@ fn read_body(
         if actual != expected as u64 {
             return Err(DataError::format(
                 path,
-                format!(
-                    "wrong size: {} but the file has {actual} bytes after the header",
-                    describe()
-                ),
+                format!("wrong size: {} but the file has {actual} bytes after the header", describe()),
             ));
         }
         let mut body = vec![0u8; expected];
         let got = read_up_to(src.reader.as_mut(), &mut body).map_err(|e| DataError::io(path, e))?;
         if got != expected {
             // The file shrank while being read.
-            return Err(DataError::format(
-                path,
-                format!("{} but only {got} bytes could be read", describe()),
-            ));
+            return Err(DataError::format(path, format!("{} but only {got} bytes could be read", describe())));
         }
         return Ok(body);
     }
     // Gzip: decompress at most expected + 1 bytes, so a lying header or a gzip bomb is cut short.
     let cap = (expected as u64).saturating_add(1);
     let mut body = Vec::with_capacity(expected.min(GZ_INITIAL_CAPACITY));
-    src.reader
-        .as_mut()
-        .take(cap)
-        .read_to_end(&mut body)
-        .map_err(|e| read_error(path, true, e))?;
+    src.reader.as_mut().take(cap).read_to_end(&mut body).map_err(|e| read_error(path, true, e))?;
     if body.len() != expected {
-        let actual = if body.len() > expected {
-            format!("more than {expected}")
-        } else {
-            body.len().to_string()
-        };
+        let actual = if body.len() > expected { format!("more than {expected}") } else { body.len().to_string() };
         return Err(DataError::format(
             path,
-            format!(
-                "wrong size: {} but the decompressed file has {actual} bytes after the header",
-                describe()
-            ),
+            format!("wrong size: {} but the decompressed file has {actual} bytes after the header", describe()),
         ));
     }
     Ok(body)
@@ -228,34 +179,16 @@ fn read_body(
 /// pixels being `n * rows * cols` bytes, image after image, row-major.
 pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
     let mut src = open_source(path, "an IDX images file (MNIST format, plain or gzip)")?;
-    let header = read_header(
-        &mut src,
-        path,
-        IMAGES_HEADER,
-        IDX_IMAGES_MAGIC,
-        "IDX images",
-    )?;
-    let (n, rows, cols) = (
-        be_u32(&header[4..8]),
-        be_u32(&header[8..12]),
-        be_u32(&header[12..16]),
-    );
+    let header = read_header(&mut src, path, IMAGES_HEADER, IDX_IMAGES_MAGIC, "IDX images")?;
+    let (n, rows, cols) = (be_u32(&header[4..8]), be_u32(&header[8..12]), be_u32(&header[12..16]));
     if rows == 0 || cols == 0 {
-        return Err(DataError::format(
-            path,
-            format!("header declares empty {rows}x{cols} images"),
-        ));
+        return Err(DataError::format(path, format!("header declares empty {rows}x{cols} images")));
     }
     let describe = || format!("header says {n} images of {rows}x{cols}");
     let expected = (n as usize)
         .checked_mul(rows as usize)
         .and_then(|x| x.checked_mul(cols as usize))
-        .ok_or_else(|| {
-            DataError::format(
-                path,
-                format!("{} which overflows the address space", describe()),
-            )
-        })?;
+        .ok_or_else(|| DataError::format(path, format!("{} which overflows the address space", describe())))?;
     let describe = || format!("header says {n} images of {rows}x{cols} = {expected} bytes");
     let pixels = read_body(&mut src, path, IMAGES_HEADER, expected, &describe)?;
     Ok((n as usize, rows as usize, cols as usize, pixels))
@@ -264,13 +197,7 @@ pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
 /// Reads an IDX labels file (magic 0x00000801), plain or gzip: one byte per label.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
     let mut src = open_source(path, "an IDX labels file (MNIST format, plain or gzip)")?;
-    let header = read_header(
-        &mut src,
-        path,
-        LABELS_HEADER,
-        IDX_LABELS_MAGIC,
-        "IDX labels",
-    )?;
+    let header = read_header(&mut src, path, LABELS_HEADER, IDX_LABELS_MAGIC, "IDX labels")?;
     let n = be_u32(&header[4..8]) as usize;
     let describe = || format!("header says {n} labels = {n} bytes");
     read_body(&mut src, path, LABELS_HEADER, n, &describe)
@@ -292,16 +219,9 @@ pub fn load_idx_pair(images: &Path, labels: &Path, num_classes: usize) -> Result
         ));
     }
     if n == 0 {
-        return Err(DataError::format(
-            images,
-            "header declares 0 images; the dataset is empty",
-        ));
+        return Err(DataError::format(images, "header declares 0 images; the dataset is empty"));
     }
-    if let Some((index, &label)) = raw_labels
-        .iter()
-        .enumerate()
-        .find(|(_, &l)| l as usize >= num_classes)
-    {
+    if let Some((index, &label)) = raw_labels.iter().enumerate().find(|(_, &l)| l as usize >= num_classes) {
         return Err(DataError::LabelOutOfRange {
             path: labels.to_path_buf(),
             index,
@@ -321,9 +241,7 @@ pub fn load_idx_pair(images: &Path, labels: &Path, num_classes: usize) -> Result
 
 /// `root/name` if it exists, else `root/name.gz` if that exists.
 fn find_plain_or_gz(root: &Path, name: &str) -> Option<PathBuf> {
-    [root.join(name), root.join(format!("{name}.gz"))]
-        .into_iter()
-        .find(|p| p.is_file())
+    [root.join(name), root.join(format!("{name}.gz"))].into_iter().find(|p| p.is_file())
 }
 
 /// MNIST / Fashion-MNIST layout: `root/{train,t10k}-{images-idx3,labels-idx1}-ubyte`, each either

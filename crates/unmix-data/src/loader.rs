@@ -176,17 +176,9 @@ impl SkipLog {
         for (i, e) in skipped {
             self.count.fetch_add(1, Ordering::Relaxed);
             // A poisoned lock only means another thread panicked while warning; keep going.
-            let first = self
-                .warned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(i);
+            let first = self.warned.lock().unwrap_or_else(|p| p.into_inner()).insert(i);
             if first {
-                eprintln!(
-                    "warning: skipping unreadable image {}: {}",
-                    e.path().display(),
-                    e.problem()
-                );
+                eprintln!("warning: skipping unreadable image {}: {}", e.path().display(), e.problem());
             }
         }
     }
@@ -274,20 +266,14 @@ impl EpochJob {
                     width: out.width,
                     data: self.pool.take(n * out.channels * out.height * out.width),
                 });
-                if (view.channels, view.height, view.width) != (out.channels, out.height, out.width)
-                {
+                if (view.channels, view.height, view.width) != (out.channels, out.height, out.width) {
                     return Err(loader_error(format!(
                         "view {v}: sample {i} gives a {}x{}x{} image, the batch has {}x{}x{}",
                         out.channels, out.height, out.width, view.channels, view.height, view.width
                     )));
                 }
                 let chw = view.channels * view.height * view.width;
-                normalize_into(
-                    out.as_ref(),
-                    &recipe.mean,
-                    &recipe.std,
-                    &mut view.data[k * chw..(k + 1) * chw],
-                );
+                normalize_into(out.as_ref(), &recipe.mean, &recipe.std, &mut view.data[k * chw..(k + 1) * chw]);
             }
         }
         let kept = indices.len();
@@ -298,38 +284,17 @@ impl EpochJob {
                     v.data.truncate(kept * v.channels * v.height * v.width);
                     v
                 })
-                .unwrap_or(ViewBatch {
-                    channels: 0,
-                    height: 0,
-                    width: 0,
-                    data: Vec::new(),
-                })
+                .unwrap_or(ViewBatch { channels: 0, height: 0, width: 0, data: Vec::new() })
             })
             .collect();
-        Ok(Batch {
-            index: b,
-            indices,
-            labels,
-            views,
-        })
+        Ok(Batch { index: b, indices, labels, views })
     }
 }
 
 impl Loader {
-    pub fn new(
-        dataset: Arc<dyn Dataset>,
-        recipes: Arc<Vec<ViewRecipe>>,
-        cfg: LoaderConfig,
-    ) -> Self {
+    pub fn new(dataset: Arc<dyn Dataset>, recipes: Arc<Vec<ViewRecipe>>, cfg: LoaderConfig) -> Self {
         assert!(cfg.batch_size > 0, "batch_size must be positive");
-        Loader {
-            dataset,
-            recipes,
-            cfg,
-            skips: Arc::default(),
-            pool: Arc::default(),
-            shard: (0, 1),
-        }
+        Loader { dataset, recipes, cfg, skips: Arc::default(), pool: Arc::default(), shard: (0, 1) }
     }
 
     /// Data parallelism: batches of `batch_size` per process, `world` processes. Global batch b

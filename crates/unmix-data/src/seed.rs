@@ -37,10 +37,7 @@ fn rng_from(h: u64) -> ChaCha8Rng {
 
 /// The generator for one view (`view`-th recipe) of dataset sample `index` in `epoch`.
 pub fn sample_rng(seed: u64, epoch: u64, index: u64, view: u64) -> ChaCha8Rng {
-    rng_from(mix64(
-        mix64(mix64(mix64(DOMAIN_SAMPLE, seed), epoch), index),
-        view,
-    ))
+    rng_from(mix64(mix64(mix64(mix64(DOMAIN_SAMPLE, seed), epoch), index), view))
 }
 
 /// The generator for the draws of one training step (Un-Mix mixing, in-batch shuffles).

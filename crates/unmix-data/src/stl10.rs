@@ -52,13 +52,10 @@ fn open_sized(path: &Path, expected: &str) -> Result<(File, usize)> {
     let file = open_file(path, expected)?;
     let len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
     if len == 0 {
-        return Err(DataError::format(
-            path,
-            format!("file is empty (0 bytes); expected {expected}"),
-        ));
+        return Err(DataError::format(path, format!("file is empty (0 bytes); expected {expected}")));
     }
-    let len = usize::try_from(len)
-        .map_err(|_| DataError::format(path, format!("file is {len} bytes, too large to load")))?;
+    let len =
+        usize::try_from(len).map_err(|_| DataError::format(path, format!("file is {len} bytes, too large to load")))?;
     Ok((file, len))
 }
 
@@ -83,10 +80,7 @@ pub fn read_stl10_images(path: &Path) -> Result<(Vec<u8>, usize)> {
     for (index, out) in pixels.chunks_exact_mut(PIXELS).enumerate() {
         reader.read_exact(&mut rec).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                DataError::format(
-                    path,
-                    format!("file shrank while being read (image {index} of {n} is incomplete)"),
-                )
+                DataError::format(path, format!("file shrank while being read (image {index} of {n} is incomplete)"))
             } else {
                 DataError::io(path, e)
             }
@@ -115,9 +109,7 @@ pub fn read_stl10_labels(path: &Path) -> Result<Vec<u32>> {
             if b == 0 || b as usize > CLASSES {
                 Err(DataError::format(
                     path,
-                    format!(
-                        "label {b} at record {index} is out of range (STL-10 labels are 1..10)"
-                    ),
+                    format!("label {b} at record {index} is out of range (STL-10 labels are 1..10)"),
                 ))
             } else {
                 Ok(b as u32 - 1)
@@ -167,22 +159,11 @@ pub fn load_stl10(root: &Path, split: Stl10Split) -> Result<ImageSet> {
             if labels.len() != n {
                 return Err(DataError::format(
                     &y_path,
-                    format!(
-                        "count mismatch: {} labels, but {} holds {n} images",
-                        labels.len(),
-                        x_path.display()
-                    ),
+                    format!("count mismatch: {} labels, but {} holds {n} images", labels.len(), x_path.display()),
                 ));
             }
             (labels, CLASSES)
         }
     };
-    Ok(ImageSet {
-        height: SIDE,
-        width: SIDE,
-        channels: 3,
-        pixels,
-        labels,
-        num_classes,
-    })
+    Ok(ImageSet { height: SIDE, width: SIDE, channels: 3, pixels, labels, num_classes })
 }

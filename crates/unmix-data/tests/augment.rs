@@ -29,18 +29,9 @@ fn constant(h: usize, w: usize, c: usize, v: u8) -> Image {
 fn full_recipe(size: (usize, usize), channels: usize) -> ViewRecipe {
     ViewRecipe {
         resize_center: None,
-        crop: Some(RandomResizedCrop {
-            size,
-            scale: (0.2, 1.0),
-            ratio: (3.0 / 4.0, 4.0 / 3.0),
-        }),
+        crop: Some(RandomResizedCrop { size, scale: (0.2, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) }),
         hflip_p: 0.5,
-        jitter: Some(ColorJitter {
-            brightness: 0.4,
-            contrast: 0.4,
-            saturation: 0.4,
-            hue: 0.1,
-        }),
+        jitter: Some(ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }),
         jitter_p: 0.8,
         grayscale_p: 0.2,
         grayscale_first: false,
@@ -68,14 +59,7 @@ fn augment_output_sizes() {
         assert_eq!(out.data.len(), 32 * 32 * 3);
     }
     // Without a crop the size is kept.
-    let out = augment(
-        cifar.as_ref(),
-        &ViewRecipe {
-            crop: None,
-            ..full_recipe((1, 1), 3)
-        },
-        &mut rng,
-    );
+    let out = augment(cifar.as_ref(), &ViewRecipe { crop: None, ..full_recipe((1, 1), 3) }, &mut rng);
     assert_eq!((out.height, out.width, out.channels), (40, 50, 3));
 }
 
@@ -90,41 +74,26 @@ fn resized_crop_output_sizes() {
         (3, 2, 10, 11, 10, 33),
     ] {
         let out = resized_crop(img.as_ref(), top, left, h, w, oh, ow);
-        assert_eq!(
-            (out.height, out.width, out.channels, out.data.len()),
-            (oh, ow, 3, oh * ow * 3)
-        );
+        assert_eq!((out.height, out.width, out.channels, out.data.len()), (oh, ow, 3, oh * ow * 3));
     }
 }
 
 #[test]
 fn rrc_params_inside_and_respecting_scale_and_ratio() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    for &(hh, ww) in &[
-        (28usize, 28usize),
-        (32, 32),
-        (40, 50),
-        (50, 40),
-        (7, 100),
-        (300, 200),
-    ] {
-        for &(scale, ratio) in &[
-            ((0.08, 1.0), (0.75, 4.0 / 3.0)),
-            ((0.2, 1.0), (0.75, 4.0 / 3.0)),
-            ((0.5, 0.5), (1.0, 1.0)),
-        ] {
+    for &(hh, ww) in &[(28usize, 28usize), (32, 32), (40, 50), (50, 40), (7, 100), (300, 200)] {
+        for &(scale, ratio) in
+            &[((0.08, 1.0), (0.75, 4.0 / 3.0)), ((0.2, 1.0), (0.75, 4.0 / 3.0)), ((0.5, 0.5), (1.0, 1.0))]
+        {
             for _ in 0..500 {
                 let (top, left, h, w) = rrc_params(hh, ww, scale, ratio, &mut rng);
                 assert!(h > 0 && w > 0);
-                assert!(
-                    top + h <= hh && left + w <= ww,
-                    "{top} {left} {h} {w} in {hh}x{ww}"
-                );
+                assert!(top + h <= hh && left + w <= ww, "{top} {left} {h} {w} in {hh}x{ww}");
                 let fallback_central = top == (hh - h) / 2 && left == (ww - w) / 2;
                 let (hf, wf, area) = (h as f64, w as f64, (hh * ww) as f64);
                 // w and h are each rounded by at most 0.5.
-                let ratio_ok = (wf + 0.5) / (hf - 0.5).max(1e-9) >= ratio.0 - 1e-9
-                    && (wf - 0.5) / (hf + 0.5) <= ratio.1 + 1e-9;
+                let ratio_ok =
+                    (wf + 0.5) / (hf - 0.5).max(1e-9) >= ratio.0 - 1e-9 && (wf - 0.5) / (hf + 0.5) <= ratio.1 + 1e-9;
                 let scale_ok = (wf + 0.5) * (hf + 0.5) >= scale.0 * area - 1e-9
                     && (wf - 0.5) * (hf - 0.5) <= scale.1 * area + 1e-9;
                 assert!(
@@ -155,20 +124,11 @@ fn rrc_params_fallback_is_torchvision_central_crop() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     // The target area is always larger than the image: every attempt fails.
     // Wide image (ratio 4 > 4/3): h = H, w = round(H * 4/3).
-    assert_eq!(
-        rrc_params(10, 40, (2.0, 3.0), (0.75, 4.0 / 3.0), &mut rng),
-        (0, 13, 10, 13)
-    );
+    assert_eq!(rrc_params(10, 40, (2.0, 3.0), (0.75, 4.0 / 3.0), &mut rng), (0, 13, 10, 13));
     // Tall image (ratio 1/4 < 3/4): w = W, h = round(W / (3/4)).
-    assert_eq!(
-        rrc_params(40, 10, (2.0, 3.0), (0.75, 4.0 / 3.0), &mut rng),
-        (13, 0, 13, 10)
-    );
+    assert_eq!(rrc_params(40, 10, (2.0, 3.0), (0.75, 4.0 / 3.0), &mut rng), (13, 0, 13, 10));
     // Ratio inside the range: the whole image.
-    assert_eq!(
-        rrc_params(30, 32, (2.0, 3.0), (0.75, 4.0 / 3.0), &mut rng),
-        (0, 0, 30, 32)
-    );
+    assert_eq!(rrc_params(30, 32, (2.0, 3.0), (0.75, 4.0 / 3.0), &mut rng), (0, 0, 30, 32));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -180,11 +140,7 @@ fn resize_of_constant_image_stays_constant() {
         let img = constant(7, 9, c, v);
         for &(oh, ow) in &[(13, 4), (3, 3), (28, 28), (7, 20), (1, 1), (32, 9)] {
             let out = resize_bilinear(img.as_ref(), oh, ow);
-            assert!(
-                out.data.iter().all(|&x| x == v),
-                "{v} -> {oh}x{ow}: {:?}",
-                out.data
-            );
+            assert!(out.data.iter().all(|&x| x == v), "{v} -> {oh}x{ow}: {:?}", out.data);
         }
     }
 }
@@ -213,10 +169,7 @@ fn resize_upsample_2x_by_hand() {
     let row = Image::new(1, 2, 1, vec![0, 10]);
     assert_eq!(resize_bilinear(row.as_ref(), 1, 4).data, vec![0, 3, 8, 10]);
     let row = Image::new(1, 2, 1, vec![0, 100]);
-    assert_eq!(
-        resize_bilinear(row.as_ref(), 1, 4).data,
-        vec![0, 25, 75, 100]
-    );
+    assert_eq!(resize_bilinear(row.as_ref(), 1, 4).data, vec![0, 25, 75, 100]);
     // The same vertically.
     let col = Image::new(2, 1, 1, vec![0, 10]);
     assert_eq!(resize_bilinear(col.as_ref(), 4, 1).data, vec![0, 3, 8, 10]);
@@ -227,17 +180,13 @@ fn resize_upsample_2x_by_hand() {
         0, 3, 8, 10, //
         25, 34, 50,
         58, // 0.75*0 + 0.25*100 = 25; .75*3+.25*125 = 33.5 -> 34; .75*8+.25*175 = 49.75 -> 50; 57.5 -> 58
-        75, 95, 133,
-        153, // 75; .25*3+.75*125 = 94.5 -> 95; .25*8+.75*175 = 133.25; 2.5+150 = 152.5 -> 153
+        75, 95, 133, 153, // 75; .25*3+.75*125 = 94.5 -> 95; .25*8+.75*175 = 133.25; 2.5+150 = 152.5 -> 153
         100, 125, 175, 200,
     ];
     assert_eq!(resize_bilinear(sq.as_ref(), 4, 4).data, expected);
     // Channels are independent.
     let rgb = Image::new(1, 2, 3, vec![0, 100, 10, 10, 0, 0]);
-    assert_eq!(
-        resize_bilinear(rgb.as_ref(), 1, 4).data,
-        vec![0, 100, 10, 3, 75, 8, 8, 25, 3, 10, 0, 0]
-    );
+    assert_eq!(resize_bilinear(rgb.as_ref(), 1, 4).data, vec![0, 100, 10, 3, 75, 8, 8, 25, 3, 10, 0, 0]);
 }
 
 // Downscaling 4 -> 2 (scale 2): the triangle is stretched to support 2 (antialiasing). Centres at
@@ -275,11 +224,7 @@ fn resized_crop_reads_only_the_box() {
     }
     for &(oh, ow) in &[(8, 8), (2, 2), (3, 7)] {
         let out = resized_crop(img.as_ref(), 2, 3, 4, 4, oh, ow);
-        assert!(
-            out.data.iter().all(|&v| v == 40),
-            "{oh}x{ow}: {:?}",
-            out.data
-        );
+        assert!(out.data.iter().all(|&v| v == 40), "{oh}x{ow}: {:?}", out.data);
     }
 }
 
@@ -313,12 +258,7 @@ fn zero_color_jitter_always_applied_is_identity() {
         resize_center: None,
         crop: None,
         hflip_p: 0.0,
-        jitter: Some(ColorJitter {
-            brightness: 0.0,
-            contrast: 0.0,
-            saturation: 0.0,
-            hue: 0.0,
-        }),
+        jitter: Some(ColorJitter { brightness: 0.0, contrast: 0.0, saturation: 0.0, hue: 0.0 }),
         jitter_p: 1.0,
         grayscale_p: 0.0,
         grayscale_first: false,
@@ -333,29 +273,15 @@ fn zero_color_jitter_always_applied_is_identity() {
         assert_eq!(augment(img.as_ref(), &recipe, &mut rng), img);
     }
     // The eval recipe does nothing either.
-    assert_eq!(
-        augment(
-            img.as_ref(),
-            &ViewRecipe::eval(vec![0.0; 3], vec![1.0; 3]),
-            &mut rng
-        ),
-        img
-    );
+    assert_eq!(augment(img.as_ref(), &ViewRecipe::eval(vec![0.0; 3], vec![1.0; 3]), &mut rng), img);
 }
 
 #[test]
 fn jitter_with_strength_changes_the_image() {
-    let j = ColorJitter {
-        brightness: 0.4,
-        contrast: 0.4,
-        saturation: 0.4,
-        hue: 0.1,
-    };
+    let j = ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 };
     let img = noise(8, 8, 3, 14);
     let mut rng = ChaCha8Rng::seed_from_u64(15);
-    let changed = (0..10)
-        .filter(|_| color_jitter(img.as_ref(), &j, &mut rng) != img)
-        .count();
+    let changed = (0..10).filter(|_| color_jitter(img.as_ref(), &j, &mut rng) != img).count();
     assert!(changed >= 9);
 }
 
@@ -368,10 +294,7 @@ fn brightness_values() {
     // Extrapolation clips.
     assert_eq!(adjust_brightness(img.as_ref(), 2.0).data, vec![255, 6, 200]);
     let rgb = noise(4, 4, 3, 16);
-    assert!(adjust_brightness(rgb.as_ref(), 0.0)
-        .data
-        .iter()
-        .all(|&v| v == 0));
+    assert!(adjust_brightness(rgb.as_ref(), 0.0).data.iter().all(|&v| v == 0));
 }
 
 #[test]
@@ -383,18 +306,10 @@ fn contrast_values() {
     assert_eq!(adjust_contrast(img.as_ref(), 2.0).data, vec![0, 5, 25, 47]);
     // RGB: the mean of the L plane. Pixels' L: (255,0,0) -> 76, (0,255,0) -> 150, (0,0,255) -> 29,
     // (255,255,255) -> 255; mean 127.5 -> 128.
-    let rgb = Image::new(
-        2,
-        2,
-        3,
-        vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255],
-    );
+    let rgb = Image::new(2, 2, 3, vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255]);
     assert_eq!(adjust_contrast(rgb.as_ref(), 0.0).data, vec![128; 12]);
     // 0.5: 128 + 0.5 * (v - 128) truncated: 255 -> 191.5 -> 191, 0 -> 64.
-    assert_eq!(
-        adjust_contrast(rgb.as_ref(), 0.5).data,
-        vec![191, 64, 64, 64, 191, 64, 64, 64, 191, 191, 191, 191]
-    );
+    assert_eq!(adjust_contrast(rgb.as_ref(), 0.5).data, vec![191, 64, 64, 64, 191, 64, 64, 64, 191, 191, 191, 191]);
     // Contrast 0 gives a uniform image on noise too.
     let n = noise(5, 5, 3, 17);
     let out = adjust_contrast(n.as_ref(), 0.0);
@@ -412,20 +327,11 @@ fn saturation_and_grayscale_values() {
         assert_eq!(luma(v, v, v), v);
     }
     let img = Image::new(1, 2, 3, vec![255, 0, 0, 10, 20, 30]);
-    assert_eq!(
-        to_grayscale(img.as_ref(), 3).data,
-        vec![76, 76, 76, 18, 18, 18]
-    );
+    assert_eq!(to_grayscale(img.as_ref(), 3).data, vec![76, 76, 76, 18, 18, 18]);
     assert_eq!(to_grayscale(img.as_ref(), 1).data, vec![76, 18]);
-    assert_eq!(
-        adjust_saturation(img.as_ref(), 0.0),
-        to_grayscale(img.as_ref(), 3)
-    );
+    assert_eq!(adjust_saturation(img.as_ref(), 0.0), to_grayscale(img.as_ref(), 3));
     // 2.0: L + 2 (v - L), clipped: 76 + 2*179 -> 255, 76 - 152 -> 0; 18 + 2*(-8) = 2, 22, 42.
-    assert_eq!(
-        adjust_saturation(img.as_ref(), 2.0).data,
-        vec![255, 0, 0, 2, 22, 42]
-    );
+    assert_eq!(adjust_saturation(img.as_ref(), 2.0).data, vec![255, 0, 0, 2, 22, 42]);
     // A grey image is its own greyscale, and saturation/hue leave it alone.
     let grey = Image::new(1, 3, 3, vec![0, 0, 0, 77, 77, 77, 255, 255, 255]);
     assert_eq!(to_grayscale(grey.as_ref(), 3), grey);
@@ -507,20 +413,13 @@ fn same_seed_same_view_different_seed_different_view() {
     let a = augment(img.as_ref(), &recipe, &mut ChaCha8Rng::seed_from_u64(21));
     let b = augment(img.as_ref(), &recipe, &mut ChaCha8Rng::seed_from_u64(21));
     assert_eq!(a, b);
-    let different = (22..30u64)
-        .filter(|&s| augment(img.as_ref(), &recipe, &mut ChaCha8Rng::seed_from_u64(s)) != a)
-        .count();
+    let different =
+        (22..30u64).filter(|&s| augment(img.as_ref(), &recipe, &mut ChaCha8Rng::seed_from_u64(s)) != a).count();
     assert_eq!(different, 8);
     let s1 = unmix_data::seed::sample_rng(1, 0, 5, 0);
     let s2 = unmix_data::seed::sample_rng(1, 0, 5, 1);
-    assert_ne!(
-        augment(img.as_ref(), &recipe, &mut s1.clone()),
-        augment(img.as_ref(), &recipe, &mut s2.clone())
-    );
-    assert_eq!(
-        augment(img.as_ref(), &recipe, &mut s1.clone()),
-        augment(img.as_ref(), &recipe, &mut s1.clone())
-    );
+    assert_ne!(augment(img.as_ref(), &recipe, &mut s1.clone()), augment(img.as_ref(), &recipe, &mut s2.clone()));
+    assert_eq!(augment(img.as_ref(), &recipe, &mut s1.clone()), augment(img.as_ref(), &recipe, &mut s1.clone()));
 }
 
 #[test]
@@ -532,16 +431,11 @@ fn flip_probability_is_respected() {
     let mut rng = ChaCha8Rng::seed_from_u64(24);
     assert_eq!(augment(img.as_ref(), &recipe, &mut rng), flipped);
     recipe.hflip_p = 0.5;
-    let n = (0..400)
-        .filter(|_| augment(img.as_ref(), &recipe, &mut rng) == flipped)
-        .count();
+    let n = (0..400).filter(|_| augment(img.as_ref(), &recipe, &mut rng) == flipped).count();
     assert!((150..250).contains(&n), "{n} flips out of 400");
     recipe.hflip_p = 0.0;
     recipe.grayscale_p = 1.0;
-    assert_eq!(
-        augment(img.as_ref(), &recipe, &mut rng),
-        to_grayscale(img.as_ref(), 3)
-    );
+    assert_eq!(augment(img.as_ref(), &recipe, &mut rng), to_grayscale(img.as_ref(), 3));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -564,21 +458,12 @@ fn pil_test_image(channels: usize) -> Image {
 fn matches_torchvision_on_pil() {
     let text = include_str!("pil_expected.txt");
     let mut checked = 0;
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let parts: Vec<&str> = line.split('|').collect();
         assert_eq!(parts.len(), 3, "{line}");
         let head: Vec<&str> = parts[0].split_whitespace().collect();
-        let shape: Vec<usize> = parts[1]
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
-        let values: Vec<u8> = parts[2]
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
+        let shape: Vec<usize> = parts[1].split_whitespace().map(|v| v.parse().unwrap()).collect();
+        let values: Vec<u8> = parts[2].split_whitespace().map(|v| v.parse().unwrap()).collect();
         let expected = Image::new(shape[0], shape[1], shape[2], values);
         let img = pil_test_image(if head[0] == "RGB" { 3 } else { 1 });
         let img = img.as_ref();

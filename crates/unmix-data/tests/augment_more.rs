@@ -4,9 +4,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use unmix_data::augment::{
-    augment, box_blur, center_crop, color_jitter, gaussian_blur, resize_bilinear,
-    resize_shorter_center_crop, solarize, to_grayscale, ColorJitter, GaussianBlur,
-    RandomResizedCrop, ViewRecipe,
+    augment, box_blur, center_crop, color_jitter, gaussian_blur, resize_bilinear, resize_shorter_center_crop, solarize,
+    to_grayscale, ColorJitter, GaussianBlur, RandomResizedCrop, ViewRecipe,
 };
 use unmix_data::Image;
 
@@ -29,10 +28,7 @@ fn pattern(h: usize, w: usize, c: usize) -> Image {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 /// `Image.frombytes(mode, (w, h), pattern).filter(ImageFilter.GaussianBlur(radius)).tobytes()`
@@ -56,11 +52,7 @@ fn gaussian_blur_matches_pillow_bit_for_bit() {
     for &(c, h, w, radius, expected) in PIL_BLUR {
         let out = gaussian_blur(pattern(h, w, c).as_ref(), radius);
         assert_eq!((out.height, out.width, out.channels), (h, w, c));
-        assert_eq!(
-            out.data,
-            hex(expected),
-            "{c} channels {h}x{w}, radius {radius}"
-        );
+        assert_eq!(out.data, hex(expected), "{c} channels {h}x{w}, radius {radius}");
     }
 }
 
@@ -70,24 +62,11 @@ fn blur_with_tiny_sigma_is_nearly_identity() {
     assert_eq!(gaussian_blur(img.as_ref(), 0.0), img);
     // sigma 0.05: box weights of the neighbours ~ 1e-3 of a level; every value moves by <= 1.
     let out = gaussian_blur(img.as_ref(), 0.05);
-    assert!(img
-        .data
-        .iter()
-        .zip(&out.data)
-        .all(|(a, b)| a.abs_diff(*b) <= 1));
+    assert!(img.data.iter().zip(&out.data).all(|(a, b)| a.abs_diff(*b) <= 1));
     // And a real blur changes noise a lot.
     let strong = gaussian_blur(img.as_ref(), 2.0);
-    let diff: u64 = img
-        .data
-        .iter()
-        .zip(&strong.data)
-        .map(|(a, b)| a.abs_diff(*b) as u64)
-        .sum();
-    assert!(
-        diff > 20 * img.data.len() as u64,
-        "mean change {}",
-        diff / img.data.len() as u64
-    );
+    let diff: u64 = img.data.iter().zip(&strong.data).map(|(a, b)| a.abs_diff(*b) as u64).sum();
+    assert!(diff > 20 * img.data.len() as u64, "mean change {}", diff / img.data.len() as u64);
 }
 
 #[test]
@@ -96,11 +75,7 @@ fn blur_of_constant_image_is_constant() {
         for &(h, w, c) in &[(1, 1, 3), (9, 13, 3), (30, 4, 1), (5, 40, 3)] {
             let img = Image::new(h, w, c, vec![v; h * w * c]);
             for &r in &[0.1, 0.7, 1.9, 5.0, 60.0] {
-                assert_eq!(
-                    gaussian_blur(img.as_ref(), r),
-                    img,
-                    "value {v}, {h}x{w}x{c}, r {r}"
-                );
+                assert_eq!(gaussian_blur(img.as_ref(), r), img, "value {v}, {h}x{w}x{c}, r {r}");
             }
         }
     }
@@ -122,14 +97,7 @@ fn box_blur_radius_zero_is_identity_and_one_direction_only() {
     let img = pattern(9, 13, 3);
     assert_eq!(box_blur(img.as_ref(), 0.0, 0.0, 3), img);
     // Horizontal only: every column's vertical structure is kept if rows are constant.
-    let rows_const = Image::new(
-        6,
-        10,
-        1,
-        (0..6)
-            .flat_map(|y| std::iter::repeat_n((y * 40) as u8, 10))
-            .collect(),
-    );
+    let rows_const = Image::new(6, 10, 1, (0..6).flat_map(|y| std::iter::repeat_n((y * 40) as u8, 10)).collect());
     assert_eq!(box_blur(rows_const.as_ref(), 2.5, 0.0, 3), rows_const);
     assert_ne!(box_blur(rows_const.as_ref(), 0.0, 2.5, 3), rows_const);
 }
@@ -138,19 +106,10 @@ fn box_blur_radius_zero_is_identity_and_one_direction_only() {
 fn solarize_values_by_hand() {
     let img = Image::new(1, 8, 1, vec![0, 1, 127, 128, 129, 200, 254, 255]);
     // PIL ImageOps.solarize(threshold=128): v >= 128 -> 255 - v.
-    assert_eq!(
-        solarize(img.as_ref(), 128).data,
-        vec![0, 1, 127, 127, 126, 55, 1, 0]
-    );
+    assert_eq!(solarize(img.as_ref(), 128).data, vec![0, 1, 127, 127, 126, 55, 1, 0]);
     // Threshold 0 inverts everything; 255 only touches 255.
-    assert_eq!(
-        solarize(img.as_ref(), 0).data,
-        vec![255, 254, 128, 127, 126, 55, 1, 0]
-    );
-    assert_eq!(
-        solarize(img.as_ref(), 255).data,
-        vec![0, 1, 127, 128, 129, 200, 254, 0]
-    );
+    assert_eq!(solarize(img.as_ref(), 0).data, vec![255, 254, 128, 127, 126, 55, 1, 0]);
+    assert_eq!(solarize(img.as_ref(), 255).data, vec![0, 1, 127, 128, 129, 200, 254, 0]);
     // Pillow 13 on the RGB test pattern (first 4 pixels).
     let out = solarize(pattern(9, 13, 3).as_ref(), 128);
     assert_eq!(out.data[..12], hex("00356a255a704a7f4b6f5b26")[..]);
@@ -182,12 +141,7 @@ fn base_recipe() -> ViewRecipe {
     ViewRecipe {
         crop: Some(RandomResizedCrop::new(12, 12)),
         hflip_p: 0.5,
-        jitter: Some(ColorJitter {
-            brightness: 0.4,
-            contrast: 0.4,
-            saturation: 0.2,
-            hue: 0.1,
-        }),
+        jitter: Some(ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1 }),
         jitter_p: 0.8,
         grayscale_p: 0.2,
         mean: vec![0.0; 3],
@@ -202,10 +156,7 @@ fn default_recipe_is_identity() {
     assert_eq!(r, ViewRecipe::eval(vec![], vec![]));
     let img = noise(7, 9, 3, 3);
     for seed in 0..5 {
-        assert_eq!(
-            augment(img.as_ref(), &r, &mut ChaCha8Rng::seed_from_u64(seed)),
-            img
-        );
+        assert_eq!(augment(img.as_ref(), &r, &mut ChaCha8Rng::seed_from_u64(seed)), img);
     }
 }
 
@@ -235,7 +186,11 @@ fn grayscale_first_converts_before_the_jitter_as_moco_v1() {
         let want = color_jitter(to_grayscale(img.as_ref(), 3).as_ref(), &j, &mut rng);
         assert_eq!(got, want, "seed {seed}");
         // The other order (jitter, then greyscale) gives other images: the test can tell them apart.
-        let other = augment(img.as_ref(), &ViewRecipe { grayscale_first: false, ..recipe.clone() }, &mut ChaCha8Rng::seed_from_u64(seed));
+        let other = augment(
+            img.as_ref(),
+            &ViewRecipe { grayscale_first: false, ..recipe.clone() },
+            &mut ChaCha8Rng::seed_from_u64(seed),
+        );
         differs += usize::from(other != got);
     }
     assert!(differs >= 15, "only {differs} of 20 seeds differ between the two orders");
@@ -245,29 +200,11 @@ fn grayscale_first_converts_before_the_jitter_as_moco_v1() {
 fn blur_and_solarize_come_after_the_old_ops_in_the_stream() {
     let img = noise(20, 24, 3, 4);
     let base = base_recipe();
-    let with_off = ViewRecipe {
-        blur: Some(GaussianBlur {
-            sigma: (0.1, 2.0),
-            p: 0.0,
-        }),
-        solarize_p: 0.0,
-        ..base.clone()
-    };
-    let always = ViewRecipe {
-        blur: Some(GaussianBlur {
-            sigma: (1.25, 1.25),
-            p: 1.0,
-        }),
-        ..base.clone()
-    };
-    let solar = ViewRecipe {
-        solarize_p: 1.0,
-        ..base.clone()
-    };
-    let both = ViewRecipe {
-        solarize_p: 1.0,
-        ..always.clone()
-    };
+    let with_off =
+        ViewRecipe { blur: Some(GaussianBlur { sigma: (0.1, 2.0), p: 0.0 }), solarize_p: 0.0, ..base.clone() };
+    let always = ViewRecipe { blur: Some(GaussianBlur { sigma: (1.25, 1.25), p: 1.0 }), ..base.clone() };
+    let solar = ViewRecipe { solarize_p: 1.0, ..base.clone() };
+    let both = ViewRecipe { solarize_p: 1.0, ..always.clone() };
     for seed in 0..40 {
         let rng = || ChaCha8Rng::seed_from_u64(seed);
         let old = augment(img.as_ref(), &base, &mut rng());
@@ -276,26 +213,16 @@ fn blur_and_solarize_come_after_the_old_ops_in_the_stream() {
         // On: the same crop/flip/jitter/greyscale result, then blurred / solarized.
         let blurred = gaussian_blur(old.as_ref(), 1.25);
         assert_eq!(augment(img.as_ref(), &always, &mut rng()), blurred);
-        assert_eq!(
-            augment(img.as_ref(), &solar, &mut rng()),
-            solarize(old.as_ref(), 128)
-        );
-        assert_eq!(
-            augment(img.as_ref(), &both, &mut rng()),
-            solarize(blurred.as_ref(), 128)
-        );
+        assert_eq!(augment(img.as_ref(), &solar, &mut rng()), solarize(old.as_ref(), 128));
+        assert_eq!(augment(img.as_ref(), &both, &mut rng()), solarize(blurred.as_ref(), 128));
     }
 }
 
 #[test]
 fn blur_probability_and_sigma_range_are_respected() {
     let img = noise(16, 16, 3, 5);
-    let recipe = ViewRecipe {
-        blur: Some(GaussianBlur::moco_v2()),
-        mean: vec![0.0; 3],
-        std: vec![1.0; 3],
-        ..Default::default()
-    };
+    let recipe =
+        ViewRecipe { blur: Some(GaussianBlur::moco_v2()), mean: vec![0.0; 3], std: vec![1.0; 3], ..Default::default() };
     let mut blurred = 0;
     for seed in 0..400u64 {
         let out = augment(img.as_ref(), &recipe, &mut ChaCha8Rng::seed_from_u64(seed));
@@ -320,10 +247,7 @@ fn blur_probability_and_sigma_range_are_respected() {
 fn blur_and_solarize_on_one_channel() {
     let img = noise(10, 11, 1, 6);
     let r = ViewRecipe {
-        blur: Some(GaussianBlur {
-            sigma: (0.5, 0.5),
-            p: 1.0,
-        }),
+        blur: Some(GaussianBlur { sigma: (0.5, 0.5), p: 1.0 }),
         solarize_p: 1.0,
         mean: vec![0.0],
         std: vec![1.0],
@@ -331,10 +255,7 @@ fn blur_and_solarize_on_one_channel() {
     };
     let out = augment(img.as_ref(), &r, &mut ChaCha8Rng::seed_from_u64(0));
     assert_eq!((out.height, out.width, out.channels), (10, 11, 1));
-    assert_eq!(
-        out,
-        solarize(gaussian_blur(img.as_ref(), 0.5).as_ref(), 128)
-    );
+    assert_eq!(out, solarize(gaussian_blur(img.as_ref(), 0.5).as_ref(), 128));
 }
 
 #[test]
@@ -352,11 +273,7 @@ fn resize_shorter_center_crop_sizes() {
     ] {
         let img = noise(h, w, 3, 7);
         let out = resize_shorter_center_crop(img.as_ref(), resize, crop);
-        assert_eq!(
-            (out.height, out.width, out.channels),
-            (crop, crop, 3),
-            "{h}x{w}"
-        );
+        assert_eq!((out.height, out.width, out.channels), (crop, crop, 3), "{h}x{w}");
     }
     // Unchanged size: no resampling, only the crop.
     let img = noise(40, 40, 3, 8);
@@ -383,8 +300,8 @@ fn resize_shorter_center_crop_by_hand() {
 
 #[test]
 fn resize_shorter_center_crop_matches_pillow_on_a_photo() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/image-folder/dog/mastiff_alpha.png");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/image-folder/dog/mastiff_alpha.png");
     let img = unmix_data::folder::decode_image(&path).unwrap();
     assert_eq!((img.height, img.width), (96, 72));
     // Resize(20): 72x96 (w x h) -> 20x26; CenterCrop(16): top round(5) = 5, left round(2) = 2.
@@ -397,18 +314,12 @@ fn center_crop_rounding_and_padding() {
     let img = Image::new(1, 6, 1, vec![10, 11, 12, 13, 14, 15]);
     // (6 - 3) / 2 = 1.5 -> 2; (6 - 5) / 2 = 0.5 -> 0; (6 - 2) / 2 = 2.
     assert_eq!(center_crop(img.as_ref(), 1, 3).data, vec![12, 13, 14]);
-    assert_eq!(
-        center_crop(img.as_ref(), 1, 5).data,
-        vec![10, 11, 12, 13, 14]
-    );
+    assert_eq!(center_crop(img.as_ref(), 1, 5).data, vec![10, 11, 12, 13, 14]);
     assert_eq!(center_crop(img.as_ref(), 1, 2).data, vec![12, 13]);
     // Larger than the image: zero padding, (crop - size) // 2 before, the rest after.
     let col = Image::new(2, 1, 1, vec![7, 9]);
     assert_eq!(center_crop(col.as_ref(), 5, 1).data, vec![0, 7, 9, 0, 0]);
-    assert_eq!(
-        center_crop(col.as_ref(), 2, 4).data,
-        vec![0, 7, 0, 0, 0, 9, 0, 0]
-    );
+    assert_eq!(center_crop(col.as_ref(), 2, 4).data, vec![0, 7, 0, 0, 0, 9, 0, 0]);
 }
 
 #[test]
@@ -416,7 +327,8 @@ fn resize_center_in_a_recipe_equals_the_function_and_draws_nothing() {
     use rand::SeedableRng;
     let data: Vec<u8> = (0..40 * 60 * 3).map(|i| (i * 7 % 251) as u8).collect();
     let img = unmix_data::Image::new(40, 60, 3, data);
-    let recipe = ViewRecipe { resize_center: Some((20, 16)), mean: vec![0.0; 3], std: vec![1.0; 3], ..Default::default() };
+    let recipe =
+        ViewRecipe { resize_center: Some((20, 16)), mean: vec![0.0; 3], std: vec![1.0; 3], ..Default::default() };
     let mut a = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let out = augment(img.as_ref(), &recipe, &mut a);
     assert_eq!((out.height, out.width), (16, 16));

@@ -56,10 +56,7 @@ fn image_folder_classes_files_and_labels() {
     assert_eq!(Dataset::len(&f), 9);
     assert_eq!((0..9).map(|i| f.label(i)).collect::<Vec<_>>(), f.labels());
     // Opening again gives the same order.
-    assert_eq!(
-        names(&ImageFolder::open(&fixtures().join("image-folder")).unwrap()),
-        names(&f)
-    );
+    assert_eq!(names(&ImageFolder::open(&fixtures().join("image-folder")).unwrap()), names(&f));
 }
 
 /// (file, height, width, pixel (5, 7), last pixel, tolerance).
@@ -73,78 +70,23 @@ fn every_colour_type_becomes_rgb() {
     let expected: [Expected; 9] = [
         ("bird/eagle.jpg", 72, 96, [67, 66, 62], [85, 66, 51], 6),
         ("bird/goose.JPG", 64, 64, [142, 157, 90], [133, 165, 82], 6),
-        (
-            "bird/spoonbill_grey.jpeg",
-            96,
-            80,
-            [145, 145, 145],
-            [139, 139, 139],
-            3,
-        ),
-        (
-            "dog/dalmatian_cmyk.jpg",
-            80,
-            64,
-            [62, 63, 54],
-            [51, 41, 33],
-            8,
-        ),
-        (
-            "dog/dalmatian_grey16.png",
-            80,
-            64,
-            [62, 62, 62],
-            [45, 45, 45],
-            0,
-        ),
-        (
-            "dog/dalmatian_la.png",
-            80,
-            64,
-            [62, 62, 62],
-            [45, 45, 45],
-            0,
-        ),
-        (
-            "dog/mastiff_alpha.png",
-            96,
-            72,
-            [181, 156, 113],
-            [98, 97, 55],
-            0,
-        ),
+        ("bird/spoonbill_grey.jpeg", 96, 80, [145, 145, 145], [139, 139, 139], 3),
+        ("dog/dalmatian_cmyk.jpg", 80, 64, [62, 63, 54], [51, 41, 33], 8),
+        ("dog/dalmatian_grey16.png", 80, 64, [62, 62, 62], [45, 45, 45], 0),
+        ("dog/dalmatian_la.png", 80, 64, [62, 62, 62], [45, 45, 45], 0),
+        ("dog/mastiff_alpha.png", 96, 72, [181, 156, 113], [98, 97, 55], 0),
         ("jeep/jeep0.jpg", 96, 128, [243, 235, 222], [44, 41, 36], 6),
-        (
-            "jeep/jeep1_palette.png",
-            64,
-            64,
-            [89, 84, 76],
-            [86, 90, 95],
-            0,
-        ),
+        ("jeep/jeep1_palette.png", 64, 64, [89, 84, 76], [86, 90, 95], 0),
     ];
     for (i, (name, h, w, p57, last, tol)) in expected.into_iter().enumerate() {
         assert!(f.path(i).ends_with(name));
         let img = f.image(i).unwrap();
         assert_eq!((img.height, img.width, img.channels), (h, w, 3), "{name}");
-        assert!(
-            close(rgb(&img, 5, 7), p57, tol),
-            "{name}: {:?} vs {p57:?}",
-            rgb(&img, 5, 7)
-        );
-        assert!(
-            close(rgb(&img, h - 1, w - 1), last, tol),
-            "{name}: {:?} vs {last:?}",
-            rgb(&img, h - 1, w - 1)
-        );
+        assert!(close(rgb(&img, 5, 7), p57, tol), "{name}: {:?} vs {p57:?}", rgb(&img, 5, 7));
+        assert!(close(rgb(&img, h - 1, w - 1), last, tol), "{name}: {:?} vs {last:?}", rgb(&img, h - 1, w - 1));
         // Greyscale sources give equal channels everywhere.
         if name.contains("grey") || name.contains("_la") {
-            assert!(
-                img.data
-                    .chunks_exact(3)
-                    .all(|p| p[0] == p[1] && p[1] == p[2]),
-                "{name}"
-            );
+            assert!(img.data.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]), "{name}");
         }
     }
     // The LA and the 16-bit PNG hold the same grey image.
@@ -171,37 +113,20 @@ fn tiny_imagenet_layout() {
     );
     let img = train.image(0).unwrap();
     assert_eq!((img.height, img.width, img.channels), (64, 64, 3));
-    assert!(
-        close(rgb(&img, 5, 7), [247, 238, 229], 6),
-        "{:?}",
-        rgb(&img, 5, 7)
-    );
-    assert!(
-        close(rgb(&img, 63, 63), [46, 43, 38], 6),
-        "{:?}",
-        rgb(&img, 63, 63)
-    );
+    assert!(close(rgb(&img, 5, 7), [247, 238, 229], 6), "{:?}", rgb(&img, 5, 7));
+    assert!(close(rgb(&img, 63, 63), [46, 43, 38], 6), "{:?}", rgb(&img, 63, 63));
 
     let val = ImageFolder::tiny_imagenet(&root, false).unwrap(); // the folder itself
     assert_eq!(val.classes(), train.classes());
     assert_eq!(val.labels(), [1, 0, 2, 1]); // from val_annotations.txt
     assert_eq!(
         names(&val),
-        [
-            "val/images/val_0.JPEG",
-            "val/images/val_1.JPEG",
-            "val/images/val_2.JPEG",
-            "val/images/val_3.JPEG"
-        ]
+        ["val/images/val_0.JPEG", "val/images/val_1.JPEG", "val/images/val_2.JPEG", "val/images/val_3.JPEG"]
     );
     // val_1 and train n03594945_0 are the same photo, encoded the same way.
     assert_eq!(val.image(1).unwrap(), train.image(0).unwrap());
     let v0 = val.image(0).unwrap();
-    assert!(
-        close(rgb(&v0, 5, 7), [132, 147, 170], 6),
-        "{:?}",
-        rgb(&v0, 5, 7)
-    );
+    assert!(close(rgb(&v0, 5, 7), [132, 147, 170], 6), "{:?}", rgb(&v0, 5, 7));
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -225,51 +150,30 @@ fn tiny_imagenet_errors_are_named() {
     let good = std::fs::read_to_string(&ann).unwrap();
 
     std::fs::write(&ann, good.replace("n02110341", "n09999999")).unwrap();
-    let msg = ImageFolder::tiny_imagenet(&d, false)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("val_annotations.txt") && msg.contains("line 3") && msg.contains("n09999999"),
-        "{msg}"
-    );
+    let msg = ImageFolder::tiny_imagenet(&d, false).unwrap_err().to_string();
+    assert!(msg.contains("val_annotations.txt") && msg.contains("line 3") && msg.contains("n09999999"), "{msg}");
 
     std::fs::write(&ann, good.replace("val_2.JPEG", "val_9.JPEG")).unwrap();
-    let msg = ImageFolder::tiny_imagenet(&d, false)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("val_9.JPEG") && msg.contains("does not exist"),
-        "{msg}"
-    );
+    let msg = ImageFolder::tiny_imagenet(&d, false).unwrap_err().to_string();
+    assert!(msg.contains("val_9.JPEG") && msg.contains("does not exist"), "{msg}");
 
     std::fs::write(&ann, "just one field\n").unwrap();
-    let msg = ImageFolder::tiny_imagenet(&d, false)
-        .unwrap_err()
-        .to_string();
+    let msg = ImageFolder::tiny_imagenet(&d, false).unwrap_err().to_string();
     assert!(msg.contains("line 1"), "{msg}");
 
     std::fs::remove_dir_all(d.join("train/n01614925")).unwrap();
-    let msg = ImageFolder::tiny_imagenet(&d, true)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("train/n01614925/images") && msg.contains("not found"),
-        "{msg}"
-    );
+    let msg = ImageFolder::tiny_imagenet(&d, true).unwrap_err().to_string();
+    assert!(msg.contains("train/n01614925/images") && msg.contains("not found"), "{msg}");
 
     std::fs::remove_file(d.join("wnids.txt")).unwrap();
-    let msg = ImageFolder::tiny_imagenet(&d, true)
-        .unwrap_err()
-        .to_string();
+    let msg = ImageFolder::tiny_imagenet(&d, true).unwrap_err().to_string();
     assert!(msg.contains("wnids.txt"), "{msg}");
 }
 
 #[test]
 fn image_folder_errors_are_named() {
     let t = tempfile::tempdir().unwrap();
-    let msg = ImageFolder::open(&t.path().join("nope"))
-        .unwrap_err()
-        .to_string();
+    let msg = ImageFolder::open(&t.path().join("nope")).unwrap_err().to_string();
     assert!(msg.contains("nope"), "{msg}");
     let msg = ImageFolder::open(t.path()).unwrap_err().to_string();
     assert!(msg.contains("class subfolders"), "{msg}");
@@ -283,13 +187,7 @@ fn image_folder_errors_are_named() {
 fn nested_folders_follow_torchvision_walk_order() {
     let t = tempfile::tempdir().unwrap();
     let png = std::fs::read(fixtures().join("image-folder/jeep/jeep1_palette.png")).unwrap();
-    for rel in [
-        "b/z.png",
-        "b/sub/a.png",
-        "b/a.PNG",
-        "a/x.jpeg.png",
-        "a/skip.gif",
-    ] {
+    for rel in ["b/z.png", "b/sub/a.png", "b/a.PNG", "a/x.jpeg.png", "a/skip.gif"] {
         let p = t.path().join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, &png).unwrap();
@@ -297,10 +195,7 @@ fn nested_folders_follow_torchvision_walk_order() {
     let f = ImageFolder::open(t.path()).unwrap();
     assert_eq!(f.classes(), ["a", "b"]);
     // sorted(os.walk): folder "b" before "b/sub"; files sorted within each (uppercase first).
-    assert_eq!(
-        names(&f),
-        ["a/x.jpeg.png", "b/a.PNG", "b/z.png", "b/sub/a.png"]
-    );
+    assert_eq!(names(&f), ["a/x.jpeg.png", "b/a.PNG", "b/z.png", "b/sub/a.png"]);
     assert_eq!(f.labels(), [0, 1, 1, 1]);
 }
 
@@ -326,10 +221,7 @@ fn damaged_images_give_errors_naming_the_file() {
     }
     // A missing file: an I/O error naming it.
     let gone = t.path().join("gone.jpg");
-    assert!(decode_image(&gone)
-        .unwrap_err()
-        .to_string()
-        .contains("gone.jpg"));
+    assert!(decode_image(&gone).unwrap_err().to_string().contains("gone.jpg"));
     // The content decides the format, not the name: a PNG called .jpg decodes.
     let p = t.path().join("png_named.jpg");
     std::fs::write(&p, &png).unwrap();
@@ -361,10 +253,7 @@ fn decoder_never_panics_on_arbitrary_and_mutated_bytes() {
         }
         Err(e) => {
             let msg = e.to_string();
-            assert!(
-                msg.contains("fuzz/input.jpg"),
-                "error does not name the file: {msg}"
-            );
+            assert!(msg.contains("fuzz/input.jpg"), "error does not name the file: {msg}");
             // Our guard turns decoder panics into errors; none should be needed.
             assert!(!msg.contains("panicked"), "decoder panicked: {msg}");
             errs += 1;

@@ -6,12 +6,8 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use unmix_data::augment::{
-    augment, normalize_into, ColorJitter, GaussianBlur, RandomResizedCrop, ViewRecipe,
-};
-use unmix_data::loader::{
-    epoch_order, num_batches, BadImage, Batch, Dataset, Loader, LoaderConfig,
-};
+use unmix_data::augment::{augment, normalize_into, ColorJitter, GaussianBlur, RandomResizedCrop, ViewRecipe};
+use unmix_data::loader::{epoch_order, num_batches, BadImage, Batch, Dataset, Loader, LoaderConfig};
 use unmix_data::seed::sample_rng;
 use unmix_data::{DataError, Image, ImageSet};
 
@@ -30,70 +26,33 @@ fn noise_set(n: usize, h: usize, w: usize, c: usize, seed: u64) -> ImageSet {
 fn recipes(c: usize) -> Arc<Vec<ViewRecipe>> {
     let aug = ViewRecipe {
         resize_center: None,
-        crop: Some(RandomResizedCrop {
-            size: (8, 8),
-            scale: (0.2, 1.0),
-            ratio: (0.75, 4.0 / 3.0),
-        }),
+        crop: Some(RandomResizedCrop { size: (8, 8), scale: (0.2, 1.0), ratio: (0.75, 4.0 / 3.0) }),
         hflip_p: 0.5,
-        jitter: Some(ColorJitter {
-            brightness: 0.4,
-            contrast: 0.4,
-            saturation: 0.4,
-            hue: 0.1,
-        }),
+        jitter: Some(ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }),
         jitter_p: 0.8,
         grayscale_p: 0.2,
         grayscale_first: false,
-        blur: Some(GaussianBlur {
-            sigma: (0.1, 2.0),
-            p: 0.5,
-        }),
+        blur: Some(GaussianBlur { sigma: (0.1, 2.0), p: 0.5 }),
         solarize_p: 0.2,
         mean: vec![0.5; c],
         std: vec![0.25; c],
     };
-    Arc::new(vec![
-        aug.clone(),
-        aug,
-        ViewRecipe::eval(vec![0.4; c], vec![0.2; c]),
-    ])
+    Arc::new(vec![aug.clone(), aug, ViewRecipe::eval(vec![0.4; c], vec![0.2; c])])
 }
 
 fn cfg(batch_size: usize, drop_last: bool, workers: usize, seed: u64) -> LoaderConfig {
-    LoaderConfig {
-        batch_size,
-        drop_last,
-        shuffle: true,
-        seed,
-        workers,
-        prefetch: 2,
-        on_bad_image: BadImage::Fail,
-    }
+    LoaderConfig { batch_size, drop_last, shuffle: true, seed, workers, prefetch: 2, on_bad_image: BadImage::Fail }
 }
 
 fn collect(loader: &Loader, epoch: u64, start: usize) -> Vec<Batch> {
-    loader
-        .epoch(epoch, start)
-        .map(|b| b.expect("batch"))
-        .collect()
+    loader.epoch(epoch, start).map(|b| b.expect("batch")).collect()
 }
 
 type ViewBits = (usize, usize, usize, Vec<u32>);
 
 fn bits(b: &Batch) -> (usize, Vec<usize>, Vec<u32>, Vec<ViewBits>) {
-    let views = b
-        .views
-        .iter()
-        .map(|v| {
-            (
-                v.channels,
-                v.height,
-                v.width,
-                v.data.iter().map(|x| x.to_bits()).collect(),
-            )
-        })
-        .collect();
+    let views =
+        b.views.iter().map(|v| (v.channels, v.height, v.width, v.data.iter().map(|x| x.to_bits()).collect())).collect();
     (b.index, b.indices.clone(), b.labels.clone(), views)
 }
 
@@ -129,29 +88,15 @@ fn epoch_order_is_a_seeded_permutation() {
 fn batches_are_identical_for_0_1_and_3_workers() {
     let data: Arc<dyn Dataset> = Arc::new(noise_set(23, 12, 10, 3, 1));
     let r = recipes(3);
-    let runs: Vec<Vec<Batch>> = [0, 1, 3]
-        .iter()
-        .map(|&w| {
-            collect(
-                &Loader::new(data.clone(), r.clone(), cfg(5, false, w, 42)),
-                2,
-                0,
-            )
-        })
-        .collect();
+    let runs: Vec<Vec<Batch>> =
+        [0, 1, 3].iter().map(|&w| collect(&Loader::new(data.clone(), r.clone(), cfg(5, false, w, 42)), 2, 0)).collect();
     assert_eq!(runs[0].len(), 5);
     assert!(same(&runs[0], &runs[1]), "workers 0 vs 1");
     assert!(same(&runs[0], &runs[2]), "workers 0 vs 3");
     // More workers than batches, no prefetch.
     let mut c = cfg(5, false, 8, 42);
     c.prefetch = 0;
-    assert!(
-        same(
-            &runs[0],
-            &collect(&Loader::new(data.clone(), r.clone(), c), 2, 0)
-        ),
-        "workers 8, prefetch 0"
-    );
+    assert!(same(&runs[0], &collect(&Loader::new(data.clone(), r.clone(), c), 2, 0)), "workers 8, prefetch 0");
 }
 
 #[test]
@@ -160,16 +105,9 @@ fn batch_contents_are_the_documented_function_of_the_sample() {
     let data: Arc<dyn Dataset> = Arc::new(set.clone());
     let r = recipes(3);
     let (seed, epoch) = (9, 4);
-    let batches = collect(
-        &Loader::new(data, r.clone(), cfg(4, false, 2, seed)),
-        epoch,
-        0,
-    );
+    let batches = collect(&Loader::new(data, r.clone(), cfg(4, false, 2, seed)), epoch, 0);
     for b in &batches {
-        assert_eq!(
-            b.labels,
-            b.indices.iter().map(|&i| set.labels[i]).collect::<Vec<_>>()
-        );
+        assert_eq!(b.labels, b.indices.iter().map(|&i| set.labels[i]).collect::<Vec<_>>());
         assert_eq!(b.views.len(), 3);
         for (v, recipe) in r.iter().enumerate() {
             let view = &b.views[v];
@@ -177,18 +115,12 @@ fn batch_contents_are_the_documented_function_of_the_sample() {
             assert_eq!((view.channels, view.height, view.width), (c, h, w));
             assert_eq!(view.data.len(), b.indices.len() * c * h * w);
             for (k, &i) in b.indices.iter().enumerate() {
-                let img = augment(
-                    set.image(i),
-                    recipe,
-                    &mut sample_rng(seed, epoch, i as u64, v as u64),
-                );
+                let img = augment(set.image(i), recipe, &mut sample_rng(seed, epoch, i as u64, v as u64));
                 let mut expected = vec![0.0f32; c * h * w];
                 normalize_into(img.as_ref(), &recipe.mean, &recipe.std, &mut expected);
                 let got = &view.data[k * c * h * w..(k + 1) * c * h * w];
                 assert!(
-                    got.iter()
-                        .zip(&expected)
-                        .all(|(a, e)| a.to_bits() == e.to_bits()),
+                    got.iter().zip(&expected).all(|(a, e)| a.to_bits() == e.to_bits()),
                     "batch {} sample {i} view {v}",
                     b.index
                 );
@@ -203,19 +135,9 @@ fn batch_contents_are_the_documented_function_of_the_sample() {
 fn every_index_once_and_drop_last() {
     let data: Arc<dyn Dataset> = Arc::new(noise_set(23, 6, 6, 1, 3));
     let r = Arc::new(vec![ViewRecipe::eval(vec![0.5], vec![0.5])]);
-    let batches = collect(
-        &Loader::new(data.clone(), r.clone(), cfg(5, false, 2, 1)),
-        0,
-        0,
-    );
-    assert_eq!(
-        batches.iter().map(|b| b.indices.len()).collect::<Vec<_>>(),
-        vec![5, 5, 5, 5, 3]
-    );
-    assert_eq!(
-        batches.iter().map(|b| b.index).collect::<Vec<_>>(),
-        vec![0, 1, 2, 3, 4]
-    );
+    let batches = collect(&Loader::new(data.clone(), r.clone(), cfg(5, false, 2, 1)), 0, 0);
+    assert_eq!(batches.iter().map(|b| b.indices.len()).collect::<Vec<_>>(), vec![5, 5, 5, 5, 3]);
+    assert_eq!(batches.iter().map(|b| b.index).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     let all: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
     assert_eq!(all.len(), 23);
     assert_eq!(all.iter().collect::<HashSet<_>>().len(), 23);
@@ -223,11 +145,7 @@ fn every_index_once_and_drop_last() {
     // The partial batch's buffer has its own size.
     assert_eq!(batches[4].views[0].data.len(), 3 * 36);
 
-    let dropped = collect(
-        &Loader::new(data.clone(), r.clone(), cfg(5, true, 2, 1)),
-        0,
-        0,
-    );
+    let dropped = collect(&Loader::new(data.clone(), r.clone(), cfg(5, true, 2, 1)), 0, 0);
     assert_eq!(dropped.len(), 4);
     assert!(dropped.iter().all(|b| b.indices.len() == 5));
     assert!(same(&dropped, &batches[..4]));
@@ -248,10 +166,7 @@ fn start_batch_resumes_exactly() {
         for start in [1, 2, 4] {
             let resumed = collect(&loader, 1, start);
             assert_eq!(resumed.first().map(|b| b.index), Some(start));
-            assert!(
-                same(&resumed, &full[start..]),
-                "workers {workers} start {start}"
-            );
+            assert!(same(&resumed, &full[start..]), "workers {workers} start {start}");
         }
         assert!(collect(&loader, 1, 5).is_empty());
         assert!(collect(&loader, 1, 50).is_empty());
@@ -271,21 +186,14 @@ fn epochs_and_seeds_differ() {
     // Same seed, same epoch: same batches.
     assert!(same(&e0, &collect(&loader, 0, 0)));
     // Another seed: different order and views.
-    let other = collect(
-        &Loader::new(data.clone(), r.clone(), cfg(5, false, 2, 8)),
-        0,
-        0,
-    );
+    let other = collect(&Loader::new(data.clone(), r.clone(), cfg(5, false, 2, 8)), 0, 0);
     assert!(!same(&e0, &other));
     // Without shuffling the order is the identity, but the views still change with the epoch.
     let mut c = cfg(5, false, 1, 7);
     c.shuffle = false;
     let l = Loader::new(data, r, c);
     let (a, b) = (collect(&l, 0, 0), collect(&l, 1, 0));
-    assert_eq!(
-        a.iter().flat_map(|b| b.indices.clone()).collect::<Vec<_>>(),
-        (0..23).collect::<Vec<_>>()
-    );
+    assert_eq!(a.iter().flat_map(|b| b.indices.clone()).collect::<Vec<_>>(), (0..23).collect::<Vec<_>>());
     assert_eq!(a[0].indices, b[0].indices);
     assert_ne!(a[0].views[0].data, b[0].views[0].data);
     assert_eq!(a[0].views[2].data, b[0].views[2].data); // the eval view has no randomness
@@ -319,11 +227,7 @@ impl Dataset for Flaky {
 fn dataset_errors_are_passed_through_for_their_batch() {
     let order = epoch_order(20, 3, 0, true);
     let bad = order[7]; // in batch 1 (batch size 4)
-    let data: Arc<dyn Dataset> = Arc::new(Flaky {
-        inner: noise_set(20, 6, 6, 3, 8),
-        bad,
-        delay: Duration::ZERO,
-    });
+    let data: Arc<dyn Dataset> = Arc::new(Flaky { inner: noise_set(20, 6, 6, 3, 8), bad, delay: Duration::ZERO });
     for workers in [0, 2] {
         let loader = Loader::new(data.clone(), recipes(3), cfg(4, false, workers, 3));
         let results: Vec<_> = loader.epoch(0, 0).collect();
@@ -332,10 +236,7 @@ fn dataset_errors_are_passed_through_for_their_batch() {
             match r {
                 Err(e) => {
                     assert_eq!(b, 1);
-                    assert!(
-                        e.to_string().contains(&format!("cannot decode {bad}")),
-                        "{e}"
-                    );
+                    assert!(e.to_string().contains(&format!("cannot decode {bad}")), "{e}");
                 }
                 Ok(batch) => assert_ne!(b, 1, "batch {}", batch.index),
             }
@@ -346,11 +247,8 @@ fn dataset_errors_are_passed_through_for_their_batch() {
 #[test]
 fn dropping_the_iterator_stops_workers_promptly() {
     // 200 batches of 4 samples at 5 ms each would take seconds per worker.
-    let data: Arc<dyn Dataset> = Arc::new(Flaky {
-        inner: noise_set(800, 6, 6, 3, 9),
-        bad: usize::MAX,
-        delay: Duration::from_millis(5),
-    });
+    let data: Arc<dyn Dataset> =
+        Arc::new(Flaky { inner: noise_set(800, 6, 6, 3, 9), bad: usize::MAX, delay: Duration::from_millis(5) });
     let loader = Loader::new(data, recipes(3), cfg(4, false, 3, 1));
     let t0 = Instant::now();
     let mut it = loader.epoch(0, 0);
@@ -358,11 +256,7 @@ fn dropping_the_iterator_stops_workers_promptly() {
     assert_eq!(first.index, 0);
     assert!(it.starved() > Duration::ZERO);
     drop(it);
-    assert!(
-        t0.elapsed() < Duration::from_secs(2),
-        "drop took {:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() < Duration::from_secs(2), "drop took {:?}", t0.elapsed());
 }
 
 #[test]
@@ -387,18 +281,13 @@ fn single_channel_dataset() {
 fn mismatched_normalization_is_an_error() {
     let data: Arc<dyn Dataset> = Arc::new(noise_set(4, 6, 6, 3, 12));
     let r = Arc::new(vec![ViewRecipe::eval(vec![0.5], vec![0.5])]);
-    let results: Vec<_> = Loader::new(data, r, cfg(2, false, 0, 1))
-        .epoch(0, 0)
-        .collect();
+    let results: Vec<_> = Loader::new(data, r, cfg(2, false, 0, 1)).epoch(0, 0).collect();
     assert_eq!(results.len(), 2);
     assert!(results.iter().all(|r| r.is_err()));
 }
 
 fn skip_cfg(batch_size: usize, workers: usize) -> LoaderConfig {
-    LoaderConfig {
-        on_bad_image: BadImage::Skip,
-        ..cfg(batch_size, false, workers, 3)
-    }
+    LoaderConfig { on_bad_image: BadImage::Skip, ..cfg(batch_size, false, workers, 3) }
 }
 
 /// The same samples, every image readable.
@@ -421,16 +310,8 @@ fn skip_drops_exactly_the_bad_sample_and_counts_it() {
     let set = noise_set(20, 6, 6, 3, 8);
     let order = epoch_order(20, 3, 0, true);
     let bad = order[7]; // in batch 1 (batch size 4)
-    let data: Arc<dyn Dataset> = Arc::new(Flaky {
-        inner: set.clone(),
-        bad,
-        delay: Duration::ZERO,
-    });
-    let good = collect(
-        &Loader::new(Arc::new(Good(set)), recipes(3), cfg(4, false, 0, 3)),
-        0,
-        0,
-    );
+    let data: Arc<dyn Dataset> = Arc::new(Flaky { inner: set.clone(), bad, delay: Duration::ZERO });
+    let good = collect(&Loader::new(Arc::new(Good(set)), recipes(3), cfg(4, false, 0, 3)), 0, 0);
     let mut runs = Vec::new();
     for workers in [0, 1, 3] {
         let loader = Loader::new(data.clone(), recipes(3), skip_cfg(4, workers));
@@ -476,10 +357,7 @@ impl Dataset for BadRange {
     }
     fn image(&self, i: usize) -> Result<Image, DataError> {
         if self.bad.contains(&i) {
-            Err(DataError::format(
-                format!("img{i}.jpg"),
-                "cannot decode image: broken",
-            ))
+            Err(DataError::format(format!("img{i}.jpg"), "cannot decode image: broken"))
         } else {
             Ok(self.inner.image(i).to_owned())
         }
@@ -491,20 +369,14 @@ impl Dataset for BadRange {
 
 #[test]
 fn skip_leaves_out_a_batch_whose_samples_all_fail() {
-    let data: Arc<dyn Dataset> = Arc::new(BadRange {
-        inner: noise_set(12, 6, 6, 3, 9),
-        bad: 4..8,
-    });
+    let data: Arc<dyn Dataset> = Arc::new(BadRange { inner: noise_set(12, 6, 6, 3, 9), bad: 4..8 });
     let mut c = skip_cfg(4, 2);
     c.shuffle = false; // batch 1 is samples 4..8
     let loader = Loader::new(data, recipes(3), c);
     let it = loader.epoch(0, 0);
     assert_eq!(it.size_hint(), (0, Some(3)));
     let batches: Vec<Batch> = it.map(|b| b.unwrap()).collect();
-    assert_eq!(
-        batches.iter().map(|b| b.index).collect::<Vec<_>>(),
-        vec![0, 2]
-    );
+    assert_eq!(batches.iter().map(|b| b.index).collect::<Vec<_>>(), vec![0, 2]);
     assert_eq!(loader.skipped(), 4);
 }
 
@@ -536,15 +408,10 @@ fn image_folder_with_a_broken_file_fail_and_skip() {
     c.shuffle = false;
 
     // Fail: the (single) batch is an error naming the first bad file.
-    let results: Vec<_> = Loader::new(data.clone(), r.clone(), c.clone())
-        .epoch(0, 0)
-        .collect();
+    let results: Vec<_> = Loader::new(data.clone(), r.clone(), c.clone()).epoch(0, 0).collect();
     assert_eq!(results.len(), 1);
     let msg = results[0].as_ref().unwrap_err().to_string();
-    assert!(
-        msg.contains(&t.path().join("a/1.jpg").display().to_string()),
-        "{msg}"
-    );
+    assert!(msg.contains(&t.path().join("a/1.jpg").display().to_string()), "{msg}");
     assert!(msg.contains("truncated"), "{msg}");
 
     // Skip: samples 1 and 3 are left out and counted.
@@ -563,11 +430,7 @@ fn multi_crop_views_of_different_sizes() {
     let set = noise_set(10, 40, 36, 3, 13);
     let data: Arc<dyn Dataset> = Arc::new(set.clone());
     let view = |side: usize, scale: (f64, f64)| ViewRecipe {
-        crop: Some(RandomResizedCrop {
-            size: (side, side),
-            scale,
-            ratio: (0.75, 4.0 / 3.0),
-        }),
+        crop: Some(RandomResizedCrop { size: (side, side), scale, ratio: (0.75, 4.0 / 3.0) }),
         hflip_p: 0.5,
         grayscale_p: 0.2,
         solarize_p: 0.1,
@@ -587,13 +450,7 @@ fn multi_crop_views_of_different_sizes() {
     let (seed, epoch) = (21, 2);
     let runs: Vec<Vec<Batch>> = [0, 2]
         .iter()
-        .map(|&w| {
-            collect(
-                &Loader::new(data.clone(), r.clone(), cfg(4, false, w, seed)),
-                epoch,
-                0,
-            )
-        })
+        .map(|&w| collect(&Loader::new(data.clone(), r.clone(), cfg(4, false, w, seed)), epoch, 0))
         .collect();
     assert!(same(&runs[0], &runs[1]));
     for b in &runs[0] {
@@ -605,18 +462,10 @@ fn multi_crop_views_of_different_sizes() {
             let chw = 3 * side * side;
             assert_eq!(view.data.len(), b.indices.len() * chw);
             for (k, &i) in b.indices.iter().enumerate() {
-                let img = augment(
-                    set.image(i),
-                    recipe,
-                    &mut sample_rng(seed, epoch, i as u64, v as u64),
-                );
+                let img = augment(set.image(i), recipe, &mut sample_rng(seed, epoch, i as u64, v as u64));
                 let mut expected = vec![0.0f32; chw];
                 normalize_into(img.as_ref(), &recipe.mean, &recipe.std, &mut expected);
-                assert_eq!(
-                    &view.data[k * chw..(k + 1) * chw],
-                    &expected[..],
-                    "view {v} sample {i}"
-                );
+                assert_eq!(&view.data[k * chw..(k + 1) * chw], &expected[..], "view {v} sample {i}");
             }
         }
         // Views of the same size still differ (own streams).
@@ -653,7 +502,8 @@ fn recycled_buffers_are_reused_and_change_nothing() {
 fn shards_interleave_to_the_single_process_global_batch() {
     let set: Arc<dyn Dataset> = Arc::new(noise_set(50, 10, 10, 3, 9));
     let single = Loader::new(set.clone(), recipes(3), cfg(12, true, 1, 4));
-    let shards: Vec<Loader> = (0..3).map(|r| Loader::new(set.clone(), recipes(3), cfg(4, true, 2, 4)).sharded(r, 3)).collect();
+    let shards: Vec<Loader> =
+        (0..3).map(|r| Loader::new(set.clone(), recipes(3), cfg(4, true, 2, 4)).sharded(r, 3)).collect();
     assert_eq!(single.num_batches(), 4);
     assert!(shards.iter().all(|s| s.num_batches() == 4));
     let whole = collect(&single, 1, 0);

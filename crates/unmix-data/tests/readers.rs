@@ -10,9 +10,7 @@ use unmix_data::idx::{load_idx_pair, load_mnist_like, read_idx_images, read_idx_
 use unmix_data::{DataError, ImageSet};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
 }
 
 fn fashion() -> PathBuf {
@@ -21,9 +19,7 @@ fn fashion() -> PathBuf {
 
 fn gunzip(path: &Path) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
     out
 }
 
@@ -57,18 +53,10 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 
 /// Asserts `r` is an error whose message names `path` and contains every one of `needles`.
 #[track_caller]
-fn assert_err<T: std::fmt::Debug>(
-    r: Result<T, DataError>,
-    path: &Path,
-    needles: &[&str],
-) -> DataError {
+fn assert_err<T: std::fmt::Debug>(r: Result<T, DataError>, path: &Path, needles: &[&str]) -> DataError {
     let err = r.expect_err("expected an error");
     let msg = err.to_string();
-    assert!(
-        msg.contains(&path.display().to_string()),
-        "error does not name {}: {msg}",
-        path.display()
-    );
+    assert!(msg.contains(&path.display().to_string()), "error does not name {}: {msg}", path.display());
     for n in needles {
         assert!(msg.contains(n), "error lacks {n:?}: {msg}");
     }
@@ -87,12 +75,8 @@ fn pixel(set: &ImageSet, i: usize, y: usize, x: usize) -> Vec<u8> {
 const FASHION_TRAIN_LABELS: [u32; 10] = [9, 0, 0, 3, 0, 2, 7, 2, 5, 5];
 const FASHION_TEST_LABELS: [u32; 10] = [9, 2, 1, 1, 6, 1, 4, 6, 5, 7];
 const CIFAR10_LABELS: [u32; 20] = [3, 8, 8, 0, 6, 6, 1, 6, 3, 1, 0, 9, 5, 7, 9, 8, 5, 7, 8, 6];
-const CIFAR100_FINE: [u32; 20] = [
-    49, 33, 72, 51, 71, 92, 15, 14, 23, 0, 71, 75, 81, 69, 40, 43, 92, 97, 70, 53,
-];
-const CIFAR100_COARSE: [u32; 20] = [
-    10, 10, 0, 4, 10, 2, 11, 7, 10, 4, 10, 12, 19, 19, 5, 8, 2, 8, 2, 4,
-];
+const CIFAR100_FINE: [u32; 20] = [49, 33, 72, 51, 71, 92, 15, 14, 23, 0, 71, 75, 81, 69, 40, 43, 92, 97, 70, 53];
+const CIFAR100_COARSE: [u32; 20] = [10, 10, 0, 4, 10, 2, 11, 7, 10, 4, 10, 12, 19, 19, 5, 8, 2, 8, 2, 4];
 
 #[test]
 fn fashion_mnist_fixture_train() {
@@ -121,32 +105,21 @@ fn fashion_mnist_fixture_train() {
 fn fashion_mnist_fixture_test_and_raw_readers() {
     let set = load_mnist_like(&fashion(), false).unwrap();
     assert_eq!(set.len(), 512);
-    assert_eq!(
-        (set.height, set.width, set.channels, set.num_classes),
-        (28, 28, 1, 10)
-    );
+    assert_eq!((set.height, set.width, set.channels, set.num_classes), (28, 28, 1, 10));
     assert_eq!(&set.labels[..10], &FASHION_TEST_LABELS);
 
-    let (n, rows, cols, px) =
-        read_idx_images(&fashion().join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let (n, rows, cols, px) = read_idx_images(&fashion().join("t10k-images-idx3-ubyte.gz")).unwrap();
     assert_eq!((n, rows, cols, px.len()), (512, 28, 28, 512 * 784));
     assert_eq!(px, set.pixels);
     let labels = read_idx_labels(&fashion().join("t10k-labels-idx1-ubyte.gz")).unwrap();
-    assert_eq!(
-        labels.iter().map(|&l| l as u32).collect::<Vec<_>>(),
-        set.labels
-    );
+    assert_eq!(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), set.labels);
 }
 
 #[test]
 fn mnist_like_reads_plain_files_and_prefers_them() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] {
-        write(
-            dir.path(),
-            name,
-            &gunzip(&fashion().join(format!("{name}.gz"))),
-        );
+        write(dir.path(), name, &gunzip(&fashion().join(format!("{name}.gz"))));
     }
     // A broken .gz next to the plain file must be ignored: plain is preferred.
     write(dir.path(), "train-images-idx3-ubyte.gz", b"not gzip");
@@ -156,16 +129,8 @@ fn mnist_like_reads_plain_files_and_prefers_them() {
     assert_eq!(plain.labels, gz.labels);
     // Gzip is detected by content, not by name: a gzip stream without .gz also loads.
     let dir2 = tempfile::tempdir().unwrap();
-    let img = write(
-        dir2.path(),
-        "imgs",
-        &std::fs::read(fashion().join("train-images-idx3-ubyte.gz")).unwrap(),
-    );
-    let lab = write(
-        dir2.path(),
-        "labs.gz",
-        &gunzip(&fashion().join("train-labels-idx1-ubyte.gz")),
-    );
+    let img = write(dir2.path(), "imgs", &std::fs::read(fashion().join("train-images-idx3-ubyte.gz")).unwrap());
+    let lab = write(dir2.path(), "labs.gz", &gunzip(&fashion().join("train-labels-idx1-ubyte.gz")));
     let set = load_idx_pair(&img, &lab, 10).unwrap();
     assert_eq!(set.labels, gz.labels);
 }
@@ -174,20 +139,14 @@ fn mnist_like_reads_plain_files_and_prefers_them() {
 fn cifar10_fixture() {
     let test = load_cifar10(&fixtures(), false).unwrap();
     assert_eq!(test.len(), 20);
-    assert_eq!(
-        (test.height, test.width, test.channels, test.num_classes),
-        (32, 32, 3, 10)
-    );
+    assert_eq!((test.height, test.width, test.channels, test.num_classes), (32, 32, 3, 10));
     assert_eq!(test.pixels.len(), 20 * 3072);
     assert_eq!(test.labels, CIFAR10_LABELS);
     // Pixels of foolbox's cifar10_00_3.png / cifar10_19_6.png, RGB, at (row, col).
     assert_eq!(pixel(&test, 0, 0, 0), [158, 112, 49]);
     assert_eq!(pixel(&test, 0, 7, 5), [167, 117, 42]);
     assert_eq!(pixel(&test, 0, 31, 31), [21, 67, 110]);
-    assert_eq!(
-        test.image(0).data.iter().map(|&b| b as u64).sum::<u64>(),
-        332962
-    );
+    assert_eq!(test.image(0).data.iter().map(|&b| b as u64).sum::<u64>(), 332962);
     assert_eq!(pixel(&test, 19, 7, 5), [63, 39, 43]);
 
     // The train split: the same 20 records spread over data_batch_1..5 (4 each), in order.
@@ -197,13 +156,7 @@ fn cifar10_fixture() {
     assert_eq!(train.labels, test.labels);
     assert_eq!(train.pixels, test.pixels);
 
-    let (px, labels) = read_cifar_file(
-        &fixtures().join("cifar-10-batches-bin/data_batch_2.bin"),
-        1,
-        0,
-        10,
-    )
-    .unwrap();
+    let (px, labels) = read_cifar_file(&fixtures().join("cifar-10-batches-bin/data_batch_2.bin"), 1, 0, 10).unwrap();
     assert_eq!(labels, &CIFAR10_LABELS[4..8]);
     assert_eq!(px, &test.pixels[4 * 3072..8 * 3072]);
 }
@@ -212,26 +165,15 @@ fn cifar10_fixture() {
 fn cifar100_fixture() {
     let fine = load_cifar100(&fixtures(), false, Cifar100Label::Fine).unwrap();
     assert_eq!(fine.len(), 20);
-    assert_eq!(
-        (fine.height, fine.width, fine.channels, fine.num_classes),
-        (32, 32, 3, 100)
-    );
+    assert_eq!((fine.height, fine.width, fine.channels, fine.num_classes), (32, 32, 3, 100));
     assert_eq!(fine.labels, CIFAR100_FINE);
     // Pixels of foolbox's cifar100_00_49.png.
     assert_eq!(pixel(&fine, 0, 0, 0), [199, 215, 249]);
     assert_eq!(pixel(&fine, 0, 7, 5), [248, 246, 248]);
     assert_eq!(pixel(&fine, 0, 31, 31), [176, 164, 183]);
-    assert_eq!(
-        fine.image(0).data.iter().map(|&b| b as u64).sum::<u64>(),
-        559205
-    );
+    assert_eq!(fine.image(0).data.iter().map(|&b| b as u64).sum::<u64>(), 559205);
 
-    let coarse = load_cifar100(
-        &fixtures().join("cifar-100-binary"),
-        true,
-        Cifar100Label::Coarse,
-    )
-    .unwrap();
+    let coarse = load_cifar100(&fixtures().join("cifar-100-binary"), true, Cifar100Label::Coarse).unwrap();
     assert_eq!(coarse.num_classes, 20);
     assert_eq!(coarse.labels, CIFAR100_COARSE);
     assert_eq!(coarse.pixels, fine.pixels);
@@ -249,60 +191,28 @@ fn idx_truncated_and_wrong_size() {
     assert_err(
         read_idx_images(&p),
         &p,
-        &[
-            "wrong size",
-            "header says 1024 images of 28x28 = 802816 bytes",
-            "file has 802716 bytes",
-        ],
+        &["wrong size", "header says 1024 images of 28x28 = 802816 bytes", "file has 802716 bytes"],
     );
     let mut long = raw.clone();
     long.push(0);
     let p = write(dir.path(), "long-images", &long);
-    assert_err(
-        read_idx_images(&p),
-        &p,
-        &["wrong size", "file has 802817 bytes"],
-    );
+    assert_err(read_idx_images(&p), &p, &["wrong size", "file has 802817 bytes"]);
 
     // The same in gzip: a lying header, and a truncated gzip stream.
-    let p = write(
-        dir.path(),
-        "short-images.gz",
-        &gzip(&raw[..raw.len() - 100]),
-    );
-    assert_err(
-        read_idx_images(&p),
-        &p,
-        &["wrong size", "decompressed file has 802716 bytes"],
-    );
+    let p = write(dir.path(), "short-images.gz", &gzip(&raw[..raw.len() - 100]));
+    assert_err(read_idx_images(&p), &p, &["wrong size", "decompressed file has 802716 bytes"]);
     let gz = std::fs::read(fashion().join("train-images-idx3-ubyte.gz")).unwrap();
     let p = write(dir.path(), "cut.gz", &gz[..gz.len() / 2]);
-    assert_err(
-        read_idx_images(&p),
-        &p,
-        &["gzip decompression failed", "corrupt or truncated"],
-    );
+    assert_err(read_idx_images(&p), &p, &["gzip decompression failed", "corrupt or truncated"]);
 
     // Header shorter than 16 bytes.
     let p = write(dir.path(), "stub", &raw[..10]);
-    assert_err(
-        read_idx_images(&p),
-        &p,
-        &["too short (10 bytes)", "16-byte IDX images header"],
-    );
+    assert_err(read_idx_images(&p), &p, &["too short (10 bytes)", "16-byte IDX images header"]);
 
     // Labels: header claims 1024, file holds 1000.
     let labels = gunzip(&fashion().join("train-labels-idx1-ubyte.gz"));
     let p = write(dir.path(), "short-labels", &labels[..8 + 1000]);
-    assert_err(
-        read_idx_labels(&p),
-        &p,
-        &[
-            "wrong size",
-            "header says 1024 labels",
-            "file has 1000 bytes",
-        ],
-    );
+    assert_err(read_idx_labels(&p), &p, &["wrong size", "header says 1024 labels", "file has 1000 bytes"]);
 }
 
 #[test]
@@ -312,32 +222,12 @@ fn idx_gzip_bomb_is_capped() {
     let bomb = idx_images_bytes(1, 28, 28, &vec![0u8; 4 << 20]);
     let p = write(dir.path(), "bomb.gz", &gzip(&bomb));
     assert!(std::fs::metadata(&p).unwrap().len() < 64 << 10);
-    assert_err(
-        read_idx_images(&p),
-        &p,
-        &["wrong size", "more than 784 bytes"],
-    );
+    assert_err(read_idx_images(&p), &p, &["wrong size", "more than 784 bytes"]);
     // A header declaring ~2^56 bytes over a tiny body fails on the data, not on allocation.
-    let p = write(
-        dir.path(),
-        "liar.gz",
-        &gzip(&idx_images_bytes(1 << 24, 1 << 16, 1 << 16, &[1, 2, 3])),
-    );
-    assert_err(
-        read_idx_images(&p),
-        &p,
-        &["wrong size", "decompressed file has 3 bytes"],
-    );
-    let p = write(
-        dir.path(),
-        "liar",
-        &idx_images_bytes(u32::MAX, u32::MAX, 1 << 20, &[1, 2, 3]),
-    );
-    assert_err(
-        read_idx_images(&p),
-        &p,
-        &["4294967295 images of 4294967295x1048576"],
-    );
+    let p = write(dir.path(), "liar.gz", &gzip(&idx_images_bytes(1 << 24, 1 << 16, 1 << 16, &[1, 2, 3])));
+    assert_err(read_idx_images(&p), &p, &["wrong size", "decompressed file has 3 bytes"]);
+    let p = write(dir.path(), "liar", &idx_images_bytes(u32::MAX, u32::MAX, 1 << 20, &[1, 2, 3]));
+    assert_err(read_idx_images(&p), &p, &["4294967295 images of 4294967295x1048576"]);
 }
 
 #[test]
@@ -346,11 +236,7 @@ fn idx_bad_magic_and_swapped_paths() {
     let mut raw = gunzip(&fashion().join("t10k-images-idx3-ubyte.gz"));
     raw[3] = 0x04;
     let p = write(dir.path(), "magic", &raw);
-    assert_err(
-        read_idx_images(&p),
-        &p,
-        &["bad magic number 0x00000804, expected 0x00000803 (IDX images)"],
-    );
+    assert_err(read_idx_images(&p), &p, &["bad magic number 0x00000804, expected 0x00000803 (IDX images)"]);
     let p = write(dir.path(), "magic.gz", &gzip(&raw));
     assert_err(read_idx_images(&p), &p, &["bad magic number 0x00000804"]);
 
@@ -359,16 +245,9 @@ fn idx_bad_magic_and_swapped_paths() {
     assert_err(
         load_idx_pair(&labels, &images, 10),
         &labels,
-        &[
-            "bad magic number 0x00000801, expected 0x00000803",
-            "swapped",
-        ],
+        &["bad magic number 0x00000801, expected 0x00000803", "swapped"],
     );
-    assert_err(
-        read_idx_labels(&images),
-        &images,
-        &["bad magic number 0x00000803, expected 0x00000801 (IDX labels)"],
-    );
+    assert_err(read_idx_labels(&images), &images, &["bad magic number 0x00000803, expected 0x00000801 (IDX labels)"]);
 }
 
 #[test]
@@ -378,38 +257,17 @@ fn idx_label_out_of_range_and_count_mismatch() {
     let mut labels = gunzip(&fashion().join("t10k-labels-idx1-ubyte.gz"));
     labels[8 + 3] = 10;
     let p = write(dir.path(), "labels", &labels);
-    let err = assert_err(
-        load_idx_pair(&images, &p, 10),
-        &p,
-        &["label 10 at record 3", "0..10"],
-    );
-    assert!(matches!(
-        err,
-        DataError::LabelOutOfRange {
-            index: 3,
-            label: 10,
-            classes: 10,
-            ..
-        }
-    ));
+    let err = assert_err(load_idx_pair(&images, &p, 10), &p, &["label 10 at record 3", "0..10"]);
+    assert!(matches!(err, DataError::LabelOutOfRange { index: 3, label: 10, classes: 10, .. }));
     // With more classes allowed the same file is fine.
     assert_eq!(load_idx_pair(&images, &p, 11).unwrap().labels[3], 10);
 
     let real = gunzip(&fashion().join("t10k-labels-idx1-ubyte.gz"));
-    let p = write(
-        dir.path(),
-        "fewer-labels",
-        &idx_labels_bytes(&real[8..8 + 511]),
-    );
+    let p = write(dir.path(), "fewer-labels", &idx_labels_bytes(&real[8..8 + 511]));
     assert_err(
         load_idx_pair(&images, &p, 10),
         &p,
-        &[
-            "count mismatch",
-            &images.display().to_string(),
-            "512 images",
-            "511 labels",
-        ],
+        &["count mismatch", &images.display().to_string(), "512 images", "511 labels"],
     );
 
     // An empty but well-formed pair is refused too.
@@ -422,25 +280,13 @@ fn idx_label_out_of_range_and_count_mismatch() {
 fn idx_missing_empty_and_garbage() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope-images-idx3-ubyte.gz");
-    let err = assert_err(
-        read_idx_images(&missing),
-        &missing,
-        &["dataset not found", "expected an IDX images file"],
-    );
+    let err = assert_err(read_idx_images(&missing), &missing, &["dataset not found", "expected an IDX images file"]);
     assert!(matches!(err, DataError::NotFound { .. }));
 
-    let err = assert_err(
-        load_mnist_like(dir.path(), true),
-        dir.path(),
-        &["train-images-idx3-ubyte", "t10k"],
-    );
+    let err = assert_err(load_mnist_like(dir.path(), true), dir.path(), &["train-images-idx3-ubyte", "t10k"]);
     assert!(matches!(err, DataError::NotFound { .. }));
     // Images present, labels missing: the labels file is named.
-    std::fs::copy(
-        fashion().join("t10k-images-idx3-ubyte.gz"),
-        dir.path().join("t10k-images-idx3-ubyte.gz"),
-    )
-    .unwrap();
+    std::fs::copy(fashion().join("t10k-images-idx3-ubyte.gz"), dir.path().join("t10k-images-idx3-ubyte.gz")).unwrap();
     assert_err(
         load_mnist_like(dir.path(), false),
         dir.path(),
@@ -451,18 +297,10 @@ fn idx_missing_empty_and_garbage() {
     assert_err(read_idx_images(&p), &p, &["file is empty (0 bytes)"]);
     assert_err(read_idx_labels(&p), &p, &["file is empty (0 bytes)"]);
     let p = write(dir.path(), "empty.gz", &gzip(&[]));
-    assert_err(
-        read_idx_images(&p),
-        &p,
-        &["file is empty", "after gzip decompression"],
-    );
+    assert_err(read_idx_images(&p), &p, &["file is empty", "after gzip decompression"]);
 
     // Gzip of garbage: a valid stream whose content is not IDX ...
-    let p = write(
-        dir.path(),
-        "garbage.gz",
-        &gzip(b"this is certainly not an IDX file at all"),
-    );
+    let p = write(dir.path(), "garbage.gz", &gzip(b"this is certainly not an IDX file at all"));
     assert_err(read_idx_images(&p), &p, &["bad magic number 0x74686973"]);
     // ... and the gzip magic followed by garbage.
     let mut junk = vec![0x1f, 0x8b];
@@ -484,51 +322,23 @@ fn cifar_corrupt_files() {
     );
     let c100 = std::fs::read(fixtures().join("cifar-100-binary/test.bin")).unwrap();
     let p = write(dir.path(), "test.bin", &c100[..3074 * 3 + 1]);
-    assert_err(
-        read_cifar_file(&p, 2, 1, 100),
-        &p,
-        &["3074-byte CIFAR-100 record", "not CIFAR-100 binary"],
-    );
+    assert_err(read_cifar_file(&p, 2, 1, 100), &p, &["3074-byte CIFAR-100 record", "not CIFAR-100 binary"]);
 
     let p = write(dir.path(), "empty.bin", &[]);
-    assert_err(
-        read_cifar_file(&p, 1, 0, 10),
-        &p,
-        &["file is empty (0 bytes)", "3073 bytes"],
-    );
+    assert_err(read_cifar_file(&p, 1, 0, 10), &p, &["file is empty (0 bytes)", "3073 bytes"]);
 
     let mut bad = c10.clone();
     bad[3073 * 2] = 10; // label of record 2
     let p = write(dir.path(), "bad10.bin", &bad);
-    let err = assert_err(
-        read_cifar_file(&p, 1, 0, 10),
-        &p,
-        &["label 10 at record 2", "0..10"],
-    );
-    assert!(matches!(
-        err,
-        DataError::LabelOutOfRange {
-            index: 2,
-            label: 10,
-            classes: 10,
-            ..
-        }
-    ));
+    let err = assert_err(read_cifar_file(&p, 1, 0, 10), &p, &["label 10 at record 2", "0..10"]);
+    assert!(matches!(err, DataError::LabelOutOfRange { index: 2, label: 10, classes: 10, .. }));
 
     let mut bad = c100.clone();
     bad[3074 * 5] = 20; // coarse label of record 5
     bad[3074 * 7 + 1] = 100; // fine label of record 7
     let p = write(dir.path(), "bad100.bin", &bad);
-    assert_err(
-        read_cifar_file(&p, 2, 0, 20),
-        &p,
-        &["label 20 at record 5", "0..20"],
-    );
-    assert_err(
-        read_cifar_file(&p, 2, 1, 100),
-        &p,
-        &["label 100 at record 7", "0..100"],
-    );
+    assert_err(read_cifar_file(&p, 2, 0, 20), &p, &["label 20 at record 5", "0..20"]);
+    assert_err(read_cifar_file(&p, 2, 1, 100), &p, &["label 100 at record 7", "0..100"]);
 
     assert_err(read_cifar_file(&p, 2, 2, 100), &p, &["label index 2"]);
 }
@@ -539,17 +349,10 @@ fn cifar_missing_files() {
     let err = assert_err(
         load_cifar10(dir.path(), true),
         dir.path(),
-        &[
-            "cifar-10-batches-bin/data_batch_1.bin",
-            "CIFAR-10 binary version",
-        ],
+        &["cifar-10-batches-bin/data_batch_1.bin", "CIFAR-10 binary version"],
     );
     assert!(matches!(err, DataError::NotFound { .. }));
-    assert_err(
-        load_cifar10(dir.path(), false),
-        dir.path(),
-        &["cifar-10-batches-bin/test_batch.bin"],
-    );
+    assert_err(load_cifar10(dir.path(), false), dir.path(), &["cifar-10-batches-bin/test_batch.bin"]);
     assert_err(
         load_cifar100(dir.path(), true, Cifar100Label::Fine),
         dir.path(),
@@ -561,17 +364,9 @@ fn cifar_missing_files() {
     std::fs::create_dir(&batches).unwrap();
     for k in [1, 2, 4, 5] {
         let name = format!("data_batch_{k}.bin");
-        std::fs::copy(
-            fixtures().join("cifar-10-batches-bin").join(&name),
-            batches.join(&name),
-        )
-        .unwrap();
+        std::fs::copy(fixtures().join("cifar-10-batches-bin").join(&name), batches.join(&name)).unwrap();
     }
-    assert_err(
-        load_cifar10(dir.path(), true),
-        dir.path(),
-        &["cifar-10-batches-bin/data_batch_3.bin"],
-    );
+    assert_err(load_cifar10(dir.path(), true), dir.path(), &["cifar-10-batches-bin/data_batch_3.bin"]);
 
     let missing = dir.path().join("x.bin");
     let err = assert_err(
@@ -582,11 +377,7 @@ fn cifar_missing_files() {
     assert!(matches!(err, DataError::NotFound { .. }));
     // A folder where a file is expected.
     let batches = dir.path().join("cifar-10-batches-bin");
-    assert_err(
-        read_cifar_file(&batches, 1, 0, 10),
-        &batches,
-        &["is a directory"],
-    );
+    assert_err(read_cifar_file(&batches, 1, 0, 10), &batches, &["is a directory"]);
     assert_err(read_idx_labels(&batches), &batches, &["is a directory"]);
 }
 
@@ -635,9 +426,7 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
                 3 => rng.next() as u32,
                 4 => 1 << rng.below(32),
                 _ => {
-                    let cur = v
-                        .get(field..field + 4)
-                        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    let cur = v.get(field..field + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                     if rng.below(2) == 0 {
                         cur.wrapping_add(1)
                     } else {
@@ -729,10 +518,7 @@ fn readers_never_panic_on_arbitrary_bytes() {
                 Ok(()) => oks += 1,
                 Err(e) => {
                     let msg = e.to_string();
-                    assert!(
-                        msg.contains(&dir_text),
-                        "error does not name the file: {msg}"
-                    );
+                    assert!(msg.contains(&dir_text), "error does not name the file: {msg}");
                     for (k, kind) in KINDS.iter().enumerate() {
                         seen[k] += msg.contains(kind) as usize;
                     }
@@ -785,8 +571,5 @@ fn readers_never_panic_on_arbitrary_bytes() {
         assert!(n > 0, "fuzzing never produced a {kind:?} error");
     }
     // Generous bound for debug builds on a loaded machine; a hang or runaway allocation fails it.
-    assert!(
-        elapsed < Duration::from_secs(120),
-        "fuzzing took {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(120), "fuzzing took {elapsed:?}");
 }

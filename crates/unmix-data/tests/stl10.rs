@@ -40,10 +40,7 @@ fn px(set: &unmix_data::ImageSet, i: usize, y: usize, x: usize) -> [u8; 3] {
 fn reads_the_three_splits() {
     // Values printed by tools/make_fixtures.py from the PIL images before they were written.
     let train = load_stl10(&fixtures(), Stl10Split::Train).unwrap(); // the parent folder
-    assert_eq!(
-        (train.len(), train.height, train.width, train.channels),
-        (3, 96, 96, 3)
-    );
+    assert_eq!((train.len(), train.height, train.width, train.channels), (3, 96, 96, 3));
     assert_eq!(train.num_classes, 10);
     assert_eq!(train.labels, vec![0, 9, 4]); // file labels 1, 10, 5
     assert_eq!(train.pixels.len(), 3 * IMG);
@@ -74,12 +71,7 @@ fn planes_are_column_major() {
     assert_eq!(n, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for _ in 0..500 {
-        let (i, y, x, c) = (
-            rng.gen_range(0..3),
-            rng.gen_range(0..96),
-            rng.gen_range(0..96),
-            rng.gen_range(0..3),
-        );
+        let (i, y, x, c) = (rng.gen_range(0..3), rng.gen_range(0..96), rng.gen_range(0..96), rng.gen_range(0..3));
         assert_eq!(
             pixels[i * IMG + (y * 96 + x) * 3 + c],
             raw[i * IMG + c * 9216 + x * 96 + y],
@@ -99,18 +91,12 @@ fn missing_files_are_named_with_what_the_folder_should_hold() {
     let dir = tempfile::tempdir().unwrap();
     let msg = err_text(load_stl10(dir.path(), Stl10Split::Train));
     assert!(msg.contains("stl10_binary/train_X.bin"), "{msg}");
-    assert!(
-        msg.contains("unlabeled_X.bin") && msg.contains("test_y.bin"),
-        "{msg}"
-    );
+    assert!(msg.contains("unlabeled_X.bin") && msg.contains("test_y.bin"), "{msg}");
 
     let (_t, d) = copy_fixture();
     std::fs::remove_file(d.join("test_y.bin")).unwrap();
     let msg = err_text(load_stl10(&d, Stl10Split::Test));
-    assert!(
-        msg.contains("test_y.bin") && msg.contains("not found"),
-        "{msg}"
-    );
+    assert!(msg.contains("test_y.bin") && msg.contains("not found"), "{msg}");
     // The unlabelled split needs no labels.
     assert!(load_stl10(&d, Stl10Split::Unlabeled).is_ok());
 }
@@ -126,28 +112,16 @@ fn corrupted_files_give_named_errors() {
     // Truncated images: not a multiple of 27648.
     std::fs::write(&x, &good_x[..good_x.len() - 100]).unwrap();
     let msg = err_text(load_stl10(&d, Stl10Split::Train));
-    assert!(
-        msg.contains("train_X.bin") && msg.contains("not a multiple of the 27648"),
-        "{msg}"
-    );
+    assert!(msg.contains("train_X.bin") && msg.contains("not a multiple of the 27648"), "{msg}");
     // Empty.
     std::fs::write(&x, b"").unwrap();
     let msg = err_text(load_stl10(&d, Stl10Split::Train));
-    assert!(
-        msg.contains("train_X.bin") && msg.contains("empty"),
-        "{msg}"
-    );
+    assert!(msg.contains("train_X.bin") && msg.contains("empty"), "{msg}");
     // One image fewer than labels: count mismatch.
     std::fs::write(&x, &good_x[..2 * IMG]).unwrap();
     let msg = err_text(load_stl10(&d, Stl10Split::Train));
-    assert!(
-        msg.contains("train_y.bin") && msg.contains("count mismatch"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("3 labels") && msg.contains("2 images"),
-        "{msg}"
-    );
+    assert!(msg.contains("train_y.bin") && msg.contains("count mismatch"), "{msg}");
+    assert!(msg.contains("3 labels") && msg.contains("2 images"), "{msg}");
     std::fs::write(&x, &good_x).unwrap();
 
     // Labels 0 and 11 are outside 1..10.
@@ -157,10 +131,7 @@ fn corrupted_files_give_named_errors() {
         std::fs::write(&y, &yy).unwrap();
         let msg = err_text(load_stl10(&d, Stl10Split::Train));
         assert!(msg.contains("train_y.bin"), "{msg}");
-        assert!(
-            msg.contains(&format!("label {bad} at record 1 is out of range")),
-            "{msg}"
-        );
+        assert!(msg.contains(&format!("label {bad} at record 1 is out of range")), "{msg}");
     }
     // Too many labels.
     std::fs::write(&y, [1u8, 2, 3, 4]).unwrap();
@@ -172,10 +143,7 @@ fn corrupted_files_give_named_errors() {
     // A directory where a file should be.
     std::fs::remove_file(&y).unwrap();
     std::fs::create_dir(&y).unwrap();
-    assert!(read_stl10_labels(&y)
-        .unwrap_err()
-        .to_string()
-        .contains("directory"));
+    assert!(read_stl10_labels(&y).unwrap_err().to_string().contains("directory"));
 }
 
 #[test]
@@ -189,18 +157,12 @@ fn stl10_reader_never_panics_on_arbitrary_bytes() {
     let (mut oks, mut errs) = (0usize, 0usize);
     let mut check = |bytes: &[u8]| {
         std::fs::write(&target, bytes).unwrap();
-        for r in [
-            read_stl10_images(&target).map(drop),
-            read_stl10_labels(&target).map(drop),
-        ] {
+        for r in [read_stl10_images(&target).map(drop), read_stl10_labels(&target).map(drop)] {
             match r {
                 Ok(()) => oks += 1,
                 Err(e) => {
                     errs += 1;
-                    assert!(
-                        e.to_string().contains(&dir_text),
-                        "error does not name the file: {e}"
-                    );
+                    assert!(e.to_string().contains(&dir_text), "error does not name the file: {e}");
                 }
             }
         }
@@ -217,11 +179,7 @@ fn stl10_reader_never_panics_on_arbitrary_bytes() {
         let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
         check(&bytes);
         // Mutations of real data: flips, truncation, extension.
-        let mut m = if round % 2 == 0 {
-            real.clone()
-        } else {
-            labels.clone()
-        };
+        let mut m = if round % 2 == 0 { real.clone() } else { labels.clone() };
         for _ in 0..rng.gen_range(1..20) {
             let i = rng.gen_range(0..m.len());
             m[i] = rng.gen();
