@@ -177,9 +177,9 @@ class MoCoUnMix(nn.Module):
         qm = F.normalize(self.q(mixed), dim=1) if self.mix else None
         with torch.no_grad():
             self.momentum_update()
-            perm = torch.randperm(n)
+            perm = torch.randperm(n, device=x2.device)
             k = F.normalize(self.k(x2[perm]), dim=1)[torch.argsort(perm)]
-        target = torch.zeros(n, dtype=torch.long)
+        target = torch.zeros(n, dtype=torch.long, device=x2.device)
         loss = F.cross_entropy(self.logits(q.float(), k.float()), target)
         if not self.mix:
             self.enqueue(k.float())
@@ -205,21 +205,28 @@ def build(model):
 def step_bench(a):
     torch.manual_seed(0)
     np.random.seed(0)
+    dev = torch.device(a.device)
     model, shape = build(a.model)
+    model = model.to(dev)
     opt = torch.optim.SGD(model.q.parameters(), lr=0.03, momentum=0.9, weight_decay=5e-4)
-    x1, x2 = torch.randn(a.batch, *shape), torch.randn(a.batch, *shape)
+    x1, x2 = torch.randn(a.batch, *shape, device=dev), torch.randn(a.batch, *shape, device=dev)
+    forward = torch.compile(model) if a.compile else model
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     t0 = None
     for i in range(a.warmup + a.steps):
         if i == a.warmup:
+            sync()
             t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
-            loss = model(x1, x2)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = forward(x1, x2)
         opt.zero_grad()
         loss.backward()
         opt.step()
     loss = loss.item()
+    sync()
     secs = time.perf_counter() - t0
-    return {"images_per_second": a.steps * a.batch / secs, "seconds": secs, "loss": loss}
+    return {"images_per_second": a.steps * a.batch / secs, "seconds": secs, "loss": loss, "device": a.device,
+            "compiled": a.compile}
 
 
 def pair_loader(a):
@@ -334,6 +341,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cos-from", type=int, default=0, choices=[0, 1])
     ap.add_argument("--no-unmix", dest="unmix", action="store_false")
+    ap.add_argument("--device", default="cpu", help="step: cpu or cuda")
+    ap.add_argument("--compile", action="store_true", help="step: torch.compile the model")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     r = {"loop": loop_bench, "step": step_bench, "knn": knn_bench, "train": train_run}[a.what](a)

@@ -18,8 +18,13 @@ const TRIM_THRESHOLD: i32 = 1 << 30;
 const TOP_PAD: i32 = 64 << 20;
 
 /// Sets glibc's malloc to keep freed memory for reuse (see the module documentation). Call once,
-/// first thing in `main`; returns whether glibc took every setting. Does nothing elsewhere.
+/// first thing in `main`; returns whether glibc took every setting. Does nothing elsewhere, nor
+/// with UNMIX_MALLOC_DEFAULTS=1 in the environment (glibc's defaults: the other path, which a test
+/// runs to show the results do not depend on it).
 pub fn keep_freed_memory() -> bool {
+    if std::env::var_os("UNMIX_MALLOC_DEFAULTS").is_some_and(|v| v == "1") {
+        return false;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's tuning parameters; it is called from `main` before any
     // other thread exists.

@@ -2,7 +2,7 @@
 //! backbone, the method, the optimizer and its schedule, and a network rebuilt from a checkpoint.
 //! Training, evaluation, reports and the command line all build through here.
 
-use crate::checkpoint::{self, Meta};
+use crate::checkpoint;
 use crate::config::{Config, DeviceSpec};
 use crate::method::Method;
 use crate::model::{named_trainable, ResNetConfig};
@@ -50,9 +50,14 @@ pub fn backbone(cfg: &Config, device: Device) -> ResNetConfig {
     }
 }
 
-/// The configured method on `device`, for a run of `processes` processes.
+/// The configured method on `device`, for a run of `processes` processes (in float64 for
+/// `train.precision = "fp64"`).
 pub fn method(cfg: &Config, device: Device, processes: usize) -> Box<dyn Method> {
-    cfg.method.build(device, &backbone(cfg, device), &cfg.run_context(processes))
+    let mut m = cfg.method.build(device, &backbone(cfg, device), &cfg.run_context(processes));
+    if cfg.train.precision == crate::precision::Precision::Fp64 {
+        m.to_double();
+    }
+    m
 }
 
 /// The configured optimizer over the method's trainable variables, with its parameter groups;
@@ -114,6 +119,7 @@ impl LoadedRun {
     /// The network of `path` with its saved config, `overrides` applied on top.
     pub fn from_checkpoint(path: &Path, overrides: &[String]) -> Result<LoadedRun> {
         let (tensors, meta) = checkpoint::load(path)?;
+        checkpoint::check_finite(&tensors, path)?;
         let cfg = Config::from_saved_toml(&meta.config, &format!("the config saved in {}", path.display()), overrides)?;
         let device = runtime(&cfg)?;
         let mut method = method(&cfg, device, 1);
@@ -137,9 +143,4 @@ impl LoadedRun {
             format!("epoch {}", self.epoch)
         }
     }
-}
-
-/// The metadata a checkpoint of this run records at `epoch` and `step`.
-pub fn meta(cfg: &Config, epoch: usize, step: u64, train_seconds: f64, images: u64) -> Meta {
-    Meta { format: checkpoint::FORMAT, epoch, step, config: cfg.to_toml(), seed: cfg.seed, train_seconds, images }
 }

@@ -1,8 +1,10 @@
-//! Checkpoints: one safetensors file with every tensor of the run plus a JSON metadata record,
-//! written to a temporary file and renamed, so a crash or a full disk never destroys the last
-//! finished checkpoint.
+//! Checkpoints: one safetensors file with every tensor of the run plus a JSON metadata record
+//! (with a CRC-32 of the tensors), written to a temporary file and renamed, so a crash or a full
+//! disk never destroys the last finished checkpoint, and a damaged file is recognized as such.
+//! Also the run's JSON-lines records, written one whole line per write so that a kill leaves at
+//! most a torn last line, which readers skip.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ pub const RUN_CHECKPOINT: &str = "checkpoints/last.safetensors";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Meta {
     pub format: u32,
-    /// Epochs finished; training resumes at this epoch.
+    /// Epochs finished; training resumes in this epoch.
     pub epoch: usize,
     /// Optimizer steps taken.
     pub step: u64,
@@ -33,14 +35,69 @@ pub struct Meta {
     pub train_seconds: f64,
     /// Training images processed so far.
     pub images: u64,
+    /// A checkpoint written inside an epoch (the run was interrupted): the batches of epoch
+    /// `epoch` already trained, and that epoch's running sums. 0 at an epoch's end.
+    #[serde(default)]
+    pub batch_in_epoch: usize,
+    #[serde(default)]
+    pub epoch_loss_sum: f64,
+    #[serde(default)]
+    pub epoch_images: u64,
+    #[serde(default)]
+    pub epoch_seconds: f64,
+    #[serde(default)]
+    pub epoch_data_wait: f64,
+    /// CRC-32 of the tensors (names, kinds, shapes and bytes, in name order); absent in
+    /// checkpoints from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<u32>,
+}
+
+impl Meta {
+    /// Metadata at the end of epoch `epoch` (no epoch in progress), without a checksum yet.
+    pub fn at_epoch_end(epoch: usize, step: u64, config: String, seed: u64, train_seconds: f64, images: u64) -> Meta {
+        Meta {
+            format: FORMAT,
+            epoch,
+            step,
+            config,
+            seed,
+            train_seconds,
+            images,
+            batch_in_epoch: 0,
+            epoch_loss_sum: 0.0,
+            epoch_images: 0,
+            epoch_seconds: 0.0,
+            epoch_data_wait: 0.0,
+            crc32: None,
+        }
+    }
+}
+
+/// CRC-32 over the tensors in name order: each name, kind, shape and the raw bytes.
+fn checksum(tensors: &[(String, Tensor)]) -> u32 {
+    let mut order: Vec<&(String, Tensor)> = tensors.iter().filter(|(n, _)| n != META).collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = crc32fast::Hasher::new();
+    for (name, t) in order {
+        let t = t.to_device(tch::Device::Cpu).contiguous();
+        h.update(name.as_bytes());
+        h.update(format!("{:?}{:?}", t.kind(), t.size()).as_bytes());
+        let numel = t.numel();
+        let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
+        t.copy_data_u8(&mut bytes, numel);
+        h.update(&bytes);
+    }
+    h.finalize()
 }
 
 pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Meta) -> Result<()> {
-    let json = serde_json::to_vec(meta)?;
     let mut all: Vec<(String, Tensor)> =
         tensors.iter().map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous())).collect();
-    all.push((META.to_string(), Tensor::from_slice(&json)));
+    let meta = Meta { crc32: Some(checksum(&all)), ..meta.clone() };
+    all.push((META.to_string(), Tensor::from_slice(&serde_json::to_vec(&meta)?)));
     let tmp = tmp_path(path);
+    let had_one = path.exists();
     let write = || -> Result<()> {
         Tensor::write_safetensors(&all, &tmp).map_err(|e| anyhow!("{e}"))?;
         std::fs::File::open(&tmp)?.sync_all()?;
@@ -51,9 +108,10 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Meta) -> Result<()
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })
-    .with_context(|| {
-        format!("cannot write checkpoint {} (is the disk full or the folder read-only?); the previous checkpoint is untouched", path.display())
-    })?;
+        .with_context(|| {
+            let kept = if had_one { "the previous checkpoint is untouched" } else { "there was no earlier checkpoint" };
+            format!("cannot write checkpoint {} (is the disk full or the folder read-only?); {kept}", path.display())
+        })?;
     if let Some(dir) = path.parent() {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
@@ -64,7 +122,7 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Meta) -> Result<()
 
 pub fn load(path: &Path) -> Result<(Vec<(String, Tensor)>, Meta)> {
     if !path.exists() {
-        anyhow::bail!("checkpoint {} does not exist", path.display());
+        bail!("checkpoint {} does not exist", path.display());
     }
     let mut tensors = Tensor::read_safetensors(path).map_err(|e| anyhow!("{e}")).with_context(|| {
         format!("{} is not a readable unmix checkpoint (damaged or another format)", path.display())
@@ -76,7 +134,31 @@ pub fn load(path: &Path) -> Result<(Vec<(String, Tensor)>, Meta)> {
     let (_, m) = tensors.swap_remove(pos);
     let bytes: Vec<u8> = Vec::try_from(&m).map_err(|e| anyhow!("{e}"))?;
     let meta: Meta = serde_json::from_slice(&bytes).with_context(|| format!("{}: damaged metadata", path.display()))?;
+    if let Some(want) = meta.crc32 {
+        let got = checksum(&tensors);
+        if got != want {
+            bail!(
+                "checkpoint {} is damaged: its tensors do not match the checksum written with them ({got:08x}, not {want:08x}): \
+                 a changed byte on disk or an incomplete copy; use an intact copy",
+                path.display()
+            );
+        }
+    }
     Ok((tensors, meta))
+}
+
+/// Refuses tensors with NaN or infinite values (weights damaged before the checksum existed,
+/// or a run that diverged), naming the first one.
+pub fn check_finite(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
+    for (name, t) in tensors {
+        if t.is_floating_point() && !bool::try_from(t.isfinite().all()).unwrap_or(false) {
+            bail!(
+                "checkpoint {}: tensor `{name}` holds NaN or infinite values; evaluate an earlier, intact checkpoint",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
@@ -85,15 +167,52 @@ fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Appends one JSON line and flushes.
+/// Appends one JSON line in a single write, so a kill can tear at most the last line.
 pub fn append_jsonl(path: &Path, value: &serde_json::Value) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    writeln!(f, "{value}").with_context(|| format!("cannot write {}", path.display()))?;
+    let line = format!("{value}\n");
+    f.write_all(line.as_bytes()).with_context(|| format!("cannot write {} (is the disk full?)", path.display()))?;
     Ok(())
+}
+
+/// The records of a JSON-lines file (a missing file has none). A torn last line (a run killed
+/// while writing it) is skipped with a warning; a damaged line elsewhere is an error.
+pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(anyhow!("cannot read {}: {e}", path.display())),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        match serde_json::from_str(l) {
+            Ok(v) => out.push(v),
+            Err(_) if i + 1 == lines.len() => {
+                eprintln!("warning: {}: skipping its torn last line (a run stopped while writing it)", path.display());
+            }
+            Err(e) => bail!("{}: line {} is not JSON ({e})", path.display(), i + 1),
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps the records of a JSON-lines file for which `keep` holds (and drops a torn line), so the
+/// run's records agree with its checkpoint when it resumes.
+pub fn retain_jsonl(path: &Path, keep: impl Fn(&serde_json::Value) -> bool) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let kept: Vec<serde_json::Value> = read_jsonl(path)?.into_iter().filter(|v| keep(v)).collect();
+    let text: String = kept.iter().map(|v| format!("{v}\n")).collect();
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot rewrite {}", path.display()))
 }
 
 #[cfg(test)]
@@ -104,22 +223,62 @@ mod tests {
     fn round_trip_and_failed_write_keeps_old_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("last.safetensors");
-        let meta =
-            Meta { format: 1, epoch: 3, step: 42, config: "seed = 1".into(), seed: 1, train_seconds: 1.5, images: 100 };
+        let meta = Meta::at_epoch_end(3, 42, "seed = 1".into(), 1, 1.5, 100);
         let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
         save(&p, &[("a".into(), t.shallow_clone())], &meta).unwrap();
         let (ts, m) = load(&p).unwrap();
-        assert_eq!(m, meta);
+        assert_eq!(Meta { crc32: None, ..m.clone() }, meta);
+        assert!(m.crc32.is_some());
         assert_eq!(ts.len(), 1);
         assert_eq!(Vec::<f32>::try_from(&ts[0].1).unwrap(), vec![1.0, 2.0, 3.0]);
         // A write into a missing folder fails with a message and leaves the old file alone.
         let bad = dir.path().join("missing").join("x.safetensors");
         let e = save(&bad, &[("a".into(), t)], &meta).unwrap_err();
-        assert!(format!("{e:#}").contains("cannot write checkpoint"));
+        assert!(
+            format!("{e:#}").contains("cannot write checkpoint")
+                && format!("{e:#}").contains("there was no earlier checkpoint"),
+            "{e:#}"
+        );
         assert_eq!(load(&p).unwrap().1.step, 42);
         // A damaged file is reported as such.
         std::fs::write(dir.path().join("bad.safetensors"), b"garbage").unwrap();
         let e = load(&dir.path().join("bad.safetensors")).unwrap_err();
         assert!(format!("{e:#}").contains("not a readable unmix checkpoint"));
+    }
+
+    #[test]
+    fn a_changed_byte_is_caught_by_the_checksum_and_non_finite_weights_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("last.safetensors");
+        let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]);
+        save(&p, &[("w".into(), t)], &Meta::at_epoch_end(1, 1, String::new(), 0, 0.0, 0)).unwrap();
+        // Flip one bit of the tensor data (the 4 floats are the 16 bytes before the metadata).
+        let mut bytes = std::fs::read(&p).unwrap();
+        let at = bytes.windows(4).position(|w| w == 3.0f32.to_le_bytes()).unwrap();
+        bytes[at] ^= 1;
+        std::fs::write(&p, &bytes).unwrap();
+        let e = format!("{:#}", load(&p).unwrap_err());
+        assert!(e.contains("is damaged") && e.contains("checksum"), "{e}");
+        let nan = vec![("q.fc.weight".to_string(), Tensor::from_slice(&[1.0f32, f32::NAN]))];
+        let e = format!("{:#}", check_finite(&nan, &p).unwrap_err());
+        assert!(e.contains("q.fc.weight") && e.contains("NaN"), "{e}");
+        assert!(check_finite(&[("n".to_string(), Tensor::from_slice(&[7i64]))], &p).is_ok());
+    }
+
+    #[test]
+    fn jsonl_lines_are_whole_and_a_torn_last_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("steps.jsonl");
+        for s in 1..=3 {
+            append_jsonl(&p, &serde_json::json!({"step": s})).unwrap();
+        }
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"{\"step\": 4, \"lo").unwrap();
+        let rows = read_jsonl(&p).unwrap();
+        assert_eq!(rows.len(), 3);
+        retain_jsonl(&p, |v| v["step"].as_u64() <= Some(2)).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"step\":1}\n{\"step\":2}\n");
+        // A damaged line that is not the last one is an error naming the line.
+        std::fs::write(&p, "{\"step\":1}\nnot json\n{\"step\":3}\n").unwrap();
+        assert!(read_jsonl(&p).unwrap_err().to_string().contains("line 2"));
     }
 }

@@ -39,7 +39,7 @@ struct Arm {
 fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
     let same_config = |text: &str, origin: &str| -> Result<()> {
         let saved = Config::from_saved_toml(text, origin, &[])?;
-        if saved != *cfg {
+        if saved != cfg.with_absolute_root() {
             bail!(
                 "{} holds a run of another configuration than this comparison's arm; give another --out, or move that folder away",
                 dir.display()
@@ -56,7 +56,7 @@ fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
         let saved = dir.join("config.toml");
         let text = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
         same_config(&text, &saved.display().to_string())?;
-        println!("   finished earlier: kNN top-1 {:.2}%", summary["knn"]["top1"].as_f64().unwrap_or(f64::NAN));
+        crate::say!("   finished earlier: kNN top-1 {:.2}%", summary["knn"]["top1"].as_f64().unwrap_or(f64::NAN));
         return Ok((summary, false));
     }
     let ckpt = dir.join(RUN_CHECKPOINT);
@@ -64,11 +64,19 @@ fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
     if resume {
         let (_, meta) = checkpoint::load(&ckpt)?;
         same_config(&meta.config, &format!("the config saved in {}", ckpt.display()))?;
-        println!("   resuming {} at epoch {} of {}", dir.display(), meta.epoch, cfg.train.epochs);
+        crate::say!("   resuming {} at epoch {} of {}", dir.display(), meta.epoch, cfg.train.epochs);
     }
-    match pretrain(cfg, &RunOptions { out: dir.to_path_buf(), resume, progress, ..Default::default() })? {
+    // A folder without a checkpoint holds a run that never finished an epoch: moved aside.
+    let opts = RunOptions { out: dir.to_path_buf(), resume, force: !resume, progress, ..Default::default() };
+    match pretrain(cfg, &opts)? {
         Finished::Main(summary) => Ok((serde_json::to_value(summary)?, true)),
         Finished::Worker { rank, .. } => bail!("unmix compare runs in one process (this is rank {rank} of several)"),
+        Finished::AlreadyFinished { .. } => bail!("{} finished training but holds no summary.json; move it away to train it again", dir.display()),
+        Finished::Stopped { reason, epoch, step, .. } => bail!(
+            "{reason}: the comparison stopped in {} at step {step} (epoch {}), with a checkpoint; run the same command again to continue",
+            dir.display(),
+            epoch + 1
+        ),
     }
 }
 
@@ -84,7 +92,7 @@ pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result
             c.seed = cfg.seed + s;
             c.unmix.enabled = unmix;
             let dir = out.join(format!("{}-seed{}", if unmix { "unmix" } else { "base" }, c.seed));
-            println!("== {} seed {} -> {}", if unmix { "+Un-Mix" } else { "base" }, c.seed, dir.display());
+            crate::say!("== {} seed {} -> {}", if unmix { "+Un-Mix" } else { "base" }, c.seed, dir.display());
             let (summary, trained_now) = run_arm(&c, &dir, progress)?;
             let top1 = summary["knn"]["top1"].as_f64().context("the run reported no kNN accuracy")?;
             arms.push(Arm {
@@ -108,10 +116,7 @@ pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result
         cfg.method.name(),
         cfg.data.dataset,
         cfg.train.epochs,
-        match cfg.train.precision {
-            crate::precision::Precision::Fp32 => "fp32",
-            crate::precision::Precision::Bf16 => "bf16",
-        },
+        cfg.train.precision.name(),
         cfg.eval.knn_k,
         cfg.eval.knn_t,
         match cfg.eval.features {

@@ -585,26 +585,56 @@ impl Config {
         for o in overrides {
             apply_override(&mut doc, o)?;
         }
-        Self::from_document(doc, origin)
+        Self::from_document(doc, origin, overrides)
     }
 
-    /// A parsed (and overridden) document to a validated config.
-    fn from_document(mut doc: toml::Table, origin: &str) -> Result<Config> {
+    /// A parsed (and overridden) document to a validated config. Errors about a key that a
+    /// `--set` gave name that `--set`, not the file.
+    fn from_document(mut doc: toml::Table, origin: &str, overrides: &[String]) -> Result<Config> {
+        let source = |path: &str| -> String {
+            let set = overrides.iter().rev().find(|o| {
+                let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k).trim();
+                path == key || path.starts_with(&format!("{key}.")) || key.starts_with(&format!("{path}."))
+            });
+            match set {
+                Some(o) => format!("--set {o}"),
+                None => origin.to_string(),
+            }
+        };
         expand_preset(&mut doc).with_context(|| format!("{origin}: augment.preset"))?;
         // The method table first, on its own: its errors then name the key inside it.
         match doc.get("method") {
             Some(toml::Value::Table(t)) => {
-                MethodConfig::from_table(t).with_context(|| origin.to_string())?;
+                if let Err(e) = MethodConfig::from_table(t) {
+                    let key = e.to_string().split('`').nth(1).unwrap_or("method").to_string();
+                    return Err(e.context(source(&key)));
+                }
             }
-            Some(_) => bail!("{origin}: key `method` must be a table ([method] with name = \"moco\", ...)"),
+            Some(_) => bail!("{}: key `method` must be a table ([method] with name = \"moco\", ...)", source("method")),
             None => {}
         }
         let cfg: Config = serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
             let path = e.path().to_string();
-            anyhow!("{origin}: key `{path}`: {}", e.inner())
+            anyhow!("{}: key `{path}`: {}", source(&path), e.inner())
         })?;
-        cfg.validate().with_context(|| format!("invalid configuration in {origin}"))?;
+        cfg.validate().with_context(|| {
+            if overrides.is_empty() {
+                format!("invalid configuration in {origin}")
+            } else {
+                format!("invalid configuration in {origin} with --set {}", overrides.join(" --set "))
+            }
+        })?;
         Ok(cfg)
+    }
+
+    /// This config with a relative `data.root` made absolute (against the current folder), as
+    /// a run records it: evaluation from another folder then still finds the data.
+    pub fn with_absolute_root(&self) -> Config {
+        let mut c = self.clone();
+        if let Ok(abs) = std::path::absolute(Path::new(&c.data.root)) {
+            c.data.root = abs.display().to_string();
+        }
+        c
     }
 
     /// A configuration unmix wrote itself (a run folder's config.toml, a checkpoint's): as
@@ -618,7 +648,7 @@ impl Config {
         if let Some(toml::Value::Table(m)) = doc.get_mut("method") {
             drop_legacy_method_keys(m);
         }
-        Self::from_document(doc, origin)
+        Self::from_document(doc, origin, overrides)
     }
 
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
@@ -648,6 +678,12 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let c = self;
         let channels = c.data.dataset.channels();
+        if c.data.eval_crop > 0 && c.data.eval_resize == 0 {
+            bail!(
+                "data.eval_crop = {} needs data.eval_resize (the shorter side is resized first, then centre-cropped)",
+                c.data.eval_crop
+            );
+        }
         if c.data.eval_resize > 0 && (c.data.eval_crop == 0 || c.data.eval_crop > c.data.eval_resize) {
             bail!("data.eval_crop = {} must be in 1..=data.eval_resize ({})", c.data.eval_crop, c.data.eval_resize);
         }
@@ -677,6 +713,18 @@ impl Config {
         if c.data.prefetch == 0 {
             bail!("data.prefetch must be at least 1");
         }
+        // Sizes beyond these are typing mistakes, and would end in an allocation failure (an
+        // abort in libtorch) or a million threads instead of a message.
+        at_most("data.workers", c.data.workers, 256)?;
+        at_most("data.prefetch", c.data.prefetch, 1024)?;
+        at_most("threads", c.threads, 4096)?;
+        at_most("data.eval_resize", c.data.eval_resize, MAX_SIDE)?;
+        at_most("train.batch_size", c.train.batch_size, 1 << 16)?;
+        at_most("eval.batch_size", c.eval.batch_size, 1 << 16)?;
+        for (i, w) in c.model.widths.iter().enumerate() {
+            at_most(&format!("model.widths[{i}]"), *w as usize, 16384)?;
+        }
+        at_most("model.bn_splits", c.model.bn_splits.max(0) as usize, 1 << 16)?;
         let mut views = vec![("augment.view1", &c.augment.view1), ("augment.view2", c.view2())];
         match (&c.augment.small, c.augment.small_crops) {
             (Some(small), n) if n > 0 => {
@@ -773,7 +821,19 @@ impl Config {
 }
 
 /// The checks of one view's recipe (`name` is its section, e.g. "augment.view1").
+/// The largest image side a crop or resize may produce.
+const MAX_SIDE: usize = 8192;
+
+/// `value` must not exceed `max`: an error naming the key otherwise.
+fn at_most(key: &str, value: usize, max: usize) -> Result<()> {
+    if value > max {
+        bail!("{key} = {value} is beyond what unmix runs (at most {max}); a typing mistake?");
+    }
+    Ok(())
+}
+
 fn validate_view(name: &str, v: &ViewConfig) -> Result<()> {
+    at_most(&format!("{name}.crop_size"), v.crop_size, MAX_SIDE)?;
     let [s0, s1] = v.crop_scale;
     if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
         bail!("{name}.crop_scale = [{s0}, {s1}] must satisfy 0 < min <= max <= 1");
@@ -782,8 +842,8 @@ fn validate_view(name: &str, v: &ViewConfig) -> Result<()> {
     if !(0.0 < r0 && r0 <= r1 && r1.is_finite()) {
         bail!("{name}.crop_ratio = [{r0}, {r1}] must satisfy 0 < min <= max (finite)");
     }
-    if !(0.0 < v.blur_sigma[0] && v.blur_sigma[0] <= v.blur_sigma[1] && v.blur_sigma[1].is_finite()) {
-        bail!("{name}.blur_sigma = {:?} must satisfy 0 < min <= max (finite)", v.blur_sigma);
+    if !(0.0 < v.blur_sigma[0] && v.blur_sigma[0] <= v.blur_sigma[1] && v.blur_sigma[1] <= 1000.0) {
+        bail!("{name}.blur_sigma = {:?} must satisfy 0 < min <= max <= 1000", v.blur_sigma);
     }
     for (k, p) in [
         ("hflip_p", v.hflip_p),

@@ -131,11 +131,34 @@ impl Dist {
         let local_rank = env("LOCAL_RANK").map(|v| parse("LOCAL_RANK", &v)).transpose()?.unwrap_or(rank);
         let timeout: f64 =
             env("UNMIX_DIST_TIMEOUT").map(|v| parse("UNMIX_DIST_TIMEOUT", &v)).transpose()?.unwrap_or(1800.0);
+        Self::connect(device, &addr, port, rank, world, local_rank, timeout).map(Some)
+    }
+
+    /// A group of this one process (rank 0 of 1) on `device`'s backend, over loopback: for checking
+    /// that the collectives work (`unmix selftest`), not for training.
+    pub fn single(device: Device) -> Result<Dist> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .context("no free port on loopback")?;
+        Self::connect(device, "127.0.0.1", port, 0, 1, 0, 60.0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        device: Device,
+        addr: &str,
+        port: u16,
+        rank: usize,
+        world: usize,
+        local_rank: usize,
+        timeout: f64,
+    ) -> Result<Dist> {
         let backend = choose_backend(device)?;
         if device.is_cuda() && backend == "gloo" && rank == 0 && env("UNMIX_DIST_BACKEND").is_none() {
             eprintln!("note: this unmix was built without NCCL, so the {world} CUDA processes use Gloo (through host memory, slower); run scripts/setup.sh and rebuild for NCCL");
         }
-        let c_addr = CString::new(addr.clone()).context("MASTER_ADDR contains a NUL byte")?;
+        let c_addr = CString::new(addr).context("MASTER_ADDR contains a NUL byte")?;
         let timeout_ms = (timeout * 1000.0) as c_int;
         let mut err = error_buffer();
         let len = ERROR_LEN as c_int;
@@ -182,7 +205,7 @@ impl Dist {
                 message(&err)
             );
         }
-        Ok(Some(Dist { group, rank, world, local_rank, backend }))
+        Ok(Dist { group, rank, world, local_rank, backend })
     }
 
     fn check(&self, what: &str, rc: c_int, err: &[c_char]) -> Result<()> {

@@ -7,7 +7,8 @@
 //!
 //! Layers, each module importing only from modules of the layers before it in this list
 //! (`tests/layering.rs` checks it on every build of the tests):
-//! 1. [`alloc`], [`ffi`]: process set-up and the C++ shims' error buffer;
+//! 1. [`alloc`], [`console`], [`ffi`]: process set-up, the terminal (stdout lines, Ctrl-C) and the
+//!    C++ shims' error buffer;
 //! 2. [`precision`], [`dist`], [`mix`], [`model`], [`optim`], [`checkpoint`]: autocast, the
 //!    process group, Un-Mix, the networks, optimizers and schedules, the checkpoint file;
 //! 3. [`method`]: the methods, their settings and losses;
@@ -24,6 +25,7 @@
 #![allow(clippy::assign_op_pattern)]
 
 pub mod alloc;
+pub mod console;
 pub mod ffi;
 
 pub mod checkpoint;

@@ -4,9 +4,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use unmix::build::LoadedRun;
+use unmix::checkpoint::RUN_CHECKPOINT;
 use unmix::config::Config;
+use unmix::console::StopReason;
 use unmix::eval::knn::KnnData;
 use unmix::eval::protocol::{Protocol, ProtocolConfig};
+use unmix::say;
 use unmix::train::{self, Finished, RunOptions};
 
 #[derive(Parser)]
@@ -38,12 +41,17 @@ enum Command {
         /// Run folder (default: runs/<config name>).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// Continue the run in --out from its last checkpoint.
-        #[arg(long)]
+        /// Continue the run in --out from its last checkpoint (its saved config, with any --set
+        /// on top).
+        #[arg(long, conflicts_with = "config")]
         resume: bool,
+        /// A new run into an --out folder that already holds files: move them aside to
+        /// OUT.old-<time> first (nothing is deleted). Without it such a run is refused.
+        #[arg(long, conflicts_with = "resume")]
+        force: bool,
         /// Stop after this many finished epochs (continue later with --resume).
-        #[arg(long, value_name = "N")]
-        until_epoch: Option<usize>,
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        until_epoch: Option<u64>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -120,6 +128,15 @@ enum Command {
     /// Benchmarks that print figures (see scripts/bench-pipeline.sh for the torchvision side).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Check the GPU path in one command (scripts/gpu-check.sh runs it on a GPU machine): the
+    /// same training steps on the CPU and the device, autocast bf16, the split-BN node, pinned
+    /// staging, a one-process NCCL (or Gloo) group doing each collective. Prints JSON; exit
+    /// status 1 when a check fails. `--device cpu` runs every check on the CPU (a dry run).
+    Selftest {
+        /// "cuda", "cuda:N" or "cpu".
+        #[arg(long, default_value = "cuda")]
+        device: String,
+    },
     /// (Re)generate a run folder's report: loss/lr/accuracy plots, a PCA map of test embeddings
     /// and report.md.
     Report {
@@ -136,7 +153,8 @@ enum Command {
         /// Output format (only "safetensors").
         #[arg(long, default_value = "safetensors")]
         format: String,
-        /// Output file (default: backbone.safetensors in the run folder).
+        /// Output file (default: backbone.safetensors in the run folder, when the checkpoint is a
+        /// run's checkpoints/last.safetensors).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
@@ -197,6 +215,10 @@ enum Command {
         /// Override a key of the config, e.g. --set device=cuda. Repeatable.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Where to write the result as JSON (default: linear.json / linear-PROTOCOL.json in the
+        /// run folder when the checkpoint is a run's checkpoints/last.safetensors, else nowhere).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -281,9 +303,12 @@ struct BenchData {
 fn main() {
     unmix::alloc::keep_freed_memory();
     let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -304,16 +329,60 @@ fn network(checkpoint: Option<&Path>, config: Option<&Path>, set: &[String]) -> 
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// The run folder a checkpoint belongs to: `RUN/checkpoints/last.safetensors` with
+/// `RUN/config.toml` beside; None for a checkpoint anywhere else.
+fn run_folder(checkpoint: &Path) -> Option<PathBuf> {
+    let dir = checkpoint.parent().filter(|d| d.file_name().is_some_and(|n| n == "checkpoints"))?.parent()?;
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    dir.join("config.toml").is_file().then(|| dir.to_path_buf())
+}
+
+/// Refuses to write `out` over a checkpoint (the one being read, or any other unmix checkpoint).
+fn not_over_a_checkpoint(out: &Path, input: &Path) -> Result<()> {
+    let same = match (out.canonicalize(), input.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same || (out.is_file() && unmix::checkpoint::load(out).is_ok()) {
+        anyhow::bail!("--out {} is a checkpoint; refusing to write over it (choose another file)", out.display());
+    }
+    Ok(())
+}
+
+/// Checks that `out` can be created, before any long computation: its folder exists and takes
+/// a file.
+fn writable(out: &Path) -> Result<()> {
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        anyhow::bail!("cannot write {}: the folder {} does not exist", out.display(), dir.display());
+    }
+    let probe = dir.join(format!(".unmix-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("cannot write into {}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Runs a command; `Ok` carries the exit status (130 after an interrupt).
+fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Pretrain { config, set, data, out, resume, until_epoch, quiet } => {
+        Command::Pretrain { config, set, data, out, resume, force, until_epoch, quiet } => {
             let set = with_data(set, data);
             let (cfg, out) = if resume {
                 let out = out.context("--resume needs --out DIR, the run folder to continue")?;
-                let saved = out.join("config.toml");
-                let text = std::fs::read_to_string(&saved)
-                    .with_context(|| format!("cannot resume the run in {}: no {}", out.display(), saved.display()))?;
-                let cfg = Config::from_saved_toml(&text, &saved.display().to_string(), &set)
+                // The checkpoint's own config is the run's truth (config.toml is its copy).
+                let ckpt = out.join(RUN_CHECKPOINT);
+                if !ckpt.exists() {
+                    anyhow::bail!(
+                        "cannot resume the run in {}: it has no checkpoint {} (a run writes its first at the end of epoch 1, or when \
+                         interrupted); start it again with --force",
+                        out.display(),
+                        ckpt.display()
+                    );
+                }
+                let (_, meta) = unmix::checkpoint::load(&ckpt)
+                    .with_context(|| format!("cannot resume the run in {}", out.display()))?;
+                let origin = format!("the config saved in {}", ckpt.display());
+                let cfg = Config::from_saved_toml(&meta.config, &origin, &set)
                     .with_context(|| format!("cannot resume the run in {}", out.display()))?;
                 (cfg, out)
             } else {
@@ -322,20 +391,33 @@ fn run(cli: Cli) -> Result<()> {
                 let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
                 (cfg, out.unwrap_or_else(|| PathBuf::from("runs").join(stem)))
             };
-            let opts = RunOptions { out: out.clone(), resume, until_epoch, progress: !quiet, skip_eval: false };
-            // A process other than rank 0 of a multi-process run: rank 0 reports.
-            let Finished::Main(summary) = train::pretrain(&cfg, &opts)? else { return Ok(()) };
+            let until_epoch = until_epoch.map(|e| e as usize);
+            let opts = RunOptions { out: out.clone(), resume, force, until_epoch, progress: !quiet, skip_eval: false };
+            let summary = match train::pretrain(&cfg, &opts)? {
+                Finished::Main(summary) => summary,
+                // A process other than rank 0 of a multi-process run: rank 0 reports.
+                Finished::Worker { .. } | Finished::AlreadyFinished { .. } => return Ok(0),
+                Finished::Stopped { reason, epoch, step, checkpoint } => {
+                    eprintln!(
+                        "{reason}: stopped at step {step} (in epoch {}) with a checkpoint at {}; continue with: unmix pretrain --out {} --resume",
+                        epoch + 1,
+                        checkpoint.display(),
+                        out.display()
+                    );
+                    return Ok(if reason == StopReason::Interrupted { 130 } else { 1 });
+                }
+            };
             let report = unmix::report::write_report(&out)?;
-            println!("report: {}", report.display());
-            println!("run folder: {}", out.display());
+            say!("report: {}", report.display());
+            say!("run folder: {}", out.display());
             if let Some(knn) = &summary.knn {
-                println!("kNN top-1: {:.2}%  (top-5 {:.2}%; {})", knn.top1, knn.top5, knn.protocol);
+                say!("kNN top-1: {:.2}%  (top-5 {:.2}%; {})", knn.top1, knn.top5, knn.protocol);
             }
             if let Some(p) = &summary.online_probe {
-                println!("online linear probe top-1: {:.2}%", p.top1);
+                say!("online linear probe top-1: {:.2}%", p.top1);
             }
-            println!("training images/second: {:.1}", summary.images_per_second);
-            Ok(())
+            say!("training images/second: {:.1}", summary.images_per_second);
+            Ok(0)
         }
         Command::Knn { checkpoint, random_init: _, config, data, k, t, mut set } => {
             if let Some(k) = k {
@@ -346,18 +428,18 @@ fn run(cli: Cli) -> Result<()> {
             }
             let run = network(checkpoint.as_deref(), config.as_deref(), &with_data(set, data))?;
             let r = KnnData::load(&run.cfg)?.evaluate(&run.cfg, run.device, run.method.as_ref())?;
-            println!(
+            say!(
                 "kNN top-1: {:.2}%  top-5: {:.2}%  ({}; {})",
                 r.top1,
                 r.top5,
                 run.describe(),
                 unmix::eval::knn::protocol(&run.cfg, &r)
             );
-            Ok(())
+            Ok(0)
         }
         Command::Bench(BenchCommand::Pipeline { source, size, images, batch, workers, in_memory }) => {
             tch::set_num_threads(1);
-            let r = unmix::bench::pipeline::run(&unmix::bench::pipeline::PipelineArgs {
+            let args = unmix::bench::pipeline::PipelineArgs {
                 source: &source,
                 size,
                 images,
@@ -365,50 +447,42 @@ fn run(cli: Cli) -> Result<()> {
                 workers,
                 seed: 0,
                 in_memory,
-            })?;
-            println!("{r}");
-            Ok(())
+            };
+            say!("{}", unmix::bench::pipeline::run(&args)?);
+            Ok(0)
         }
         Command::Bench(BenchCommand::Step { model, batch, precision, steps, warmup, threads, set }) => {
-            println!(
+            say!(
                 "{}",
                 unmix::bench::model::step(&model, batch, parse_precision(&precision)?, steps, warmup, threads, &set)?
             );
-            Ok(())
+            Ok(0)
         }
         Command::Bench(BenchCommand::Loop { steps, run, precision, set }) => {
             let d = run.data.map(|d| d.display().to_string());
-            println!(
-                "{}",
-                unmix::bench::model::training_loop(
-                    d.as_deref(),
-                    steps,
-                    run.workers,
-                    run.threads,
-                    parse_precision(&precision)?,
-                    &set
-                )?
-            );
-            Ok(())
+            let p = parse_precision(&precision)?;
+            say!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, run.workers, run.threads, p, &set)?);
+            Ok(0)
         }
         Command::Bench(BenchCommand::Knn { run }) => {
             let d = run.data.map(|d| d.display().to_string());
-            println!("{}", unmix::bench::model::knn(d.as_deref(), run.workers, run.threads)?);
-            Ok(())
+            say!("{}", unmix::bench::model::knn(d.as_deref(), run.workers, run.threads)?);
+            Ok(0)
         }
         Command::Preview { config, set, data, images, mode, out } => {
             if images < 2 {
                 anyhow::bail!("--images must be at least 2: the partner of sample i is sample N-1-i");
             }
+            writable(&out)?;
             let cfg = Config::load(&config, &with_data(set, data))?;
             let d = unmix::report::preview::write_preview(&cfg, images, mode.as_deref(), &out)?;
-            println!(
+            say!(
                 "wrote {} ({} with lambda {:.3})",
                 out.display(),
                 if d.is_cutmix() { "CutMix" } else { "mixup" },
                 d.lam
             );
-            Ok(())
+            Ok(0)
         }
         Command::Compare { config, seeds, set, data, out, quiet } => {
             if seeds == 0 {
@@ -418,26 +492,39 @@ fn run(cli: Cli) -> Result<()> {
             let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("compare-{stem}")));
             let md = unmix::compare::compare(&cfg, seeds, &out, !quiet)?;
-            println!("{md}\nwritten to {}", out.join("compare.md").display());
-            Ok(())
+            say!("{md}\nwritten to {}", out.join("compare.md").display());
+            Ok(0)
+        }
+        Command::Selftest { device } => {
+            say!("{:#}", unmix::bench::selftest::run(&device)?);
+            Ok(0)
         }
         Command::Report { run } => {
             let out = unmix::report::write_report(&run)?;
-            println!("wrote {}", out.display());
-            Ok(())
+            say!("wrote {}", out.display());
+            Ok(0)
         }
         Command::Export { checkpoint: path, format, out } => {
             if format != "safetensors" {
                 anyhow::bail!("--format {format}: only \"safetensors\" is supported");
             }
+            let out = match out {
+                Some(o) => o,
+                None => run_folder(&path).map(|d| d.join("backbone.safetensors")).with_context(|| {
+                    format!(
+                        "{} is not in a run folder (RUN/checkpoints/last.safetensors): give --out FILE",
+                        path.display()
+                    )
+                })?,
+            };
+            not_over_a_checkpoint(&out, &path)?;
+            writable(&out)?;
             let (tensors, _) = unmix::checkpoint::load(&path)?;
+            unmix::checkpoint::check_finite(&tensors, &path)?;
             let state = unmix::export::torchvision_state(&tensors).with_context(|| format!("{}", path.display()))?;
-            let out = out.unwrap_or_else(|| {
-                path.parent().and_then(|d| d.parent()).unwrap_or(Path::new(".")).join("backbone.safetensors")
-            });
             tch::Tensor::write_safetensors(&state, &out).with_context(|| format!("cannot write {}", out.display()))?;
-            println!("wrote {} tensors with torchvision names to {}", state.len(), out.display());
-            Ok(())
+            say!("wrote {} tensors with torchvision names to {}", state.len(), out.display());
+            Ok(0)
         }
         Command::Embed { checkpoint: path, data, split, features, out } => {
             let which = match features.as_str() {
@@ -450,12 +537,14 @@ fn run(cli: Cli) -> Result<()> {
                 "test" => false,
                 s => anyhow::bail!("--split {s}: use \"train\" or \"test\""),
             };
+            not_over_a_checkpoint(&out, &path)?;
+            writable(&out)?;
             let run = LoadedRun::from_checkpoint(&path, &with_data(vec![], data))?;
             let (shape, labels) = unmix::export::write_embeddings(&run, train, which, &out)?;
-            println!("wrote {shape:?} embeddings to {} and labels to {}", out.display(), labels.display());
-            Ok(())
+            say!("wrote {shape:?} embeddings to {} and labels to {}", out.display(), labels.display());
+            Ok(0)
         }
-        Command::Linear { checkpoint: path, random_init: _, config, protocol, preset, epochs, lr, data, set } => {
+        Command::Linear { checkpoint: path, random_init: _, config, protocol, preset, epochs, lr, data, set, out } => {
             let paper = match protocol.as_str() {
                 "cached" => None,
                 p => Some(
@@ -464,7 +553,23 @@ fn run(cli: Cli) -> Result<()> {
                 ),
             };
             if paper.is_some() && preset.is_some() {
-                anyhow::bail!("--preset sets the cached-features probe; --protocol {protocol} has its own settings (change them with --epochs and --lr)");
+                anyhow::bail!(
+                    "--preset sets the cached-features probe; --protocol {protocol} has its own settings (change them with --epochs and --lr)"
+                );
+            }
+            if epochs == Some(0) {
+                anyhow::bail!("--epochs must be at least 1");
+            }
+            if let Some(l) = lr.filter(|l| !(*l > 0.0 && l.is_finite())) {
+                anyhow::bail!("--lr {l}: the learning rate must be a positive finite number");
+            }
+            let name = if paper.is_some() { format!("linear-{protocol}.json") } else { "linear.json".to_string() };
+            let out = out.or_else(|| path.as_deref().and_then(run_folder).map(|d| d.join(&name)));
+            if let (Some(o), Some(p)) = (&out, &path) {
+                not_over_a_checkpoint(o, p)?;
+            }
+            if let Some(o) = &out {
+                writable(o)?;
             }
             let run = network(path.as_deref(), config.as_deref(), &with_data(set, data))?;
             let what = run.describe();
@@ -475,26 +580,35 @@ fn run(cli: Cli) -> Result<()> {
                 pc.seed = run.cfg.seed;
                 let (r, description) =
                     unmix::eval::protocol::evaluate(&run.cfg, run.device, run.method.as_ref(), &pc, true)?;
-                println!(
-                    "linear top-1 ({protocol} protocol): best {:.2}% at epoch {} of {} (the number the authors' script reports), last epoch {:.2}% (top-5 {:.2}%); {what}",
-                    r.best_top1, r.best_epoch, pc.epochs, r.last_top1, r.last_top5
+                say!(
+                    "linear top-1 ({protocol} protocol): best {:.2}% at epoch {} of {} (the number the authors' script reports), \
+                     last epoch {:.2}% (top-5 {:.2}%); {what}",
+                    r.best_top1,
+                    r.best_epoch,
+                    pc.epochs,
+                    r.last_top1,
+                    r.last_top5
                 );
                 serde_json::json!({"protocol": protocol, "description": description, "epoch": run.epoch, "settings": pc, "result": r})
             } else {
                 let (r, pc, protocol) = unmix::eval::linear::cached(&run, preset.as_deref(), epochs, lr)?;
-                println!(
+                say!(
                     "linear top-1: {:.2}%  top-5: {:.2}%  (train top-1 {:.2}%; {what}; {protocol})",
-                    r.top1, r.top5, r.train_top1
+                    r.top1,
+                    r.top5,
+                    r.train_top1
                 );
                 serde_json::json!({"top1": r.top1, "top5": r.top5, "train_top1": r.train_top1, "epoch": run.epoch, "probe": pc, "protocol": protocol})
             };
-            if let Some(run_dir) = path.as_ref().and_then(|p| p.parent()).and_then(|d| d.parent()) {
-                let name = if paper.is_some() { format!("linear-{protocol}.json") } else { "linear.json".to_string() };
-                let out = run_dir.join(name);
-                std::fs::write(&out, serde_json::to_string_pretty(&record)?)
-                    .with_context(|| format!("cannot write {}", out.display()))?;
+            match out {
+                Some(o) => {
+                    std::fs::write(&o, serde_json::to_string_pretty(&record)?)
+                        .with_context(|| format!("cannot write {}", o.display()))?;
+                    say!("wrote {}", o.display());
+                }
+                None => say!("(not saved: the checkpoint is not in a run folder; --out FILE saves the result)"),
             }
-            Ok(())
+            Ok(0)
         }
     }
 }

@@ -19,16 +19,50 @@ pub enum Precision {
     #[default]
     Fp32,
     Bf16,
+    /// Float64 weights, activations and losses: slow, for the equivalence tests (one process
+    /// against two, one layout against another), whose outcome must not depend on a CPU's fp32
+    /// summation order.
+    Fp64,
 }
 
 impl Precision {
+    /// The name in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp64 => "fp64",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Precision> {
         match s {
             "fp32" => Some(Precision::Fp32),
             "bf16" => Some(Precision::Bf16),
+            "fp64" => Some(Precision::Fp64),
             _ => None,
         }
     }
+}
+
+/// Whether this CPU runs bf16 matrix products natively (x86: AVX512-BF16 or AMX-BF16, and
+/// oneDNN not held below them by ONEDNN_MAX_CPU_ISA). Without it libtorch emulates bf16, slower
+/// than fp32.
+pub fn cpu_has_native_bf16() -> bool {
+    let flags = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("flags"))
+                .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        })
+        .unwrap_or_default();
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    let capped = std::env::var("ONEDNN_MAX_CPU_ISA").ok().is_some_and(|isa| {
+        let isa = isa.to_ascii_uppercase();
+        !(isa == "ALL" || isa == "DEFAULT" || isa.contains("BF16") || isa.contains("AMX"))
+    });
+    (has("avx512_bf16") || has("amx_bf16")) && !capped
 }
 
 fn device_code(d: Device) -> i32 {
@@ -105,7 +139,7 @@ pub fn fp32<T>(f: impl FnOnce() -> T) -> T {
 /// Runs the forward pass `f` at `precision` on `device`.
 pub fn forward<T>(precision: Precision, device: Device, f: impl FnOnce() -> T) -> T {
     match precision {
-        Precision::Fp32 => f(),
+        Precision::Fp32 | Precision::Fp64 => f(),
         Precision::Bf16 => {
             let _g = Autocast::new(device, true);
             f()

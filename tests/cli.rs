@@ -33,6 +33,8 @@ fn missing_config_and_data_are_named() {
     let (code, _, err) = unmix(&["pretrain", "--config", "configs/nope.toml"]);
     assert_eq!(code, 1);
     assert!(err.contains("configs/nope.toml"), "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
     let (code, _, err) = unmix(&[
         "pretrain",
         "--config",
@@ -40,7 +42,7 @@ fn missing_config_and_data_are_named() {
         "--data",
         "/nonexistent/fm",
         "--out",
-        "/tmp/unmix-cli-test",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/fm"), "{err}");

@@ -13,7 +13,7 @@ use unmix::train::RunOptions;
 fn pretrain(cfg: &Config, opts: &RunOptions) -> anyhow::Result<serde_json::Value> {
     match unmix::train::pretrain(cfg, opts)? {
         unmix::train::Finished::Main(s) => Ok(serde_json::to_value(s)?),
-        unmix::train::Finished::Worker { .. } => anyhow::bail!("not rank 0"),
+        other => anyhow::bail!("not a finished run: {other:?}"),
     }
 }
 

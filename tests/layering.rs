@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 const LAYERS: &[&[&str]] = &[
-    &["alloc", "ffi"],
+    &["alloc", "console", "ffi"],
     &["precision", "dist", "mix", "model", "optim", "checkpoint"],
     &["method"],
     &["config"],
@@ -18,6 +18,8 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 fn layer(module: &str) -> Option<usize> {
+    // `say!` is exported at the crate root by the console module.
+    let module = if module == "say" { "console" } else { module };
     LAYERS.iter().position(|l| l.contains(&module))
 }
 

@@ -60,7 +60,7 @@ pub fn step(
         format!("train.batch_size={batch}"),
         format!("threads={threads}"),
         "method.queue=4096".into(),
-        format!("train.precision=\"{}\"", if precision == Precision::Bf16 { "bf16" } else { "fp32" }),
+        format!("train.precision=\"{}\"", precision.name()),
         format!("train.epochs={}", warmup + steps),
     ];
     set.extend(extra.iter().cloned());
@@ -106,7 +106,7 @@ pub fn training_loop(
         format!("data.workers={workers}"),
         format!("threads={threads}"),
         "eval.online_probe=false".into(),
-        format!("train.precision=\"{}\"", if precision == Precision::Bf16 { "bf16" } else { "fp32" }),
+        format!("train.precision=\"{}\"", precision.name()),
     ];
     if let Some(d) = data {
         set.push(crate::config::data_root_override(std::path::Path::new(d)));

@@ -58,9 +58,15 @@ impl KnnData {
 
 /// The protocol sentence written next to every kNN number.
 pub fn protocol(cfg: &Config, r: &KnnResult) -> String {
+    // A k above the bank's size votes with the whole bank: say so, with the k asked for.
+    let k = if r.k < cfg.eval.knn_k {
+        format!("k {} (eval.knn_k = {} clamped to the bank's {} images)", r.k, cfg.eval.knn_k, r.k)
+    } else {
+        format!("k {}", r.k)
+    };
     let rule = match r.metric {
-        Metric::Cosine => format!("weighted kNN (cosine, k {}, t {})", r.k, r.t),
-        Metric::Euclidean => format!("kNN majority vote (Euclidean, k {})", r.k),
+        Metric::Cosine => format!("weighted kNN (cosine, {k}, t {})", r.t),
+        Metric::Euclidean => format!("kNN majority vote (Euclidean, {k})"),
     };
     let norm = if r.metric == Metric::Cosine { "L2-normalized " } else { "" };
     let what = match cfg.eval.features {
@@ -131,7 +137,9 @@ pub fn scores(queries: &Tensor, bank: &Tensor, bank_labels: &Tensor, classes: i6
     let sim = queries.mm(&bank.transpose(0, 1));
     let (w, idx) = sim.topk(k, 1, true, true);
     let labels = bank_labels.index_select(0, &idx.flatten(0, -1)).view([-1, k]);
-    let w = (w / t).exp();
+    // exp((sim - max) / t): the class scores of a query share the factor exp(max / t), so the
+    // vote is the same, and a small t cannot overflow to inf (exp(1 / 0.01) already is in fp32).
+    let w = ((&w - w.narrow(1, 0, 1)) / t).exp();
     let n = queries.size()[0];
     Tensor::zeros([n, classes], (Kind::Float, queries.device())).scatter_add(1, &labels, &w)
 }
@@ -213,12 +221,19 @@ mod tests {
         let bl = Tensor::from_slice(&[0i64, 0, 1, 1, 1]);
         let s = scores(&q.narrow(0, 0, 1), &bank, &bl, 2, 5, 0.1);
         let sims: Vec<f32> = Vec::try_from(q.narrow(0, 0, 1).mm(&bank.transpose(0, 1)).flatten(0, -1)).unwrap();
-        let e = |x: f32| (x as f64 / 0.1).exp();
+        // Each vote exp(sim / t), divided by the query's largest one exp(max / t).
+        let max = sims.iter().cloned().fold(f32::MIN, f32::max) as f64;
+        let e = |x: f32| ((x as f64 - max) / 0.1).exp();
         let expect0 = e(sims[0]) + e(sims[1]);
         let expect1 = e(sims[2]) + e(sims[3]) + e(sims[4]);
         assert!((s.double_value(&[0, 0]) - expect0).abs() / expect0 < 1e-5);
         assert!((s.double_value(&[0, 1]) - expect1).abs() / expect1 < 1e-5);
         assert!(expect0 > expect1);
+        // A temperature so small that exp(sim / t) overflows fp32 still votes: for the nearest
+        // neighbour (class 0 for the first query, class 1 for the second).
+        let r = evaluate(&bank, &labels, &q, &[0, 1], 2, 5, 1e-30);
+        assert_eq!(r.top1, 100.0);
+        assert!(scores(&q, &bank, &bl, 2, 5, 1e-30).isfinite().all().int64_value(&[]) == 1);
         // Euclidean majority with k = 3 on raw points: the query at (0.95, 0.05) has neighbours
         // 0, 1 (class 0) and 4 (class 1): class 0 wins 2 votes to 1.
         let bl = Tensor::from_slice(&[0i64, 0, 1, 1, 1]);

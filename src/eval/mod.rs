@@ -26,7 +26,15 @@ pub fn embed_split(
     l2: bool,
 ) -> Result<Tensor> {
     let _layout = ChannelsLast::for_eval(method.trainable(), device);
+    let input = network_input(method);
     knn::extract(&split.data, &eval_recipes(cfg), cfg.eval.batch_size, cfg.data.workers, device, l2, &|x| {
-        method.embed(x, which)
+        method.embed(&input(x), which)
     })
+}
+
+/// Converts a batch (fp32 from the loader) to the kind of `method`'s weights (float64 ones in
+/// the equivalence tests' precision).
+pub fn network_input(method: &dyn Method) -> impl Fn(&Tensor) -> Tensor {
+    let kind = method.trainable().trainable_variables().first().map_or(tch::Kind::Float, |t| t.kind());
+    move |x: &Tensor| if x.kind() == kind { x.shallow_clone() } else { x.to_kind(kind) }
 }

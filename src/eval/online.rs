@@ -54,6 +54,11 @@ impl OnlineProbe {
         loss.detach()
     }
 
+    /// Whether every weight of the probe is finite (a too large lr makes it diverge).
+    pub fn is_finite(&self) -> bool {
+        crate::model::named_variables(&self.vs).iter().all(|(_, t)| bool::try_from(t.isfinite().all()).unwrap_or(false))
+    }
+
     pub fn logits(&self, feats: &Tensor) -> Tensor {
         tch::no_grad(|| self.fc.forward(&self.normalize(feats, false)))
     }

@@ -242,7 +242,8 @@ pub fn evaluate(
     let train = crate::data::load_split(cfg, true)?;
     let test = crate::data::load_split(cfg, false)?;
     let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
-    let embed = |x: &Tensor| method.embed(x, crate::method::Features::Backbone);
+    let input = super::network_input(method);
+    let embed = |x: &Tensor| method.embed(&input(x), crate::method::Features::Backbone);
     let recipes = crate::data::eval_recipes(cfg);
     let test_x =
         crate::eval::knn::extract(&test.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, false, &embed)?;
@@ -259,13 +260,13 @@ pub fn evaluate(
     let classes = train.classes.max(test.classes) as i64;
     let description = pc.describe(crop, test_x.size()[1]);
     if progress {
-        println!("{description}");
+        crate::say!("{description}");
     }
     let mut losses = Vec::new();
     let mut log = |epoch: usize, lr: f64, loss: f64, top1: f64| {
         losses.push(loss);
         if progress {
-            println!("linear epoch {epoch}/{}  lr {lr:.4}  loss {loss:.4}  test top-1 {top1:.2}%", pc.epochs);
+            crate::say!("linear epoch {epoch}/{}  lr {lr:.4}  loss {loss:.4}  test top-1 {top1:.2}%", pc.epochs);
         }
     };
     let r = train_and_evaluate(
@@ -282,7 +283,7 @@ pub fn evaluate(
     )?;
     if let (Some(first), Some(last)) = (losses.first(), losses.last()) {
         if losses.len() > 1 && last > first {
-            println!(
+            crate::say!(
                 "warning: the classifier's loss grew from {first:.4} (epoch 1) to {last:.4} (epoch {}): lr {} is too large for these \
                  features ({:.2} mean absolute value; the scripts' values suit their ResNet-50 / CIFAR features); try a smaller --lr",
                 losses.len(),

@@ -32,9 +32,9 @@ fn d099() -> f64 {
 
 impl ByolConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.predictor_hidden <= 0 {
+        if self.predictor_hidden <= 0 || self.predictor_hidden > super::MAX_WIDTH {
             bail!(
-                "method.predictor_hidden = {} must be positive for BYOL (e.g. 4096 as in the paper)",
+                "method.predictor_hidden = {} must be positive (and at most 65536) for BYOL (e.g. 4096 as in the paper)",
                 self.predictor_hidden
             );
         }
@@ -114,6 +114,11 @@ impl Method for Byol {
 
     fn after_step(&mut self, info: &StepInfo) {
         ema_update(&self.vs_t, &self.vs, tau(self.cfg.tau_base, info.step, info.total_steps));
+    }
+
+    fn to_double(&mut self) {
+        self.vs.double();
+        self.vs_t.double();
     }
 
     fn take_features(&mut self) -> Option<Tensor> {

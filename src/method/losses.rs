@@ -1,8 +1,19 @@
 //! Loss functions of the methods, as plain functions of tensors (testable with hand-made inputs).
-//! Each computes in fp32 with autocast off, whatever precision produced its inputs.
+//! Each computes in fp32 with autocast off, whatever precision produced its inputs (float64
+//! inputs, the equivalence tests' precision, stay float64).
 
 use crate::precision::Fp32Scope;
 use tch::{Kind, Tensor};
+
+/// `x` in the precision a loss computes in: fp32 for fp32, bf16 and fp16 inputs (autocast's
+/// outputs), float64 for float64 inputs.
+pub fn wide(x: &Tensor) -> Tensor {
+    if x.kind() == Kind::Double {
+        x.shallow_clone()
+    } else {
+        x.to_kind(Kind::Float)
+    }
+}
 
 /// Row-wise L2 normalization, as `F.normalize(x, dim=1)`.
 pub fn normalize(x: &Tensor) -> Tensor {
@@ -13,20 +24,21 @@ pub fn normalize(x: &Tensor) -> Tensor {
 /// L2-normalized: cross-entropy with the positive at index 0 (MoCo).
 pub fn info_nce(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
     let _fp32 = Fp32Scope::new();
-    let q = &q.to_kind(Kind::Float);
-    let k = &k.to_kind(Kind::Float);
-    let queue = &queue.to_kind(Kind::Float);
-    let pos = (q * k).sum_dim_intlist(1, true, Kind::Float);
+    let q = &wide(q);
+    let k = &wide(k);
+    let queue = &wide(queue);
+    let kind = q.kind();
+    let pos = (q * k).sum_dim_intlist(1, true, kind);
     let neg = q.mm(queue);
     let logits = Tensor::cat(&[pos, neg], 1) / t;
-    -logits.log_softmax(1, Kind::Float).select(1, 0).mean(Kind::Float)
+    -logits.log_softmax(1, kind).select(1, 0).mean(kind)
 }
 
 /// InfoNCE against in-batch keys (MoCo v3): queries `q` (N, C) against all keys `keys` (M, C),
 /// the positive of query i at column `positives[i]`; cross-entropy averaged over the queries.
 pub fn info_nce_in_batch(q: &Tensor, keys: &Tensor, positives: &Tensor, t: f64) -> Tensor {
     let _fp32 = Fp32Scope::new();
-    let (q, keys) = (&q.to_kind(Kind::Float), &keys.to_kind(Kind::Float));
+    let (q, keys) = (&wide(q), &wide(keys));
     (q.mm(&keys.transpose(0, 1)) / t).cross_entropy_for_logits(positives)
 }
 
@@ -34,8 +46,8 @@ pub fn info_nce_in_batch(q: &Tensor, keys: &Tensor, positives: &Tensor, t: f64) 
 /// the 2N anchors, the positive is its partner in the other batch, the other 2N - 2 are negatives.
 pub fn nt_xent(a: &Tensor, b: &Tensor, t: f64) -> Tensor {
     let _fp32 = Fp32Scope::new();
-    let a = &a.to_kind(Kind::Float);
-    let b = &b.to_kind(Kind::Float);
+    let a = &wide(a);
+    let b = &wide(b);
     let n = a.size()[0];
     let z = normalize(&Tensor::cat(&[a, b], 0));
     let sim = z.mm(&z.transpose(0, 1)) / t;
@@ -50,18 +62,20 @@ pub fn nt_xent(a: &Tensor, b: &Tensor, t: f64) -> Tensor {
 /// BYOL's regression loss: 2 - 2 cos(p, z), averaged over the batch (`z` is the detached target).
 pub fn normalized_mse(p: &Tensor, z: &Tensor) -> Tensor {
     let _fp32 = Fp32Scope::new();
-    let p = &p.to_kind(Kind::Float);
-    let z = &z.to_kind(Kind::Float);
-    let c = (normalize(p) * normalize(z)).sum_dim_intlist(1, false, Kind::Float);
-    (c * -2.0 + 2.0).mean(Kind::Float)
+    let p = &wide(p);
+    let z = &wide(z);
+    let kind = p.kind();
+    let c = (normalize(p) * normalize(z)).sum_dim_intlist(1, false, kind);
+    (c * -2.0 + 2.0).mean(kind)
 }
 
 /// SimSiam's negative cosine similarity, averaged over the batch.
 pub fn negative_cosine(p: &Tensor, z: &Tensor) -> Tensor {
     let _fp32 = Fp32Scope::new();
-    let p = &p.to_kind(Kind::Float);
-    let z = &z.to_kind(Kind::Float);
-    -(normalize(p) * normalize(z)).sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float)
+    let p = &wide(p);
+    let z = &wide(z);
+    let kind = p.kind();
+    -(normalize(p) * normalize(z)).sum_dim_intlist(1, false, kind).mean(kind)
 }
 
 #[cfg(test)]
@@ -121,18 +135,19 @@ mod tests {
 /// cross-correlation C = z1^T z2 / N, loss = sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2.
 pub fn barlow_twins(z1: &Tensor, z2: &Tensor, lambda: f64) -> Tensor {
     let _fp32 = Fp32Scope::new();
-    let z1 = &z1.to_kind(Kind::Float);
-    let z2 = &z2.to_kind(Kind::Float);
+    let z1 = &wide(z1);
+    let z2 = &wide(z2);
+    let kind = z1.kind();
     let n = z1.size()[0] as f64;
     let std = |z: &Tensor| {
-        let m = z.mean_dim(0, true, Kind::Float);
+        let m = z.mean_dim(0, true, kind);
         let s = z.std_dim(0, false, true) + 1e-5;
         (z - m) / s
     };
     let c = std(z1).transpose(0, 1).mm(&std(z2)) / n;
     let diag = c.diagonal(0, 0, 1);
-    let on = (diag.ones_like() - &diag).square().sum(Kind::Float);
-    let off = c.square().sum(Kind::Float) - diag.square().sum(Kind::Float);
+    let on = (diag.ones_like() - &diag).square().sum(kind);
+    let off = c.square().sum(kind) - diag.square().sum(kind);
     on + off * lambda
 }
 
@@ -140,16 +155,17 @@ pub fn barlow_twins(z1: &Tensor, z2: &Tensor, lambda: f64) -> Tensor {
 /// + covariance (off-diagonal squares / D), weighted 25 / 25 / 1 by default.
 pub fn vicreg(z1: &Tensor, z2: &Tensor, sim_w: f64, var_w: f64, cov_w: f64) -> Tensor {
     let _fp32 = Fp32Scope::new();
-    let z1 = &z1.to_kind(Kind::Float);
-    let z2 = &z2.to_kind(Kind::Float);
+    let z1 = &wide(z1);
+    let z2 = &wide(z2);
+    let kind = z1.kind();
     let (n, d) = (z1.size()[0] as f64, z1.size()[1] as f64);
-    let inv = (z1 - z2).square().mean(Kind::Float);
-    let var = |z: &Tensor| ((z.var_dim(0, true, false) + 1e-4).sqrt().neg() + 1.0).relu().mean(Kind::Float);
+    let inv = (z1 - z2).square().mean(kind);
+    let var = |z: &Tensor| ((z.var_dim(0, true, false) + 1e-4).sqrt().neg() + 1.0).relu().mean(kind);
     let cov = |z: &Tensor| {
-        let zc = z - z.mean_dim(0, true, Kind::Float);
+        let zc = z - z.mean_dim(0, true, kind);
         let c = zc.transpose(0, 1).mm(&zc) / (n - 1.0);
         let diag = c.diagonal(0, 0, 1);
-        (c.square().sum(Kind::Float) - diag.square().sum(Kind::Float)) / d
+        (c.square().sum(kind) - diag.square().sum(kind)) / d
     };
     inv * sim_w + (var(z1) + var(z2)) * var_w + (cov(z1) + cov(z2)) * cov_w
 }
@@ -159,10 +175,11 @@ pub fn vicreg(z1: &Tensor, z2: &Tensor, sim_w: f64, var_w: f64, cov_w: f64) -> T
 /// covariance is the identity. Needs n > d; differentiable.
 pub fn whiten(x: &Tensor, eps: f64) -> Tensor {
     let _fp32 = Fp32Scope::new();
-    let x = &x.to_kind(Kind::Float);
+    let x = &wide(x);
+    let kind = x.kind();
     let (n, d) = (x.size()[0], x.size()[1]);
-    let xc = x - x.mean_dim(0, true, Kind::Float);
-    let eye = Tensor::eye(d, (Kind::Float, x.device()));
+    let xc = x - x.mean_dim(0, true, kind);
+    let eye = Tensor::eye(d, (kind, x.device()));
     let cov = xc.transpose(0, 1).mm(&xc) / (n - 1) as f64;
     let cov = cov * (1.0 - eps) + eye.shallow_clone() * eps;
     // A failed factorization (a singular covariance) gives NaN, which the training loop reports.
@@ -174,8 +191,8 @@ pub fn whiten(x: &Tensor, eps: f64) -> Tensor {
 /// W-MSE's whitened embeddings of a batch: each group of rows `groups[g]` (index tensors of
 /// `w_size` rows) whitened on its own statistics.
 pub fn whiten_groups(x: &Tensor, groups: &[Tensor], eps: f64) -> Tensor {
-    // fp32 output whatever precision produced `x` (whiten computes in fp32).
-    let mut out = Tensor::zeros(x.size(), (Kind::Float, x.device()));
+    // The output in whiten's precision, whatever precision produced `x`.
+    let mut out = Tensor::zeros(x.size(), (wide(x).kind(), x.device()));
     for idx in groups {
         out = out.index_put(&[Some(idx.shallow_clone())], &whiten(&x.index_select(0, idx), eps), false);
     }

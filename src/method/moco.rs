@@ -76,6 +76,13 @@ impl MoCoConfig {
 
     pub fn validate(&self, ctx: &RunContext) -> Result<()> {
         let keys = self.keys_per_step(ctx);
+        if self.queue > 1 << 22 {
+            bail!(
+                "method.queue = {} is beyond what unmix runs (at most {} keys); a typing mistake?",
+                self.queue,
+                1 << 22
+            );
+        }
         if self.queue < 0 || self.queue % keys != 0 {
             bail!(
                 "method.queue = {} must be 0 (in-batch keys, MoCo v3) or a positive multiple of the keys enqueued per step ({keys} = train.batch_size{}{})",
@@ -88,8 +95,8 @@ impl MoCoConfig {
             bail!("method.momentum = {} must be in [0, 1]", self.momentum);
         }
         positive("method.temperature", self.temperature)?;
-        if self.predictor_hidden < 0 {
-            bail!("method.predictor_hidden = {} must be >= 0 (0: no predictor)", self.predictor_hidden);
+        if self.predictor_hidden < 0 || self.predictor_hidden > super::MAX_WIDTH {
+            bail!("method.predictor_hidden = {} must be in 0..=65536 (0: no predictor)", self.predictor_hidden);
         }
         view2_only("MoCo", "its mixed query is scored against the keys of view 2", ctx)
     }
@@ -194,15 +201,27 @@ impl MoCo {
         info_nce_in_batch(q, k_all, &positives, self.cfg.temperature)
     }
 
+    /// Writes `keys` into the queue from `ptr` on, wrapping around its end: a full batch fills
+    /// whole slots as the authors' code (K is a multiple of the keys per step), a partial last
+    /// batch (train.drop_last = false) or a batch size changed on resume wraps instead of
+    /// overflowing.
     fn enqueue(&mut self, keys: &Tensor) {
-        if self.cfg.queue == 0 {
+        let k = self.cfg.queue;
+        if k == 0 {
             return;
         }
-        let b = keys.size()[0];
+        let keys = keys.transpose(0, 1);
+        let n = keys.size()[1];
+        // More keys than slots: only the newest K are kept.
+        let (keys, n) = if n > k { (keys.narrow(1, n - k, k), k) } else { (keys, n) };
         tch::no_grad(|| {
-            self.queue.narrow(1, self.ptr, b).copy_(&keys.transpose(0, 1));
+            let first = n.min(k - self.ptr);
+            self.queue.narrow(1, self.ptr, first).copy_(&keys.narrow(1, 0, first));
+            if first < n {
+                self.queue.narrow(1, 0, n - first).copy_(&keys.narrow(1, first, n - first));
+            }
         });
-        self.ptr = (self.ptr + b) % self.cfg.queue;
+        self.ptr = (self.ptr + n) % k;
     }
 }
 
@@ -254,6 +273,12 @@ impl Method for MoCo {
         self.feats.take()
     }
 
+    fn to_double(&mut self) {
+        self.vs_q.double();
+        self.vs_k.double();
+        self.queue = self.queue.to_kind(Kind::Double);
+    }
+
     fn set_dist(&mut self, dist: Option<std::sync::Arc<crate::dist::Dist>>) {
         self.dist = dist;
     }
@@ -276,7 +301,12 @@ impl Method for MoCo {
             .iter()
             .find(|(n, _)| n == "moco.ptr")
             .ok_or_else(|| anyhow::anyhow!("checkpoint has no tensor `moco.ptr`"))?;
-        self.ptr = ptr.1.int64_value(&[0]);
+        let ptr = if ptr.1.numel() == 1 { ptr.1.f_int64_value(&[0]).unwrap_or(-1) } else { -1 };
+        let k = self.cfg.queue;
+        if !(ptr == 0 || (0..k).contains(&ptr)) {
+            bail!("checkpoint tensor `moco.ptr` = {ptr} is not a position in the queue of {k} keys: the checkpoint is damaged");
+        }
+        self.ptr = ptr;
         Ok(())
     }
 }
@@ -326,6 +356,31 @@ mod tests {
             assert!(!t.requires_grad(), "key encoder variable {name} must be frozen");
             assert!(!t.grad().defined(), "key encoder variable {name} got a gradient");
         }
+    }
+
+    #[test]
+    fn partial_batches_wrap_around_the_queue_and_a_damaged_pointer_is_refused() {
+        let mut m = tiny(false);
+        let keys = |v: f64, n: i64| Tensor::full([n, 8], v, (Kind::Float, Device::Cpu));
+        // K 16: 12 keys, then 12 more (a partial batch, or a batch size changed on resume): the
+        // second batch fills columns 12..16 and wraps to 0..8.
+        m.enqueue(&keys(1.0, 12));
+        m.enqueue(&keys(2.0, 12));
+        assert_eq!(m.ptr, 8);
+        let col = |m: &MoCo, j: i64| m.queue.double_value(&[0, j]);
+        assert_eq!(
+            (col(&m, 0), col(&m, 7), col(&m, 8), col(&m, 11), col(&m, 12), col(&m, 15)),
+            (2.0, 2.0, 1.0, 1.0, 2.0, 2.0)
+        );
+        // More keys than slots: the newest 16.
+        m.enqueue(&Tensor::arange(20, (Kind::Float, Device::Cpu)).unsqueeze(1).expand([20, 8], false));
+        assert_eq!(m.ptr, 8);
+        assert_eq!((col(&m, 8), col(&m, 7)), (4.0, 19.0));
+        // A pointer outside the queue in a checkpoint is an error, not a panic later.
+        let mut state = m.state();
+        state.iter_mut().find(|(n, _)| n == "moco.ptr").unwrap().1 = Tensor::from_slice(&[16i64]);
+        let e = m.load_state(&state).unwrap_err().to_string();
+        assert!(e.contains("moco.ptr") && e.contains("damaged"), "{e}");
     }
 
     #[test]

@@ -232,6 +232,9 @@ impl Projector {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.dim > MAX_WIDTH || self.mlp_hidden > MAX_WIDTH || self.mlp_layers > 16 {
+            bail!("method.dim, method.mlp_hidden (at most {MAX_WIDTH}) or method.mlp_layers (at most 16) is beyond what unmix runs; a typing mistake?");
+        }
         if self.dim <= 0 || self.mlp_hidden < 0 {
             bail!("method.dim = {} must be positive and method.mlp_hidden = {} >= 0", self.dim, self.mlp_hidden);
         }
@@ -241,6 +244,9 @@ impl Projector {
         Ok(())
     }
 }
+
+/// The widest projection, predictor or prototype layer unmix builds.
+pub(crate) const MAX_WIDTH: i64 = 1 << 16;
 
 /// A finite positive number, or an error naming `key`.
 pub(crate) fn positive(key: &str, v: f64) -> Result<()> {
@@ -299,6 +305,9 @@ pub trait Method {
     fn state(&self) -> Vec<(String, Tensor)>;
     /// Restores [`Method::state`]; errors name the missing tensor.
     fn load_state(&mut self, state: &[(String, Tensor)]) -> anyhow::Result<()>;
+    /// Every weight, buffer and queue in float64 (`train.precision = "fp64"`, the precision of the
+    /// equivalence tests).
+    fn to_double(&mut self);
     /// Multi-process runs: the process group, for methods whose semantics span processes (MoCo's
     /// shuffle-BN and queue). Methods without cross-sample terms need nothing: their gradients
     /// are averaged by the training loop.
@@ -324,6 +333,10 @@ macro_rules! single_store_parts {
 
         fn embed(&self, x: &tch::Tensor, features: $crate::method::Features) -> tch::Tensor {
             self.$encoder.embed(x, features)
+        }
+
+        fn to_double(&mut self) {
+            self.vs.double();
         }
 
         fn state(&self) -> Vec<(String, tch::Tensor)> {

@@ -24,9 +24,9 @@ method_settings! {
 
 impl SimSiamConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.predictor_hidden <= 0 {
+        if self.predictor_hidden <= 0 || self.predictor_hidden > super::MAX_WIDTH {
             bail!(
-                "method.predictor_hidden = {} must be positive for SimSiam (e.g. 512 as in the paper)",
+                "method.predictor_hidden = {} must be positive (and at most 65536) for SimSiam (e.g. 512 as in the paper)",
                 self.predictor_hidden
             );
         }

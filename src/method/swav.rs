@@ -68,13 +68,17 @@ fn d15() -> usize {
 
 impl SwavConfig {
     pub fn validate(&self, ctx: &RunContext) -> Result<()> {
-        if self.prototypes <= 0 || self.sinkhorn_iters == 0 {
-            bail!("SwAV needs method.prototypes > 0 and method.sinkhorn_iters >= 1");
+        if self.prototypes <= 0
+            || self.prototypes > super::MAX_WIDTH
+            || self.sinkhorn_iters == 0
+            || self.sinkhorn_iters > 1000
+        {
+            bail!("SwAV needs method.prototypes in 1..=65536 and method.sinkhorn_iters in 1..=1000");
         }
         positive("method.sinkhorn_epsilon", self.sinkhorn_epsilon)?;
         positive("method.temperature", self.temperature)?;
         let b = ctx.global_batch();
-        if self.swav_queue < 0 || self.swav_queue % b != 0 {
+        if self.swav_queue < 0 || self.swav_queue > 1 << 22 || self.swav_queue % b != 0 {
             bail!(
                 "method.swav_queue = {} must be 0 or a positive multiple of the global batch ({b} = train.batch_size{})",
                 self.swav_queue,
@@ -107,26 +111,28 @@ pub struct Swav {
 pub fn sinkhorn(scores: &Tensor, epsilon: f64, iters: usize) -> Tensor {
     let _fp32 = crate::precision::Fp32Scope::new();
     tch::no_grad(|| {
-        let s = scores.to_kind(Kind::Float) / epsilon;
+        let s = super::losses::wide(scores) / epsilon;
+        let kind = s.kind();
         // Subtracting the maximum changes nothing after normalization and avoids overflow.
         let mut q = (&s - s.max()).exp().transpose(0, 1); // (K, B)
         let (k, b) = (q.size()[0] as f64, q.size()[1] as f64);
-        q = &q / q.sum(Kind::Float);
+        q = &q / q.sum(kind);
         for _ in 0..iters {
-            let u = q.sum_dim_intlist(1, true, Kind::Float);
+            let u = q.sum_dim_intlist(1, true, kind);
             q = &q / (u * k);
-            let c = q.sum_dim_intlist(0, true, Kind::Float);
+            let c = q.sum_dim_intlist(0, true, kind);
             q = &q / (c * b);
         }
-        (&q / q.sum_dim_intlist(0, true, Kind::Float)).transpose(0, 1)
+        (&q / q.sum_dim_intlist(0, true, kind)).transpose(0, 1)
     })
 }
 
 /// Cross-entropy between codes `q` (B, K) and the softmax of scores / t (B, K).
 pub fn swapped_ce(q: &Tensor, scores: &Tensor, t: f64) -> Tensor {
     let _fp32 = crate::precision::Fp32Scope::new();
-    let (q, scores) = (&q.to_kind(Kind::Float), &scores.to_kind(Kind::Float));
-    -(q * (scores / t).log_softmax(1, Kind::Float)).sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float)
+    let (q, scores) = (&super::losses::wide(q), &super::losses::wide(scores));
+    let kind = scores.kind();
+    -(q * (scores / t).log_softmax(1, kind)).sum_dim_intlist(1, false, kind).mean(kind)
 }
 
 /// SwAV's multi-crop loss: the code of crop `i` (for `i < codes.len()`) predicted by the scores of
@@ -139,10 +145,12 @@ pub fn swapped_prediction(codes: &[Tensor], scores: &[Tensor], t: f64) -> Tensor
         .map(|(i, q)| {
             let terms: Vec<Tensor> =
                 scores.iter().enumerate().filter(|(v, _)| *v != i).map(|(_, s)| swapped_ce(q, s, t)).collect();
-            Tensor::stack(&terms, 0).sum(Kind::Float) / others
+            let kind = terms[0].kind();
+            Tensor::stack(&terms, 0).sum(kind) / others
         })
         .collect();
-    Tensor::stack(&per_code, 0).mean(Kind::Float)
+    let kind = per_code[0].kind();
+    Tensor::stack(&per_code, 0).mean(kind)
 }
 
 impl Swav {
@@ -229,6 +237,13 @@ impl Method for Swav {
         &self.vs
     }
 
+    fn to_double(&mut self) {
+        self.vs.double();
+        if let Some(q) = &mut self.queue {
+            *q = q.to_kind(Kind::Double);
+        }
+    }
+
     fn take_features(&mut self) -> Option<Tensor> {
         self.feats.take()
     }
@@ -267,7 +282,8 @@ impl Method for Swav {
         let b = views[0].size()[0];
         // The queue starts at the configured (1-based) epoch; `info.epoch` counts from 0.
         if self.cfg.swav_queue > 0 && info.epoch + 1 >= self.cfg.swav_queue_start_epoch && self.queue.is_none() {
-            self.queue = Some(Tensor::zeros([2, self.cfg.swav_queue, self.cfg.dim], (Kind::Float, self.vs.device())));
+            let kind = self.prototypes.ws.kind();
+            self.queue = Some(Tensor::zeros([2, self.cfg.swav_queue, self.cfg.dim], (kind, self.vs.device())));
             self.queued = 0;
         }
         // One forward pass per crop size, as the authors' multi-crop wrapper: the large crops with

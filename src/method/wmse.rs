@@ -56,8 +56,8 @@ impl WmseConfig {
                 self.dim
             );
         }
-        if self.w_iter == 0 || !(0.0..1.0).contains(&self.w_eps) {
-            bail!("method.w_iter must be at least 1 and method.w_eps in [0, 1)");
+        if self.w_iter == 0 || self.w_iter > 1000 || !(0.0..1.0).contains(&self.w_eps) {
+            bail!("method.w_iter must be in 1..=1000 and method.w_eps in [0, 1)");
         }
         // Un-Mix's mixup rows i and N-1-i coincide at lam = 0.5, so a group that covers the
         // whole mixed batch holds only w/2 distinct rows: singular when w/2 <= dim.

@@ -1,4 +1,4 @@
-//! Run reports: the summary written at the end of a run, and the Un-Mix preview grid.
+//! Run reports: a run folder's plots and report.md, and the Un-Mix preview grid.
 
 pub mod font;
 pub mod plot;
@@ -7,19 +7,6 @@ pub mod preview;
 use crate::build::LoadedRun;
 use crate::config::Config;
 use serde_json::Value;
-
-/// Reads a JSON-lines file (missing file: no lines).
-fn read_jsonl(path: &std::path::Path) -> anyhow::Result<Vec<Value>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => s
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
-        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-    }
-}
 
 fn column(rows: &[Value], key: &str) -> Vec<f64> {
     rows.iter().map(|r| r[key].as_f64().unwrap_or(f64::NAN)).collect()
@@ -47,8 +34,8 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
     let text = std::fs::read_to_string(&config_path)
         .with_context(|| format!("{} is not an unmix run folder (no config.toml)", run.display()))?;
     let cfg = Config::from_saved_toml(&text, &config_path.display().to_string(), &[])?;
-    let steps = read_jsonl(&run.join("steps.jsonl"))?;
-    let epochs = read_jsonl(&run.join("metrics.jsonl"))?;
+    let steps = crate::checkpoint::read_jsonl(&run.join("steps.jsonl"))?;
+    let epochs = crate::checkpoint::read_jsonl(&run.join("metrics.jsonl"))?;
     if steps.is_empty() && epochs.is_empty() {
         anyhow::bail!("{} has no metrics yet (metrics.jsonl / steps.jsonl)", run.display());
     }

@@ -10,10 +10,12 @@ pub mod summary;
 use crate::build;
 use crate::checkpoint::{self, RUN_CHECKPOINT};
 use crate::config::{Config, Dataset};
+use crate::console::StopReason;
 use crate::data::{bad_image_policy, load_pretrain, to_tensor, train_recipes};
 use crate::eval::knn::{KnnData, KnnResult};
 use crate::eval::online::OnlineProbe;
 use crate::model::Features;
+use crate::say;
 use anyhow::{bail, Context, Result};
 use log::{progress_bar, EpochRecord, RunLog};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,9 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Continue from `out/checkpoints/last.safetensors`.
     pub resume: bool,
+    /// A new run into a folder that holds something: move the old contents aside first (to
+    /// `OUT.old-<seconds>`), never delete them. Without it such a run is refused.
+    pub force: bool,
     /// Stop after this many finished epochs (time-boxed jobs); resume later with `--resume`.
     pub until_epoch: Option<usize>,
     /// Show a progress bar (on a terminal).
@@ -44,14 +49,18 @@ pub enum Finished {
     Main(Box<Summary>),
     /// Another rank of a multi-process run (rank 0 reports).
     Worker { rank: usize, epochs: usize },
+    /// `--resume` of a run that had finished all its epochs: nothing was changed.
+    AlreadyFinished { epochs: usize },
+    /// Stopped early (Ctrl-C, SIGTERM, a closed stdout) with a checkpoint of the step reached.
+    Stopped { reason: StopReason, epoch: usize, step: u64, checkpoint: PathBuf },
 }
 
 impl Finished {
-    /// The summary, if this process reports.
+    /// The summary, if this process reports one.
     pub fn summary(&self) -> Option<&Summary> {
         match self {
             Finished::Main(s) => Some(s.as_ref()),
-            Finished::Worker { .. } => None,
+            _ => None,
         }
     }
 }
@@ -99,8 +108,16 @@ impl EpochEval {
         self.knn.evaluate(cfg, device, trainer.method.as_ref())
     }
 
-    fn probe_accuracy(&self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<Option<f64>> {
+    fn probe_accuracy(&mut self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<Option<f64>> {
         let Some(p) = &self.probe else { return Ok(None) };
+        if !p.is_finite() {
+            say!(
+                "warning: the online probe diverged (eval.online_probe_lr = {} is too large for these features); it is left out of this run",
+                cfg.eval.online_probe_lr
+            );
+            (self.probe, self.use_probe) = (None, false);
+            return Ok(None);
+        }
         let test =
             crate::eval::embed_split(cfg, device, trainer.method.as_ref(), &self.knn.test, Features::Backbone, false)?;
         let y = crate::eval::linear::labels_tensor(&self.knn.test.labels, device);
@@ -108,13 +125,70 @@ impl EpochEval {
     }
 }
 
+/// Whether a folder exists and holds anything.
+fn in_use(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false)
+}
+
+/// Moves a used run folder aside (`DIR.old-<seconds since 1970>`), never deleting it.
+fn move_aside(dir: &Path) -> Result<PathBuf> {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut name = dir.as_os_str().to_owned();
+    name.push(format!(".old-{secs}"));
+    let to = PathBuf::from(name);
+    std::fs::rename(dir, &to).with_context(|| format!("cannot move {} aside to {}", dir.display(), to.display()))?;
+    Ok(to)
+}
+
+/// What `--resume` may not change: the network, the method and the data behind the checkpoint
+/// (and, inside an epoch, the batch size that numbers its batches).
+fn check_resume(cfg: &Config, meta: &checkpoint::Meta, ckpt: &Path) -> Result<()> {
+    let old = Config::from_saved_toml(&meta.config, &format!("the config saved in {}", ckpt.display()), &[])?;
+    let refuse = |key: &str, was: String| -> Result<()> {
+        bail!("--resume cannot change {key} (the checkpoint {} was trained with {was}); start a new run with another --out", ckpt.display())
+    };
+    if old.method.name() != cfg.method.name() {
+        return refuse("method.name", old.method.name().into());
+    }
+    if old.data.dataset != cfg.data.dataset {
+        return refuse("data.dataset", old.data.dataset.to_string());
+    }
+    let shape = |c: &Config| {
+        (c.model.arch, c.model.widths, c.model.in_channels, c.model.cifar_stem, c.model.bn_splits, c.method.projector())
+    };
+    if shape(&old) != shape(cfg) {
+        return refuse(
+            "the network (model.arch, widths, in_channels, cifar_stem, bn_splits, or method.dim / mlp_*)",
+            format!("{:?}", old.model),
+        );
+    }
+    if meta.batch_in_epoch > 0 && old.train.batch_size != cfg.train.batch_size {
+        return refuse("train.batch_size inside an epoch", old.train.batch_size.to_string());
+    }
+    Ok(())
+}
+
+/// The run's state at a step, as a checkpoint (written by rank 0 only).
+struct Progress {
+    epoch: usize,
+    step: u64,
+    train_seconds: f64,
+    images: u64,
+}
+
 /// Pretrains as configured; rank 0 returns the summary also written to `summary.json`.
+///
+/// The run folder belongs to one run: a new run into a folder that holds anything is refused
+/// (unless `force` moves the old contents aside), `resume` of a finished run changes nothing, and
+/// nothing is written before the config, the data and (on resume) the checkpoint have been
+/// checked. The checkpoint is the record's truth: on resume the step and epoch logs are cut back
+/// to it, and each epoch's line is written after its checkpoint.
 pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
     let wall = Instant::now();
+    let cfg = &cfg.with_absolute_root();
     let out = &opts.out;
-    std::fs::create_dir_all(out.join("checkpoints"))
-        .with_context(|| format!("cannot create run folder {}", out.display()))?;
     let ckpt_path = out.join(RUN_CHECKPOINT);
+    crate::console::catch_interrupts();
     let device = build::runtime(cfg)?;
     // Multi-process data parallelism when launched by torchrun (or with RANK/WORLD_SIZE set).
     // Gloo on the CPU; NCCL for CUDA when built with it (see build.rs), else Gloo.
@@ -126,8 +200,43 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         bail!("train.drop_last = false is not supported with {world} processes: every process needs a full share of each batch");
     }
     cfg.method.validate(&cfg.run_context(world))?;
+    if cfg.train.precision == crate::precision::Precision::Bf16
+        && device == Device::Cpu
+        && !crate::precision::cpu_has_native_bf16()
+    {
+        eprintln!(
+            "warning: train.precision = \"bf16\" on a CPU without native bf16 (no avx512_bf16 or amx_bf16, or ONEDNN_MAX_CPU_ISA below \
+             them): libtorch emulates bf16 here, slower than fp32; train.precision = \"fp32\" is faster on this machine"
+        );
+    }
+
+    let resumed = if opts.resume {
+        let (tensors, meta) =
+            checkpoint::load(&ckpt_path).with_context(|| format!("cannot resume the run in {}", out.display()))?;
+        if meta.epoch >= cfg.train.epochs {
+            say!(
+                "the run in {} finished all {} epochs; nothing to do (results: summary.json and report.md there; more epochs: --set train.epochs=N)",
+                out.display(),
+                meta.epoch
+            );
+            return Ok(Finished::AlreadyFinished { epochs: meta.epoch });
+        }
+        check_resume(cfg, &meta, &ckpt_path)?;
+        checkpoint::check_finite(&tensors, &ckpt_path)?;
+        Some((tensors, meta))
+    } else {
+        if main_rank && in_use(out) && !opts.force {
+            bail!(
+                "{} already holds files (another run?); continue that run with --resume, give another --out, or add --force to move it aside (nothing is deleted)",
+                out.display()
+            );
+        }
+        None
+    };
+
     let train_set = load_pretrain(cfg)?;
     let mut eval = EpochEval::new(cfg)?;
+    check_splits(cfg, &train_set, &eval.knn)?;
     let per_epoch = num_batches(train_set.len(), cfg.train.batch_size * world, cfg.train.drop_last);
     if per_epoch == 0 {
         bail!(
@@ -138,7 +247,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
     }
     let mut trainer = Trainer::new(cfg, device, dist.clone(), per_epoch)?;
     if world > 1 && main_rank {
-        println!(
+        say!(
             "data parallel: {world} processes x batch {} = effective batch {}; train.lr = {} is used as given for the effective batch \
              (no automatic scaling; the linear rule would be lr x effective / 256); Un-Mix mixes within each process's batch, as the authors' code",
             cfg.train.batch_size,
@@ -147,25 +256,45 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         );
     }
 
-    let (mut epoch, mut step, mut train_seconds, mut images) = (0usize, 0u64, 0.0f64, 0u64);
+    let mut at = Progress { epoch: 0, step: 0, train_seconds: 0.0, images: 0 };
+    // Inside an interrupted epoch: its batches done and running sums.
+    let mut within = (0usize, 0.0f64, 0u64, 0.0f64, 0.0f64);
     // On resume, the checkpoint's tensors are kept for the online probe, built at the first step.
     let mut probe_state: Option<Vec<(String, Tensor)>> = None;
-    if opts.resume {
-        let (tensors, meta) =
-            checkpoint::load(&ckpt_path).with_context(|| format!("cannot resume from {}", out.display()))?;
-        trainer.load_state(&tensors).with_context(|| format!("{}", ckpt_path.display()))?;
-        (epoch, step, train_seconds, images) = (meta.epoch, meta.step, meta.train_seconds, meta.images);
-        println!("resumed from {} at epoch {} (step {})", ckpt_path.display(), epoch, step);
+    if let Some((tensors, meta)) = resumed {
+        trainer
+            .load_state(&tensors)
+            .with_context(|| format!("{} does not fit this configuration", ckpt_path.display()))?;
+        at = Progress { epoch: meta.epoch, step: meta.step, train_seconds: meta.train_seconds, images: meta.images };
+        within =
+            (meta.batch_in_epoch, meta.epoch_loss_sum, meta.epoch_images, meta.epoch_seconds, meta.epoch_data_wait);
         probe_state = Some(tensors);
-    } else if main_rank {
-        // A fresh run must not silently mix its metrics with an earlier run's.
-        for f in ["metrics.jsonl", "steps.jsonl", "summary.json"] {
-            let _ = std::fs::remove_file(out.join(f));
+        if main_rank {
+            // The logs agree with the checkpoint: steps and epochs after it are cut away.
+            checkpoint::retain_jsonl(&out.join("steps.jsonl"), |v| v["step"].as_u64().is_some_and(|s| s <= meta.step))?;
+            checkpoint::retain_jsonl(&out.join("metrics.jsonl"), |v| {
+                v["epoch"].as_u64().is_some_and(|e| e as usize <= meta.epoch)
+            })?;
         }
-    }
-    if main_rank {
-        std::fs::write(out.join("config.toml"), cfg.to_toml())
-            .with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+        say!(
+            "resumed from {} at epoch {}{} (step {})",
+            ckpt_path.display(),
+            meta.epoch + usize::from(meta.batch_in_epoch > 0),
+            if meta.batch_in_epoch > 0 {
+                format!(", batch {} of {per_epoch}", meta.batch_in_epoch + 1)
+            } else {
+                String::new()
+            },
+            meta.step
+        );
+    } else if main_rank {
+        if in_use(out) {
+            let to = move_aside(out)?;
+            say!("moved the earlier contents of {} to {} (--force)", out.display(), to.display());
+        }
+        std::fs::create_dir_all(out.join("checkpoints"))
+            .with_context(|| format!("cannot create run folder {}", out.display()))?;
+        write_config(out, cfg)?;
     }
     let log = RunLog::new(main_rank.then_some(out.as_path()));
 
@@ -184,7 +313,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
     )
     .sharded(rank, world);
     let label = format!("{}{}", cfg.method.name(), if cfg.unmix.enabled { "+unmix" } else { "" });
-    println!(
+    say!(
         "pretraining {label} on {} ({} images, {} batches of {} per epoch), {} epochs, device {}",
         cfg.data.dataset,
         train_set.len(),
@@ -194,38 +323,60 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         cfg.device
     );
 
+    // The checkpoint of `at` (inside an epoch when `within.0 > 0`), then the config beside it.
+    let save = |trainer: &Trainer,
+                eval: &EpochEval,
+                at: &Progress,
+                within: (usize, f64, u64, f64, f64)|
+     -> Result<()> {
+        let mut state = trainer.state();
+        if let Some(p) = &eval.probe {
+            state.extend(p.state());
+        }
+        let meta = checkpoint::Meta {
+            batch_in_epoch: within.0,
+            epoch_loss_sum: within.1,
+            epoch_images: within.2,
+            epoch_seconds: within.3,
+            epoch_data_wait: within.4,
+            ..checkpoint::Meta::at_epoch_end(at.epoch, at.step, cfg.to_toml(), cfg.seed, at.train_seconds, at.images)
+        };
+        checkpoint::save(&ckpt_path, &state, &meta)?;
+        write_config(out, cfg)
+    };
+
     let mut last_knn: Option<KnnResult> = None;
     let mut last_probe: Option<f64> = None;
     let mut last_loss = f64::NAN;
     let stop_at = opts.until_epoch.unwrap_or(cfg.train.epochs).min(cfg.train.epochs);
-    while epoch < stop_at {
+    while at.epoch < stop_at {
+        let epoch = at.epoch;
+        let (start, sum0, images0, secs0, wait0) = std::mem::take(&mut within);
         let bar = progress_bar(opts.progress, per_epoch as u64, epoch, cfg.train.epochs);
+        bar.set_position(start as u64);
         let t0 = Instant::now();
-        let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
-        let mut batches = loader.epoch(epoch as u64, 0);
-        let mut epoch_images = 0u64;
-        let mut lr = trainer.schedule.lr(epoch, step as usize);
+        // The running sum in fp32, as an uninterrupted epoch accumulates it (exact round trip).
+        let mut loss_sum = Tensor::from(sum0 as f32).to_device(device);
+        let mut batches = loader.epoch(epoch as u64, start);
+        let mut epoch_images = images0;
+        let mut lr = trainer.schedule.lr(epoch, at.step as usize);
         for (i, batch) in (&mut batches).enumerate() {
+            let i = start + i;
             let mut batch = batch.with_context(|| format!("preparing batch {i} of epoch {}", epoch + 1))?;
-            lr = trainer.schedule.lr(epoch, step as usize);
+            lr = trainer.schedule.lr(epoch, at.step as usize);
             let views: Vec<Tensor> = batch.views.iter().map(|v| to_tensor(v, device)).collect();
             // The tensors own copies: the buffers go back to the workers for later batches.
             let labels = std::mem::take(&mut batch.labels);
             loader.recycle(batch);
-            let loss = trainer.forward(&views, step, epoch)?;
+            let loss = trainer.forward(&views, at.step, epoch)?;
             // The probe's lr follows the main schedule's shape.
-            eval.probe_step(
-                trainer.method.take_features(),
-                &labels,
-                cfg.eval.online_probe_lr * lr / cfg.train.lr,
-                device,
-                &mut probe_state,
-            )?;
-            trainer.update(&loss, lr, step, epoch)?;
-            loss_sum += loss.detach();
-            step += 1;
+            let probe_lr = cfg.eval.online_probe_lr * lr / cfg.train.lr;
+            eval.probe_step(trainer.method.take_features(), &labels, probe_lr, device, &mut probe_state)?;
+            trainer.update(&loss, lr, at.step, epoch)?;
+            loss_sum += loss.detach().to_kind(Kind::Float);
+            at.step += 1;
             epoch_images += (labels.len() * world) as u64;
-            if step % cfg.train.log_every as u64 == 0 || i + 1 == per_epoch {
+            if at.step.is_multiple_of(cfg.train.log_every as u64) || i + 1 == per_epoch {
                 // The logged loss is the mean over processes (the global batch's loss).
                 let l = match &dist {
                     Some(d) => {
@@ -235,26 +386,41 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
                     }
                     None => loss.double_value(&[]),
                 };
-                check_finite(l, epoch, step, &ckpt_path)?;
+                check_finite(l, epoch, at.step, &ckpt_path)?;
                 last_loss = l;
-                log.step(step, epoch, l, lr)?;
-                let ips = epoch_images as f64 / t0.elapsed().as_secs_f64();
+                log.step(at.step, epoch, l, lr)?;
+                let ips = (epoch_images - images0) as f64 / t0.elapsed().as_secs_f64();
                 bar.set_message(format!("loss {l:.4} lr {lr:.5} {ips:.0} img/s"));
             }
             bar.inc(1);
+            if i + 1 < per_epoch {
+                if let Some(reason) = stop_now(dist.as_deref())? {
+                    bar.finish_and_clear();
+                    let secs = secs0 + t0.elapsed().as_secs_f64();
+                    let wait = wait0 + batches.starved().as_secs_f64();
+                    let inside = (i + 1, loss_sum.double_value(&[]), epoch_images, secs, wait);
+                    if main_rank {
+                        save(&trainer, &eval, &at, inside)?;
+                    }
+                    if let Some(d) = &dist {
+                        d.barrier()?;
+                    }
+                    return Ok(Finished::Stopped { reason, epoch, step: at.step, checkpoint: ckpt_path });
+                }
+            }
         }
-        let secs = t0.elapsed().as_secs_f64();
-        let starved = batches.starved().as_secs_f64();
+        let secs = secs0 + t0.elapsed().as_secs_f64();
+        let starved = wait0 + batches.starved().as_secs_f64();
         drop(batches);
         bar.finish_and_clear();
         let mean_loss = loss_sum.double_value(&[]) / per_epoch as f64;
-        check_finite(mean_loss, epoch, step, &ckpt_path)?;
-        train_seconds += secs;
-        images += epoch_images;
-        epoch += 1;
+        check_finite(mean_loss, epoch, at.step, &ckpt_path)?;
+        at.train_seconds += secs;
+        at.images += epoch_images;
+        at.epoch += 1;
 
-        let due = cfg.eval.knn_every > 0 && epoch % cfg.eval.knn_every == 0;
-        let knn = if main_rank && !opts.skip_eval && (due || epoch == cfg.train.epochs) {
+        let due = cfg.eval.knn_every > 0 && at.epoch.is_multiple_of(cfg.eval.knn_every);
+        let knn = if main_rank && !opts.skip_eval && (due || at.epoch == cfg.train.epochs) {
             let r = eval.knn(cfg, device, &trainer)?;
             last_knn = Some(r);
             Some(r)
@@ -266,8 +432,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             last_probe = probe_top1;
         }
         let record = EpochRecord {
-            epoch,
-            step,
+            epoch: at.epoch,
+            step: at.step,
             loss: mean_loss,
             lr,
             images_per_second: epoch_images as f64 / secs,
@@ -276,56 +442,105 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             knn: knn.map(|r| (r.top1, r.top5)),
             online_probe: probe_top1,
         };
-        if !main_rank {
-            // The other ranks wait here while rank 0 evaluates and writes the checkpoint.
-            if let Some(d) = &dist {
-                d.barrier()?;
-            }
-            continue;
+        if main_rank {
+            // The checkpoint first: after a kill between the two, the resumed run cuts the log
+            // back to the checkpoint instead of holding an epoch the checkpoint lacks.
+            save(&trainer, &eval, &at, (0, 0.0, 0, 0.0, 0.0))?;
+            log.epoch(&record.json())?;
+            say!("{}", record.line(cfg.train.epochs));
         }
-        log.epoch(&record.json())?;
-        let mut state = trainer.state();
-        if let Some(p) = &eval.probe {
-            state.extend(p.state());
-        }
-        checkpoint::save(&ckpt_path, &state, &build::meta(cfg, epoch, step, train_seconds, images))?;
         if let Some(d) = &dist {
+            // The other ranks wait here while rank 0 evaluates and writes the checkpoint.
             d.barrier()?;
         }
-        println!("{}", record.line(cfg.train.epochs));
+        if at.epoch < cfg.train.epochs {
+            if let Some(reason) = stop_now(dist.as_deref())? {
+                return Ok(Finished::Stopped { reason, epoch: at.epoch, step: at.step, checkpoint: ckpt_path });
+            }
+        }
     }
 
     if loader.skipped() > 0 {
-        println!("skipped {} unreadable image(s) in this run (data.on_bad_image = \"skip\")", loader.skipped());
+        say!("skipped {} unreadable image(s) in this run (data.on_bad_image = \"skip\")", loader.skipped());
     }
-    if epoch < cfg.train.epochs {
-        println!(
-            "stopped after epoch {epoch} of {}; continue with: unmix pretrain --out {} --resume",
+    if at.epoch < cfg.train.epochs {
+        say!(
+            "stopped after epoch {} of {}; continue with: unmix pretrain --out {} --resume",
+            at.epoch,
             cfg.train.epochs,
             out.display()
         );
     }
     if !main_rank {
-        return Ok(Finished::Worker { rank, epochs: epoch });
+        return Ok(Finished::Worker { rank, epochs: at.epoch });
     }
     let summary = Summary {
         dataset: cfg.data.dataset.to_string(),
-        epochs: epoch,
+        epochs: at.epoch,
         epochs_planned: cfg.train.epochs,
         final_loss: last_loss.is_finite().then_some(last_loss),
-        images_per_second: if train_seconds > 0.0 { images as f64 / train_seconds } else { 0.0 },
+        images_per_second: if at.train_seconds > 0.0 { at.images as f64 / at.train_seconds } else { 0.0 },
         knn: last_knn.map(|r| KnnSummary::new(cfg, &r)),
         method: cfg.method.name().to_string(),
         online_probe: last_probe.map(|top1| ProbeSummary { protocol: PROBE_PROTOCOL.to_string(), top1 }),
         peak_rss_mib: summary::peak_rss_mib(),
         seed: cfg.seed,
-        train_seconds,
+        train_seconds: at.train_seconds,
         unmix: cfg.unmix.enabled,
         wall_seconds: wall.elapsed().as_secs_f64(),
     };
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("cannot write {}", out.join("summary.json").display()))?;
     Ok(Finished::Main(Box::new(summary)))
+}
+
+/// The run's resolved config, beside its checkpoint.
+fn write_config(out: &Path, cfg: &Config) -> Result<()> {
+    let path = out.join("config.toml");
+    std::fs::write(&path, cfg.to_toml()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Whether to stop at this step (a signal or a closed stdout), agreed by every process.
+fn stop_now(dist: Option<&crate::dist::Dist>) -> Result<Option<StopReason>> {
+    let mine = crate::console::stop_requested();
+    let Some(d) = dist else { return Ok(mine) };
+    let t = Tensor::from_slice(&[f64::from(u8::from(mine.is_some()))]);
+    d.all_reduce_sum(&t)?;
+    Ok((t.double_value(&[0]) > 0.0).then_some(mine.unwrap_or(StopReason::Interrupted)))
+}
+
+/// The evaluation splits must be images of the training images' kind: the same channels, the
+/// same size (fixed-size datasets), and labels the bank knows.
+fn check_splits(cfg: &Config, train: &crate::data::Split, knn: &KnnData) -> Result<()> {
+    let first = |s: &crate::data::Split, name: &str| -> Result<(usize, usize, usize)> {
+        let img = s.data.image(0).with_context(|| format!("reading the first image of the {name} split"))?;
+        Ok((img.channels, img.height, img.width))
+    };
+    let t = first(train, "train")?;
+    let e = first(&knn.test, "test")?;
+    let variable = cfg.data.eval_resize > 0;
+    if t.0 != e.0 || (!variable && (t.1, t.2) != (e.1, e.2)) {
+        bail!(
+            "the test split of {} in {} holds {}x{} images with {} channel(s), the train split {}x{} with {}: they are not the same kind of images",
+            cfg.data.dataset,
+            cfg.data.root,
+            e.1,
+            e.2,
+            e.0,
+            t.1,
+            t.2,
+            t.0
+        );
+    }
+    let classes = knn.bank.classes;
+    if let Some(&l) = knn.test.labels.iter().find(|&&l| l as usize >= classes) {
+        bail!(
+            "the test split of {} in {} has label {l}, but the train split (the kNN bank) has {classes} classes: the splits do not match",
+            cfg.data.dataset,
+            cfg.data.root
+        );
+    }
+    Ok(())
 }
 
 fn check_finite(loss: f64, epoch: usize, step: u64, ckpt: &Path) -> Result<()> {

@@ -59,6 +59,13 @@ impl Trainer {
     /// then whatever the method draws, all from the step's own random stream, so a resumed run
     /// draws exactly what an uninterrupted one does.
     pub fn forward(&mut self, views: &[Tensor], step: u64, epoch: usize) -> Result<Tensor> {
+        let wide: Vec<Tensor>;
+        let views = if self.precision == Precision::Fp64 {
+            wide = views.iter().map(|v| v.to_kind(tch::Kind::Double)).collect();
+            &wide[..]
+        } else {
+            views
+        };
         let mut rng = unmix_data::seed::step_rng(self.seed, step);
         let mixed = self.unmix.as_ref().map(|s| {
             let (h, w) = (views[0].size()[2] as usize, views[0].size()[3] as usize);

@@ -256,6 +256,24 @@ pub fn rrc_params(
     ((height - h) / 2, (width - w) / 2, h, w)
 }
 
+static PORTABLE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every AVX2-dispatched kernel run its portable build (`true`) or the CPU's best again
+/// (`false`), process-wide: the tests check both builds on one machine. Same results either way.
+pub fn set_portable_kernels(on: bool) {
+    PORTABLE_ONLY.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether the AVX2 builds of the kernels run (the CPU has AVX2 and they are not switched off).
+pub fn avx2_kernels() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !PORTABLE_ONLY.load(std::sync::atomic::Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// `avx2_dispatch!(fn name(args) -> R = body);` defines `name`, which runs `body` (an
 /// `#[inline(always)]` function of the same signature) compiled with AVX2 enabled when the CPU has
 /// it, else as the portable (SSE2) build. The arithmetic is the same either way; the hot loops are
@@ -265,12 +283,12 @@ macro_rules! avx2_dispatch {
     (fn $name:ident($($a:ident: $t:ty),*) $(-> $r:ty)? = $body:ident;) => {
         fn $name($($a: $t),*) $(-> $r)? {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if avx2_kernels() {
                 #[target_feature(enable = "avx2")]
                 unsafe fn avx2($($a: $t),*) $(-> $r)? {
                     $body($($a),*)
                 }
-                // SAFETY: the CPU has AVX2 (checked just above).
+                // SAFETY: the CPU has AVX2 (`avx2_kernels` checked it just above).
                 return unsafe { avx2($($a),*) };
             }
             $body($($a),*)
