@@ -45,9 +45,10 @@ command -v g++ >/dev/null || apt_install g++
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" 2>/dev/null || { rm -rf "$venv"; apt_install python3-venv; python3 -m venv "$venv"; }
 fi
-if ! "$venv/bin/python" -c "import torch, torchvision, safetensors, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION' or torchvision.__version__.split('+')[0] != '$TORCHVISION_VERSION')" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import torch, torchvision, safetensors, tensorboard, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION' or torchvision.__version__.split('+')[0] != '$TORCHVISION_VERSION')" 2>/dev/null; then
   echo "setup: installing torch==$TORCH_VERSION (libtorch) and torchvision into $venv; this downloads a few GB once"
-  "$venv/bin/python" -m pip install --disable-pip-version-check -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy pillow safetensors
+  # numpy, pillow, safetensors and tensorboard: the tests read unmix's outputs with them.
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy pillow safetensors tensorboard
 fi
 torch_dir=$("$venv/bin/python" -c "import os, torch; print(os.path.dirname(torch.__file__))")
 # The NCCL process group (csrc/dist_nccl.cpp, for multi-process CUDA training) compiles against CUDA
@@ -74,5 +75,7 @@ if [ "$want" != 2.13 ]; then
   sed -i -E "s/^tch = \"=[0-9.]+\"/tch = \"=$TCH_VERSION\"/; s/^torch-sys = \"=[0-9.]+\"/torch-sys = \"=$TCH_VERSION\"/" "$variant/Cargo.toml"
   grep -q "tch = \"=$TCH_VERSION\"" "$variant/Cargo.toml" || { echo "setup: could not pin tch $TCH_VERSION in $variant/Cargo.toml" >&2; exit 1; }
   sed -i -E "s#^LIBTORCH = .*#LIBTORCH = { value = \"../../$venv/libtorch\", relative = true }#" "$variant/.cargo/config.toml"
+  # The tests' Python (torchvision checks, PyTorch benchmarks) is the variant's own .venv.
+  ln -sfn "$(pwd)/$venv" "$variant/.venv"
   echo "setup: $variant builds against torch $TORCH_VERSION (tch $TCH_VERSION): cd $variant && cargo build --release"
 fi

@@ -106,6 +106,61 @@ pub fn schedule(cfg: &Config, steps_per_epoch: usize) -> Schedule {
     }
 }
 
+/// What a checkpoint or an export holds, as string pairs for its safetensors header: the network
+/// (arch, widths, input channels, stem, head), the method and Un-Mix settings, the epoch and the
+/// whole resolved config, so a file says what it is to any safetensors reader.
+pub fn header(cfg: &Config, epoch: usize, content: &str) -> std::collections::BTreeMap<String, String> {
+    let m = &cfg.model;
+    let p = cfg.method.projector();
+    let arch = serde_json::to_value(m.arch).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let head = if p.mlp_hidden == 0 {
+        format!("linear {}", p.dim)
+    } else {
+        format!(
+            "mlp {} layers, hidden {}{}, out {}",
+            p.mlp_layers,
+            p.mlp_hidden,
+            if p.mlp_bn { " with batch norm" } else { "" },
+            p.dim
+        )
+    };
+    let stem = if m.cifar_stem {
+        "cifar: 3x3 stride-1 convolution, no max-pool"
+    } else {
+        "imagenet: 7x7 stride-2 convolution, 3x3 max-pool"
+    };
+    let u = &cfg.unmix;
+    let unmix = if u.enabled {
+        format!(
+            "on: prob {} (mixup, else CutMix), alpha {}, target {}",
+            u.prob,
+            u.alpha,
+            if u.target == crate::mix::MixTarget::View1 { "view1" } else { "view2" }
+        )
+    } else {
+        "off".into()
+    };
+    [
+        ("format", "pt".to_string()),
+        ("producer", format!("unmix {}", env!("CARGO_PKG_VERSION"))),
+        ("content", content.to_string()),
+        ("arch", arch),
+        ("widths", format!("{:?}", m.widths)),
+        ("in_channels", m.in_channels.to_string()),
+        ("stem", stem.to_string()),
+        ("input_padding", m.input_padding.to_string()),
+        ("head", head),
+        ("method", cfg.method.name().to_string()),
+        ("unmix", unmix),
+        ("epoch", epoch.to_string()),
+        ("dataset", cfg.data.dataset.to_string()),
+        ("config", cfg.to_toml()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// A network rebuilt for evaluation: from a checkpoint, or randomly initialised from a config.
 pub struct LoadedRun {
     pub cfg: Config,

@@ -6,6 +6,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -91,7 +92,92 @@ fn checksum(tensors: &[(String, Tensor)]) -> u32 {
     h.finalize()
 }
 
+/// One tensor's bytes for the safetensors writer.
+struct Raw {
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl safetensors::View for &Raw {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn raw(name: &str, t: &Tensor) -> Result<Raw> {
+    use safetensors::Dtype;
+    use tch::Kind;
+    let t = t.to_device(tch::Device::Cpu).contiguous();
+    let dtype = match t.kind() {
+        Kind::Float => Dtype::F32,
+        Kind::Double => Dtype::F64,
+        Kind::BFloat16 => Dtype::BF16,
+        Kind::Half => Dtype::F16,
+        Kind::Int64 => Dtype::I64,
+        Kind::Int => Dtype::I32,
+        Kind::Uint8 => Dtype::U8,
+        Kind::Int8 => Dtype::I8,
+        Kind::Bool => Dtype::BOOL,
+        k => bail!("tensor `{name}` has kind {k:?}, which unmix does not write"),
+    };
+    let numel = t.numel();
+    let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
+    t.copy_data_u8(&mut bytes, numel);
+    Ok(Raw { dtype, shape: t.size().iter().map(|&d| d as usize).collect(), bytes })
+}
+
+/// Writes named tensors as a safetensors file whose header carries `metadata` (string pairs that
+/// any safetensors reader shows, e.g. Python's `safe_open(path, "pt").metadata()`).
+pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)], metadata: &BTreeMap<String, String>) -> Result<()> {
+    let raws: Vec<(String, Raw)> = tensors.iter().map(|(n, t)| Ok((n.clone(), raw(n, t)?))).collect::<Result<_>>()?;
+    let info: std::collections::HashMap<String, String> =
+        metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    safetensors::serialize_to_file(raws.iter().map(|(n, r)| (n.as_str(), r)), Some(info), path)
+        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+}
+
+/// The string pairs in a safetensors file's header (`__metadata__`), read without its tensors.
+pub fn read_header_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).with_context(|| format!("{} is not a safetensors file", path.display()))?;
+    let n = u64::from_le_bytes(len) as usize;
+    if n > 100 << 20 {
+        bail!("{} is not a safetensors file (header of {n} bytes)", path.display());
+    }
+    let mut header = vec![0u8; n];
+    f.read_exact(&mut header).with_context(|| format!("{}: damaged header", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&header).with_context(|| format!("{}: damaged header", path.display()))?;
+    Ok(v["__metadata__"]
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default())
+}
+
 pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Meta) -> Result<()> {
+    save_with(path, tensors, meta, &BTreeMap::new())
+}
+
+/// [`save`] with `header` in the file's safetensors header (what the network is, for readers
+/// other than unmix).
+pub fn save_with(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    meta: &Meta,
+    header: &BTreeMap<String, String>,
+) -> Result<()> {
     let mut all: Vec<(String, Tensor)> =
         tensors.iter().map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous())).collect();
     let meta = Meta { crc32: Some(checksum(&all)), ..meta.clone() };
@@ -99,7 +185,7 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Meta) -> Result<()
     let tmp = tmp_path(path);
     let had_one = path.exists();
     let write = || -> Result<()> {
-        Tensor::write_safetensors(&all, &tmp).map_err(|e| anyhow!("{e}"))?;
+        write_safetensors(&tmp, &all, header)?;
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         Ok(())

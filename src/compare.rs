@@ -158,10 +158,11 @@ pub fn compare(cfg: &Config, seeds: usize, out: &Path, progress: bool) -> Result
     let xs: Vec<f64> = (0..seeds).map(|i| (cfg.seed + i as u64) as f64).collect();
     crate::report::plot::line_plot(
         &out.join("compare.png"),
-        "KNN TOP-1 BY SEED",
-        "SEED",
+        &format!("kNN top-1 by seed: {} on {}, {} epochs", cfg.method.name(), cfg.data.dataset, cfg.train.epochs),
+        "seed",
+        "kNN top-1 (%)",
         &xs,
-        &[("BASE", base), ("UNMIX", with)],
+        &[("base", base), ("+ Un-Mix", with)],
     )?;
     Ok(md)
 }

@@ -17,17 +17,19 @@ pub struct Split {
     pub data: Arc<dyn Dataset>,
     pub labels: Vec<u32>,
     pub classes: usize,
+    /// Class names by label, where the dataset has them (empty otherwise).
+    pub names: Vec<String>,
 }
 
 impl Split {
     fn from_set(set: ImageSet) -> Split {
         let (labels, classes) = (set.labels.clone(), set.num_classes);
-        Split { data: Arc::new(set), labels, classes }
+        Split { data: Arc::new(set), labels, classes, names: Vec::new() }
     }
 
     fn from_folder(f: ImageFolder) -> Split {
-        let (labels, classes) = (f.labels().to_vec(), f.classes().len());
-        Split { data: Arc::new(f), labels, classes }
+        let (labels, classes, names) = (f.labels().to_vec(), f.classes().len(), f.classes().to_vec());
+        Split { data: Arc::new(f), labels, classes, names }
     }
 
     pub fn len(&self) -> usize {
@@ -47,6 +49,7 @@ impl Split {
             data: Arc::new(Prefix { inner: self.data, len: n }),
             labels: self.labels[..n].to_vec(),
             classes: self.classes,
+            names: self.names,
         }
     }
 }
@@ -115,13 +118,31 @@ pub fn load_split(cfg: &Config, train: bool) -> Result<Split> {
             ImageFolder::open(&dir).map(Split::from_folder)
         }
     };
-    let set = loaded.with_context(|| {
+    let mut set = loaded.with_context(|| {
         format!("loading the {split} split of {} from data.root = {}", cfg.data.dataset, root.display())
     })?;
     if set.is_empty() {
         anyhow::bail!("the {split} split of {} in {} has no images", cfg.data.dataset, root.display());
     }
+    if set.names.is_empty() {
+        set.names = class_names(cfg.data.dataset).iter().map(|s| s.to_string()).collect();
+    }
     Ok(set)
+}
+
+/// The class names of the datasets whose labels are numbers (folders name their own classes).
+pub fn class_names(dataset: DatasetKind) -> &'static [&'static str] {
+    match dataset {
+        DatasetKind::FashionMnist => {
+            &["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        }
+        DatasetKind::Mnist => &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+        DatasetKind::Cifar10 => {
+            &["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        }
+        DatasetKind::Stl10 => &["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"],
+        _ => &[],
+    }
 }
 
 /// The pretraining set: the train split, plus the 100k unlabeled images for STL-10 (as is usual),
@@ -137,6 +158,7 @@ pub fn load_pretrain(cfg: &Config) -> Result<Split> {
             data: Arc::new(Concat { a: set.data, b: Arc::new(unl) }),
             labels: set.labels.into_iter().chain(std::iter::repeat_n(0, n)).collect(),
             classes: set.classes,
+            names: set.names,
         };
     }
     Ok(set.limit(cfg.data.limit))

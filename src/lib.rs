@@ -9,8 +9,9 @@
 //! (`tests/layering.rs` checks it on every build of the tests):
 //! 1. [`alloc`], [`console`], [`ffi`]: process set-up, the terminal (stdout lines, Ctrl-C) and the
 //!    C++ shims' error buffer;
-//! 2. [`precision`], [`dist`], [`mix`], [`model`], [`optim`], [`checkpoint`]: autocast, the
-//!    process group, Un-Mix, the networks, optimizers and schedules, the checkpoint file;
+//! 2. [`precision`], [`dist`], [`mix`], [`model`], [`optim`], [`checkpoint`], [`events`]: autocast,
+//!    the process group, Un-Mix, the networks, optimizers and schedules, the checkpoint file,
+//!    TensorBoard's event files;
 //! 3. [`method`]: the methods, their settings and losses;
 //! 4. [`config`]: the run configuration, made of the settings above;
 //! 5. [`data`]: the configured datasets and views as tensors;
@@ -30,6 +31,7 @@ pub mod ffi;
 
 pub mod checkpoint;
 pub mod dist;
+pub mod events;
 pub mod mix;
 pub mod model;
 pub mod optim;

@@ -144,8 +144,9 @@ enum Command {
         #[arg(value_name = "RUN_DIR")]
         run: PathBuf,
     },
-    /// Export the trained backbone with torchvision's parameter names (safetensors), loadable by
-    /// torchvision.models.resnetXX with load_state_dict(strict=True); see README.
+    /// Export the trained backbone with torchvision's parameter names (safetensors, with the
+    /// network described in its header), and a PyTorch module file beside it (OUT.py) that builds
+    /// the network and loads the weights strictly; says whether torchvision's own ResNet takes them.
     Export {
         /// Checkpoint file (a run's checkpoints/last.safetensors).
         #[arg(long, value_name = "FILE")]
@@ -158,8 +159,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Write embeddings of a split (unaugmented, eval mode) and their labels as .npy files:
-    /// OUT and OUT with `.labels.npy`.
+    /// Write the embeddings of a split (unaugmented, eval mode) and their labels into one NumPy
+    /// .npz file (`embeddings`, `labels`).
     Embed {
         /// Checkpoint file (a run's checkpoints/last.safetensors).
         #[arg(long, value_name = "FILE")]
@@ -173,7 +174,7 @@ enum Command {
         /// "backbone" (pooled features) or "head" (projection output).
         #[arg(long, default_value = "backbone")]
         features: String,
-        /// Output .npy file for the embeddings.
+        /// Output .npz file: `embeddings` (N x D) and `labels` (N).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
@@ -519,11 +520,7 @@ fn run(cli: Cli) -> Result<i32> {
             };
             not_over_a_checkpoint(&out, &path)?;
             writable(&out)?;
-            let (tensors, _) = unmix::checkpoint::load(&path)?;
-            unmix::checkpoint::check_finite(&tensors, &path)?;
-            let state = unmix::export::torchvision_state(&tensors).with_context(|| format!("{}", path.display()))?;
-            tch::Tensor::write_safetensors(&state, &out).with_context(|| format!("cannot write {}", out.display()))?;
-            say!("wrote {} tensors with torchvision names to {}", state.len(), out.display());
+            say!("{}", unmix::export::export(&path, &out)?.trim_end());
             Ok(0)
         }
         Command::Embed { checkpoint: path, data, split, features, out } => {
@@ -540,8 +537,8 @@ fn run(cli: Cli) -> Result<i32> {
             not_over_a_checkpoint(&out, &path)?;
             writable(&out)?;
             let run = LoadedRun::from_checkpoint(&path, &with_data(vec![], data))?;
-            let (shape, labels) = unmix::export::write_embeddings(&run, train, which, &out)?;
-            say!("wrote {shape:?} embeddings to {} and labels to {}", out.display(), labels.display());
+            let shape = unmix::export::write_embeddings(&run, train, which, &out)?;
+            say!("wrote {} (numpy.load: `embeddings` {shape:?} float32, `labels` int64)", out.display());
             Ok(0)
         }
         Command::Linear { checkpoint: path, random_init: _, config, protocol, preset, epochs, lr, data, set, out } => {

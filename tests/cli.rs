@@ -89,7 +89,7 @@ fn preview_writes_a_png_grid_on_real_images() {
     let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
     let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     assert_eq!(w, 4 * (128 + 4) + 4);
-    assert_eq!(h, 24 + 6 * (128 + 4) + 28);
+    assert_eq!(h, 30 + 6 * (128 + 4) + 34);
 }
 
 #[test]

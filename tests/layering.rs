@@ -6,7 +6,7 @@ use std::path::Path;
 
 const LAYERS: &[&[&str]] = &[
     &["alloc", "console", "ffi"],
-    &["precision", "dist", "mix", "model", "optim", "checkpoint"],
+    &["precision", "dist", "mix", "model", "optim", "checkpoint", "events"],
     &["method"],
     &["config"],
     &["data"],

@@ -1,6 +1,5 @@
 //! Run reports: a run folder's plots and report.md, and the Un-Mix preview grid.
 
-pub mod font;
 pub mod plot;
 pub mod preview;
 
@@ -40,16 +39,32 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
         anyhow::bail!("{} has no metrics yet (metrics.jsonl / steps.jsonl)", run.display());
     }
     let step_x = column(&steps, "step");
-    plot::line_plot(&run.join("loss.png"), "TRAINING LOSS", "STEP", &step_x, &[("loss", column(&steps, "loss"))])?;
-    plot::line_plot(&run.join("lr.png"), "LEARNING RATE", "STEP", &step_x, &[("lr", column(&steps, "lr"))])?;
+    let label = format!("{}{}", cfg.method.name(), if cfg.unmix.enabled { " + Un-Mix" } else { "" });
+    plot::line_plot(
+        &run.join("loss.png"),
+        &format!("Training loss: {label} on {}", cfg.data.dataset),
+        "step",
+        "loss",
+        &step_x,
+        &[("loss (logged steps)", column(&steps, "loss"))],
+    )?;
+    plot::line_plot(
+        &run.join("lr.png"),
+        "Learning rate",
+        "step",
+        "learning rate",
+        &step_x,
+        &[("lr", column(&steps, "lr"))],
+    )?;
     let epoch_x = column(&epochs, "epoch");
-    // Epochs without a kNN evaluation leave gaps that the plot skips.
+    // Epochs without a kNN evaluation leave gaps that the plot skips; every value is a dot.
     plot::line_plot(
         &run.join("accuracy.png"),
-        "TEST TOP-1 (%)",
-        "EPOCH",
+        &format!("Test top-1: {label}"),
+        "epoch",
+        "top-1 (%)",
         &epoch_x,
-        &[("KNN", column(&epochs, "knn_top1")), ("ONLINE PROBE", column(&epochs, "online_probe_top1"))],
+        &[("kNN", column(&epochs, "knn_top1")), ("online linear probe", column(&epochs, "online_probe_top1"))],
     )?;
 
     // Embedding map of (up to) 2000 test images.
@@ -59,7 +74,8 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
         let loaded = LoadedRun::from_checkpoint(&ckpt, &[])?;
         let test = crate::data::load_split(&cfg, false)?.limit(2000);
         let f = crate::eval::embed_split(&cfg, loaded.device, loaded.method.as_ref(), &test, cfg.eval.features, true)?;
-        plot::scatter(&run.join("embeddings.png"), "PCA OF TEST EMBEDDINGS", &pca2(&f), &test.labels)?;
+        let title = format!("Test embeddings (PCA), {label}, epoch {}", loaded.epoch);
+        plot::scatter(&run.join("embeddings.png"), &title, &pca2(&f), &test.labels, &test.names)?;
         let which = match cfg.eval.features {
             crate::model::Features::Head => "head",
             crate::model::Features::Backbone => "backbone",

@@ -1,20 +1,15 @@
-//! Minimal PNG charts for run reports: line plots of per-epoch or per-step series and a 2-D
-//! scatter of embeddings coloured by class. Drawn pixel by pixel with the bitmap font, so no
-//! plotting library or font file is needed.
+//! The run reports' charts, drawn with plotters in DejaVu Sans (embedded in the binary): line
+//! charts of per-step or per-epoch series with ticks, axis labels and a legend, every point
+//! marked (a single kNN point stays visible), and a 2-D scatter of embeddings coloured by class
+//! with a class legend. Each chart is written as PNG and SVG side by side.
 
-use super::font::{draw_text, draw_text_color, text_width};
-use anyhow::{Context, Result};
-use image::{Rgb, RgbImage};
+use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use std::path::Path;
 
-const W: u32 = 720;
-const H: u32 = 420;
-const LEFT: u32 = 70;
-const RIGHT: u32 = 20;
-const TOP: u32 = 40;
-const BOTTOM: u32 = 40;
-const BG: Rgb<u8> = Rgb([24, 24, 28]);
-const AXIS: Rgb<u8> = Rgb([160, 160, 160]);
+const W: u32 = 900;
+const H: u32 = 520;
 
 /// Ten well-separated colours (the tab10 palette).
 pub const PALETTE: [[u8; 3]; 10] = [
@@ -30,160 +25,233 @@ pub const PALETTE: [[u8; 3]; 10] = [
     [23, 190, 207],
 ];
 
-fn fmt(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e7 {
-        return format!("{v:.0}");
+fn colour(i: usize) -> RGBColor {
+    let [r, g, b] = PALETTE[i % PALETTE.len()];
+    RGBColor(r, g, b)
+}
+
+/// Registers the embedded font as plotters' "sans-serif" (once).
+pub fn font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_err() {
+            eprintln!("warning: the embedded font did not load; plots will have no text");
+        }
+    });
+}
+
+fn err<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> anyhow::Error + '_ {
+    move |e| anyhow!("cannot draw {}: {e:?}", path.display())
+}
+
+/// A tick label: the shortest of whole, up-to-4-decimal or exponent form (ticks near zero, which
+/// land at 1e-17 by rounding, print as 0).
+fn number(v: f64) -> String {
+    let a = v.abs();
+    if a < 1e-12 {
+        return "0".into();
     }
-    if v != 0.0 && (v.abs() < 0.01 || v.abs() >= 10000.0) {
-        format!("{v:.1E}")
+    if !(1e-3..1e6).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    let s = format!("{v:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The padded range of the finite values, never empty.
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo { (hi - lo) * 0.06 } else { lo.abs().max(1.0) * 0.05 };
+    (lo - pad, hi + pad)
+}
+
+/// A chart of `series` (name, values) over `xs`; NaN values are gaps. `path` gets `.png` and
+/// `.svg` (its own extension is replaced).
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    xs: &[f64],
+    series: &[(&str, Vec<f64>)],
+) -> Result<()> {
+    font();
+    let png = path.with_extension("png");
+    draw_lines(BitMapBackend::new(&png, (W, H)).into_drawing_area(), &png, title, xlabel, ylabel, xs, series)?;
+    let svg = path.with_extension("svg");
+    draw_lines(SVGBackend::new(&svg, (W, H)).into_drawing_area(), &svg, title, xlabel, ylabel, xs, series)?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_lines<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    path: &Path,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    xs: &[f64],
+    series: &[(&str, Vec<f64>)],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let e = err(path);
+    area.fill(&WHITE).map_err(&e)?;
+    // Whole-number x (epochs, steps, seeds): half a unit of room each side and whole ticks only.
+    let whole = xs.iter().all(|x| x.fract() == 0.0);
+    let (x0, x1) = if whole && !xs.is_empty() {
+        let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        let pad = ((hi - lo) * 0.04).max(0.5);
+        (lo - pad, hi + pad)
     } else {
-        format!("{v:.3}")
-    }
-}
-
-fn line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: Rgb<u8>) {
-    // Bresenham.
-    let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-    let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
-    let (mut x, mut y, mut err) = (x0, y0, dx + dy);
-    loop {
-        if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
-            img.put_pixel(x as u32, y as u32, c);
+        range(xs.iter().copied())
+    };
+    let (y0, y1) = range(series.iter().flat_map(|(_, v)| v.iter().copied()));
+    let mut chart = ChartBuilder::on(&area)
+        .caption(title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(&e)?;
+    let span = (x1 - x0).round() as usize;
+    let x_ticks = if whole { span.clamp(2, 10) } else { 10 };
+    let x_format = |v: &f64| {
+        if whole && (v.fract().abs() > 1e-9) {
+            String::new()
+        } else {
+            number(*v)
         }
-        if x == x1 && y == y1 {
-            break;
-        }
-        let e2 = 2 * err;
-        if e2 >= dy {
-            err += dy;
-            x += sx;
-        }
-        if e2 <= dx {
-            err += dx;
-            y += sy;
-        }
-    }
-}
-
-struct Frame {
-    x: (f64, f64),
-    y: (f64, f64),
-}
-
-impl Frame {
-    fn new(xs: impl Iterator<Item = f64> + Clone, ys: impl Iterator<Item = f64> + Clone) -> Frame {
-        let span = |it: &mut dyn Iterator<Item = f64>| {
-            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-            for v in it.filter(|v| v.is_finite()) {
-                lo = lo.min(v);
-                hi = hi.max(v);
-            }
-            if !lo.is_finite() {
-                (0.0, 1.0)
-            } else if hi - lo < 1e-12 {
-                (lo - 0.5, hi + 0.5)
-            } else {
-                (lo, hi)
-            }
-        };
-        Frame { x: span(&mut xs.clone()), y: span(&mut ys.clone()) }
-    }
-
-    fn px(&self, x: f64, y: f64) -> (i64, i64) {
-        let fx = (x - self.x.0) / (self.x.1 - self.x.0);
-        let fy = (y - self.y.0) / (self.y.1 - self.y.0);
-        (
-            (LEFT as f64 + fx * (W - LEFT - RIGHT) as f64).round() as i64,
-            ((H - BOTTOM) as f64 - fy * (H - TOP - BOTTOM) as f64).round() as i64,
-        )
-    }
-
-    fn draw_axes(&self, img: &mut RgbImage, title: &str, xlabel: &str) {
-        draw_text(img, title, LEFT, 12, 3);
-        line(img, (LEFT as i64, TOP as i64), (LEFT as i64, (H - BOTTOM) as i64), AXIS);
-        line(img, (LEFT as i64, (H - BOTTOM) as i64), ((W - RIGHT) as i64, (H - BOTTOM) as i64), AXIS);
-        let (ylo, yhi) = (fmt(self.y.0), fmt(self.y.1));
-        draw_text(img, &yhi, LEFT.saturating_sub(text_width(&yhi, 2) + 6), TOP, 2);
-        draw_text(img, &ylo, LEFT.saturating_sub(text_width(&ylo, 2) + 6), H - BOTTOM - 10, 2);
-        let (xlo, xhi) = (fmt(self.x.0), fmt(self.x.1));
-        draw_text(img, &xlo, LEFT, H - BOTTOM + 8, 2);
-        draw_text(img, &xhi, W - RIGHT - text_width(&xhi, 2), H - BOTTOM + 8, 2);
-        draw_text(img, xlabel, (W - text_width(xlabel, 2)) / 2, H - BOTTOM + 22, 2);
-    }
-}
-
-/// A line chart of one or more named series over shared x values.
-pub fn line_plot(path: &Path, title: &str, xlabel: &str, xs: &[f64], series: &[(&str, Vec<f64>)]) -> Result<()> {
-    let mut img = RgbImage::from_pixel(W, H, BG);
-    let frame = Frame::new(xs.iter().copied(), series.iter().flat_map(|(_, v)| v.iter().copied()));
-    frame.draw_axes(&mut img, title, xlabel);
+    };
+    chart
+        .configure_mesh()
+        .x_desc(xlabel)
+        .y_desc(ylabel)
+        .x_labels(x_ticks)
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&|v| number(*v))
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(&e)?;
     for (k, (name, ys)) in series.iter().enumerate() {
-        let c = Rgb(PALETTE[k % PALETTE.len()]);
-        let pts: Vec<(i64, i64)> =
-            xs.iter().zip(ys).filter(|(_, y)| y.is_finite()).map(|(&x, &y)| frame.px(x, y)).collect();
-        for w in pts.windows(2) {
-            line(&mut img, w[0], w[1], c);
+        let c = colour(k);
+        // Runs of finite points as lines; every finite point also as a dot.
+        let points: Vec<(f64, f64)> = xs.iter().zip(ys).map(|(&x, &y)| (x, y)).collect();
+        for run in points.split(|p| !p.1.is_finite()).filter(|r| r.len() > 1) {
+            chart.draw_series(LineSeries::new(run.iter().copied(), c.stroke_width(2))).map_err(&e)?;
         }
-        if pts.len() == 1 {
-            let (x, y) = pts[0];
-            for d in -2..=2 {
-                line(&mut img, (x + d, y - 2), (x + d, y + 2), c);
-            }
-        }
-        if series.len() > 1 {
-            // The legend sits above the frame, right of the title, where no data is drawn.
-            draw_text_color(&mut img, name, W - RIGHT - 160, 6 + k as u32 * 14, 2, PALETTE[k % PALETTE.len()]);
-        }
+        let dots = points.iter().filter(|p| p.1.is_finite()).copied();
+        let radius = if points.len() > 60 { 1 } else { 4 };
+        chart
+            .draw_series(dots.map(move |p| Circle::new(p, radius, c.filled())))
+            .map_err(&e)?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], c.filled()));
     }
-    img.save(path).with_context(|| format!("cannot write {}", path.display()))
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+        .map_err(&e)?;
+    area.present().map_err(&e)?;
+    Ok(())
 }
 
-/// A scatter of 2-D points coloured by label.
-pub fn scatter(path: &Path, title: &str, points: &[(f64, f64)], labels: &[u32]) -> Result<()> {
-    let mut img = RgbImage::from_pixel(W, H, BG);
-    let frame = Frame::new(points.iter().map(|p| p.0), points.iter().map(|p| p.1));
-    frame.draw_axes(&mut img, title, "PC1");
-    for (&(x, y), &l) in points.iter().zip(labels) {
-        let (px, py) = frame.px(x, y);
-        let c = Rgb(PALETTE[l as usize % PALETTE.len()]);
-        for dx in -1..=1 {
-            for dy in -1..=1 {
-                let (qx, qy) = (px + dx, py + dy);
-                if qx >= 0 && qy >= 0 && (qx as u32) < W && (qy as u32) < H {
-                    img.put_pixel(qx as u32, qy as u32, c);
-                }
-            }
-        }
-    }
-    img.save(path).with_context(|| format!("cannot write {}", path.display()))
+/// A scatter of 2-D points coloured by class, with a legend naming the classes (`names[c]`, or
+/// "class c"). `path` gets `.png` and `.svg`.
+pub fn scatter(path: &Path, title: &str, points: &[(f64, f64)], labels: &[u32], names: &[String]) -> Result<()> {
+    font();
+    let png = path.with_extension("png");
+    draw_scatter(BitMapBackend::new(&png, (W, H + 60)).into_drawing_area(), &png, title, points, labels, names)?;
+    let svg = path.with_extension("svg");
+    draw_scatter(SVGBackend::new(&svg, (W, H + 60)).into_drawing_area(), &svg, title, points, labels, names)?;
+    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_plot_draws_the_series_where_expected() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("l.png");
-        // A rising line from the bottom-left to the top-right corner of the frame.
-        line_plot(&p, "LOSS", "EPOCH", &[0.0, 1.0], &[("a", vec![0.0, 1.0])]).unwrap();
-        let img = image::open(&p).unwrap().to_rgb8();
-        assert_eq!(img.get_pixel(LEFT, H - BOTTOM).0, PALETTE[0]);
-        assert_eq!(img.get_pixel(W - RIGHT, TOP).0, PALETTE[0]);
-        let mid = ((LEFT + W - RIGHT) / 2, (TOP + H - BOTTOM) / 2);
-        assert_eq!(img.get_pixel(mid.0, mid.1).0, PALETTE[0]);
-        // Nothing drawn in the top-left of the frame.
-        assert_eq!(*img.get_pixel(LEFT + 30, TOP + 60), BG);
+fn draw_scatter<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    path: &Path,
+    title: &str,
+    points: &[(f64, f64)],
+    labels: &[u32],
+    names: &[String],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let e = err(path);
+    area.fill(&WHITE).map_err(&e)?;
+    let area = area.margin(10, 0, 0, 0).titled(title, ("sans-serif", 24)).map_err(&e)?;
+    let (w, _) = area.dim_in_pixel();
+    let (plot, legend) = area.split_horizontally(w.saturating_sub(190));
+    let (x0, x1) = range(points.iter().map(|p| p.0));
+    let (y0, y1) = range(points.iter().map(|p| p.1));
+    let mut chart = ChartBuilder::on(&plot)
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(&e)?;
+    chart
+        .configure_mesh()
+        .x_desc("first principal component")
+        .y_desc("second principal component")
+        .x_label_formatter(&|v| number(*v))
+        .y_label_formatter(&|v| number(*v))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(RGBColor(238, 238, 238))
+        .draw()
+        .map_err(&e)?;
+    let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    for c in 0..classes {
+        let colour = colour(c);
+        let mine = points.iter().zip(labels).filter(|(_, &l)| l as usize == c).map(|(p, _)| *p);
+        chart.draw_series(mine.map(move |p| Circle::new(p, 2, colour.filled()))).map_err(&e)?;
     }
-
-    #[test]
-    fn scatter_colours_points_by_label() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("s.png");
-        scatter(&p, "PCA", &[(0.0, 0.0), (1.0, 1.0)], &[0, 3]).unwrap();
-        let img = image::open(&p).unwrap().to_rgb8();
-        assert_eq!(img.get_pixel(LEFT, H - BOTTOM - 1).0, PALETTE[0]);
-        assert_eq!(img.get_pixel(W - RIGHT, TOP).0, PALETTE[3]);
+    // The class legend beside the chart: one row per class (at most 30 named, then a count).
+    let text = TextStyle::from(("sans-serif", 14).into_font()).color(&BLACK);
+    let rows = classes.min(30);
+    for c in 0..rows {
+        let y = 30 + 22 * c as i32;
+        legend.draw(&Circle::new((14, y), 5, colour(c).filled())).map_err(&e)?;
+        let name = names.get(c).cloned().unwrap_or_else(|| format!("class {c}"));
+        legend.draw_text(&name, &text, (26, y - 8)).map_err(&e)?;
     }
+    if classes > rows {
+        legend.draw_text(&format!("... {} classes in all", classes), &text, (10, 30 + 22 * rows as i32)).map_err(&e)?;
+    }
+    legend.present().map_err(&e)?;
+    plot.present().map_err(&e)?;
+    Ok(())
+}
+
+/// Writes `text` onto an RGB image buffer (`w` x `h`) at (x, y) in the embedded font, `size`
+/// pixels high, in `rgb`.
+pub fn caption(
+    buf: &mut [u8],
+    (w, h): (u32, u32),
+    text: &str,
+    (x, y): (i32, i32),
+    size: f64,
+    rgb: [u8; 3],
+) -> Result<()> {
+    font();
+    let area = BitMapBackend::with_buffer(buf, (w, h)).into_drawing_area();
+    let colour = RGBColor(rgb[0], rgb[1], rgb[2]);
+    let style = TextStyle::from(("sans-serif", size).into_font()).color(&colour);
+    area.draw_text(text, &style, (x, y)).map_err(|e| anyhow!("cannot write text on an image: {e:?}"))?;
+    area.present().map_err(|e| anyhow!("cannot write text on an image: {e:?}"))?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! i, view 1, view 2, the mixture (sample i of the mixed batch) and its reversed partner (view 1 of
 //! sample N-1-i), with the mixing mode and lambda written under the grid.
 
-use super::font::draw_text;
+use super::plot::caption;
 use crate::config::Config;
 use crate::data::{load_pretrain, to_tensor, train_recipes};
 use crate::mix::{self, MixKind, Mixed, UnMixConfig};
@@ -74,13 +74,11 @@ pub fn write_preview(cfg: &Config, images: usize, mode: Option<&str>, out: &Path
     let zoom = (128 / h.max(w) as u32).max(1);
     let (tw, th) = (w as u32 * zoom, h as u32 * zoom);
     let gap = 4;
-    let header = 24;
-    let footer = 28;
+    let header = 30;
+    let footer = 34;
     let mut canvas =
         image::RgbImage::from_pixel(4 * (tw + gap) + gap, header + n * (th + gap) + footer, image::Rgb([30, 30, 30]));
-    for (k, title) in ["VIEW1", "VIEW2", "MIXED", "PARTNER"].iter().enumerate() {
-        draw_text(&mut canvas, title, gap + k as u32 * (tw + gap), 6, 3);
-    }
+    let size = (canvas.width(), canvas.height());
     let (mean, std) = (&cfg.data.mean, &cfg.data.std);
     for i in 0..n {
         let y = header + i * (th + gap);
@@ -88,11 +86,15 @@ pub fn write_preview(cfg: &Config, images: usize, mode: Option<&str>, out: &Path
             paste(&mut canvas, &t.get(i as i64), mean, std, gap + k as u32 * (tw + gap), y, zoom);
         }
     }
-    let caption = match draw.kind {
-        MixKind::Mixup => format!("MIXUP LAM={:.2}", draw.lam),
-        MixKind::CutMix { .. } => format!("CUTMIX LAM={:.2}", draw.lam),
+    let white = [240, 240, 240];
+    for (k, title) in ["view 1", "view 2", "mixture", "partner (N-1-i)"].iter().enumerate() {
+        caption(&mut canvas, size, title, ((gap + k as u32 * (tw + gap)) as i32, 6), 18.0, white)?;
+    }
+    let text = match draw.kind {
+        MixKind::Mixup => format!("mixup, lambda = {:.2} (image i's share of mixture i)", draw.lam),
+        MixKind::CutMix { .. } => format!("CutMix, lambda = {:.2} (the kept fraction of image i)", draw.lam),
     };
-    draw_text(&mut canvas, &caption, gap, header + n * (th + gap) + 6, 3);
+    caption(&mut canvas, size, &text, (gap as i32, (header + n * (th + gap) + 6) as i32), 18.0, white)?;
     canvas.save(out).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(draw)
 }

@@ -1,37 +1,90 @@
 //! A run's records: `steps.jsonl` (loss and lr every `train.log_every` steps), `metrics.jsonl`
-//! (one line per epoch), the console's epoch lines and the progress bar.
+//! (one line per epoch) and the same table as `metrics.csv`, TensorBoard event files under
+//! `tensorboard/`, the console's epoch lines and the progress bar.
 
-use crate::checkpoint::append_jsonl;
-use anyhow::Result;
+use crate::checkpoint::{append_jsonl, read_jsonl};
+use crate::events::EventWriter;
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// Where rank 0 writes the run's records (other ranks write nothing).
 pub struct RunLog {
     dir: Option<PathBuf>,
+    events: Option<EventWriter>,
 }
+
+/// The columns of metrics.csv, in order (the keys of metrics.jsonl's lines).
+const COLUMNS: [&str; 10] = [
+    "epoch",
+    "step",
+    "loss",
+    "lr",
+    "images_per_second",
+    "epoch_seconds",
+    "data_wait_seconds",
+    "knn_top1",
+    "knn_top5",
+    "online_probe_top1",
+];
 
 impl RunLog {
     /// The records of the run folder `dir`, or none (`dir = None`: a process other than rank 0).
-    pub fn new(dir: Option<&Path>) -> RunLog {
-        RunLog { dir: dir.map(Path::to_path_buf) }
+    /// `resumed_at`: the step a resumed run continues from.
+    pub fn new(dir: Option<&Path>, resumed_at: Option<u64>) -> Result<RunLog> {
+        let events = match dir {
+            Some(d) => Some(EventWriter::create(&d.join("tensorboard"), resumed_at.map(|s| s as i64))?),
+            None => None,
+        };
+        Ok(RunLog { dir: dir.map(Path::to_path_buf), events })
     }
 
-    pub fn step(&self, step: u64, epoch: usize, loss: f64, lr: f64) -> Result<()> {
-        match &self.dir {
-            Some(d) => {
-                append_jsonl(&d.join("steps.jsonl"), &json!({"step": step, "epoch": epoch + 1, "loss": loss, "lr": lr}))
+    pub fn step(&mut self, step: u64, epoch: usize, loss: f64, lr: f64) -> Result<()> {
+        let Some(d) = &self.dir else { return Ok(()) };
+        append_jsonl(&d.join("steps.jsonl"), &json!({"step": step, "epoch": epoch + 1, "loss": loss, "lr": lr}))?;
+        if let Some(e) = &mut self.events {
+            e.scalar("train/loss", step as i64, loss)?;
+            e.scalar("train/lr", step as i64, lr)?;
+        }
+        Ok(())
+    }
+
+    pub fn epoch(&mut self, r: &EpochRecord) -> Result<()> {
+        let Some(d) = &self.dir else { return Ok(()) };
+        append_jsonl(&d.join("metrics.jsonl"), &r.json())?;
+        write_csv(d)?;
+        if let Some(e) = &mut self.events {
+            let step = r.step as i64;
+            e.scalar("epoch/loss", step, r.loss)?;
+            e.scalar("epoch/images_per_second", step, r.images_per_second)?;
+            if let Some((top1, top5)) = r.knn {
+                e.scalar("eval/knn_top1", step, top1)?;
+                e.scalar("eval/knn_top5", step, top5)?;
             }
-            None => Ok(()),
+            if let Some(p) = r.online_probe {
+                e.scalar("eval/online_probe_top1", step, p)?;
+            }
         }
+        Ok(())
     }
+}
 
-    pub fn epoch(&self, line: &Value) -> Result<()> {
-        match &self.dir {
-            Some(d) => append_jsonl(&d.join("metrics.jsonl"), line),
-            None => Ok(()),
-        }
+/// metrics.csv, rewritten whole from metrics.jsonl (so it agrees with it after a resume cut it).
+pub fn write_csv(dir: &Path) -> Result<()> {
+    let rows = read_jsonl(&dir.join("metrics.jsonl"))?;
+    let path = dir.join("metrics.csv");
+    let tmp = dir.join("metrics.csv.tmp");
+    let mut w = csv::Writer::from_path(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    w.write_record(COLUMNS)?;
+    for r in &rows {
+        w.write_record(COLUMNS.iter().map(|c| match &r[*c] {
+            Value::Null => String::new(),
+            v => v.to_string(),
+        }))?;
     }
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// One epoch's record.

@@ -275,6 +275,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             checkpoint::retain_jsonl(&out.join("metrics.jsonl"), |v| {
                 v["epoch"].as_u64().is_some_and(|e| e as usize <= meta.epoch)
             })?;
+            log::write_csv(out)?;
         }
         say!(
             "resumed from {} at epoch {}{} (step {})",
@@ -296,7 +297,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             .with_context(|| format!("cannot create run folder {}", out.display()))?;
         write_config(out, cfg)?;
     }
-    let log = RunLog::new(main_rank.then_some(out.as_path()));
+    let mut log = RunLog::new(main_rank.then_some(out.as_path()), opts.resume.then_some(at.step))?;
 
     let loader = Loader::new(
         train_set.data.clone(),
@@ -341,7 +342,12 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             epoch_data_wait: within.4,
             ..checkpoint::Meta::at_epoch_end(at.epoch, at.step, cfg.to_toml(), cfg.seed, at.train_seconds, at.images)
         };
-        checkpoint::save(&ckpt_path, &state, &meta)?;
+        checkpoint::save_with(
+            &ckpt_path,
+            &state,
+            &meta,
+            &build::header(cfg, at.epoch, "unmix checkpoint: every tensor of the run"),
+        )?;
         write_config(out, cfg)
     };
 
@@ -446,7 +452,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             // The checkpoint first: after a kill between the two, the resumed run cuts the log
             // back to the checkpoint instead of holding an epoch the checkpoint lacks.
             save(&trainer, &eval, &at, (0, 0.0, 0, 0.0, 0.0))?;
-            log.epoch(&record.json())?;
+            log.epoch(&record)?;
             say!("{}", record.line(cfg.train.epochs));
         }
         if let Some(d) = &dist {
