@@ -7,8 +7,16 @@
 #       fp32 and bf16 (PyTorch: torch.autocast on CPU),
 #   (c) kNN evaluation over the 60k bank and 10k test images.
 #
-#   scripts/bench.sh [--data DIR] [--steps N] [--tiny] [--set KEY=VALUE ...]
+#   scripts/bench.sh [--data DIR] [--steps N] [--tiny] [--avx2] [--bf16] [--set KEY=VALUE ...]
 #
+# bf16 rows run only where the CPU computes bf16 natively (AVX-512 BF16 or AMX, and oneDNN not
+# limited to AVX2): elsewhere both libraries emulate it, many times slower than fp32 (PyTorch's
+# bf16 fmnist step had not finished 60 steps after 9 minutes on a 2-core AVX2 EPYC, against 77 s
+# for fp32), and unmix warns against that setting. --bf16 runs them anyway.
+# --avx2 runs both sides with oneDNN and ATen limited to AVX2 kernels (ONEDNN_MAX_CPU_ISA=AVX2,
+# ATEN_CPU_CAPABILITY=avx2): the stand-in, on an AVX-512 machine, for an AVX2-only CPU. Setting
+# those variables yourself does the same. The CPU model, its flags and the two variables are
+# printed first: figures hold for a machine class, not for every CPU.
 # --tiny runs every workload for a few steps on the repository's Fashion-MNIST fixture (what CI
 # checks: that the benchmark runs). --set passes a config override to unmix's loop and step runs
 # (e.g. --set model.memory_format='"channels-last"'; PyTorch's side is unchanged). Prints a table
@@ -19,6 +27,7 @@ data=/usr/share/datasets/fashion-mnist
 loop_steps=120
 step_steps=20
 tiny=0
+bf16=auto
 set=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,7 +35,9 @@ while [ $# -gt 0 ]; do
     --steps) loop_steps="$2"; shift 2 ;;
     --tiny) tiny=1; data=crates/unmix-data/tests/fixtures/fashion-mnist; loop_steps=3; step_steps=2; shift ;;
     --set) set+=(--set "$2"); shift 2 ;;
-    *) echo "unknown argument $1 (use --data DIR, --steps N, --tiny, --set KEY=VALUE)" >&2; exit 2 ;;
+    --bf16) bf16=1; shift ;;
+    --avx2) export ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2; shift ;;
+    *) echo "unknown argument $1 (use --data DIR, --steps N, --tiny, --avx2, --bf16, --set KEY=VALUE)" >&2; exit 2 ;;
   esac
 done
 [ -x .venv/bin/python ] || scripts/setup.sh
@@ -47,6 +58,14 @@ extra = f"   vs PyTorch fp32 {u['images_per_second'] / ref['images_per_second']:
 print(f"{name:<34} {u['images_per_second']:10.1f} {p['images_per_second']:10.1f} {r:7.2f}x   RSS {u['peak_rss_gib']:.2f} / {p['peak_rss_gib']:.2f} GiB{extra}")
 PY
 }
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
+echo "cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ')"
+echo "kernels: ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-unset} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-unset} (unset: the best this CPU has)"
+if [ "$bf16" = auto ]; then
+  if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && [ "${ONEDNN_MAX_CPU_ISA:-}" != AVX2 ]; then bf16=1; else bf16=0; fi
+  [ "$tiny" = 1 ] && bf16=1   # CI checks that the bf16 rows run, at a size where emulation is quick
+fi
+[ "$bf16" = 1 ] || echo "bf16 rows skipped: no native bf16 here (AVX-512 BF16 / AMX), both sides would emulate it; --bf16 runs them"
 printf "%-34s %10s %10s %8s\n" workload "unmix/s" "pytorch/s" ratio
 [ "$tiny" = 1 ] && small=(--batch 32) || small=()
 row "(a) fmnist loop, data included" "$($u bench loop --steps "$loop_steps" --data "$data" --workers 1 ${set[@]+"${set[@]}"} | tail -1)" "$("${py[@]}" loop --steps "$loop_steps" --data "$data" --workers 2)"
@@ -57,8 +76,10 @@ for model in fmnist cifar-resnet18; do
   [ "$tiny" = 1 ] && { b=16; n=$step_steps; }
   pf=$("${py[@]}" step --model $model --batch $b --steps $n)
   row "(b) step $model b$b fp32" "$($u bench step --model $model --batch $b --steps $n ${set[@]+"${set[@]}"})" "$pf"
-  pb=$("${py[@]}" step --model $model --batch $b --steps $n --precision bf16)
-  row "(b) step $model b$b bf16 (autocast)" "$($u bench step --model $model --batch $b --steps $n --precision bf16 ${set[@]+"${set[@]}"})" "$pb" "$pf"
+  if [ "$bf16" = 1 ]; then
+    pb=$("${py[@]}" step --model $model --batch $b --steps $n --precision bf16)
+    row "(b) step $model b$b bf16 (autocast)" "$($u bench step --model $model --batch $b --steps $n --precision bf16 ${set[@]+"${set[@]}"})" "$pb" "$pf"
+  fi
 done
 row "(c) kNN, 60k bank + 10k test" "$($u bench knn --data "$data")" "$("${py[@]}" knn --data "$data" --workers 2)"
 echo "(images/second; RSS = peak resident memory, unmix / PyTorch incl. its loader workers; details in $out)"

@@ -66,6 +66,42 @@ if [ -f "$torch_dir/lib/libtorch_cuda.so" ] && [ -n "$cuda_inc" ] && { [ ! -f "$
 fi
 ln -sfn "$torch_dir" "$venv/libtorch"
 
+# Sample photos for the "pretrain on your photos" quickstart and its test: the real photos that
+# ship inside two PyPI wheels (downloaded, not installed): foolbox's 20 ImageNet and 40 CIFAR
+# samples and scikit-image's 18 colour and greyscale photos, into data/photos/ (two subfolders;
+# unlabeled). Labeled: foolbox's 20 CIFAR-10 samples by class into data/photos-labeled/CLASS/.
+if [ ! -f data/photos/.complete ]; then
+  echo "setup: fetching sample photos (the foolbox and scikit-image wheels, about 15 MB) into data/photos"
+  tmp=$(mktemp -d)
+  "$venv/bin/python" -m pip download --disable-pip-version-check -q --no-deps "foolbox==3.3.4" "scikit-image==0.26.0" -d "$tmp"
+  "$venv/bin/python" - "$tmp" <<'PY'
+import glob, os, re, sys, zipfile
+tmp = sys.argv[1]
+cifar10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+os.makedirs("data/photos/foolbox", exist_ok=True)
+os.makedirs("data/photos/scikit-image", exist_ok=True)
+skip = {"chessboard_GRAY.png", "chessboard_RGB.png", "microaneurysms.png", "phantom.png", "logo.png", "text.png", "page.png", "cell.png"}
+for wheel in glob.glob(os.path.join(tmp, "*.whl")):
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            base = os.path.basename(name)
+            if re.fullmatch(r"foolbox/data/(imagenet|cifar10|cifar100)_\d+_\d+\.(png|jpg)", name):
+                with open(os.path.join("data/photos/foolbox", base), "wb") as f:
+                    f.write(z.read(name))
+                m = re.fullmatch(r"cifar10_\d+_(\d+)\.png", base)
+                if m:
+                    d = os.path.join("data/photos-labeled", cifar10[int(m.group(1))])
+                    os.makedirs(d, exist_ok=True)
+                    with open(os.path.join(d, base), "wb") as f:
+                        f.write(z.read(name))
+            elif re.fullmatch(r"skimage/data/[^/]+\.(png|jpg)", name) and base not in skip:
+                with open(os.path.join("data/photos/scikit-image", base), "wb") as f:
+                    f.write(z.read(name))
+PY
+  rm -rf "$tmp"
+  touch data/photos/.complete
+fi
+
 if [ "$want" != 2.13 ]; then
   # The variant: the tracked tree copied to target/torch-$want with tch pinned to its release and
   # .cargo/config.toml pointing at this venv's libtorch (its own Cargo.lock and target folder).

@@ -113,6 +113,9 @@ pub enum Dataset {
     Stl10,
     TinyImagenet,
     ImageFolder,
+    /// A folder of unlabeled images at any depth (one's own photos); evaluation needs
+    /// `data.eval_root`.
+    UnlabeledFolder,
 }
 
 impl Dataset {
@@ -134,7 +137,15 @@ impl Dataset {
             Dataset::Stl10 => "stl10",
             Dataset::TinyImagenet => "tiny-imagenet",
             Dataset::ImageFolder => "image-folder",
+            Dataset::UnlabeledFolder => "unlabeled-folder",
         }
+    }
+}
+
+impl Dataset {
+    /// Folders of image files, whose images vary in size.
+    pub fn is_folder(self) -> bool {
+        matches!(self, Dataset::ImageFolder | Dataset::UnlabeledFolder)
     }
 }
 
@@ -181,6 +192,11 @@ pub struct DataConfig {
     pub eval_resize: usize,
     #[serde(default)]
     pub eval_crop: usize,
+    /// A labeled folder for kNN, probes and embedding maps (`ROOT/CLASS/IMAGE`, or `ROOT/train/CLASS/IMAGE`
+    /// and `ROOT/val/CLASS/IMAGE`) when pretraining on a folder; without it an unlabeled-folder run
+    /// is not evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_root: Option<String>,
 }
 
 /// The augmentation recipe of one view (torchvision semantics).
@@ -634,6 +650,9 @@ impl Config {
         if let Ok(abs) = std::path::absolute(Path::new(&c.data.root)) {
             c.data.root = abs.display().to_string();
         }
+        if let Some(Ok(abs)) = c.data.eval_root.as_ref().map(|r| std::path::absolute(Path::new(r))) {
+            c.data.eval_root = Some(abs.display().to_string());
+        }
         c
     }
 
@@ -687,10 +706,22 @@ impl Config {
         if c.data.eval_resize > 0 && (c.data.eval_crop == 0 || c.data.eval_crop > c.data.eval_resize) {
             bail!("data.eval_crop = {} must be in 1..=data.eval_resize ({})", c.data.eval_crop, c.data.eval_resize);
         }
-        if c.data.dataset == Dataset::ImageFolder
+        if c.data.dataset.is_folder()
             && (c.data.eval_resize == 0 || c.augment.view1.crop_size == 0 || c.view2().crop_size == 0)
         {
-            bail!("image-folder images vary in size: set augment.view1.crop_size (and view2's) and data.eval_resize / data.eval_crop (e.g. 256 / 224)");
+            bail!(
+                "{} images vary in size: set augment.view1.crop_size (and view2's) and data.eval_resize / data.eval_crop (e.g. 256 / 224)",
+                c.data.dataset
+            );
+        }
+        if c.data.eval_root.is_some() && !c.data.dataset.is_folder() {
+            bail!(
+                "data.eval_root is for pretraining on a folder (data.dataset = \"image-folder\" or \"unlabeled-folder\"); {} evaluates on its own test split: remove data.eval_root",
+                c.data.dataset
+            );
+        }
+        if c.data.eval_root.as_deref() == Some("") {
+            bail!("data.eval_root is empty: give a labeled folder (ROOT/CLASS/IMAGE) or remove the key");
         }
         if c.model.in_channels != channels {
             bail!(

@@ -2,7 +2,7 @@
 
 use crate::config::{Config, Dataset as DatasetKind, OnBadImage, ViewConfig};
 use anyhow::{Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::{Device, Tensor};
 use unmix_data::augment::{ColorJitter, GaussianBlur, RandomResizedCrop, ViewRecipe};
@@ -19,17 +19,20 @@ pub struct Split {
     pub classes: usize,
     /// Class names by label, where the dataset has them (empty otherwise).
     pub names: Vec<String>,
+    /// The image files by index, for datasets of files (empty otherwise).
+    pub files: Vec<PathBuf>,
 }
 
 impl Split {
     fn from_set(set: ImageSet) -> Split {
         let (labels, classes) = (set.labels.clone(), set.num_classes);
-        Split { data: Arc::new(set), labels, classes, names: Vec::new() }
+        Split { data: Arc::new(set), labels, classes, names: Vec::new(), files: Vec::new() }
     }
 
     fn from_folder(f: ImageFolder) -> Split {
         let (labels, classes, names) = (f.labels().to_vec(), f.classes().len(), f.classes().to_vec());
-        Split { data: Arc::new(f), labels, classes, names }
+        let files = (0..f.len()).map(|i| f.path(i).to_path_buf()).collect();
+        Split { data: Arc::new(f), labels, classes, names, files }
     }
 
     pub fn len(&self) -> usize {
@@ -50,6 +53,7 @@ impl Split {
             labels: self.labels[..n].to_vec(),
             classes: self.classes,
             names: self.names,
+            files: self.files.into_iter().take(n).collect(),
         }
     }
 }
@@ -98,11 +102,64 @@ impl Dataset for Concat {
     }
 }
 
+/// Where a folder run's labeled evaluation images are: `data.eval_root` when given, else (for
+/// image-folder) `data.root`. A folder with `train/` and `val/` gives both splits; any other
+/// folder is both bank and test, and kNN leaves each image's own match out.
+pub struct EvalFolder {
+    pub bank: PathBuf,
+    pub test: PathBuf,
+}
+
+impl EvalFolder {
+    pub fn of(cfg: &Config) -> Option<EvalFolder> {
+        let root = match (&cfg.data.eval_root, cfg.data.dataset) {
+            (Some(r), _) => PathBuf::from(r),
+            (None, DatasetKind::ImageFolder) => PathBuf::from(&cfg.data.root),
+            _ => return None,
+        };
+        Some(if root.join("train").is_dir() {
+            EvalFolder { bank: root.join("train"), test: root.join("val") }
+        } else {
+            EvalFolder { bank: root.clone(), test: root }
+        })
+    }
+
+    /// Bank and test are the same images (kNN scores each image against the others).
+    pub fn same_images(&self) -> bool {
+        self.bank == self.test
+    }
+}
+
+/// Whether the run has labeled images to evaluate on (kNN, probes, embedding maps).
+pub fn has_labels(cfg: &Config) -> bool {
+    cfg.data.dataset != DatasetKind::UnlabeledFolder || cfg.data.eval_root.is_some()
+}
+
+/// Whether kNN's bank and test split are the same images (a folder without train/ and val/).
+pub fn leave_one_out(cfg: &Config) -> bool {
+    EvalFolder::of(cfg).is_some_and(|f| f.same_images())
+}
+
+/// The message for an evaluation asked of a run without labels.
+pub const NO_LABELS: &str = "data.dataset = \"unlabeled-folder\" has no labels to evaluate with: set data.eval_root to a labeled \
+    folder (ROOT/CLASS/IMAGE, or ROOT/train/CLASS/IMAGE and ROOT/val/CLASS/IMAGE), e.g. --set data.eval_root=\"/path/to/labeled\" \
+    (`unmix embed --split images` embeds the unlabeled images themselves)";
+
 /// Loads the train (`train = true`, the kNN bank and probe training set) or test split.
 pub fn load_split(cfg: &Config, train: bool) -> Result<Split> {
     let root = Path::new(&cfg.data.root);
     let split = if train { "train" } else { "test" };
-    let sub = |name: &str| root.join(name);
+    if let Some(f) = EvalFolder::of(cfg) {
+        let dir = if train { &f.bank } else { &f.test };
+        let key = if cfg.data.eval_root.is_some() { "data.eval_root" } else { "data.root" };
+        let set = ImageFolder::open(dir)
+            .map(Split::from_folder)
+            .with_context(|| format!("loading the labeled {split} images from {key} ({})", dir.display()))?;
+        if set.is_empty() {
+            anyhow::bail!("the labeled folder {} has no images", dir.display());
+        }
+        return Ok(set);
+    }
     let loaded: Result<Split, DataError> = match cfg.data.dataset {
         DatasetKind::FashionMnist | DatasetKind::Mnist => idx::load_mnist_like(root, train).map(Split::from_set),
         DatasetKind::Cifar10 => cifar::load_cifar10(root, train).map(Split::from_set),
@@ -111,12 +168,7 @@ pub fn load_split(cfg: &Config, train: bool) -> Result<Split> {
             stl10::load_stl10(root, if train { Stl10Split::Train } else { Stl10Split::Test }).map(Split::from_set)
         }
         DatasetKind::TinyImagenet => ImageFolder::tiny_imagenet(root, train).map(Split::from_folder),
-        // ImageNet layout: ROOT/train/CLASS/*.JPEG and ROOT/val/CLASS/*.JPEG. A plain
-        // ROOT/CLASS/* folder serves as both (kNN then scores the training images themselves).
-        DatasetKind::ImageFolder => {
-            let dir = if sub("train").is_dir() { sub(if train { "train" } else { "val" }) } else { root.to_path_buf() };
-            ImageFolder::open(&dir).map(Split::from_folder)
-        }
+        DatasetKind::ImageFolder | DatasetKind::UnlabeledFolder => anyhow::bail!(NO_LABELS),
     };
     let mut set = loaded.with_context(|| {
         format!("loading the {split} split of {} from data.root = {}", cfg.data.dataset, root.display())
@@ -148,6 +200,21 @@ pub fn class_names(dataset: DatasetKind) -> &'static [&'static str] {
 /// The pretraining set: the train split, plus the 100k unlabeled images for STL-10 (as is usual),
 /// cut to `data.limit`.
 pub fn load_pretrain(cfg: &Config) -> Result<Split> {
+    let root = Path::new(&cfg.data.root);
+    let folder = match cfg.data.dataset {
+        DatasetKind::UnlabeledFolder => Some(ImageFolder::unlabeled(root)),
+        // ImageNet layout (ROOT/train/CLASS) or one folder of classes.
+        DatasetKind::ImageFolder => {
+            Some(ImageFolder::open(&if root.join("train").is_dir() { root.join("train") } else { root.to_path_buf() }))
+        }
+        _ => None,
+    };
+    if let Some(f) = folder {
+        let set = f.map(Split::from_folder).with_context(|| {
+            format!("loading the images of {} from data.root = {}", cfg.data.dataset, root.display())
+        })?;
+        return Ok(set.limit(cfg.data.limit));
+    }
     let mut set = load_split(cfg, true)?;
     if cfg.data.dataset == DatasetKind::Stl10 {
         let root = Path::new(&cfg.data.root);
@@ -159,6 +226,7 @@ pub fn load_pretrain(cfg: &Config) -> Result<Split> {
             labels: set.labels.into_iter().chain(std::iter::repeat_n(0, n)).collect(),
             classes: set.classes,
             names: set.names,
+            files: Vec::new(),
         };
     }
     Ok(set.limit(cfg.data.limit))

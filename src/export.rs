@@ -9,17 +9,47 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use tch::{Kind, Tensor};
 
-/// Writes the embeddings of the train (`train`) or test split of a rebuilt network, with their
-/// labels, into one NumPy `.npz` file (`embeddings`: N x D float32, `labels`: N int64). Returns
-/// the embeddings' shape.
-pub fn write_embeddings(run: &LoadedRun, train: bool, which: Features, out: &Path) -> Result<Vec<i64>> {
-    let set = crate::data::load_split(&run.cfg, train)?;
+/// Which images `unmix embed` embeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmbedSplit {
+    /// The labeled train split (the kNN bank).
+    Train,
+    /// The labeled test split.
+    Test,
+    /// The pretraining images (e.g. one's own unlabeled photos), labels 0 where there are none.
+    Images,
+}
+
+/// Writes the embeddings of `split` of a rebuilt network, with their labels, into one NumPy `.npz`
+/// file (`embeddings`: N x D float32, `labels`: N int64), and for image files their paths in the
+/// same order, one per line, into `OUT.files.txt`. Returns the embeddings' shape and the file list's
+/// path, if written.
+pub fn write_embeddings(
+    run: &LoadedRun,
+    split: EmbedSplit,
+    which: Features,
+    out: &Path,
+) -> Result<(Vec<i64>, Option<std::path::PathBuf>)> {
+    let set = match split {
+        EmbedSplit::Train => crate::data::load_split(&run.cfg, true)?,
+        EmbedSplit::Test => crate::data::load_split(&run.cfg, false)?,
+        EmbedSplit::Images => crate::data::load_pretrain(&run.cfg)?,
+    };
     let x = crate::eval::embed_split(&run.cfg, run.device, run.method.as_ref(), &set, which, false)?;
     let x = x.to_kind(Kind::Float).to_device(tch::Device::Cpu);
     let labels = crate::eval::linear::labels_tensor(&set.labels, tch::Device::Cpu);
     Tensor::write_npz(&[("embeddings", &x), ("labels", &labels)], out)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    Ok(x.size())
+    let list = (!set.files.is_empty()).then(|| {
+        let mut name = out.as_os_str().to_owned();
+        name.push(".files.txt");
+        std::path::PathBuf::from(name)
+    });
+    if let Some(list) = &list {
+        let text: String = set.files.iter().map(|f| format!("{}\n", f.display())).collect();
+        std::fs::write(list, text).with_context(|| format!("cannot write {}", list.display()))?;
+    }
+    Ok((x.size(), list))
 }
 
 /// `unmix export`: the backbone of `checkpoint` into `out` (torchvision names, header metadata)

@@ -59,13 +59,17 @@ enum Command {
     /// Weighted kNN accuracy of a checkpoint's encoder (bank: train split, queries: test split).
     Knn {
         /// Checkpoint file (a run's checkpoints/last.safetensors).
-        #[arg(long, value_name = "FILE", required_unless_present = "random_init")]
+        #[arg(long, value_name = "FILE", required_unless_present_any = ["random_init", "raw_pixels"])]
         checkpoint: Option<PathBuf>,
         /// Evaluate a randomly initialised network built from --config instead (the baseline
         /// every pretraining must beat).
         #[arg(long, requires = "config", conflicts_with = "checkpoint")]
         random_init: bool,
-        /// Config for --random-init.
+        /// kNN on the evaluation images' normalized pixels, no network: the other baseline, with
+        /// the same readout (k, t, metric, bank and queries) as --config's.
+        #[arg(long, requires = "config", conflicts_with_all = ["checkpoint", "random_init"])]
+        raw_pixels: bool,
+        /// Config for --random-init or --raw-pixels.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Dataset folder, if not where the run found it.
@@ -168,7 +172,8 @@ enum Command {
         /// Dataset folder, if not where the run found it.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
-        /// "test" or "train".
+        /// "test" or "train" (labeled splits), or "images": the pretraining images themselves
+        /// (an unlabeled folder's photos).
         #[arg(long, default_value = "test")]
         split: String,
         /// "backbone" (pooled features) or "head" (projection output).
@@ -420,12 +425,25 @@ fn run(cli: Cli) -> Result<i32> {
             say!("training images/second: {:.1}", summary.images_per_second);
             Ok(0)
         }
-        Command::Knn { checkpoint, random_init: _, config, data, k, t, mut set } => {
+        Command::Knn { checkpoint, random_init: _, raw_pixels, config, data, k, t, mut set } => {
             if let Some(k) = k {
                 set.push(format!("eval.knn_k={k}"));
             }
             if let Some(t) = t {
                 set.push(format!("eval.knn_t={t}"));
+            }
+            if raw_pixels {
+                let config = config.as_deref().expect("clap: --raw-pixels requires --config");
+                let cfg = unmix::config::Config::load(config, &with_data(set, data))?;
+                let device = unmix::build::runtime(&cfg)?;
+                let r = KnnData::load(&cfg)?.evaluate_raw_pixels(&cfg, device)?;
+                say!(
+                    "kNN top-1: {:.2}%  top-5: {:.2}%  (raw pixels; {})",
+                    r.top1,
+                    r.top5,
+                    unmix::eval::knn::raw_pixels_protocol(&cfg, &r)
+                );
+                return Ok(0);
             }
             let run = network(checkpoint.as_deref(), config.as_deref(), &with_data(set, data))?;
             let r = KnnData::load(&run.cfg)?.evaluate(&run.cfg, run.device, run.method.as_ref())?;
@@ -529,16 +547,20 @@ fn run(cli: Cli) -> Result<i32> {
                 "head" => unmix::method::Features::Head,
                 f => anyhow::bail!("--features {f}: use \"backbone\" or \"head\""),
             };
-            let train = match split.as_str() {
-                "train" => true,
-                "test" => false,
-                s => anyhow::bail!("--split {s}: use \"train\" or \"test\""),
+            let split = match split.as_str() {
+                "train" => unmix::export::EmbedSplit::Train,
+                "test" => unmix::export::EmbedSplit::Test,
+                "images" => unmix::export::EmbedSplit::Images,
+                s => anyhow::bail!("--split {s}: use \"train\", \"test\" or \"images\""),
             };
             not_over_a_checkpoint(&out, &path)?;
             writable(&out)?;
             let run = LoadedRun::from_checkpoint(&path, &with_data(vec![], data))?;
-            let shape = unmix::export::write_embeddings(&run, train, which, &out)?;
+            let (shape, list) = unmix::export::write_embeddings(&run, split, which, &out)?;
             say!("wrote {} (numpy.load: `embeddings` {shape:?} float32, `labels` int64)", out.display());
+            if let Some(list) = list {
+                say!("wrote {} (the image files, one per line, in the embeddings' order)", list.display());
+            }
             Ok(0)
         }
         Command::Linear { checkpoint: path, random_init: _, config, protocol, preset, epochs, lr, data, set, out } => {

@@ -394,6 +394,9 @@ fn keys_with_values(t: &toml::Table, prefix: &str, out: &mut Vec<(String, toml::
     }
 }
 
+/// Configs that did not exist at commit b3f2962.
+const ADDED_AFTER_B3F2962: &[&str] = &["photos-mocov2.toml"];
+
 #[test]
 fn every_shipped_config_resolves_as_before_the_typed_settings() {
     // tests/fixtures/resolved-configs holds each shipped config as resolved by commit b3f2962,
@@ -404,6 +407,10 @@ fn every_shipped_config_resolves_as_before_the_typed_settings() {
         let path = e.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let now = Config::load(&path, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        // Configs shipped after b3f2962 have no earlier resolution to match (they still must load).
+        if ADDED_AFTER_B3F2962.contains(&name.as_str()) {
+            continue;
+        }
         let old_text = std::fs::read_to_string(root.join("tests/fixtures/resolved-configs").join(&name))
             .unwrap_or_else(|_| panic!("no snapshot for {name}"));
         let before = Config::from_saved_toml(&old_text, &name, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));

@@ -58,19 +58,24 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
     )?;
     let epoch_x = column(&epochs, "epoch");
     // Epochs without a kNN evaluation leave gaps that the plot skips; every value is a dot.
-    plot::line_plot(
-        &run.join("accuracy.png"),
-        &format!("Test top-1: {label}"),
-        "epoch",
-        "top-1 (%)",
-        &epoch_x,
-        &[("kNN", column(&epochs, "knn_top1")), ("online linear probe", column(&epochs, "online_probe_top1"))],
-    )?;
+    let labeled = crate::data::has_labels(&cfg);
+    if labeled {
+        plot::line_plot(
+            &run.join("accuracy.png"),
+            &format!("Test top-1: {label}"),
+            "epoch",
+            "top-1 (%)",
+            &epoch_x,
+            &[("kNN", column(&epochs, "knn_top1")), ("online linear probe", column(&epochs, "online_probe_top1"))],
+        )?;
+    }
 
     // Embedding map of (up to) 2000 test images.
     let ckpt = run.join(crate::checkpoint::RUN_CHECKPOINT);
     let mut embed_note = String::from("no checkpoint yet");
-    if ckpt.exists() {
+    if !crate::data::has_labels(&cfg) {
+        embed_note = "no labeled images (data.eval_root is not set), so no embedding map".to_string();
+    } else if ckpt.exists() {
         let loaded = LoadedRun::from_checkpoint(&ckpt, &[])?;
         let test = crate::data::load_split(&cfg, false)?.limit(2000);
         let f = crate::eval::embed_split(&cfg, loaded.device, loaded.method.as_ref(), &test, cfg.eval.features, true)?;
@@ -144,7 +149,9 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
         );
     }
     md += &format!(
-        "\n## Plots\n\n![loss](loss.png)\n![lr](lr.png)\n![kNN](accuracy.png)\n![embeddings](embeddings.png)\n\nEmbedding map: {embed_note}.\n\n## Resolved configuration\n\n```toml\n{}```\n",
+        "\n## Plots\n\n![loss](loss.png)\n![lr](lr.png)\n{}{}\nEmbedding map: {embed_note}.\n\n## Resolved configuration\n\n```toml\n{}```\n",
+        if labeled { "![kNN](accuracy.png)\n" } else { "" },
+        if run.join("embeddings.png").exists() { "![embeddings](embeddings.png)\n" } else { "" },
         cfg.to_toml()
     );
     let out = run.join("report.md");

@@ -67,7 +67,8 @@ impl Finished {
 
 /// The end-of-epoch evaluation: kNN when due, and the online probe's test accuracy.
 struct EpochEval {
-    knn: KnnData,
+    /// None without labeled images (an unlabeled folder without data.eval_root).
+    knn: Option<KnnData>,
     probe: Option<OnlineProbe>,
     classes: i64,
     use_probe: bool,
@@ -75,9 +76,15 @@ struct EpochEval {
 
 impl EpochEval {
     fn new(cfg: &Config) -> Result<EpochEval> {
-        let knn = KnnData::load(cfg)?;
-        let classes = knn.classes() as i64;
-        let use_probe = cfg.eval.online_probe && cfg.data.dataset != Dataset::Stl10 && classes > 1;
+        let knn = if crate::data::has_labels(cfg) { Some(KnnData::load(cfg)?) } else { None };
+        let classes = knn.as_ref().map_or(0, |k| k.classes() as i64);
+        // The probe learns from the pretraining images' labels: not for STL-10 (mostly
+        // unlabeled), unlabeled folders, or a separate labeled folder.
+        let use_probe = cfg.eval.online_probe
+            && cfg.data.dataset != Dataset::Stl10
+            && cfg.data.eval_root.is_none()
+            && knn.as_ref().is_some_and(|k| !k.leave_one_out)
+            && classes > 1;
         Ok(EpochEval { knn, probe: None, classes, use_probe })
     }
 
@@ -104,12 +111,12 @@ impl EpochEval {
         Ok(())
     }
 
-    fn knn(&self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<KnnResult> {
-        self.knn.evaluate(cfg, device, trainer.method.as_ref())
+    fn knn(&self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<Option<KnnResult>> {
+        self.knn.as_ref().map(|k| k.evaluate(cfg, device, trainer.method.as_ref())).transpose()
     }
 
     fn probe_accuracy(&mut self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<Option<f64>> {
-        let Some(p) = &self.probe else { return Ok(None) };
+        let (Some(p), Some(knn)) = (&self.probe, &self.knn) else { return Ok(None) };
         if !p.is_finite() {
             say!(
                 "warning: the online probe diverged (eval.online_probe_lr = {} is too large for these features); it is left out of this run",
@@ -119,8 +126,8 @@ impl EpochEval {
             return Ok(None);
         }
         let test =
-            crate::eval::embed_split(cfg, device, trainer.method.as_ref(), &self.knn.test, Features::Backbone, false)?;
-        let y = crate::eval::linear::labels_tensor(&self.knn.test.labels, device);
+            crate::eval::embed_split(cfg, device, trainer.method.as_ref(), &knn.test, Features::Backbone, false)?;
+        let y = crate::eval::linear::labels_tensor(&knn.test.labels, device);
         Ok(Some(crate::eval::linear::accuracy(&p.logits(&test), &y).0))
     }
 }
@@ -236,7 +243,14 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
 
     let train_set = load_pretrain(cfg)?;
     let mut eval = EpochEval::new(cfg)?;
-    check_splits(cfg, &train_set, &eval.knn)?;
+    if let Some(knn) = &eval.knn {
+        check_splits(cfg, &train_set, knn)?;
+    } else if main_rank && !opts.skip_eval {
+        say!(
+            "no labeled images (data.eval_root is not set): kNN and the online probe are skipped; \
+             set data.eval_root to a labeled folder (ROOT/CLASS/IMAGE) to evaluate"
+        );
+    }
     let per_epoch = num_batches(train_set.len(), cfg.train.batch_size * world, cfg.train.drop_last);
     if per_epoch == 0 {
         bail!(
@@ -244,6 +258,17 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             train_set.len(),
             cfg.train.batch_size
         );
+    }
+    if let crate::method::MethodConfig::Moco(m) = &cfg.method {
+        if main_rank && m.queue as usize > train_set.len() {
+            say!(
+                "warning: method.queue = {} holds more keys than there are images ({}): the queue's negatives include older \
+                 keys of each query's own image; for a folder this small, lower method.queue (a multiple of {})",
+                m.queue,
+                train_set.len(),
+                cfg.train.batch_size * world * if m.symmetric { 2 } else { 1 }
+            );
+        }
     }
     let mut trainer = Trainer::new(cfg, device, dist.clone(), per_epoch)?;
     if world > 1 && main_rank {
@@ -428,8 +453,8 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         let due = cfg.eval.knn_every > 0 && at.epoch.is_multiple_of(cfg.eval.knn_every);
         let knn = if main_rank && !opts.skip_eval && (due || at.epoch == cfg.train.epochs) {
             let r = eval.knn(cfg, device, &trainer)?;
-            last_knn = Some(r);
-            Some(r)
+            last_knn = r.or(last_knn);
+            r
         } else {
             None
         };
@@ -487,6 +512,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         final_loss: last_loss.is_finite().then_some(last_loss),
         images_per_second: if at.train_seconds > 0.0 { at.images as f64 / at.train_seconds } else { 0.0 },
         knn: last_knn.map(|r| KnnSummary::new(cfg, &r)),
+        machine: Some(summary::machine()),
         method: cfg.method.name().to_string(),
         online_probe: last_probe.map(|top1| ProbeSummary { protocol: PROBE_PROTOCOL.to_string(), top1 }),
         peak_rss_mib: summary::peak_rss_mib(),

@@ -17,6 +17,10 @@ pub struct Summary {
     pub images_per_second: f64,
     /// The last kNN evaluation, with its protocol.
     pub knn: Option<KnnSummary>,
+    /// The machine the run (its last part, for a resumed run) trained on: CPU model, cores and
+    /// the instruction-set flags speed depends on; absent in summaries of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     pub method: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_probe: Option<ProbeSummary>,
@@ -51,6 +55,26 @@ impl KnnSummary {
     pub fn new(cfg: &Config, r: &KnnResult) -> KnnSummary {
         KnnSummary { k: r.k, protocol: knn::protocol(cfg, r), t: r.t, top1: r.top1, top5: r.top5 }
     }
+}
+
+/// "CPU MODEL, N cores; FLAGS" with the flags among avx2, avx512f, avx512_bf16, amx_bf16 that
+/// this CPU has (every speed or accuracy figure names its machine class).
+pub fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let model = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let flags = field("flags").unwrap_or_default();
+    let have: Vec<&str> = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
+        .into_iter()
+        .filter(|f| flags.split(' ').any(|x| x == *f))
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cores} cores; {}", if have.is_empty() { "no avx2".to_string() } else { have.join(" ") })
 }
 
 /// Peak resident memory of this process in MiB (Linux), if known.

@@ -1,6 +1,8 @@
 //! Datasets of image files, decoded on demand (in the loader's worker threads).
 //!
 //! * [`ImageFolder::open`]: torchvision's `ImageFolder` layout, `ROOT/CLASS/.../*.{jpg,jpeg,png}`.
+//! * [`ImageFolder::unlabeled`]: a folder of unlabeled images, `ROOT/.../*.{jpg,jpeg,png}` at any
+//!   depth (one's own photos), every image label 0.
 //! * [`ImageFolder::tiny_imagenet`]: the Tiny ImageNet layout (`wnids.txt`, `train/WNID/images/`,
 //!   `val/images/` + `val/val_annotations.txt`).
 //!
@@ -128,6 +130,22 @@ impl ImageFolder {
             return Err(not_found(root, "class subfolders".to_string(), HINT));
         }
         Ok(ImageFolder { root: root.to_path_buf(), classes, files, labels })
+    }
+
+    /// A folder of unlabeled images: every `.jpg` / `.jpeg` / `.png` file (any case) below `root`,
+    /// at any depth, in the same sorted walk order as [`ImageFolder::open`]; one class
+    /// ("unlabeled"), every label 0. Subfolder names mean nothing here.
+    pub fn unlabeled(root: &Path) -> Result<ImageFolder> {
+        const HINT: &str = "expected a folder holding .jpg/.jpeg/.png files (subfolders are searched too)";
+        if !root.is_dir() {
+            return Err(not_found(root, format!("folder {}", root.display()), HINT));
+        }
+        let files = collect_images(root)?;
+        if files.is_empty() {
+            return Err(not_found(root, format!("image files under {}", root.display()), HINT));
+        }
+        let labels = vec![0; files.len()];
+        Ok(ImageFolder { root: root.to_path_buf(), classes: vec!["unlabeled".to_string()], files, labels })
     }
 
     /// Tiny ImageNet (`tiny-imagenet-200.zip`). `root` is the `tiny-imagenet-200` folder or its

@@ -200,6 +200,35 @@ fn nested_folders_follow_torchvision_walk_order() {
 }
 
 #[test]
+fn unlabeled_folder_takes_every_image_at_any_depth() {
+    let t = tempfile::tempdir().unwrap();
+    let png = std::fs::read(fixtures().join("image-folder/jeep/jeep1_palette.png")).unwrap();
+    let jpg = std::fs::read(fixtures().join("image-folder/bird/eagle.jpg")).unwrap();
+    for (rel, bytes) in
+        [("top.png", &png), ("b/z.JPG", &jpg), ("b/sub/deep/a.png", &png), ("a/x.jpeg", &jpg), ("a/notes.txt", &png)]
+    {
+        let p = t.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let f = ImageFolder::unlabeled(t.path()).unwrap();
+    // Files directly in the root count too (they would be skipped by ImageFolder::open).
+    assert_eq!(names(&f), ["top.png", "a/x.jpeg", "b/z.JPG", "b/sub/deep/a.png"]);
+    assert_eq!(f.labels(), [0, 0, 0, 0]);
+    assert_eq!(f.classes(), ["unlabeled"]);
+    let img = f.image(1).unwrap();
+    assert_eq!((img.channels, img.height, img.width), (3, 72, 96));
+
+    let msg = ImageFolder::unlabeled(&t.path().join("missing")).unwrap_err().to_string();
+    assert!(msg.contains("missing"), "{msg}");
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir(empty.path().join("sub")).unwrap();
+    std::fs::write(empty.path().join("sub/readme.txt"), "x").unwrap();
+    let msg = ImageFolder::unlabeled(empty.path()).unwrap_err().to_string();
+    assert!(msg.contains("image files") && msg.contains(".jpg"), "{msg}");
+}
+
+#[test]
 fn damaged_images_give_errors_naming_the_file() {
     let t = tempfile::tempdir().unwrap();
     let jpg = std::fs::read(fixtures().join("image-folder/jeep/jeep0.jpg")).unwrap();
