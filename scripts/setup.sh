@@ -113,5 +113,7 @@ if [ "$want" != 2.13 ]; then
   sed -i -E "s#^LIBTORCH = .*#LIBTORCH = { value = \"../../$venv/libtorch\", relative = true }#" "$variant/.cargo/config.toml"
   # The tests' Python (torchvision checks, PyTorch benchmarks) is the variant's own .venv.
   ln -sfn "$(pwd)/$venv" "$variant/.venv"
+  # The sample photos the quickstart test runs on.
+  ln -sfn "$(pwd)/data" "$variant/data"
   echo "setup: $variant builds against torch $TORCH_VERSION (tch $TCH_VERSION): cd $variant && cargo build --release"
 fi
