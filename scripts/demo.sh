@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set up, build, pretrain Un-Mix over MoCo on Fashion-MNIST (the fmnist protocol
-# cut to 2 epochs: about 10-13 minutes of training on a 2-core AVX2 CPU), then put its kNN top-1 next
+# cut to 2 epochs: about 10 minutes of training on a 2-core AVX2 CPU), then put its kNN top-1 next
 # to two baselines measured in the same run with the same readout (weighted kNN, k 200, t 0.1, bank
 # = the 60k training images, queries = the 10k test images): the same network untrained, and the
 # raw pixels.
@@ -50,7 +50,7 @@ precision=fp32
 if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then precision=bf16; fi
 force=()
 [ -e "$out" ] && force=(--force)
-echo "demo: pretraining Un-Mix + MoCo for $epochs epochs of the fmnist protocol in $precision (about 10-13 minutes"
+echo "demo: pretraining Un-Mix + MoCo for $epochs epochs of the fmnist protocol in $precision (about 10 minutes"
 echo "      on 2 AVX2 cores, 5-6 with AVX-512 BF16); the run folder is $out"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
