@@ -45,44 +45,37 @@ impl KnnData {
 
     /// kNN accuracy of `method`'s configured features (`eval.features`, `eval.knn_*`).
     pub fn evaluate(&self, cfg: &Config, device: Device, method: &dyn Method) -> Result<KnnResult> {
-        let metric = cfg.eval.knn_metric;
-        let l2 = metric == Metric::Cosine;
+        let l2 = cfg.eval.knn_metric == Metric::Cosine;
         let bank = super::embed_split(cfg, device, method, &self.bank, cfg.eval.features, l2)?;
         let test = super::embed_split(cfg, device, method, &self.test, cfg.eval.features, l2)?;
-        Ok(evaluate_with(
-            metric,
-            &bank,
+        Ok(self.vote(cfg, &bank, &test))
+    }
+
+    /// kNN with the config's readout on features of the bank and test images (in split order).
+    fn vote(&self, cfg: &Config, bank: &Tensor, test: &Tensor) -> KnnResult {
+        evaluate_with(
+            cfg.eval.knn_metric,
+            bank,
             &self.bank.labels,
-            &test,
+            test,
             &self.test.labels,
             self.classes(),
             cfg.eval.knn_k,
             cfg.eval.knn_t,
             self.leave_one_out,
-        ))
+        )
     }
 
     /// The raw-pixel baseline with the same readout: kNN on the evaluation crops' normalized pixels
     /// (C x H x W values per image, L2-normalized for the cosine metric), no network at all.
     pub fn evaluate_raw_pixels(&self, cfg: &Config, device: Device) -> Result<KnnResult> {
-        let metric = cfg.eval.knn_metric;
-        let l2 = metric == Metric::Cosine;
+        let l2 = cfg.eval.knn_metric == Metric::Cosine;
         let recipes = super::eval_recipes(cfg);
         let pixels = |s: &Split| {
             extract(&s.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, l2, &|x| x.flatten(1, -1))
         };
         let (bank, test) = (pixels(&self.bank)?, pixels(&self.test)?);
-        Ok(evaluate_with(
-            metric,
-            &bank,
-            &self.bank.labels,
-            &test,
-            &self.test.labels,
-            self.classes(),
-            cfg.eval.knn_k,
-            cfg.eval.knn_t,
-            self.leave_one_out,
-        ))
+        Ok(self.vote(cfg, &bank, &test))
     }
 }
 
