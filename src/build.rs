@@ -101,6 +101,8 @@ pub fn schedule(cfg: &Config, steps_per_epoch: usize) -> Schedule {
             min_lr: t.min_lr,
             warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as usize,
             total: steps_per_epoch * t.epochs,
+            shape: t.warmup_shape,
+            start_lr: t.warmup_start_lr,
         },
         kind => Schedule::CosineEpoch { lr: t.lr, epochs: t.epochs, to_zero: kind == ScheduleKind::CosineEpochToZero },
     }

@@ -11,7 +11,7 @@
 use crate::method::{MethodConfig, RunContext};
 use crate::mix::UnMixConfig;
 use crate::model::{Arch, ConvInit, Features, MemoryFormat};
-use crate::optim::{LarsScope, OptimizerKind, ScheduleKind};
+use crate::optim::{LarsScope, OptimizerKind, ScheduleKind, WarmupShape};
 use crate::precision::Precision;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -324,6 +324,14 @@ pub struct TrainConfig {
     pub schedule: ScheduleKind,
     #[serde(default)]
     pub warmup_epochs: f64,
+    /// How "cosine-step" warms up: "ramp" (step i of W at lr (i + 1) / W) or "linspace"
+    /// (`np.linspace(warmup_start_lr, lr, W)`, the SwAV scripts' form: the first step at
+    /// `warmup_start_lr`).
+    #[serde(default)]
+    pub warmup_shape: WarmupShape,
+    /// The first warmup step's lr with `warmup_shape = "linspace"` (SwAV's `start_warmup`); 0 by default.
+    #[serde(default)]
+    pub warmup_start_lr: f64,
     /// Final learning rate of the cosine (SwAV ends at 0.0006); 0 by default.
     #[serde(default)]
     pub min_lr: f64,
@@ -829,6 +837,18 @@ impl Config {
         if t.schedule != ScheduleKind::CosineStep && (t.warmup_epochs > 0.0 || t.min_lr > 0.0) {
             bail!("train.warmup_epochs and train.min_lr need train.schedule = \"cosine-step\"");
         }
+        if t.schedule != ScheduleKind::CosineStep && (t.warmup_shape != WarmupShape::Ramp || t.warmup_start_lr > 0.0) {
+            bail!("train.warmup_shape and train.warmup_start_lr need train.schedule = \"cosine-step\"");
+        }
+        if !(t.warmup_start_lr >= 0.0 && t.warmup_start_lr <= t.lr) {
+            bail!("train.warmup_start_lr = {} must be in [0, train.lr]", t.warmup_start_lr);
+        }
+        if t.warmup_start_lr > 0.0 && t.warmup_shape != WarmupShape::Linspace {
+            bail!(
+                "train.warmup_start_lr = {} needs train.warmup_shape = \"linspace\" (the ramp starts at lr / W)",
+                t.warmup_start_lr
+            );
+        }
         if !(t.min_lr >= 0.0 && t.min_lr <= t.lr) {
             bail!("train.min_lr = {} must be in [0, train.lr]", t.min_lr);
         }
@@ -1045,6 +1065,15 @@ lr = 0.03
             );
         }
         assert_eq!(load("configs/fmnist-swav-unmix.toml").train.lars_scope, LarsScope::All);
+        // SwAV's warmup: np.linspace(start_warmup = 0, base_lr, W) in every SwAV config; the
+        // other recipes keep the step-fraction ramp.
+        for e in std::fs::read_dir("configs").unwrap() {
+            let path = e.unwrap().path();
+            let c = Config::load(&path, &[]).unwrap();
+            let want =
+                if matches!(c.method, MethodConfig::Swav(_)) { WarmupShape::Linspace } else { WarmupShape::Ramp };
+            assert_eq!((c.train.warmup_shape, c.train.warmup_start_lr), (want, 0.0), "{}", path.display());
+        }
         // ImageNet MoCo v2: batch norm over 8 groups of 32 (the authors' 8 GPUs x 32), the run
         // script's mixing probability 0.5, the code default 0.0 named as the override.
         let c = load("configs/imagenet-mocov2-unmix.toml");

@@ -37,6 +37,19 @@ pub enum ScheduleKind {
     CosineStep,
 }
 
+/// `train.warmup_shape`: how the lr rises over the warmup steps of "cosine-step".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WarmupShape {
+    /// Step i of W trains at lr (i + 1) / W: the first step already moves, the last reaches lr
+    /// (the W-MSE authors' SimCLR/BYOL loop).
+    #[default]
+    Ramp,
+    /// `np.linspace(warmup_start_lr, lr, W)`: the first step trains at `warmup_start_lr` (0 in the
+    /// SwAV authors' CIFAR scripts), the last at lr, then the cosine starts at lr again.
+    Linspace,
+}
+
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Rule {
@@ -266,8 +279,9 @@ pub enum Schedule {
     /// protocol); with `to_zero`, for e = 1..E as the authors' CIFAR loop numbers its epochs, so the
     /// last epoch trains at lr 0.
     CosineEpoch { lr: f64, epochs: usize, to_zero: bool },
-    /// Linear warmup over `warmup` steps, then cosine from `lr` to `min_lr` at `total` steps.
-    CosineStep { lr: f64, min_lr: f64, warmup: usize, total: usize },
+    /// Linear warmup over `warmup` steps in the given shape (from `start_lr` for `Linspace`), then
+    /// cosine from `lr` to `min_lr` at `total` steps.
+    CosineStep { lr: f64, min_lr: f64, warmup: usize, total: usize, shape: WarmupShape, start_lr: f64 },
 }
 
 impl Schedule {
@@ -278,9 +292,14 @@ impl Schedule {
                 let e = epoch + usize::from(to_zero);
                 lr * 0.5 * (1.0 + (PI * e as f64 / epochs as f64).cos())
             }
-            Schedule::CosineStep { lr, min_lr, warmup, total } => {
+            Schedule::CosineStep { lr, min_lr, warmup, total, shape, start_lr } => {
                 if step < warmup {
-                    lr * (step + 1) as f64 / warmup as f64
+                    match shape {
+                        WarmupShape::Ramp => lr * (step + 1) as f64 / warmup as f64,
+                        // linspace(start, lr, 1) is [start].
+                        WarmupShape::Linspace if warmup == 1 => start_lr,
+                        WarmupShape::Linspace => start_lr + (lr - start_lr) * step as f64 / (warmup - 1) as f64,
+                    }
                 } else {
                     let t = (step - warmup) as f64 / (total - warmup).max(1) as f64;
                     min_lr + (lr - min_lr) * 0.5 * (1.0 + (PI * t.min(1.0)).cos())
@@ -481,13 +500,41 @@ mod tests {
 
     #[test]
     fn warmup_then_cosine() {
-        let s = Schedule::CosineStep { lr: 1.0, min_lr: 0.0, warmup: 10, total: 110 };
+        let ramp = WarmupShape::Ramp;
+        let s = Schedule::CosineStep { lr: 1.0, min_lr: 0.0, warmup: 10, total: 110, shape: ramp, start_lr: 0.0 };
         assert!((s.lr(0, 0) - 0.1).abs() < 1e-12);
         assert!((s.lr(0, 9) - 1.0).abs() < 1e-12);
         assert!((s.lr(0, 60) - 0.5).abs() < 1e-12);
         assert!(s.lr(0, 110).abs() < 1e-12);
-        let s = Schedule::CosineStep { lr: 0.6, min_lr: 0.0006, warmup: 0, total: 100 };
+        let s = Schedule::CosineStep { lr: 0.6, min_lr: 0.0006, warmup: 0, total: 100, shape: ramp, start_lr: 0.0 };
         assert!((s.lr(0, 0) - 0.6).abs() < 1e-12);
         assert!((s.lr(0, 100) - 0.0006).abs() < 1e-12);
+    }
+
+    #[test]
+    fn linspace_warmup_is_the_swav_scripts_schedule() {
+        // main_swav_unmix.py: np.linspace(start_warmup, base_lr, W) over the warmup steps, then
+        // final_lr + 0.5 (base_lr - final_lr) (1 + cos(pi t / T)) for t = 0..T-1, T = total - W;
+        // worked out by hand for W = 5, base 0.6, final 0.0006, total 15.
+        let (lr, min_lr) = (0.6, 0.0006);
+        let s = Schedule::CosineStep { lr, min_lr, warmup: 5, total: 15, shape: WarmupShape::Linspace, start_lr: 0.0 };
+        let by_hand = [0.0, 0.15, 0.3, 0.45, 0.6];
+        for (i, want) in by_hand.iter().enumerate() {
+            assert!((s.lr(0, i) - want).abs() < 1e-12, "warmup step {i}: {} vs {want}", s.lr(0, i));
+        }
+        for t in 0..10 {
+            let want = min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * t as f64 / 10.0).cos());
+            assert!((s.lr(0, 5 + t) - want).abs() < 1e-12, "cosine step {t}");
+        }
+        // The step-fraction ramp the other recipes use differs at every warmup step but the last.
+        let ramp = Schedule::CosineStep { lr, min_lr, warmup: 5, total: 15, shape: WarmupShape::Ramp, start_lr: 0.0 };
+        assert!((ramp.lr(0, 0) - 0.12).abs() < 1e-12 && (ramp.lr(0, 4) - 0.6).abs() < 1e-12);
+        // A start value (the ImageNet scripts' start_warmup 0.3), and one warmup step.
+        let s = Schedule::CosineStep { lr, min_lr, warmup: 4, total: 10, shape: WarmupShape::Linspace, start_lr: 0.3 };
+        assert!(
+            (s.lr(0, 0) - 0.3).abs() < 1e-12 && (s.lr(0, 1) - 0.4).abs() < 1e-12 && (s.lr(0, 3) - 0.6).abs() < 1e-12
+        );
+        let s = Schedule::CosineStep { lr, min_lr, warmup: 1, total: 10, shape: WarmupShape::Linspace, start_lr: 0.0 };
+        assert_eq!((s.lr(0, 0), s.lr(0, 1)), (0.0, 0.6));
     }
 }

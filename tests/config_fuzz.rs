@@ -88,6 +88,8 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
         ("train.weight_decay", float.clone()),
         ("train.schedule", choice(&["\"cosine-step\"", "\"cosine-epoch-to-zero\""])),
         ("train.warmup_epochs", float.clone()),
+        ("train.warmup_shape", choice(&["\"linspace\""])),
+        ("train.warmup_start_lr", float.clone()),
         ("train.min_lr", float.clone()),
         ("train.drop_last", flag.clone()),
         ("train.log_every", count.clone()),
