@@ -11,7 +11,7 @@
 # back, an interrupted one resumes from its last checkpoint (`unmix compare` does both).
 # Each finished run also gets the kNN of its pooled backbone features (knn-backbone.txt), a
 # readout that suits the non-contrastive methods better than the projector output.
-# `--table` only prints the tables of what has finished. Results go to DIR (default
+# `--table` only prints the tables of what has finished (every finished pair, also of a job still running). Results go to DIR (default
 # results/fmnist-seeds), whose run records (not the weights) are kept in the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,35 +57,49 @@ fi
 
 # The tables, from the compare.json files and backbone kNN lines of what has finished.
 python3 - "$out" $only <<'PY'
+# Read from each run's own summary.json, so a job whose seeds have not all finished shows what has:
+# the pairs (base and + Un-Mix of one seed, both finished) and the count of runs still unpaired.
 import json, os, re, statistics, sys
 out, jobs = sys.argv[1], sys.argv[2:]
 def ms(v):
     if not v: return "-"
     if len(v) == 1: return "%.2f" % v[0]
     return "%.2f +- %.2f" % (statistics.mean(v), statistics.stdev(v))
-def backbone(job, arm, seed):
-    p = os.path.join(out, job, "%s-seed%d" % (arm, seed), "knn-backbone.txt")
-    m = re.search(r"kNN top-1: ([0-9.]+)%", open(p).read()) if os.path.exists(p) else None
-    return float(m.group(1)) if m else None
+def finished(job):
+    """{(arm, seed): (summary, backbone kNN or None)} of the finished runs of a job."""
+    runs, d = {}, os.path.join(out, job)
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        m = re.fullmatch(r"(base|unmix)-seed(\d+)", name)
+        p = os.path.join(d, name, "summary.json")
+        if not m or not os.path.exists(p): continue
+        s = json.load(open(p))
+        if not isinstance(s.get("knn", {}).get("top1"), float) or s.get("epochs") != s.get("epochs_planned", s.get("epochs")): continue
+        b = os.path.join(d, name, "knn-backbone.txt")
+        k = re.search(r"kNN top-1: ([0-9.]+)%", open(b).read()) if os.path.exists(b) else None
+        runs[(m.group(1), int(m.group(2)))] = (s, float(k.group(1)) if k else None)
+    return runs
 for title, key in (("kNN top-1 (%) on the configured readout (head output), test split", "head"),
                    ("kNN top-1 (%) on the pooled backbone features, test split", "backbone")):
     print("\n" + title + "\n")
-    print("| method | epochs | seeds | base | + Un-Mix | per-seed difference | mean difference |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | epochs | seeds | base | + Un-Mix | per-seed difference | mean difference | machine | hours |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for job in jobs:
-        p = os.path.join(out, job, "compare.json")
-        if not os.path.exists(p):
-            print("| %s | | | (not finished) | | | |" % job); continue
-        c = json.load(open(p))
-        runs = c["runs"]
-        seeds = sorted({r["seed"] for r in runs})
-        get = lambda u, s: next(r["knn_top1"] for r in runs if r["unmix"] == u and r["seed"] == s)
-        if key == "backbone":
-            get = lambda u, s: backbone(job, "unmix" if u else "base", s)
-        pairs = [(get(False, s), get(True, s)) for s in seeds]
+        runs = finished(job)
+        seeds = sorted({s for (a, s) in runs if ("base", s) in runs and ("unmix", s) in runs})
+        alone = len(runs) - 2 * len(seeds)
+        if not seeds:
+            print("| %s | | | (no finished pair yet%s) | | | | | |" % (job, ", %d run alone" % alone if alone else "")); continue
+        get = lambda arm, s: runs[(arm, s)][0]["knn"]["top1"] if key == "head" else runs[(arm, s)][1]
+        pairs = [(get("base", s), get("unmix", s)) for s in seeds]
         if any(b is None or u is None for b, u in pairs):
-            print("| %s | %d | %d | (backbone kNN missing) | | | |" % (c["method"], c["epochs"], len(seeds))); continue
+            print("| %s | | %d | (backbone kNN missing) | | | | | |" % (job, len(seeds))); continue
         d = [u - b for b, u in pairs]
-        print("| %s | %d | %d | %s | %s | %s | %+.2f |" % (c["method"], c["epochs"], len(seeds), ms([b for b, _ in pairs]),
-              ms([u for _, u in pairs]), " / ".join("%+.2f" % x for x in d), statistics.mean(d)))
+        # Each run's machine and wall time: a pair is exact only within one machine class.
+        ss = [runs[(arm, s)][0] for s in seeds for arm in ("base", "unmix")]
+        machines = "; ".join(sorted({r.get("machine", "not recorded") for r in ss}))
+        hours = sum(r.get("wall_seconds", 0.0) for r in ss) / 3600
+        label = ss[0]["method"] + (" (+ %d unpaired run)" % alone if alone else "")
+        print("| %s | %d | %s | %s | %s | %s | %+.2f | %s | %.1f |" % (label, ss[0]["epochs"], ", ".join(map(str, seeds)),
+              ms([b for b, _ in pairs]), ms([u for _, u in pairs]), " / ".join("%+.2f" % x for x in d),
+              statistics.mean(d), machines, hours))
 PY
