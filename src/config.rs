@@ -803,6 +803,15 @@ impl Config {
             bail!("train.batch_size = {b} is not divisible by model.bn_splits = {}", c.model.bn_splits);
         }
         c.unmix.validate()?;
+        let g = c.unmix.groups;
+        if c.unmix.enabled && g > 1 {
+            if !b.is_multiple_of(g) || b / g < 2 {
+                bail!("train.batch_size = {b} must split into unmix.groups = {g} equal groups of at least 2 images");
+            }
+            if !c.train.drop_last {
+                bail!("unmix.groups = {g} needs train.drop_last = true (a partial last batch would not split into equal groups)");
+            }
+        }
         c.method.validate(&c.run_context(1))?;
         c.validate_train()?;
         if c.eval.knn_k == 0 || !(c.eval.knn_t > 0.0 && c.eval.knn_t.is_finite()) || c.eval.batch_size == 0 {
@@ -1040,6 +1049,28 @@ lr = 0.03
     }
 
     #[test]
+    fn mixing_groups_are_checked_against_the_batch_and_the_method() {
+        let with = |sets: &[&str]| {
+            let all: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::from_toml(MIN, "t", &all).map_err(|e| format!("{e:#}"))
+        };
+        let batch = with(&["train.batch_size=64", "unmix.groups=8"]).unwrap().train.batch_size;
+        assert_eq!(batch, 64);
+        let e = with(&["train.batch_size=64", "unmix.groups=5"]).unwrap_err();
+        assert!(e.contains("unmix.groups = 5") && e.contains("train.batch_size = 64"), "{e}");
+        let e = with(&["train.batch_size=64", "unmix.groups=64"]).unwrap_err();
+        assert!(e.contains("at least 2 images"), "{e}");
+        let e = with(&["train.batch_size=64", "unmix.groups=0"]).unwrap_err();
+        assert!(e.contains("unmix.groups = 0"), "{e}");
+        let e = with(&["train.batch_size=64", "unmix.groups=2", "train.drop_last=false"]).unwrap_err();
+        assert!(e.contains("train.drop_last"), "{e}");
+        let e = with(&["train.batch_size=64", "unmix.groups=2", "method={name = \"simclr\"}"]).unwrap_err();
+        assert!(e.contains("unmix.groups = 2") && e.contains("simclr"), "{e}");
+        // Un-Mix off: the groups do not matter.
+        assert!(with(&["unmix.groups=5", "unmix.enabled=false"]).is_ok());
+    }
+
+    #[test]
     fn shipped_configs_follow_the_authors_recipes() {
         let load = |f: &str| Config::load(Path::new(f), &[]).unwrap();
         // SwAV, CIFAR: LARC over every parameter, the input padded by one pixel, a kaiming stem,
@@ -1078,6 +1109,13 @@ lr = 0.03
         // script's mixing probability 0.5, the code default 0.0 named as the override.
         let c = load("configs/imagenet-mocov2-unmix.toml");
         assert_eq!((c.train.batch_size, c.model.bn_splits, c.unmix.prob), (256, 8, 0.5));
+        // ... and Un-Mix mixing each GPU's 32 on its own: 8 mixing groups, the BN groups' sets.
+        assert_eq!(c.unmix.groups, 8);
+        let eight = Config::load(
+            Path::new("configs/imagenet-mocov2-unmix.toml"),
+            &["train.batch_size=32".into(), "model.bn_splits=1".into(), "unmix.groups=1".into()],
+        );
+        assert!(eight.is_ok(), "the 8-process override in the header loads");
         let text = std::fs::read_to_string("configs/imagenet-mocov2-unmix.toml").unwrap();
         assert!(text.contains("--set unmix.prob=0.0") && text.contains("--nproc_per_node=8"));
     }

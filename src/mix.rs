@@ -4,6 +4,11 @@
 //! with sample N-1-i), by global mixup or by CutMix, with one lambda for the whole batch. A method
 //! scores the mixed images against its unmixed targets through [`Mixed::term`], which weighs the
 //! direct pairing by lambda and the reversed one by 1 - lambda. Nothing here knows about a method.
+//!
+//! With `unmix.groups = G` the batch is G contiguous groups, each mixed as a batch of its own
+//! (reversed within the group, its own draw), as the authors' multi-GPU code mixes each GPU's
+//! images; a method whose loss is a mean over samples weighs each sample's terms with its group's
+//! lambda through [`Mixed::term_per_sample`].
 
 use anyhow::{bail, Result};
 use rand::Rng;
@@ -28,12 +33,21 @@ pub struct UnMixConfig {
     /// whose authors allow either: SimCLR, BYOL and the other non-contrastive ones).
     #[serde(default)]
     pub target: MixTarget,
+    /// Mixing groups: the batch is split into this many contiguous groups, each mixed with its
+    /// own reversed order and its own draw (kind, lambda, box), as each GPU of the authors'
+    /// 8-GPU ImageNet runs mixed its own 32 images. 1 (the default): the whole batch.
+    #[serde(default = "one_group")]
+    pub groups: usize,
 }
 
 impl Default for UnMixConfig {
     fn default() -> Self {
-        UnMixConfig { enabled: true, prob: 0.5, alpha: 1.0, target: MixTarget::View2 }
+        UnMixConfig { enabled: true, prob: 0.5, alpha: 1.0, target: MixTarget::View2, groups: 1 }
     }
+}
+
+fn one_group() -> usize {
+    1
 }
 
 fn yes() -> bool {
@@ -54,6 +68,9 @@ impl UnMixConfig {
         }
         if !(self.alpha > 0.0 && self.alpha.is_finite()) {
             bail!("unmix.alpha = {} must be positive and finite (1.0: lambda uniform, as the authors)", self.alpha);
+        }
+        if self.groups == 0 || self.groups > 1 << 16 {
+            bail!("unmix.groups = {} must be in 1..=65536 (1: mix the whole batch)", self.groups);
         }
         Ok(())
     }
@@ -78,16 +95,17 @@ pub enum MixTarget {
 pub enum Pairing {
     /// Mixed sample i with target i (image i's share of the mixture is lambda).
     Direct,
-    /// Mixed sample i with target N-1-i, its partner (share 1 - lambda).
-    Reversed,
+    /// Mixed sample i with its partner: target N-1-i, or the mirror position within its group of
+    /// `groups` contiguous groups (share 1 - lambda).
+    Reversed { groups: usize },
 }
 
 impl Pairing {
-    /// `t` in this pairing's order: as it is, or reversed along the batch.
+    /// `t` in this pairing's order: as it is, or reversed along the batch (within each group).
     pub fn arrange(self, t: &Tensor) -> Tensor {
         match self {
             Pairing::Direct => t.shallow_clone(),
-            Pairing::Reversed => reversed(t),
+            Pairing::Reversed { groups } => reversed_in_groups(t, groups),
         }
     }
 }
@@ -154,6 +172,17 @@ pub fn reversed(t: &Tensor) -> Tensor {
     t.flip([0])
 }
 
+/// Each of `groups` contiguous groups of the batch reversed in place (one group: [`reversed`]).
+pub fn reversed_in_groups(t: &Tensor, groups: usize) -> Tensor {
+    if groups <= 1 {
+        return reversed(t);
+    }
+    let size = t.size();
+    let mut grouped = vec![groups as i64, size[0] / groups as i64];
+    grouped.extend_from_slice(&size[1..]);
+    t.reshape(grouped.as_slice()).flip([1]).reshape(size.as_slice())
+}
+
 /// Mixes an NCHW batch with its reversed self.
 pub fn mix_batch(x: &Tensor, d: &MixDraw) -> Tensor {
     let rev = reversed(x);
@@ -171,17 +200,49 @@ pub fn mix_batch(x: &Tensor, d: &MixDraw) -> Tensor {
     }
 }
 
-/// A mixed batch ready for a method: the images and the draw that made them.
+/// A mixed batch ready for a method: the images and the draws that made them (one per group).
 pub struct Mixed {
     pub images: Tensor,
-    pub draw: MixDraw,
+    draws: Vec<MixDraw>,
     /// Mixtures of further crops (multi-crop), in the order given to [`Mixed::mix_crops`].
     pub crops: Vec<Tensor>,
 }
 
 impl Mixed {
+    /// The whole batch mixed with one draw.
     pub fn new(x: &Tensor, draw: MixDraw) -> Self {
-        Mixed { images: mix_batch(x, &draw), draw, crops: Vec::new() }
+        Mixed { images: mix_batch(x, &draw), draws: vec![draw], crops: Vec::new() }
+    }
+
+    /// Contiguous groups of the batch, group g mixed with its own reversed order by `draws[g]`:
+    /// the same as mixing each group as a batch of its own.
+    pub fn grouped(x: &Tensor, draws: Vec<MixDraw>) -> Result<Self> {
+        let (n, g) = (x.size()[0], draws.len() as i64);
+        if g == 0 || n % g != 0 {
+            bail!("a batch of {n} images does not split into unmix.groups = {g} equal groups");
+        }
+        if g == 1 {
+            return Ok(Mixed::new(x, draws[0]));
+        }
+        let parts: Vec<Tensor> = x.chunk(g, 0).iter().zip(&draws).map(|(part, d)| mix_batch(part, d)).collect();
+        Ok(Mixed { images: Tensor::cat(&parts, 0), draws, crops: Vec::new() })
+    }
+
+    /// One step's mixture of `x` under `settings`: `settings.groups` draws from `rng`, group by
+    /// group (one group: exactly one [`draw`]).
+    pub fn drawn(x: &Tensor, settings: &UnMixConfig, rng: &mut impl Rng) -> Result<Self> {
+        let (h, w) = (x.size()[2] as usize, x.size()[3] as usize);
+        let draws = (0..settings.groups.max(1)).map(|_| draw(rng, settings, h, w)).collect();
+        Mixed::grouped(x, draws)
+    }
+
+    /// The draw of each group, in batch order.
+    pub fn draws(&self) -> &[MixDraw] {
+        &self.draws
+    }
+
+    fn reversed_pairing(&self) -> Pairing {
+        Pairing::Reversed { groups: self.draws.len() }
     }
 
     /// Mixes further crops of the batch (multi-crop's small crops) with their own reversed
@@ -189,24 +250,27 @@ impl Mixed {
     /// with the same lambda, CutMix with a box drawn for the crop's size from the corrected lambda
     /// of view 1 (the authors pass that lambda on to the next crop's box) and its own centre.
     /// The loss keeps view 1's lambda as the weight.
-    pub fn mix_crops(&mut self, crops: &[&Tensor], rng: &mut impl Rng) {
+    pub fn mix_crops(&mut self, crops: &[&Tensor], rng: &mut impl Rng) -> Result<()> {
+        if crops.is_empty() {
+            return Ok(());
+        }
+        let [d] = self.draws[..] else {
+            bail!("multi-crop mixes the whole batch: unmix.groups must be 1 with augment.small_crops")
+        };
         for x in crops {
             let (h, w) = (x.size()[2] as usize, x.size()[3] as usize);
-            let kind = match self.draw.kind {
+            let kind = match d.kind {
                 MixKind::Mixup => MixKind::Mixup,
                 MixKind::CutMix { .. } => {
                     let cy = rng.gen_range(0..h);
                     let cx = rng.gen_range(0..w);
-                    let (top, bottom, left, right) = cutmix_box(h, w, self.draw.lam, cy, cx);
+                    let (top, bottom, left, right) = cutmix_box(h, w, d.lam, cy, cx);
                     MixKind::CutMix { top, bottom, left, right }
                 }
             };
-            self.crops.push(mix_batch(x, &MixDraw { kind, lam: self.draw.lam }));
+            self.crops.push(mix_batch(x, &MixDraw { kind, lam: d.lam }));
         }
-    }
-
-    pub fn lam(&self) -> f64 {
-        self.draw.lam
+        Ok(())
     }
 
     /// A method's Un-Mix term, `lam * score(Direct) + (1 - lam) * score(Reversed)`: in `score`
@@ -215,10 +279,38 @@ impl Mixed {
     /// it against its unmixed targets. Reversing the outputs equals a second forward pass of the
     /// reversed mixture when batch-norm statistics do not depend on the batch's order, as in the
     /// authors' code (one forward pass of the mixture).
+    ///
+    /// One lambda for the batch: a loss that couples the batch (NT-Xent's negatives, SwAV's
+    /// codes, whitening) cannot weigh groups apart, so several groups are refused here (the config
+    /// check refuses them first, naming the key).
     pub fn term(&self, score: impl Fn(Pairing) -> Result<Tensor>) -> Result<Tensor> {
+        let [d] = self.draws[..] else {
+            bail!(
+                "unmix.groups = {}: this method's loss couples the whole batch, so it takes one mixing group",
+                self.draws.len()
+            )
+        };
         let direct = score(Pairing::Direct)?;
-        let reverse = score(Pairing::Reversed)?;
-        Ok(direct * self.draw.lam + reverse * (1.0 - self.draw.lam))
+        let reverse = score(self.reversed_pairing())?;
+        Ok(direct * d.lam + reverse * (1.0 - d.lam))
+    }
+
+    /// The Un-Mix term of a loss that is a mean over samples (MoCo's cross-entropy per query):
+    /// `rows` gives the N per-sample losses of a pairing, and sample i's two terms are weighed by
+    /// its group's lambda, `mean_i(lam_g(i) * direct_i + (1 - lam_g(i)) * reversed_i)`, i.e. the
+    /// mean over the groups of each group's own Un-Mix term, as the authors' GPUs average their
+    /// gradients. One group: [`Mixed::term`] over the rows' mean, up to float rounding.
+    pub fn term_per_sample(&self, rows: impl Fn(Pairing) -> Result<Tensor>) -> Result<Tensor> {
+        let direct = rows(Pairing::Direct)?;
+        let reverse = rows(self.reversed_pairing())?;
+        let per_group = direct.size()[0] / self.draws.len() as i64;
+        let lams: Vec<f64> = self.draws.iter().map(|d| d.lam).collect();
+        let lam = Tensor::from_slice(&lams)
+            .to_kind(direct.kind())
+            .to_device(direct.device())
+            .repeat_interleave_self_int(per_group, 0, None);
+        let weighted = &direct * &lam + &reverse * (lam.neg() + 1.0);
+        Ok(weighted.mean(weighted.kind()))
     }
 }
 
@@ -255,7 +347,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         // Mixup: the same lambda on every crop.
         let mut m = Mixed::new(&x, MixDraw { kind: MixKind::Mixup, lam: 0.25 });
-        m.mix_crops(&[&small], &mut rng);
+        m.mix_crops(&[&small], &mut rng).unwrap();
         assert_eq!(m.crops.len(), 1);
         let expect = &small * 0.25 + small.flip([0]) * 0.75;
         assert!((&m.crops[0] - expect).abs().max().double_value(&[]) < 1e-6);
@@ -263,13 +355,18 @@ mod tests {
         // inside from the partner, outside from the crop itself.
         let mut m =
             Mixed::new(&x, MixDraw { kind: MixKind::CutMix { top: 0, bottom: 4, left: 0, right: 4 }, lam: 0.75 });
-        m.mix_crops(&[&small], &mut rng);
+        m.mix_crops(&[&small], &mut rng).unwrap();
         let c = &m.crops[0];
         let from_partner = c.eq_tensor(&small.flip([0])).logical_and(&c.ne_tensor(&small));
         let n = from_partner.get(0).sum(Kind::Int64).int64_value(&[]);
         assert!((1..=4).contains(&n), "{n} pixels from the partner");
         let kept = c.eq_tensor(&small).sum(Kind::Int64).int64_value(&[]);
         assert!(kept >= 4 * 16 - 4 * 4, "{kept}");
+        // Multi-crop mixes the whole batch: several mixing groups are refused.
+        let d = MixDraw { kind: MixKind::Mixup, lam: 0.5 };
+        let mut m = Mixed::grouped(&x, vec![d, d]).unwrap();
+        let e = m.mix_crops(&[&small], &mut rng).unwrap_err().to_string();
+        assert!(e.contains("unmix.groups"), "{e}");
     }
 
     #[test]
@@ -351,11 +448,92 @@ mod tests {
         // direct: ((0)^2 + 2^2 + 3^2)/3 = 13/3; reversed outputs [3, 2, 1]: (4 + 4 + 1)/3 = 3.
         // lam 0.25: 0.25 * 13/3 + 0.75 * 3 = 1.0833.. + 2.25 = 3.3333..
         let x = batch(3, 1, 1, 1);
-        let mixed = Mixed { images: x, draw: MixDraw { kind: MixKind::Mixup, lam: 0.25 }, crops: Vec::new() };
+        let mixed = Mixed::new(&x, MixDraw { kind: MixKind::Mixup, lam: 0.25 });
         let out = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
         let target = Tensor::from_slice(&[1.0f32, 0.0, 0.0]);
         let l = mixed.term(|p| Ok((p.arrange(&out) - &target).square().mean(Kind::Float))).unwrap();
         assert!((l.double_value(&[]) - 10.0 / 3.0).abs() < 1e-6, "{}", l.double_value(&[]));
+    }
+
+    #[test]
+    fn groups_mix_as_batches_of_their_own() {
+        // Two groups of 3: group 0 by mixup (lam 0.25), group 1 by CutMix of the top-left pixel
+        // (kept fraction 0.75); each sample's partner is the mirror position in its own group.
+        let x = batch(6, 1, 2, 2);
+        let d0 = MixDraw { kind: MixKind::Mixup, lam: 0.25 };
+        let d1 = MixDraw { kind: MixKind::CutMix { top: 0, bottom: 1, left: 0, right: 1 }, lam: 0.75 };
+        let m = Mixed::grouped(&x, vec![d0, d1]).unwrap();
+        assert_eq!(m.draws(), &[d0, d1]);
+        for i in 0..3 {
+            let expect = x.get(i) * 0.25 + x.get(2 - i) * 0.75;
+            assert!((m.images.get(i) - expect).abs().max().double_value(&[]) < 1e-6, "sample {i}");
+        }
+        for i in 3..6 {
+            let partner = 8 - i;
+            let v: Vec<f32> = Vec::try_from(m.images.get(i).flatten(0, -1)).unwrap();
+            let own: Vec<f32> = Vec::try_from(x.get(i).flatten(0, -1)).unwrap();
+            assert_eq!(v[0], x.double_value(&[partner, 0, 0, 0]) as f32, "sample {i}: the box from {partner}");
+            assert_eq!(&v[1..], &own[1..], "sample {i}: outside the box its own pixels");
+        }
+        // As mixing each group as a batch alone (what each of the authors' GPUs did).
+        let alone = Tensor::cat(&[mix_batch(&x.narrow(0, 0, 3), &d0), mix_batch(&x.narrow(0, 3, 3), &d1)], 0);
+        assert!(m.images.equal(&alone));
+        // One group is the whole-batch mixture; a batch that does not split is refused.
+        assert!(Mixed::grouped(&x, vec![d0]).unwrap().images.equal(&mix_batch(&x, &d0)));
+        let e = Mixed::grouped(&x, vec![d0; 4]).err().unwrap().to_string();
+        assert!(e.contains("unmix.groups = 4"), "{e}");
+    }
+
+    #[test]
+    fn reversal_within_groups_and_one_draw_per_group() {
+        let t = Tensor::arange(6, (Kind::Int64, Device::Cpu));
+        let v = |t: Tensor| Vec::<i64>::try_from(t).unwrap();
+        assert_eq!(v(reversed_in_groups(&t, 2)), vec![2, 1, 0, 5, 4, 3]);
+        assert_eq!(v(reversed_in_groups(&t, 1)), vec![5, 4, 3, 2, 1, 0]);
+        assert_eq!(v(Pairing::Reversed { groups: 3 }.arrange(&t)), vec![1, 0, 3, 2, 5, 4]);
+        // Trailing dimensions move with their sample.
+        let t2 = Tensor::arange(12, (Kind::Int64, Device::Cpu)).view([6, 2]);
+        assert_eq!(v(reversed_in_groups(&t2, 2).flatten(0, -1)), vec![4, 5, 2, 3, 0, 1, 10, 11, 8, 9, 6, 7]);
+        // Mixed::drawn takes settings.groups draws in turn from the step's stream; with one group
+        // exactly the one draw of before.
+        let x = batch(8, 1, 4, 4);
+        let s = UnMixConfig { groups: 4, ..Default::default() };
+        let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(9), ChaCha8Rng::seed_from_u64(9));
+        let m = Mixed::drawn(&x, &s, &mut a).unwrap();
+        let by_hand: Vec<MixDraw> = (0..4).map(|_| draw(&mut b, &s, 4, 4)).collect();
+        assert_eq!(m.draws(), &by_hand[..]);
+        assert!(by_hand.windows(2).any(|w| w[0].lam != w[1].lam), "each group draws its own lambda");
+        let one = UnMixConfig::default();
+        let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(9), ChaCha8Rng::seed_from_u64(9));
+        let m = Mixed::drawn(&x, &one, &mut a).unwrap();
+        assert_eq!(m.draws(), &[draw(&mut b, &one, 4, 4)]);
+        assert!(m.images.equal(&mix_batch(&x, &m.draws()[0])));
+        assert_eq!(a.gen::<u64>(), b.gen::<u64>(), "the same draws consumed from the stream");
+    }
+
+    #[test]
+    fn per_sample_term_weighs_each_group_by_its_lambda() {
+        // Worked by hand in float64: 4 samples in 2 groups (lam 0.25, then 0.5), per-sample loss
+        // (out - target)^2 with outputs [1, 2, 3, 4] and targets [0, 0, 0, 0]... shifted: [1, 0, 2, 0].
+        // direct rows: (1-1)^2, (2-0)^2, (3-2)^2, (4-0)^2 = 0, 4, 1, 16;
+        // reversed within groups, outputs [2, 1, 4, 3]: (2-1)^2, 1, (4-2)^2, 9 = 1, 1, 4, 9.
+        // group 0: 0.25 * (0 + 4)/2 + 0.75 * (1 + 1)/2 = 0.5 + 0.75 = 1.25;
+        // group 1: 0.5 * (1 + 16)/2 + 0.5 * (4 + 9)/2 = 4.25 + 3.25 = 7.5; mean 4.375.
+        let x = batch(4, 1, 1, 1).to_kind(Kind::Double);
+        let draws = vec![MixDraw { kind: MixKind::Mixup, lam: 0.25 }, MixDraw { kind: MixKind::Mixup, lam: 0.5 }];
+        let m = Mixed::grouped(&x, draws).unwrap();
+        let out = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 4.0]);
+        let target = Tensor::from_slice(&[1.0f64, 0.0, 2.0, 0.0]);
+        let l = m.term_per_sample(|p| Ok((p.arrange(&out) - &target).square())).unwrap();
+        assert_eq!(l.double_value(&[]), 4.375);
+        // A loss over the whole batch cannot be weighed per group: term refuses several groups.
+        let e = m.term(|p| Ok((p.arrange(&out) - &target).square().mean(Kind::Double))).err().unwrap().to_string();
+        assert!(e.contains("unmix.groups = 2"), "{e}");
+        // One group: term over the rows' mean (0.25 * 21/4 + 0.75 * (rows of [4,3,2,1]: 9+9+0+1)/4).
+        let one = Mixed::new(&x, MixDraw { kind: MixKind::Mixup, lam: 0.25 });
+        let a = one.term_per_sample(|p| Ok((p.arrange(&out) - &target).square())).unwrap().double_value(&[]);
+        let b = one.term(|p| Ok((p.arrange(&out) - &target).square().mean(Kind::Double))).unwrap().double_value(&[]);
+        assert_eq!((a, b), (0.25 * 21.0 / 4.0 + 0.75 * 19.0 / 4.0, a));
     }
 
     #[test]

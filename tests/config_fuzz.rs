@@ -77,6 +77,7 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>)> {
         ("unmix.prob", prob.clone()),
         ("unmix.alpha", float.clone()),
         ("unmix.target", choice(&["\"view1\"", "\"view2\""])),
+        ("unmix.groups", count.clone()),
         ("train.epochs", vec!["-1", "0", "1", "2", "1.5"]),
         ("train.batch_size", count.clone()),
         ("train.optimizer", choice(&["\"lars\"", "\"adam\"", "\"adamw\""])),

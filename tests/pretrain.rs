@@ -99,6 +99,29 @@ fn interrupted_and_resumed_run_matches_uninterrupted_run() {
 }
 
 #[test]
+fn moco_trains_with_mixing_groups_and_resumes_exactly() {
+    // unmix.groups = 4 on batches of 64 (the ImageNet recipe's per-GPU mixing, scaled down): a
+    // run trains, its losses differ from whole-batch mixing on the same seed, and an interrupted
+    // run resumes to the same losses (each group's draw comes from the step's own stream).
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = small_config(&["unmix.groups=4", "train.epochs=1", "eval.knn_every=0"]);
+    let whole = small_config(&["train.epochs=1", "eval.knn_every=0"]);
+    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    pretrain(&cfg, &RunOptions { out: a.path().into(), ..Default::default() }).unwrap();
+    pretrain(&whole, &RunOptions { out: b.path().into(), ..Default::default() }).unwrap();
+    let (grouped, one) = (step_losses(a.path()), step_losses(b.path()));
+    assert_eq!(grouped.len(), 16);
+    assert!(grouped.iter().all(|(_, l)| l.is_finite()), "{grouped:?}");
+    assert!(grouped.iter().zip(&one).skip(1).any(|(g, o)| (g.1 - o.1).abs() > 1e-4), "{grouped:?} vs {one:?}");
+    let two = Config::load(&a.path().join("config.toml"), &["train.epochs=2".into()]).unwrap();
+    pretrain(&two, &RunOptions { out: c.path().into(), until_epoch: Some(1), ..Default::default() }).unwrap();
+    pretrain(&two, &RunOptions { out: c.path().into(), resume: true, ..Default::default() }).unwrap();
+    let full = tempfile::tempdir().unwrap();
+    pretrain(&two, &RunOptions { out: full.path().into(), ..Default::default() }).unwrap();
+    assert_eq!(step_losses(c.path()), step_losses(full.path()));
+}
+
+#[test]
 fn non_finite_loss_stops_and_keeps_the_last_checkpoint() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = small_config(&["unmix.enabled=false"]);
@@ -230,6 +253,7 @@ fn pretrains_end_to_end_on_folders_of_real_photos() {
             "method.queue=16".into(),
             "train.batch_size=4".into(),
             "model.bn_splits=2".into(),
+            "unmix.groups=2".into(),
             "train.epochs=2".into(),
             "train.log_every=1".into(),
             "eval.knn_k=3".into(),
@@ -333,10 +357,18 @@ fn papers_linear_evaluation_trains_on_augmented_crops_through_a_frozen_backbone(
     use tch::{Kind, Tensor};
     use unmix::eval::protocol::{train_and_evaluate, train_recipe, Protocol, ProtocolConfig};
     // A tiny run: one epoch of the shrunk protocol, its checkpoint loaded for evaluation.
-    let cfg = small_config(&["train.epochs=1", "eval.online_probe=false"]);
+    // Pretrained in float64, so the backbone (and the accuracy bound below) is the same on every
+    // CPU: in float32, one epoch amplifies the kernels' rounding into another network (this test
+    // reached 45 % on an AVX2 EPYC but 22 % on an AMX Xeon).
+    let cfg = small_config(&["train.epochs=1", "eval.online_probe=false", "train.precision=\"fp64\""]);
     let dir = tempfile::tempdir().unwrap();
     pretrain(&cfg, &RunOptions { out: dir.path().to_path_buf(), ..Default::default() }).unwrap();
     let (tensors, _) = checkpoint::load(&dir.path().join(CHECKPOINT)).unwrap();
+    let tensors: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| if t.kind() == Kind::Double { (n, t.to_kind(Kind::Float)) } else { (n, t) })
+        .collect();
+    let cfg = Config::load(&dir.path().join("config.toml"), &["train.precision=\"fp32\"".into()]).unwrap();
     let device = unmix::build::runtime(&cfg).unwrap();
     let mut method = unmix::build::method(&cfg, device, 1);
     method.load_state(&tensors).unwrap();
@@ -374,8 +406,10 @@ fn papers_linear_evaluation_trains_on_augmented_crops_through_a_frozen_backbone(
     }
     assert_eq!(r.per_epoch_top1.len(), 8);
     assert!(r.best_top1 >= r.last_top1 && r.best_top1 == r.per_epoch_top1[r.best_epoch - 1], "{r:?}");
-    // 45 % after 8 epochs here; the bound leaves room for other CPUs' rounding.
-    assert!(r.best_top1 > 30.0, "far above chance (10 %): {r:?}");
+    // Best of 8 epochs from the float64 backbone: 37.1 % on an AMX Xeon, 33.0 % with its AVX2
+    // kernels forced (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2): the classifier still
+    // trains in float32 at the SwAV protocol's lr on 1024 images, which moves it a few points.
+    assert!(r.best_top1 > 25.0, "far above chance (10 %): {r:?}");
     // Control: with whole-image crops and no flip, every epoch sees the same pixels (up to the
     // order of float64 additions), so the check above can fail.
     let still = ProtocolConfig { crop_scale: (1.0, 1.0), hflip_p: 0.0, epochs: 2, ..pc.clone() };
@@ -407,11 +441,12 @@ const ADDED_AFTER_B3F2962: &[&str] = &["photos-mocov2.toml"];
 
 /// Keys added after b3f2962, with the value that reproduces the runs resolved then.
 const KEYS_ADDED_AFTER_B3F2962: &[(&str, &str)] =
-    &[("train.warmup_shape", "\"ramp\""), ("train.warmup_start_lr", "0.0")];
+    &[("train.warmup_shape", "\"ramp\""), ("train.warmup_start_lr", "0.0"), ("unmix.groups", "1")];
 
 /// Deliberate changes of shipped runs since b3f2962 (config, key, value now): SwAV warms up as
-/// its scripts' np.linspace from lr 0.
+/// its scripts' np.linspace from lr 0; ImageNet MoCo v2 mixes in the authors' 8 per-GPU groups.
 const CHANGED_AFTER_B3F2962: &[(&str, &str, &str)] = &[
+    ("imagenet-mocov2-unmix.toml", "unmix.groups", "8"),
     ("fmnist-swav-unmix.toml", "train.warmup_shape", "\"linspace\""),
     ("cifar10-swav-unmix.toml", "train.warmup_shape", "\"linspace\""),
     ("cifar100-swav-unmix.toml", "train.warmup_shape", "\"linspace\""),

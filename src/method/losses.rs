@@ -24,6 +24,19 @@ pub fn normalize(x: &Tensor) -> Tensor {
 /// L2-normalized: cross-entropy with the positive at index 0 (MoCo).
 pub fn info_nce(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
     let _fp32 = Fp32Scope::new();
+    let log_p = positive_log_prob(q, k, queue, t);
+    -log_p.mean(log_p.kind())
+}
+
+/// [`info_nce`] per query: the N cross-entropies before their mean.
+pub fn info_nce_rows(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    -positive_log_prob(q, k, queue, t)
+}
+
+/// Each query's log-probability of its positive among [positive, queue] (the mean is taken over
+/// this strided column, so [`info_nce`] sums in the same order as ever).
+fn positive_log_prob(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
     let q = &wide(q);
     let k = &wide(k);
     let queue = &wide(queue);
@@ -31,15 +44,25 @@ pub fn info_nce(q: &Tensor, k: &Tensor, queue: &Tensor, t: f64) -> Tensor {
     let pos = (q * k).sum_dim_intlist(1, true, kind);
     let neg = q.mm(queue);
     let logits = Tensor::cat(&[pos, neg], 1) / t;
-    -logits.log_softmax(1, kind).select(1, 0).mean(kind)
+    logits.log_softmax(1, kind).select(1, 0)
 }
 
 /// InfoNCE against in-batch keys (MoCo v3): queries `q` (N, C) against all keys `keys` (M, C),
 /// the positive of query i at column `positives[i]`; cross-entropy averaged over the queries.
+/// In the inputs' precision (float64 stays float64; tch's `cross_entropy_for_logits` would
+/// compute in float32).
 pub fn info_nce_in_batch(q: &Tensor, keys: &Tensor, positives: &Tensor, t: f64) -> Tensor {
     let _fp32 = Fp32Scope::new();
+    let rows = info_nce_in_batch_rows(q, keys, positives, t);
+    rows.mean(rows.kind())
+}
+
+/// [`info_nce_in_batch`] per query: the N cross-entropies before their mean.
+pub fn info_nce_in_batch_rows(q: &Tensor, keys: &Tensor, positives: &Tensor, t: f64) -> Tensor {
+    let _fp32 = Fp32Scope::new();
     let (q, keys) = (&wide(q), &wide(keys));
-    (q.mm(&keys.transpose(0, 1)) / t).cross_entropy_for_logits(positives)
+    let log_p = (q.mm(&keys.transpose(0, 1)) / t).log_softmax(1, q.kind());
+    -log_p.gather(1, &positives.unsqueeze(1), false).squeeze_dim(1)
 }
 
 /// NT-Xent (SimCLR) over the 2N embeddings of a pair of batches `a`, `b` (N, C): for every one of

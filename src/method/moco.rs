@@ -6,13 +6,13 @@
 //! a predictor MLP on the query side (`predictor`) and in-batch keys instead of a queue
 //! (`queue = 0`: the other samples' keys of the batch are the negatives).
 
-use super::losses::{info_nce, info_nce_in_batch, normalize};
+use super::losses::{info_nce, info_nce_in_batch, info_nce_in_batch_rows, info_nce_rows, normalize};
 use super::{
     copy_named, load_stores, method_settings, positive, stores_state, view2_only, Features, Method, RunContext,
     StepInfo,
 };
 use crate::dist::{global_batch, Grad};
-use crate::mix::Mixed;
+use crate::mix::{Mixed, Pairing};
 use crate::model::{ema_update, init_target, Encoder, ResNetConfig};
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
@@ -195,10 +195,35 @@ impl MoCo {
         if self.cfg.queue > 0 {
             return info_nce(q, k, queue, self.cfg.temperature);
         }
+        info_nce_in_batch(q, k_all, &self.in_batch_positives(q), self.cfg.temperature)
+    }
+
+    /// [`Self::score`] per query (the Un-Mix term weighs each query by its mixing group's lambda).
+    fn score_rows(&self, q: &Tensor, k: &Tensor, k_all: &Tensor, queue: &Tensor) -> Tensor {
+        if self.cfg.queue > 0 {
+            return info_nce_rows(q, k, queue, self.cfg.temperature);
+        }
+        info_nce_in_batch_rows(q, k_all, &self.in_batch_positives(q), self.cfg.temperature)
+    }
+
+    /// The Un-Mix term of the mixed queries' raw outputs `out` against keys `k`: reversed (within
+    /// each mixing group) before normalizing, as the authors do. One mixing group scores the
+    /// batch's mean loss; several weigh each query by its group's lambda (the same value up to
+    /// float rounding for one group: that path keeps one-group runs bit-identical to before).
+    fn unmix_term(&self, m: &Mixed, out: &Tensor, k: &Tensor, k_all: &Tensor, queue: &Tensor) -> Result<Tensor> {
+        let q = |p: Pairing| normalize(&p.arrange(out));
+        if m.draws().len() == 1 {
+            m.term(|p| Ok(self.score(&q(p), k, k_all, queue)))
+        } else {
+            m.term_per_sample(|p| Ok(self.score_rows(&q(p), k, k_all, queue)))
+        }
+    }
+
+    /// Where query i's own key sits among the keys gathered from every process.
+    fn in_batch_positives(&self, q: &Tensor) -> Tensor {
         let n = q.size()[0];
         let (rank, world) = self.dist.as_ref().map_or((0, 1), |d| (d.rank as i64, d.world as i64));
-        let positives = Tensor::arange(n, (Kind::Int64, q.device())) * world + rank;
-        info_nce_in_batch(q, k_all, &positives, self.cfg.temperature)
+        Tensor::arange(n, (Kind::Int64, q.device())) * world + rank
     }
 
     /// Writes `keys` into the queue from `ptr` on, wrapping around its end: a full batch fills
@@ -251,14 +276,14 @@ impl Method for MoCo {
         // and the same queue; its raw output is reversed before normalizing, as the authors do.
         let q_mix = mixed.map(|m| (m, self.query_parts(&m.images).1));
         if let Some((m, out)) = &q_mix {
-            loss = loss + m.term(|p| Ok(self.score(&normalize(&p.arrange(out)), &k2, &k2_all, &queue)))?;
+            loss = loss + self.unmix_term(m, out, &k2, &k2_all, &queue)?;
         }
         let keys = if self.cfg.symmetric {
             let q2 = normalize(&self.query_parts(x2).1);
             let (k1, k1_all) = self.keys(x1, rng)?;
             loss = loss + self.score(&q2, &k1, &k1_all, &queue);
             if let Some((m, out)) = &q_mix {
-                loss = loss + m.term(|p| Ok(self.score(&normalize(&p.arrange(out)), &k1, &k1_all, &queue)))?;
+                loss = loss + self.unmix_term(m, out, &k1, &k1_all, &queue)?;
             }
             Tensor::cat(&[k1_all, k2_all], 0)
         } else {
@@ -422,6 +447,66 @@ mod tests {
         let expect = base + 0.3 * direct + 0.7 * rev;
         assert!((with - expect).abs() < 1e-4, "{with} vs {expect}");
         assert!((direct - rev).abs() > 1e-6, "the reversed term must differ from the direct one");
+    }
+
+    #[test]
+    fn mixing_groups_weigh_each_groups_queries_by_its_own_lambda() {
+        // unmix.groups = 2 over a batch of 4 (the authors' GPUs, each mixing its own images):
+        // the Un-Mix term is the mean over the groups of lam_g L(group g's mixed queries) +
+        // (1 - lam_g) L(the same, reversed within the group), each against the group's own keys
+        // and the shared queue; computed here by hand, group by group, in float64.
+        let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
+        let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
+        let draws = vec![MixDraw { kind: MixKind::Mixup, lam: 0.3 }, MixDraw { kind: MixKind::Mixup, lam: 0.8 }];
+        let mixed = Mixed::grouped(&x1, draws).unwrap();
+        let mut a = tiny(false);
+        let mut b = tiny(false);
+        b.load_state(&a.state()).unwrap();
+        a.to_double();
+        b.to_double();
+        let views = [x1.shallow_clone(), x2.shallow_clone()];
+        let rng = || ChaCha8Rng::seed_from_u64(5);
+        let base = a.loss(&views, None, &StepInfo::default(), &mut rng()).unwrap().double_value(&[]);
+        let queue = b.queue.copy();
+        let with = b.loss(&views, Some(&mixed), &StepInfo::default(), &mut rng()).unwrap().double_value(&[]);
+        let out = b.q.forward_t(&mixed.images, true);
+        let (k2, _) = b.keys(&x2, &mut rng()).unwrap();
+        let mut expect = base;
+        for (g, lam) in [(0i64, 0.3), (1, 0.8)] {
+            let (o, k) = (out.narrow(0, 2 * g, 2), k2.narrow(0, 2 * g, 2));
+            let direct = info_nce(&normalize(&o), &k, &queue, 0.2).double_value(&[]);
+            let rev = info_nce(&normalize(&o.flip([0])), &k, &queue, 0.2).double_value(&[]);
+            expect += 0.5 * (lam * direct + (1.0 - lam) * rev);
+        }
+        assert!((with - expect).abs() < 1e-10, "{with} vs {expect}");
+        // Not the whole-batch reversal with one lambda.
+        let whole = base
+            + 0.3 * info_nce(&normalize(&out), &k2, &queue, 0.2).double_value(&[])
+            + 0.7 * info_nce(&normalize(&out.flip([0])), &k2, &queue, 0.2).double_value(&[]);
+        assert!((with - whole).abs() > 1e-6, "{with} vs {whole}");
+    }
+
+    #[test]
+    fn per_query_losses_average_to_the_batch_losses() {
+        let q = normalize(&Tensor::randn([6, 8], (Kind::Double, Device::Cpu)));
+        let k = normalize(&Tensor::randn([6, 8], (Kind::Double, Device::Cpu)));
+        let queue = normalize(&Tensor::randn([10, 8], (Kind::Double, Device::Cpu))).transpose(0, 1);
+        let rows = info_nce_rows(&q, &k, &queue, 0.2);
+        assert_eq!(rows.size(), vec![6]);
+        let d = (rows.mean(Kind::Double) - info_nce(&q, &k, &queue, 0.2)).abs().double_value(&[]);
+        assert!(d < 1e-12, "{d}");
+        // In-batch keys (positives on a shuffled diagonal), against the cross-entropy by hand.
+        let pos = Tensor::from_slice(&[2i64, 0, 1, 5, 3, 4]);
+        let rows = info_nce_in_batch_rows(&q, &k, &pos, 0.2);
+        let logits = q.mm(&k.transpose(0, 1)) / 0.2;
+        for i in 0..6 {
+            let row = logits.get(i);
+            let lse = row.exp().sum(Kind::Double).log().double_value(&[]);
+            let want = lse - row.double_value(&[pos.int64_value(&[i])]);
+            assert!((rows.double_value(&[i]) - want).abs() < 1e-12, "query {i}");
+        }
+        let d = (rows.mean(Kind::Double) - info_nce_in_batch(&q, &k, &pos, 0.2)).abs().double_value(&[]);
+        assert!(d < 1e-15, "{d}");
     }
 
     #[test]

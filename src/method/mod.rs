@@ -99,6 +99,13 @@ impl MethodConfig {
     /// Checks the settings against each other and the run; errors name the key and the fix.
     pub fn validate(&self, ctx: &RunContext) -> Result<()> {
         self.projector().validate()?;
+        if ctx.unmix.enabled && ctx.unmix.groups > 1 && !matches!(self, MethodConfig::Moco(_)) {
+            bail!(
+                "unmix.groups = {}: mixing in groups is implemented for method moco (a mean over queries, weighed per group); {}'s loss couples the batch: set unmix.groups = 1",
+                ctx.unmix.groups,
+                self.name()
+            );
+        }
         match self {
             MethodConfig::Moco(c) => c.validate(ctx),
             MethodConfig::Swav(c) => c.validate(ctx),

@@ -449,7 +449,7 @@ mod tests {
         let (s1, s2) = (small(0), small(1));
         let mut mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.4 });
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        mixed.mix_crops(&[&s1], &mut rng);
+        mixed.mix_crops(&[&s1], &mut rng).unwrap();
         let info = StepInfo::default();
         let views = [x1.shallow_clone(), x2.shallow_clone(), s1.shallow_clone(), s2.shallow_clone()];
         let with = m.loss(&views, Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);

@@ -6,7 +6,7 @@ use crate::build;
 use crate::config::Config;
 use crate::dist::Dist;
 use crate::method::{Method, StepInfo};
-use crate::mix::{self, Mixed, UnMixConfig};
+use crate::mix::{Mixed, UnMixConfig};
 use crate::optim::{Optimizer, Schedule};
 use crate::precision::{self, Precision};
 use anyhow::{Context, Result};
@@ -67,14 +67,16 @@ impl Trainer {
             views
         };
         let mut rng = unmix_data::seed::step_rng(self.seed, step);
-        let mixed = self.unmix.as_ref().map(|s| {
-            let (h, w) = (views[0].size()[2] as usize, views[0].size()[3] as usize);
-            let mut m = Mixed::new(&views[0], mix::draw(&mut rng, s, h, w));
-            // Multi-crop: the small crops at even positions (2, 4, ...) are mixed too.
-            let small: Vec<&Tensor> = views.iter().skip(2).step_by(2).collect();
-            m.mix_crops(&small, &mut rng);
-            m
-        });
+        let mixed = match &self.unmix {
+            Some(s) => {
+                let mut m = Mixed::drawn(&views[0], s, &mut rng)?;
+                // Multi-crop: the small crops at even positions (2, 4, ...) are mixed too.
+                let small: Vec<&Tensor> = views.iter().skip(2).step_by(2).collect();
+                m.mix_crops(&small, &mut rng)?;
+                Some(m)
+            }
+            None => None,
+        };
         let info = self.info(step, epoch);
         let method = &mut self.method;
         precision::forward(self.precision, self.device, || method.loss(views, mixed.as_ref(), &info, &mut rng))
