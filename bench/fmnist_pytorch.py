@@ -196,17 +196,22 @@ def peak_rss_gib():
     return (own + kids) / 2 ** 20
 
 
-def build(model):
+def build(model, unmix=True):
+    """The protocol's network; `unmix=False` (`--no-unmix`, every subcommand) is plain MoCo."""
     if model == "cifar-resnet18":
-        return MoCoUnMix(3, [64, 128, 256, 512], 8), (3, 32, 32)
-    return MoCoUnMix(1, [16, 32, 64, 128], 8), (1, 28, 28)
+        net, shape = MoCoUnMix(3, [64, 128, 256, 512], 8), (3, 32, 32)
+    else:
+        net, shape = MoCoUnMix(1, [16, 32, 64, 128], 8), (1, 28, 28)
+    if not unmix:
+        net.prob, net.mix = 0.0, False
+    return net, shape
 
 
 def step_bench(a):
     torch.manual_seed(0)
     np.random.seed(0)
     dev = torch.device(a.device)
-    model, shape = build(a.model)
+    model, shape = build(a.model, a.unmix)
     model = model.to(dev)
     opt = torch.optim.SGD(model.q.parameters(), lr=0.03, momentum=0.9, weight_decay=5e-4)
     x1, x2 = torch.randn(a.batch, *shape, device=dev), torch.randn(a.batch, *shape, device=dev)
@@ -226,7 +231,7 @@ def step_bench(a):
     sync()
     secs = time.perf_counter() - t0
     return {"images_per_second": a.steps * a.batch / secs, "seconds": secs, "loss": loss, "device": a.device,
-            "compiled": a.compile}
+            "compiled": a.compile, "unmix": a.unmix}
 
 
 def pair_loader(a):
@@ -247,7 +252,7 @@ def loop_bench(a):
     torch.manual_seed(0)
     np.random.seed(0)
     loader = pair_loader(a)
-    model, _ = build("fmnist")
+    model, _ = build("fmnist", a.unmix)
     opt = torch.optim.SGD(model.q.parameters(), lr=0.03, momentum=0.9, weight_decay=5e-4)
     model.train()
     t0, seen = time.perf_counter(), 0
@@ -260,7 +265,7 @@ def loop_bench(a):
         opt.step()
         seen += x1.shape[0]
     secs = time.perf_counter() - t0
-    return {"images_per_second": seen / secs, "seconds": secs, "steps": a.steps, "loss": loss.item()}
+    return {"images_per_second": seen / secs, "seconds": secs, "steps": a.steps, "loss": loss.item(), "unmix": a.unmix}
 
 
 @torch.no_grad()
@@ -301,9 +306,7 @@ def train_run(a):
     torch.manual_seed(a.seed)
     np.random.seed(a.seed)
     loader = pair_loader(a)
-    model, _ = build("fmnist")
-    if not a.unmix:
-        model.prob, model.mix = 0.0, False
+    model, _ = build("fmnist", a.unmix)
     opt = torch.optim.SGD(model.q.parameters(), lr=0.03, momentum=0.9, weight_decay=5e-4)
     t0, seen = time.perf_counter(), 0
     for e in range(a.epochs):

@@ -3,6 +3,7 @@
 # fmnist protocol written the way the authors' code is) on the same cores, one workload after the
 # other so they never compete:
 #   (a) the fmnist training loop with its data pipeline (PyTorch: DataLoader with 2 workers),
+#       MoCo + Un-Mix, then MoCo alone (what the mixtures cost in each library),
 #   (b) the training step alone: the fmnist net at batch 256 and ResNet-18 CIFAR at batch 128,
 #       fp32 and bf16 (PyTorch: torch.autocast on CPU),
 #   (c) kNN evaluation over the 60k bank and 10k test images.
@@ -68,6 +69,8 @@ fi
 printf "%-34s %10s %10s %8s\n" workload "unmix/s" "pytorch/s" ratio
 [ "$tiny" = 1 ] && small=(--batch 32) || small=()
 row "(a) fmnist loop, data included" "$($u bench loop --steps "$loop_steps" --data "$data" --workers 1 ${set[@]+"${set[@]}"} | tail -1)" "$("${py[@]}" loop --steps "$loop_steps" --data "$data" --workers 2)"
+# The same loop without the mixtures (MoCo alone): what Un-Mix costs in each library.
+row "(a) fmnist loop, MoCo alone" "$($u bench loop --steps "$loop_steps" --data "$data" --workers 1 --set unmix.enabled=false ${set[@]+"${set[@]}"} | tail -1)" "$("${py[@]}" loop --steps "$loop_steps" --data "$data" --workers 2 --no-unmix)"
 for model in fmnist cifar-resnet18; do
   # Each step measurement runs ~15-30 s: the fmnist step is ~6x faster, so it runs 3x the steps
   # (20 of them, ~5 s, moved the bf16 ratio by 0.1 between runs).
