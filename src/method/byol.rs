@@ -142,7 +142,7 @@ impl Method for Byol {
 mod tests {
     use super::*;
     use crate::mix::{MixDraw, MixKind};
-    use crate::model::{named_variables, Arch};
+    use crate::model::named_variables;
     use rand::SeedableRng;
     use tch::Kind;
 
@@ -154,16 +154,7 @@ mod tests {
     }
 
     fn tiny() -> Byol {
-        let backbone = ResNetConfig {
-            arch: Arch::ResNet18,
-            widths: [4, 4, 8, 8],
-            in_channels: 1,
-            cifar_stem: true,
-            bn_splits: 1,
-            conv_init: Default::default(),
-            channels_last: false,
-            ..Default::default()
-        };
+        let backbone = ResNetConfig::tiny(1);
         let cfg =
             ByolConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, predictor_hidden: 16, tau_base: 0.9 };
         Byol::new(Device::Cpu, &backbone, cfg, MixTarget::View2)

@@ -340,21 +340,12 @@ impl Method for MoCo {
 mod tests {
     use super::*;
     use crate::mix::{MixDraw, MixKind};
-    use crate::model::{named_trainable, named_variables, Arch};
+    use crate::model::{named_trainable, named_variables};
     use rand::SeedableRng;
 
     fn tiny(symmetric: bool) -> MoCo {
         tch::manual_seed(0);
-        let backbone = ResNetConfig {
-            arch: Arch::ResNet18,
-            widths: [4, 4, 8, 8],
-            in_channels: 1,
-            cifar_stem: true,
-            bn_splits: 2,
-            conv_init: Default::default(),
-            channels_last: false,
-            ..Default::default()
-        };
+        let backbone = ResNetConfig::tiny(2);
         let cfg = MoCoConfig { dim: 8, queue: 16, momentum: 0.9, temperature: 0.2, symmetric, ..Default::default() };
         MoCo::new(Device::Cpu, &backbone, cfg)
     }
@@ -511,16 +502,7 @@ mod tests {
 
     #[test]
     fn moco_v3_options_predictor_on_queries_and_in_batch_keys() {
-        let backbone = ResNetConfig {
-            arch: crate::model::Arch::ResNet18,
-            widths: [4, 4, 8, 8],
-            in_channels: 1,
-            cifar_stem: true,
-            bn_splits: 1,
-            conv_init: Default::default(),
-            channels_last: false,
-            ..Default::default()
-        };
+        let backbone = ResNetConfig::tiny(1);
         let cfg = MoCoConfig {
             dim: 8,
             mlp_hidden: 16,

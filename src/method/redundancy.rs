@@ -144,22 +144,12 @@ impl Method for Redundancy {
 mod tests {
     use super::*;
     use crate::mix::{MixDraw, MixKind};
-    use crate::model::Arch;
     use rand::SeedableRng;
     use tch::Kind;
 
     #[test]
     fn unmix_weighting_for_barlow_twins_and_vicreg() {
-        let backbone = ResNetConfig {
-            arch: Arch::ResNet18,
-            widths: [4, 4, 8, 8],
-            in_channels: 1,
-            cifar_stem: true,
-            bn_splits: 1,
-            conv_init: Default::default(),
-            channels_last: false,
-            ..Default::default()
-        };
+        let backbone = ResNetConfig::tiny(1);
         // The three-layer projector of the Barlow Twins / VICReg recipes.
         let head = HeadConfig { dim: 8, hidden: 16, bn: true, layers: 3 };
         for loss in [

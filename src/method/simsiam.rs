@@ -91,22 +91,12 @@ impl Method for SimSiam {
 mod tests {
     use super::*;
     use crate::mix::{MixDraw, MixKind};
-    use crate::model::Arch;
     use rand::SeedableRng;
     use tch::Kind;
 
     #[test]
     fn projections_used_as_targets_are_stopped_and_unmix_is_weighted() {
-        let backbone = ResNetConfig {
-            arch: Arch::ResNet18,
-            widths: [4, 4, 8, 8],
-            in_channels: 1,
-            cifar_stem: true,
-            bn_splits: 1,
-            conv_init: Default::default(),
-            channels_last: false,
-            ..Default::default()
-        };
+        let backbone = ResNetConfig::tiny(1);
         let cfg = SimSiamConfig { dim: 8, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, predictor_hidden: 4 };
         let mut m = SimSiam::new(Device::Cpu, &backbone, cfg, MixTarget::View2);
         let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));

@@ -338,7 +338,6 @@ impl Method for Swav {
 mod tests {
     use super::*;
     use crate::mix::{MixDraw, MixKind};
-    use crate::model::Arch;
     use rand::SeedableRng;
 
     #[test]
@@ -399,16 +398,7 @@ mod tests {
     }
 
     fn small_swav(queue: i64, freeze_prototypes_steps: u64) -> Swav {
-        let backbone = ResNetConfig {
-            arch: Arch::ResNet18,
-            widths: [4, 4, 8, 8],
-            in_channels: 1,
-            cifar_stem: true,
-            bn_splits: 1,
-            conv_init: Default::default(),
-            channels_last: false,
-            ..Default::default()
-        };
+        let backbone = ResNetConfig::tiny(1);
         let cfg = SwavConfig {
             dim: 8,
             mlp_hidden: 16,

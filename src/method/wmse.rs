@@ -153,20 +153,10 @@ impl Method for Wmse {
 mod tests {
     use super::*;
     use crate::mix::{MixDraw, MixKind};
-    use crate::model::Arch;
     use rand::SeedableRng;
 
     fn wmse(w_size: i64) -> Wmse {
-        let backbone = ResNetConfig {
-            arch: Arch::ResNet18,
-            widths: [4, 4, 8, 8],
-            in_channels: 1,
-            cifar_stem: true,
-            bn_splits: 1,
-            conv_init: Default::default(),
-            channels_last: false,
-            ..Default::default()
-        };
+        let backbone = ResNetConfig::tiny(1);
         let cfg = WmseConfig { dim: 4, mlp_hidden: 16, mlp_bn: true, mlp_layers: 2, w_size, w_iter: 1, w_eps: 0.0 };
         Wmse::new(Device::Cpu, &backbone, cfg, 16, MixTarget::View2)
     }

@@ -83,6 +83,15 @@ impl Default for ResNetConfig {
     }
 }
 
+#[cfg(test)]
+impl ResNetConfig {
+    /// The methods' unit-test network: the ResNet-18 layout at widths 4-4-8-8 on one-channel
+    /// images, CIFAR stem, `bn_splits` batch-norm groups, standard memory.
+    pub(crate) fn tiny(bn_splits: i64) -> Self {
+        ResNetConfig { widths: [4, 4, 8, 8], in_channels: 1, cifar_stem: true, bn_splits, ..Default::default() }
+    }
+}
+
 /// Convolution weight initialization (`model.conv_init`, `model.stem_init`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum ConvInit {
