@@ -97,9 +97,9 @@ for title, key in (("kNN top-1 (%) on the configured readout (head output), test
         # Each run's machine and wall time: a pair is exact only within one machine class.
         ss = [runs[(arm, s)][0] for s in seeds for arm in ("base", "unmix")]
         machines = "; ".join(sorted({r.get("machine", "not recorded") for r in ss}))
-        # train_seconds sums the training epochs of every part of a resumed run (wall_seconds
-        # only the last part's process); evaluation passes are not in it.
-        hours = sum(r.get("train_seconds", r.get("wall_seconds", 0.0)) for r in ss) / 3600
+        # train_seconds (in every summary) sums the training epochs of every part of a resumed run
+        # (wall_seconds only the last part's process); evaluation passes are not in it.
+        hours = sum(r["train_seconds"] for r in ss) / 3600
         label = ss[0]["method"] + (" (+ %d unpaired run)" % alone if alone else "")
         print("| %s | %d | %s | %s | %s | %s | %+.2f | %s | %.1f |" % (label, ss[0]["epochs"], ", ".join(map(str, seeds)),
               ms([b for b, _ in pairs]), ms([u for _, u in pairs]), " / ".join("%+.2f" % x for x in d),
