@@ -11,7 +11,8 @@
 # back, an interrupted one resumes from its last checkpoint (`unmix compare` does both).
 # Each finished run also gets the kNN of its pooled backbone features (knn-backbone.txt), a
 # readout that suits the non-contrastive methods better than the projector output.
-# `--table` only prints the tables of what has finished (every finished pair, also of a job still running). Results go to DIR (default
+# `--table` only prints the tables of what has finished (every finished pair, also of a job still running;
+# for a run longer than 10 epochs also its kNN curve, arm by arm). Results go to DIR (default
 # results/fmnist-seeds), whose run records (not the weights) are kept in the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,4 +105,22 @@ for title, key in (("kNN top-1 (%) on the configured readout (head output), test
         print("| %s | %d | %s | %s | %s | %s | %+.2f | %s | %.1f |" % (label, ss[0]["epochs"], ", ".join(map(str, seeds)),
               ms([b for b, _ in pairs]), ms([u for _, u in pairs]), " / ".join("%+.2f" % x for x in d),
               statistics.mean(d), machines, hours))
+# The longer horizon: the kNN curve of each arm of a run planned for more than 10 epochs (its
+# knn_every passes in metrics.jsonl), to show whether the gap grows, holds or closes.
+for job in jobs:
+    curves = {}
+    for arm in ("base", "unmix"):
+        p = os.path.join(out, job, arm + "-seed0", "metrics.jsonl")
+        if os.path.exists(p):
+            curves[arm] = {r["epoch"]: r["knn_top1"] for r in map(json.loads, open(p)) if "knn_top1" in r}
+    epochs = sorted(set(curves.get("base", {})) | set(curves.get("unmix", {})))
+    if len(epochs) < 2 or epochs[-1] <= 10: continue
+    print("\nkNN top-1 (%%) on the head output during the run, %s, seed 0\n" % job)
+    print("| epoch | " + " | ".join(map(str, epochs)) + " |")
+    print("|---|" + "---|" * len(epochs))
+    f = lambda v: "%.2f" % v if v is not None else "-"
+    for arm, name in (("base", "base"), ("unmix", "+ Un-Mix")):
+        print("| %s | " % name + " | ".join(f(curves.get(arm, {}).get(e)) for e in epochs) + " |")
+    gaps = [curves["unmix"][e] - curves["base"][e] if e in curves.get("base", {}) and e in curves.get("unmix", {}) else None for e in epochs]
+    print("| difference | " + " | ".join("%+.2f" % g if g is not None else "-" for g in gaps) + " |")
 PY
