@@ -21,7 +21,8 @@
 # --tiny runs every workload for a few steps on the repository's Fashion-MNIST fixture (what CI
 # checks: that the benchmark runs). --set passes a config override to unmix's loop and step runs
 # (e.g. --set model.memory_format='"channels-last"'; PyTorch's side is unchanged). Prints a table
-# with the ratios; writes runs/bench.json.
+# with the ratios; writes runs/bench.json (first line: CPU, flags, commit, date; then one line per
+# measurement). Keep the record of figures you publish in results/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=/usr/share/datasets/fashion-mnist
@@ -59,8 +60,16 @@ extra = f"   vs PyTorch fp32 {u['images_per_second'] / ref['images_per_second']:
 print(f"{name:<34} {u['images_per_second']:10.1f} {p['images_per_second']:10.1f} {r:7.2f}x   RSS {u['peak_rss_gib']:.2f} / {p['peak_rss_gib']:.2f} GiB{extra}")
 PY
 }
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
-echo "cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ')"
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
+flags="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ' | sed 's/ $//')"
+family="$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')"
+echo "cpu: $cpu (family $family)"
+echo "cpu flags: $flags"
+# The first line of the record names the machine, the code and the kernel limits, so a copy of it
+# kept beside the figures (results/bench/) still says where they came from.
+python3 -c 'import json, sys; print(json.dumps(dict(zip(["what", "cpu", "family", "flags", "commit", "date", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "tiny"], ["machine"] + sys.argv[1:]))))' \
+  "$cpu" "$family" "$flags" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+changes')" \
+  "$(date -u +%Y-%m-%dT%H:%MZ)" "${ONEDNN_MAX_CPU_ISA:-unset}" "${ATEN_CPU_CAPABILITY:-unset}" "$tiny" >> "$out"
 echo "kernels: ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-unset} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-unset} (unset: the best this CPU has)"
 if [ "$bf16" = auto ]; then
   if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && [ "${ONEDNN_MAX_CPU_ISA:-}" != AVX2 ]; then bf16=1; else bf16=0; fi
