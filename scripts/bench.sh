@@ -61,8 +61,8 @@ print(f"{name:<34} {u['images_per_second']:10.1f} {p['images_per_second']:10.1f}
 PY
 }
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
-flags="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ' | sed 's/ $//')"
-family="$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')"
+flags="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ' | sed 's/ $//' || true)"
+family="$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ' || true), model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | tr -d ' ' || true)"
 echo "cpu: $cpu (family $family)"
 echo "cpu flags: $flags"
 # The first line of the record names the machine, the code and the kernel limits, so a copy of it
