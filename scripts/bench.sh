@@ -60,19 +60,15 @@ extra = f"   vs PyTorch fp32 {u['images_per_second'] / ref['images_per_second']:
 print(f"{name:<34} {u['images_per_second']:10.1f} {p['images_per_second']:10.1f} {r:7.2f}x   RSS {u['peak_rss_gib']:.2f} / {p['peak_rss_gib']:.2f} GiB{extra}")
 PY
 }
-cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
-flags="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ' | sed 's/ $//' || true)"
-family="$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ' || true), model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | tr -d ' ' || true)"
-echo "cpu: $cpu (family $family)"
-echo "cpu flags: $flags"
+echo "machine: $(scripts/machine.sh)"
 # The first line of the record names the machine, the code and the kernel limits, so a copy of it
 # kept beside the figures (results/bench/) still says where they came from.
-python3 -c 'import json, sys; print(json.dumps(dict(zip(["what", "cpu", "family", "flags", "commit", "date", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "tiny"], ["machine"] + sys.argv[1:]))))' \
-  "$cpu" "$family" "$flags" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+changes')" \
+python3 -c 'import json, sys; print(json.dumps({"what": "machine", **json.loads(sys.argv[1]), **dict(zip(["commit", "date", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "tiny"], sys.argv[2:]))}))' \
+  "$(scripts/machine.sh --json)" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+changes')" \
   "$(date -u +%Y-%m-%dT%H:%MZ)" "${ONEDNN_MAX_CPU_ISA:-unset}" "${ATEN_CPU_CAPABILITY:-unset}" "$tiny" >> "$out"
 echo "kernels: ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-unset} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-unset} (unset: the best this CPU has)"
 if [ "$bf16" = auto ]; then
-  if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && [ "${ONEDNN_MAX_CPU_ISA:-}" != AVX2 ]; then bf16=1; else bf16=0; fi
+  if scripts/machine.sh --native-bf16; then bf16=1; else bf16=0; fi
 fi
 [ "$bf16" = 1 ] || echo "bf16 rows skipped$([ "$tiny" = 1 ] && echo " but the fmnist one"): no native bf16 here (AVX-512 BF16 / AMX), both sides would emulate it; --bf16 runs them"
 printf "%-34s %10s %10s %8s\n" workload "unmix/s" "pytorch/s" ratio

@@ -22,9 +22,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 now() { date +%s; }
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_bf16|amx_bf16' | tr '\n' ' ' || true)
-echo "demo: CPU $cpu, $(nproc) cores; flags: ${flags:-none of avx2/avx512f/avx512_bf16/amx_bf16}"
+echo "demo: machine: $(scripts/machine.sh)"
 
 t0=$(now)
 if [ ! -x .venv/bin/python ] || [ ! -x target/release/unmix ]; then
@@ -47,7 +45,7 @@ unmix=./target/release/unmix
 # bf16 only where the CPU computes it natively (AVX-512 BF16 or AMX); emulated bf16 is slower
 # than fp32.
 precision=fp32
-if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then precision=bf16; fi
+if scripts/machine.sh --native-bf16; then precision=bf16; fi
 force=()
 [ -e "$out" ] && force=(--force)
 echo "demo: pretraining Un-Mix + MoCo for $epochs epochs of the fmnist protocol in $precision (about 10 minutes"

@@ -34,10 +34,7 @@ if [ "$table_only" = 0 ]; then
   [ -x "$bin" ] || { scripts/setup.sh; cargo build --release; }
   {
     date -u +"started %Y-%m-%dT%H:%MZ"
-    grep -m1 "model name" /proc/cpuinfo
-    echo "cores: $(nproc)"
-    grep -m1 "^flags" /proc/cpuinfo | tr ' ' '\n' | grep -E "^(avx2|avx512f|avx512_bf16|amx_bf16|amx_tile)$" | tr '\n' ' '
-    echo
+    scripts/machine.sh
   } >> "$out/machine.txt"
   for job in $only; do
     case "$job" in

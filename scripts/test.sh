@@ -13,8 +13,7 @@ if [ "${1:-}" = --torch ]; then
   shift 2
 fi
 scripts/setup.sh --torch "$torch"
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
-echo "cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_bf16|amx_bf16|amx_tile|fma)$' | tr '\n' ' ')"
+echo "machine: $(scripts/machine.sh)"
 if [ "$torch" != 2.13 ]; then
   cd "target/torch-$torch"
 fi

@@ -57,24 +57,36 @@ impl KnnSummary {
     }
 }
 
-/// "CPU MODEL, N cores; FLAGS" with the flags among avx2, avx512f, avx512_bf16, amx_bf16 that
-/// this CPU has (every speed or accuracy figure names its machine class).
+/// "CPU MODEL, N cores (family F model M); FLAGS" with the flags among avx2, fma, avx512f,
+/// avx512_bf16, amx_bf16, amx_tile that this CPU has (every speed or accuracy figure names its
+/// machine class). The scripts print the same line with scripts/machine.sh; a test holds the two
+/// together.
 pub fn machine() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    machine_line(&info, cores)
+}
+
+/// `machine()` from the text of /proc/cpuinfo and a core count.
+pub fn machine_line(cpuinfo: &str, cores: usize) -> String {
     let field = |name: &str| {
-        info.lines()
+        cpuinfo
+            .lines()
             .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
             .and_then(|l| l.split_once(':'))
             .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     };
     let model = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let family = field("cpu family").unwrap_or_else(|| "?".into());
+    let cpu_model = field("model").unwrap_or_else(|| "?".into());
     let flags = field("flags").unwrap_or_default();
-    let have: Vec<&str> = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
+    let have: Vec<&str> = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
         .into_iter()
-        .filter(|f| flags.split(' ').any(|x| x == *f))
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
         .collect();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{model}, {cores} cores; {}", if have.is_empty() { "no avx2".to_string() } else { have.join(" ") })
+    let have = if have.is_empty() { "no avx2".to_string() } else { have.join(" ") };
+    format!("{model}, {cores} cores (family {family} model {cpu_model}); {have}")
 }
 
 /// Peak resident memory of this process in MiB (Linux), if known.
@@ -83,4 +95,66 @@ pub fn peak_rss_mib() -> Option<f64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::machine_line;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// Excerpts of real /proc/cpuinfo files: the reviewer's class (AMD EPYC, AVX2 only), an
+    /// AMX Xeon, and an Arm server whose kernel writes neither "model name" nor "flags".
+    const EPYC: &str = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n\
+        model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx fma avx2 bmi2 sha_ni\n\n\
+        processor\t: 1\nmodel name\t: AMD EPYC 7B13\n";
+    const XEON: &str = "cpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz\n\
+        flags\t\t: fpu avx2 fma avx512f avx512bw avx512_bf16 avx512_fp16 amx_bf16 amx_tile amx_int8\n";
+    const ARM: &str = "processor\t: 0\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd evtstrm aes\nCPU part\t: 0xd0c\n";
+
+    #[test]
+    fn machine_line_names_model_cores_family_and_the_flags_that_matter() {
+        assert_eq!(machine_line(EPYC, 2), "AMD EPYC 7B13, 2 cores (family 25 model 1); avx2 fma");
+        assert_eq!(
+            machine_line(XEON, 8),
+            "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz, 8 cores (family 6 model 143); \
+             avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile"
+        );
+        let arm = machine_line(ARM, 4);
+        assert_eq!(arm, format!("{}, 4 cores (family ? model ?); no avx2", std::env::consts::ARCH));
+    }
+
+    /// The scripts' machine line (scripts/machine.sh) is the binary's, on the fixtures and here.
+    #[test]
+    fn scripts_machine_sh_prints_the_same_line() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::temp_dir().join(format!("unmix-machine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |cpuinfo: Option<&Path>| {
+            let mut cmd = Command::new("bash");
+            cmd.arg(root.join("scripts/machine.sh"));
+            if let Some(p) = cpuinfo {
+                cmd.env("UNMIX_CPUINFO", p);
+            }
+            let out = cmd.output().expect("bash runs scripts/machine.sh");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().trim_end().to_string()
+        };
+        // The script counts cores with nproc (affinity); the binary with available_parallelism,
+        // which also reads cgroup quotas, so the count is taken from the script's line.
+        let cores = |line: &str| -> usize {
+            let before = line.split(" cores (").next().unwrap();
+            before.rsplit(", ").next().unwrap().parse().unwrap()
+        };
+        for (name, text) in [("epyc", EPYC), ("xeon", XEON), ("arm", ARM)] {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            let line = run(Some(&p));
+            assert_eq!(line, machine_line(text, cores(&line)), "fixture {name}");
+        }
+        let here = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let line = run(None);
+        assert_eq!(line, machine_line(&here, cores(&line)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
