@@ -10,7 +10,8 @@
 # (UNMIX_BIN=/path/to/unmix) and start it again after any interruption: finished runs are read
 # back, an interrupted one resumes from its last checkpoint (`unmix compare` does both).
 # Each finished run also gets the kNN of its pooled backbone features (knn-backbone.txt), a
-# readout that suits the non-contrastive methods better than the projector output.
+# readout that suits the non-contrastive methods better than the projector output, read after each
+# seed's pair while the checkpoints are here (they are not kept in the repository).
 # `--table` only prints the tables of what has finished (every finished pair, also of a job still running;
 # for a run longer than 10 epochs also its kNN curve, arm by arm). Results go to DIR (default
 # results/fmnist-seeds), whose run records (not the weights) are kept in the repository.
@@ -38,17 +39,22 @@ if [ "$table_only" = 0 ]; then
   } >> "$out/machine.txt"
   for job in $only; do
     case "$job" in
-      moco-50ep) cfg=configs/fmnist-moco-unmix.toml; args=(--seeds 1 --set train.epochs=50 --set eval.knn_every=10) ;;
-      moco|simclr|byol|swav) cfg=configs/fmnist-$job-unmix.toml; args=(--seeds 3) ;;
+      moco-50ep) cfg=configs/fmnist-moco-unmix.toml; seeds=1; args=(--set train.epochs=50 --set eval.knn_every=10) ;;
+      moco|simclr|byol|swav) cfg=configs/fmnist-$job-unmix.toml; seeds=3; args=() ;;
       *) echo "unknown job $job" >&2; exit 2 ;;
     esac
-    echo "== $job ($cfg ${args[*]}) -> $out/$job  $(date -u +%H:%MZ)"
-    "$bin" compare --config "$cfg" "${args[@]}" --quiet --out "$out/$job"
-    for run in "$out/$job"/*-seed*/; do
-      ck="$run/checkpoints/last.safetensors"
-      if [ ! -s "$run/knn-backbone.txt" ] && [ -f "$ck" ]; then
-        "$bin" knn --checkpoint "$ck" --set 'eval.features="backbone"' > "$run/knn-backbone.txt"
-      fi
+    echo "== $job ($cfg --seeds $seeds ${args[*]}) -> $out/$job  $(date -u +%H:%MZ)"
+    # One seed's pair at a time (`compare --seeds n` reads seeds 0..n-2 back and trains seed n-1),
+    # so each finished run's backbone kNN is read while its checkpoint is on this machine, not only
+    # after the whole job: a machine that goes away mid-job takes no finished readout with it.
+    for n in $(seq 1 "$seeds"); do
+      "$bin" compare --config "$cfg" --seeds "$n" ${args[@]+"${args[@]}"} --quiet --out "$out/$job"
+      for run in "$out/$job"/*-seed*/; do
+        ck="$run/checkpoints/last.safetensors"
+        if [ ! -s "$run/knn-backbone.txt" ] && [ -f "$ck" ] && [ -f "$run/summary.json" ]; then
+          "$bin" knn --checkpoint "$ck" --set 'eval.features="backbone"' > "$run/knn-backbone.txt"
+        fi
+      done
     done
   done
 fi
@@ -88,9 +94,12 @@ for title, key in (("kNN top-1 (%) on the configured readout (head output), test
         if not seeds:
             print("| %s | | | (no finished pair yet%s) | | | | | |" % (job, ", %d run alone" % alone if alone else "")); continue
         get = lambda arm, s: runs[(arm, s)][0]["knn"]["top1"] if key == "head" else runs[(arm, s)][1]
+        # A pair whose backbone kNN was not read (its checkpoints gone) is left out and named.
+        missing = [s for s in seeds if get("base", s) is None or get("unmix", s) is None]
+        seeds = [s for s in seeds if s not in missing]
+        if not seeds:
+            print("| %s | | | (backbone kNN not read for seed%s %s) | | | | | |" % (job, "s" if len(missing) > 1 else "", ", ".join(map(str, missing)))); continue
         pairs = [(get("base", s), get("unmix", s)) for s in seeds]
-        if any(b is None or u is None for b, u in pairs):
-            print("| %s | | %d | (backbone kNN missing) | | | | | |" % (job, len(seeds))); continue
         d = [u - b for b, u in pairs]
         # Each run's machine and wall time: a pair is exact only within one machine class.
         ss = [runs[(arm, s)][0] for s in seeds for arm in ("base", "unmix")]
@@ -98,7 +107,8 @@ for title, key in (("kNN top-1 (%) on the configured readout (head output), test
         # train_seconds (in every summary) sums the training epochs of every part of a resumed run
         # (wall_seconds only the last part's process); evaluation passes are not in it.
         hours = sum(r["train_seconds"] for r in ss) / 3600
-        label = ss[0]["method"] + (" (+ %d unpaired run)" % alone if alone else "")
+        label = ss[0]["method"] + (" (+ %d unpaired run)" % alone if alone else "") + \
+            (" (seed%s %s: not read)" % ("s" if len(missing) > 1 else "", ", ".join(map(str, missing))) if missing else "")
         print("| %s | %d | %s | %s | %s | %s | %+.2f | %s | %.1f |" % (label, ss[0]["epochs"], ", ".join(map(str, seeds)),
               ms([b for b, _ in pairs]), ms([u for _, u in pairs]), " / ".join("%+.2f" % x for x in d),
               statistics.mean(d), machines, hours))
