@@ -21,7 +21,7 @@
 #   72.72 (SimSiam's lr 0.1 instead of 0.05 at batch 64: 73.19 base);
 # - SwAV keeps the authors' lr 0.6 (their CIFAR value at batch 128) unscaled: the scaled 0.15
 #   left the prototypes barely trained in 936 steps (73.38 / 70.55; with a queue from epoch 2
-#   73.29 / 70.36), 0.6 gives 74.70 / 76.59.
+#   73.29 / 70.36), 0.6 gave 74.70 / 76.59 (then; at e4c30f3, with LARC over every parameter, 74.77 / 74.21).
 # - W-MSE uses lr 1e-3 (the default of the W-MSE authors' code) instead of the config's 3e-3 (their
 #   CIFAR value): at batch 256 the budget is 234 steps, and 3e-3 gave 71.50 / 73.30, 1e-2 65.49
 #   (base), 1e-3 75.17 / 74.65 (plain batch norm instead of 8 groups: 75.20, no gain).
