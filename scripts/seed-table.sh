@@ -97,8 +97,9 @@ for title, key in (("kNN top-1 (%) on the configured readout (head output), test
         # A pair whose backbone kNN was not read (its checkpoints gone) is left out and named.
         missing = [s for s in seeds if get("base", s) is None or get("unmix", s) is None]
         seeds = [s for s in seeds if s not in missing]
+        unread = "seed%s %s" % ("s" if len(missing) > 1 else "", ", ".join(map(str, missing)))
         if not seeds:
-            print("| %s | | | (backbone kNN not read for seed%s %s) | | | | | |" % (job, "s" if len(missing) > 1 else "", ", ".join(map(str, missing)))); continue
+            print("| %s | | | (backbone kNN not read for %s) | | | | | |" % (job, unread)); continue
         pairs = [(get("base", s), get("unmix", s)) for s in seeds]
         d = [u - b for b, u in pairs]
         # Each run's machine and wall time: a pair is exact only within one machine class.
@@ -107,8 +108,7 @@ for title, key in (("kNN top-1 (%) on the configured readout (head output), test
         # train_seconds (in every summary) sums the training epochs of every part of a resumed run
         # (wall_seconds only the last part's process); evaluation passes are not in it.
         hours = sum(r["train_seconds"] for r in ss) / 3600
-        label = ss[0]["method"] + (" (+ %d unpaired run)" % alone if alone else "") + \
-            (" (seed%s %s: not read)" % ("s" if len(missing) > 1 else "", ", ".join(map(str, missing))) if missing else "")
+        label = ss[0]["method"] + (" (+ %d unpaired run)" % alone if alone else "") + (" (%s: not read)" % unread if missing else "")
         print("| %s | %d | %s | %s | %s | %s | %+.2f | %s | %.1f |" % (label, ss[0]["epochs"], ", ".join(map(str, seeds)),
               ms([b for b, _ in pairs]), ms([u for _, u in pairs]), " / ".join("%+.2f" % x for x in d),
               statistics.mean(d), machines, hours))
