@@ -92,7 +92,8 @@ pub fn optimizer(cfg: &Config, method: &dyn Method) -> Result<Optimizer> {
     Ok(opt)
 }
 
-/// The learning-rate schedule for `steps_per_epoch` optimizer steps per epoch.
+/// The learning-rate schedule for `steps_per_epoch` optimizer steps per epoch, over the run's
+/// steps (`train.steps`, or its epochs).
 pub fn schedule(cfg: &Config, steps_per_epoch: usize) -> Schedule {
     let t = &cfg.train;
     match t.schedule {
@@ -100,11 +101,17 @@ pub fn schedule(cfg: &Config, steps_per_epoch: usize) -> Schedule {
             lr: t.lr,
             min_lr: t.min_lr,
             warmup: (t.warmup_epochs * steps_per_epoch as f64).round() as usize,
-            total: steps_per_epoch * t.epochs,
+            total: cfg.total_steps(steps_per_epoch),
             shape: t.warmup_shape,
             start_lr: t.warmup_start_lr,
         },
-        kind => Schedule::CosineEpoch { lr: t.lr, epochs: t.epochs, to_zero: kind == ScheduleKind::CosineEpochToZero },
+        // Over the run's steps in epochs: E, or a fraction with train.steps (the cosine reaches
+        // the end of its curve at the last step).
+        kind => Schedule::CosineEpoch {
+            lr: t.lr,
+            epochs: cfg.total_steps(steps_per_epoch) as f64 / steps_per_epoch as f64,
+            to_zero: kind == ScheduleKind::CosineEpochToZero,
+        },
     }
 }
 

@@ -9,7 +9,7 @@
 //! configuration is written into the run folder and every checkpoint.
 
 use crate::method::{MethodConfig, RunContext};
-use crate::mix::UnMixConfig;
+use crate::mix::{IMixConfig, MixCoConfig, MixtureKind, MixtureSettings, UnMixConfig};
 use crate::model::{Arch, ConvInit, Features, MemoryFormat};
 use crate::optim::{LarsScope, OptimizerKind, ScheduleKind, WarmupShape};
 use crate::precision::Precision;
@@ -35,6 +35,12 @@ pub struct Config {
     pub method: MethodConfig,
     #[serde(default)]
     pub unmix: UnMixConfig,
+    /// i-Mix, a rival mixture (`[imix] enabled = true` with `unmix.enabled = false`).
+    #[serde(default, skip_serializing_if = "IMixConfig::is_default")]
+    pub imix: IMixConfig,
+    /// MixCo, a rival mixture (`[mixco] enabled = true` with `unmix.enabled = false`).
+    #[serde(default, skip_serializing_if = "MixCoConfig::is_default")]
+    pub mixco: MixCoConfig,
     pub train: TrainConfig,
     #[serde(default)]
     pub eval: EvalConfig,
@@ -295,6 +301,11 @@ pub struct ModelConfig {
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub epochs: usize,
+    /// Optimizer steps of the run (0: `epochs` whole epochs). Set, the run stops after this many
+    /// steps, inside its last epoch (`epochs` must be the epochs they touch), and the schedule
+    /// spans them: how `unmix compare` gives an arm the compute of another.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub steps: usize,
     pub batch_size: usize,
     /// "sgd", "lars", "adam" or "adamw".
     #[serde(default = "default_optimizer")]
@@ -464,6 +475,10 @@ fn one_f() -> f64 {
 fn half() -> f64 {
     0.5
 }
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
 fn yes() -> bool {
     true
 }
@@ -692,6 +707,87 @@ impl Config {
         toml::to_string_pretty(self).expect("a config always serializes to TOML")
     }
 
+    /// The mixture this run trains with.
+    pub fn mixture_kind(&self) -> MixtureKind {
+        match (self.unmix.enabled, self.imix.enabled, self.mixco.enabled) {
+            (true, _, _) => MixtureKind::UnMix,
+            (_, true, _) => MixtureKind::IMix,
+            (_, _, true) => MixtureKind::MixCo,
+            _ => MixtureKind::None,
+        }
+    }
+
+    /// The settings of the mixture this run trains with (None: the base method alone).
+    pub fn mixture(&self) -> Option<MixtureSettings> {
+        match self.mixture_kind() {
+            MixtureKind::None => None,
+            MixtureKind::UnMix => Some(MixtureSettings::UnMix(self.unmix.clone())),
+            MixtureKind::IMix => Some(MixtureSettings::IMix(self.imix.clone())),
+            MixtureKind::MixCo => Some(MixtureSettings::MixCo(self.mixco.clone())),
+        }
+    }
+
+    /// Optimizer steps of the whole run at `per_epoch` steps per epoch: `train.steps`, or the
+    /// epochs' steps.
+    pub fn total_steps(&self, per_epoch: usize) -> usize {
+        if self.train.steps > 0 {
+            self.train.steps
+        } else {
+            self.train.epochs * per_epoch
+        }
+    }
+
+    /// `train.steps` against the epochs it needs at `per_epoch` steps per epoch.
+    pub fn check_steps(&self, per_epoch: usize) -> Result<()> {
+        let s = self.train.steps;
+        if s > 0 && s.div_ceil(per_epoch) != self.train.epochs {
+            bail!(
+                "train.steps = {s} at {per_epoch} steps per epoch touches {} epoch(s): set train.epochs = {} (or train.steps = 0 for whole epochs)",
+                s.div_ceil(per_epoch),
+                s.div_ceil(per_epoch)
+            );
+        }
+        Ok(())
+    }
+
+    /// One mixture per run, and the rivals only where they are defined.
+    fn validate_mixture(&self) -> Result<()> {
+        self.imix.validate()?;
+        self.mixco.validate()?;
+        let on: Vec<&str> = [("unmix", self.unmix.enabled), ("imix", self.imix.enabled), ("mixco", self.mixco.enabled)]
+            .into_iter()
+            .filter_map(|(n, e)| e.then_some(n))
+            .collect();
+        if on.len() > 1 {
+            bail!(
+                "{} are all enabled: a run trains with one mixture; keep one (e.g. --set unmix.enabled=false with --set {}.enabled=true)",
+                on.iter().map(|n| format!("{n}.enabled")).collect::<Vec<_>>().join(" and "),
+                on[1]
+            );
+        }
+        let kind = self.mixture_kind();
+        let name = kind.name();
+        let supported = match (kind, &self.method) {
+            (MixtureKind::IMix, MethodConfig::Moco(m)) | (MixtureKind::MixCo, MethodConfig::Moco(m)) => {
+                if m.symmetric {
+                    bail!("{name}.enabled with method.symmetric = true: {name} is defined for the asymmetric MoCo loss (as its authors' code); set method.symmetric = false");
+                }
+                true
+            }
+            (MixtureKind::IMix, MethodConfig::Simclr(_)) => true,
+            (MixtureKind::IMix | MixtureKind::MixCo, _) => false,
+            _ => true,
+        };
+        if !supported {
+            bail!(
+                "{name}.enabled: {name} is implemented for method {} only, not {}",
+                if kind == MixtureKind::IMix { "moco and simclr" } else { "moco" },
+                self.method.name()
+            );
+        }
+        Ok(())
+    }
+
     pub fn view2(&self) -> &ViewConfig {
         self.augment.view2.as_ref().unwrap_or(&self.augment.view1)
     }
@@ -803,6 +899,7 @@ impl Config {
             bail!("train.batch_size = {b} is not divisible by model.bn_splits = {}", c.model.bn_splits);
         }
         c.unmix.validate()?;
+        c.validate_mixture()?;
         let g = c.unmix.groups;
         if c.unmix.enabled && g > 1 {
             if !b.is_multiple_of(g) || b / g < 2 {

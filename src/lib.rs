@@ -1,7 +1,7 @@
 //! unmix: Un-Mix self-supervised pretraining on libtorch.
 //!
 //! Data flows one way: readers and augmentations (crate `unmix-data`, no tensors) -> batch tensors
-//! ([`data`]) -> Un-Mix ([`mix`]) -> a method's loss ([`method`]) -> the optimizer ([`optim`]),
+//! ([`data`]) -> a mixture, Un-Mix or a rival ([`mix`]) -> a method's loss ([`method`]) -> the optimizer ([`optim`]),
 //! run by the loop in [`train`]. Evaluation ([`eval`]) reads networks and checkpoints, never
 //! training internals.
 //!
@@ -10,11 +10,11 @@
 //! 1. [`alloc`], [`console`], [`ffi`]: process set-up, the terminal (stdout lines, Ctrl-C) and the
 //!    C++ shims' error buffer;
 //! 2. [`precision`], [`dist`], [`mix`], [`model`], [`optim`], [`checkpoint`], [`events`]: autocast,
-//!    the process group, Un-Mix, the networks, optimizers and schedules, the checkpoint file,
-//!    TensorBoard's event files;
+//!    the process group, the mixtures (Un-Mix, i-Mix, MixCo), the networks, optimizers and
+//!    schedules, the checkpoint file, TensorBoard's event files;
 //! 3. [`method`]: the methods, their settings and losses;
 //! 4. [`config`]: the run configuration, made of the settings above;
-//! 5. [`data`]: the configured datasets and views as tensors;
+//! 5. [`data`], [`cost`]: the configured datasets and views as tensors; a config's counted compute;
 //! 6. [`build`]: runtime, method, optimizer and checkpointed networks from a config;
 //! 7. [`eval`]: kNN and linear evaluations;
 //! 8. [`train`]: the pretraining loop;
@@ -41,6 +41,7 @@ pub mod method;
 
 pub mod config;
 
+pub mod cost;
 pub mod data;
 
 pub mod build;

@@ -107,8 +107,10 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "unmix-preview.png")]
         out: PathBuf,
     },
-    /// Ablation: the base method and + Un-Mix on the same seeds (everything else equal), with a
-    /// mean +- std table (compare.md), compare.json and a plot, under --out.
+    /// Arms on the same seeds, everything else equal, with counted compute beside accuracy: the
+    /// base method, + Un-Mix, the rival mixtures, or one matched to another's compute. Writes a
+    /// table (cost, time, kNN on head and backbone, paired differences with 95 % intervals:
+    /// compare.md), compare.json and a plot of kNN against compute under --out; rerun to resume.
     Compare {
         /// TOML configuration.
         #[arg(long, value_name = "FILE")]
@@ -116,6 +118,13 @@ enum Command {
         /// Seeds per arm (the config's seed, +1, ...).
         #[arg(long, default_value_t = 3)]
         seeds: usize,
+        /// The arms, comma-separated: base, unmix, imix, mixco, or ARM@OTHER (ARM trained for the
+        /// steps whose counted compute equals OTHER's at the config's epochs, e.g. base@unmix).
+        #[arg(long, default_value = "base,unmix", value_name = "LIST")]
+        arms: String,
+        /// The arm the paired differences are taken against (default: the first of --arms).
+        #[arg(long, value_name = "ARM")]
+        reference: Option<String>,
         /// Override a config key, e.g. --set train.epochs=3. Repeatable.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -494,23 +503,30 @@ fn run(cli: Cli) -> Result<i32> {
             }
             writable(&out)?;
             let cfg = Config::load(&config, &with_data(set, data))?;
-            let d = unmix::report::preview::write_preview(&cfg, images, mode.as_deref(), &out)?;
-            say!(
-                "wrote {} ({} with lambda {:.3})",
-                out.display(),
-                if d.is_cutmix() { "CutMix" } else { "mixup" },
-                d.lam
-            );
+            let shown = unmix::report::preview::write_preview(&cfg, images, mode.as_deref(), &out)?;
+            say!("wrote {} ({shown})", out.display());
             Ok(0)
         }
-        Command::Compare { config, seeds, set, data, out, quiet } => {
+        Command::Compare { config, seeds, arms, reference, set, data, out, quiet } => {
             if seeds == 0 {
                 anyhow::bail!("--seeds must be at least 1");
             }
+            let arms = unmix::compare::parse_arms(&arms)?;
+            let reference = match reference {
+                Some(r) => r.parse().map_err(|e: anyhow::Error| anyhow::anyhow!("--reference: {e}"))?,
+                None => arms[0].clone(),
+            };
             let cfg = Config::load(&config, &with_data(set, data))?;
             let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("compare-{stem}")));
-            let md = unmix::compare::compare(&cfg, seeds, &out, !quiet)?;
+            let opts = unmix::compare::CompareOptions {
+                arms: &arms,
+                reference: &reference,
+                seeds,
+                out: &out,
+                progress: !quiet,
+            };
+            let md = unmix::compare::compare(&cfg, &opts)?;
             say!("{md}\nwritten to {}", out.join("compare.md").display());
             Ok(0)
         }

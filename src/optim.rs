@@ -278,7 +278,8 @@ pub enum Schedule {
     /// `lr * 0.5 * (1 + cos(pi * e / E))`, fixed within an epoch, for e = 0..E-1 (the fmnist
     /// protocol); with `to_zero`, for e = 1..E as the authors' CIFAR loop numbers its epochs, so the
     /// last epoch trains at lr 0.
-    CosineEpoch { lr: f64, epochs: usize, to_zero: bool },
+    /// `epochs` is E, or the run's steps over the steps per epoch when it ends inside an epoch.
+    CosineEpoch { lr: f64, epochs: f64, to_zero: bool },
     /// Linear warmup over `warmup` steps in the given shape (from `start_lr` for `Linspace`), then
     /// cosine from `lr` to `min_lr` at `total` steps.
     CosineStep { lr: f64, min_lr: f64, warmup: usize, total: usize, shape: WarmupShape, start_lr: f64 },
@@ -290,7 +291,7 @@ impl Schedule {
         match *self {
             Schedule::CosineEpoch { lr, epochs, to_zero } => {
                 let e = epoch + usize::from(to_zero);
-                lr * 0.5 * (1.0 + (PI * e as f64 / epochs as f64).cos())
+                lr * 0.5 * (1.0 + (PI * e as f64 / epochs).cos())
             }
             Schedule::CosineStep { lr, min_lr, warmup, total, shape, start_lr } => {
                 if step < warmup {
@@ -487,12 +488,12 @@ mod tests {
 
     #[test]
     fn cosine_epoch_follows_protocol() {
-        let s = Schedule::CosineEpoch { lr: 0.03, epochs: 10, to_zero: false };
+        let s = Schedule::CosineEpoch { lr: 0.03, epochs: 10.0, to_zero: false };
         assert!((s.lr(0, 0) - 0.03).abs() < 1e-12);
         assert!((s.lr(5, 999) - 0.015).abs() < 1e-12);
         assert!(s.lr(9, 0) > 0.0 && s.lr(9, 0) < 0.001);
         // The authors' numbering (epochs 1..E): one epoch later on the curve, 0 in the last one.
-        let s = Schedule::CosineEpoch { lr: 0.03, epochs: 10, to_zero: true };
+        let s = Schedule::CosineEpoch { lr: 0.03, epochs: 10.0, to_zero: true };
         assert!((s.lr(0, 0) - 0.03 * 0.5 * (1.0 + (std::f64::consts::PI / 10.0).cos())).abs() < 1e-12);
         assert!((s.lr(4, 7) - 0.015).abs() < 1e-12);
         assert!(s.lr(9, 0).abs() < 1e-12);

@@ -82,7 +82,7 @@ fn preview_writes_a_png_grid_on_real_images() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("CutMix with lambda"), "{stdout}");
+    assert!(stdout.contains("Un-Mix: CutMix, lambda = "), "{stdout}");
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
     // IHDR: width and height, big-endian, at bytes 16..24: 4 columns of 128 px + gaps; 6 rows.
@@ -90,6 +90,136 @@ fn preview_writes_a_png_grid_on_real_images() {
     let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     assert_eq!(w, 4 * (128 + 4) + 4);
     assert_eq!(h, 30 + 6 * (128 + 4) + 34);
+}
+
+#[test]
+fn preview_shows_the_rival_mixtures_with_a_lambda_per_row() {
+    let dir = tempfile::tempdir().unwrap();
+    for (rival, rows, says) in [("imix", 6, "i-Mix: a random partner each"), ("mixco", 3, "MixCo: i with i + N/2")] {
+        let out = dir.path().join(format!("{rival}.png"));
+        let (code, stdout, err) = unmix(&[
+            "preview",
+            "--config",
+            "configs/cifar10-moco-unmix.toml",
+            "--data",
+            "crates/unmix-data/tests/fixtures/cifar-10-batches-bin",
+            "--set",
+            "unmix.enabled=false",
+            "--set",
+            &format!("{rival}.enabled=true"),
+            "--set",
+            "method.symmetric=false",
+            "--images",
+            "6",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(stdout.contains(says), "{stdout}");
+        let bytes = std::fs::read(&out).unwrap();
+        // 4 columns of 128 px + gaps and a 130 px column of lambdas; one row per mixture (MixCo:
+        // N/2).
+        let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!((w, h), (4 * (128 + 4) + 4 + 130, 30 + rows * (128 + 4) + 34), "{rival}");
+    }
+    // Un-Mix's --mode has no meaning for the rivals.
+    let (code, _, err) = unmix(&[
+        "preview",
+        "--config",
+        "configs/cifar10-moco-unmix.toml",
+        "--data",
+        "crates/unmix-data/tests/fixtures/cifar-10-batches-bin",
+        "--set",
+        "unmix.enabled=false",
+        "--set",
+        "imix.enabled=true",
+        "--set",
+        "method.symmetric=false",
+        "--mode",
+        "mixup",
+        "--out",
+        dir.path().join("x.png").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--mode") && err.contains("imix"), "{err}");
+}
+
+#[test]
+fn compare_matches_an_arms_compute_in_whole_steps_and_runs_the_rival_mixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    // 256 images in batches of 64: 4 steps per epoch, 8 in the config's 2 epochs.
+    let args = [
+        "compare",
+        "--config",
+        "configs/fmnist-moco-unmix.toml",
+        "--seeds",
+        "1",
+        "--quiet",
+        "--out",
+        out,
+        "--arms",
+        "base,unmix,base@unmix,imix,mixco@unmix",
+        "--reference",
+        "base",
+        "--data",
+        "crates/unmix-data/tests/fixtures/fashion-mnist",
+        "--set",
+        "data.limit=256",
+        "--set",
+        "model.widths=[8, 8, 16, 16]",
+        "--set",
+        "train.batch_size=64",
+        "--set",
+        "method.queue=256",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "eval.knn_k=20",
+    ];
+    let (code, stdout, err) = unmix(&args);
+    assert_eq!(code, 0, "{err}");
+    // base@unmix: 8 x 7 / 4 = 14 steps, said in the output; mixco@unmix: 8 x 7 / 5.5 = 10.18 -> 10.
+    assert!(
+        stdout.contains("base@unmix: 14 steps (3.50 epochs) at 4 passes per image = the counted compute of unmix over 2 epochs (8 steps at 7), ratio 1.0000"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mixco@unmix: 10 steps (2.50 epochs) at 5.5 passes per image"), "{stdout}");
+    let json = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let lines = |p: std::path::PathBuf| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    // The matched run stops inside its 4th epoch at step 14, its schedule spanning the 14 steps.
+    let matched = dir.path().join("base@unmix-seed0");
+    let s = json(matched.join("summary.json"));
+    assert_eq!(
+        (s["epochs"].as_u64(), s["cost"]["steps"].as_u64(), s["mixture"].as_str()),
+        (Some(4), Some(14), Some("none"))
+    );
+    let epochs = lines(matched.join("metrics.jsonl"));
+    let steps: Vec<u64> = epochs.iter().map(|e| e["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [4, 8, 12, 14]);
+    let logged = lines(matched.join("steps.jsonl"));
+    let last = logged.last().unwrap();
+    assert_eq!(last["step"].as_u64(), Some(14));
+    // lr 0.03 x 0.5 (1 + cos(pi e / 3.5)) in epoch e = 3 (cosine-epoch over 14 / 4 epochs).
+    let lr = 0.03 * 0.5 * (1.0 + (std::f64::consts::PI * 3.0 / 3.5).cos());
+    assert!((last["lr"].as_f64().unwrap() - lr).abs() < 1e-12, "{last}");
+    assert!(std::fs::read_to_string(matched.join("config.toml")).unwrap().contains("steps = 14"));
+    // The rivals train with MoCo and say so; i-Mix has no clean view-1 features for the probe.
+    let imix = json(dir.path().join("imix-seed0/summary.json"));
+    assert_eq!((imix["mixture"].as_str(), imix["cost"]["passes_per_image"].as_f64()), (Some("imix"), Some(4.0)));
+    assert!(imix["online_probe"].is_null() && imix["knn"]["top1"].as_f64().is_some());
+    let mixco = json(dir.path().join("mixco@unmix-seed0/summary.json"));
+    assert_eq!((mixco["mixture"].as_str(), mixco["cost"]["passes_per_image"].as_f64()), (Some("mixco"), Some(5.5)));
+    // The table: cost and compute beside accuracy; one seed gives no interval.
+    let md = std::fs::read_to_string(dir.path().join("compare.md")).unwrap();
+    assert!(md.contains("| base@unmix | 4 | 14 | 0.00358 | 1.750 |"), "{md}");
+    assert!(md.contains("| mixco@unmix | 5.5 | 10 | 0.00352 | 1.719 |"), "{md}");
+    assert!(md.contains("n/a (1 seed)"), "{md}");
 }
 
 #[test]
@@ -135,26 +265,44 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
     let (code, stdout, err) = unmix(&args);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("resuming") && stdout.contains("at epoch 1 of 2"), "{stdout}");
-    assert!(stdout.contains("mean +- std") && stdout.contains("+ Un-Mix - base"), "{stdout}");
+    assert!(
+        stdout.contains("Comparison at counted compute") && stdout.contains("Paired differences to `base`"),
+        "{stdout}"
+    );
     let read = || -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("compare.json")).unwrap()).unwrap()
     };
     let v = read();
-    let runs = v["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4);
-    // Seeds 0 and 1, each with Un-Mix off and on.
-    let pairs: Vec<(bool, u64)> =
-        runs.iter().map(|r| (r["unmix"].as_bool().unwrap(), r["seed"].as_u64().unwrap())).collect();
-    assert_eq!(pairs, vec![(false, 0), (true, 0), (false, 1), (true, 1)]);
+    let arms = v["arms"].as_array().unwrap();
+    let names: Vec<&str> = arms.iter().map(|a| a["arm"].as_str().unwrap()).collect();
+    assert_eq!(names, ["base", "unmix"]);
+    // Seeds 0 and 1 in each arm, with their counted cost: MoCo 4, + Un-Mix 7 passes per image.
+    for (a, passes) in arms.iter().zip([4.0, 7.0]) {
+        let seeds: Vec<u64> = a["runs"].as_array().unwrap().iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+        assert_eq!(seeds, [0, 1]);
+        assert_eq!(a["cost"]["passes_per_image"].as_f64(), Some(passes));
+        assert_eq!(a["cost"]["steps"].as_u64(), Some(8));
+    }
     for arm in ["base-seed0", "unmix-seed0", "base-seed1", "unmix-seed1"] {
         let cfg = std::fs::read_to_string(dir.path().join(arm).join("config.toml")).unwrap();
         assert!(cfg.contains(&format!("enabled = {}", arm.starts_with("unmix"))), "{arm}");
+        // Each run's summary holds both readouts and its cost.
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(arm).join("summary.json")).unwrap()).unwrap();
+        assert_eq!(s["knn_head"]["top1"], s["knn"]["top1"], "{arm}: the fmnist config reads the head");
+        assert!(
+            s["knn_backbone"]["top1"].as_f64().is_some()
+                && s["knn_backbone"]["protocol"].as_str().unwrap().contains("backbone")
+        );
+        assert_eq!(s["cost"]["passes_per_image"].as_f64(), Some(if arm.starts_with("unmix") { 7.0 } else { 4.0 }));
     }
     // The paired differences are + Un-Mix minus base of the same seed.
-    let top1 = |i: usize| runs[i]["knn_top1"].as_f64().unwrap();
-    let d = v["paired_difference"]["per_seed"].as_array().unwrap();
-    assert_eq!(d[0].as_f64().unwrap(), top1(1) - top1(0));
-    assert_eq!(d[1].as_f64().unwrap(), top1(3) - top1(2));
+    let top1 = |a: usize, i: usize| arms[a]["runs"][i]["knn_top1"].as_f64().unwrap();
+    let d = &arms[1]["paired_difference_to_reference"][0];
+    assert_eq!(d["readout"], "head output");
+    let per_seed: Vec<f64> = d["per_seed"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(per_seed, [top1(1, 0) - top1(0, 0), top1(1, 1) - top1(0, 1)]);
+    assert!(d["ci95"].as_array().is_some_and(|ci| ci.len() == 2), "{d}");
     assert!(dir.path().join("compare.png").exists());
 
     // The same command again trains nothing and gives the same table, also for an arm whose
@@ -164,8 +312,13 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(stdout.matches("finished earlier").count(), 4, "{stdout}");
     let again = read();
-    assert_eq!(again["paired_difference"], v["paired_difference"]);
-    assert!(again["runs"].as_array().unwrap().iter().all(|r| r["trained_now"] == false));
+    assert_eq!(again["arms"][1]["paired_difference_to_reference"], v["arms"][1]["paired_difference_to_reference"]);
+    assert!(again["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["runs"].as_array().unwrap())
+        .all(|r| r["trained_now"] == false));
 
     // Another configuration into the same folder is refused, naming the folder.
     let mut other = args.clone();

@@ -9,7 +9,7 @@ const LAYERS: &[&[&str]] = &[
     &["precision", "dist", "mix", "model", "optim", "checkpoint", "events"],
     &["method"],
     &["config"],
-    &["data"],
+    &["data", "cost"],
     &["build"],
     &["eval"],
     &["train"],

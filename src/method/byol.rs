@@ -8,7 +8,7 @@
 
 use super::losses::normalized_mse;
 use super::{load_stores, method_settings, stores_state, Features, Method, StepInfo};
-use crate::mix::{MixTarget, Mixed};
+use crate::mix::{MixTarget, Mixture};
 use crate::model::{ema_update, init_target, Encoder, Head, ResNetConfig};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -91,10 +91,11 @@ impl Method for Byol {
     fn loss(
         &mut self,
         views: &[Tensor],
-        mixed: Option<&Mixed>,
+        mixture: Option<&Mixture>,
         _info: &StepInfo,
         _rng: &mut ChaCha8Rng,
     ) -> anyhow::Result<Tensor> {
+        let mixed = mixture.and_then(Mixture::unmix);
         let (f1, z1) = self.online.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let (p1, p2) = (self.predictor.forward_t(&z1, true), self.predict(&views[1]));
@@ -141,7 +142,7 @@ impl Method for Byol {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mix::{MixDraw, MixKind};
+    use crate::mix::{MixDraw, MixKind, Mixed};
     use crate::model::named_variables;
     use rand::SeedableRng;
     use tch::Kind;
@@ -168,7 +169,7 @@ mod tests {
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.4 });
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let info = StepInfo { step: 0, total_steps: 10, epoch: 0 };
-        let loss = m.loss(&[x1, x2], Some(&mixed), &info, &mut rng).unwrap();
+        let loss = m.loss(&[x1, x2], Some(&mixed.clone().into()), &info, &mut rng).unwrap();
         loss.backward();
         for (name, t) in named_variables(&m.vs_t) {
             assert!(!t.requires_grad() && !t.grad().defined(), "target {name} must get no gradient");
@@ -195,8 +196,10 @@ mod tests {
         let info = StepInfo::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
-        let with =
-            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+        let with = m
+            .loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed.clone().into()), &info, &mut rng)
+            .unwrap()
+            .double_value(&[]);
         let (pm, p2) = (m.predict(&mixed.images), m.predict(&x2));
         let (tm, t2) = (m.project_target(&mixed.images), m.project_target(&x2));
         let d = (normalized_mse(&pm, &t2) + normalized_mse(&p2, &tm)).double_value(&[]);

@@ -65,6 +65,19 @@ pub fn info_nce_in_batch_rows(q: &Tensor, keys: &Tensor, positives: &Tensor, t: 
     -log_p.gather(1, &positives.unsqueeze(1), false).squeeze_dim(1)
 }
 
+/// Similarities of queries `q` (M, C) to the keys of a batch `keys` (N, C), then to further
+/// negatives `negatives` (C, K; a queue, or none): (M, N + K), in fp32 (float64 stays float64),
+/// the input of a mixture's virtual-label term (i-Mix, MixCo).
+pub fn batch_similarities(q: &Tensor, keys: &Tensor, negatives: Option<&Tensor>) -> Tensor {
+    let _fp32 = Fp32Scope::new();
+    let (q, keys) = (wide(q), wide(keys));
+    let sims = q.mm(&keys.transpose(0, 1));
+    match negatives.filter(|t| t.size()[1] > 0) {
+        Some(neg) => Tensor::cat(&[sims, q.mm(&wide(neg))], 1),
+        None => sims,
+    }
+}
+
 /// NT-Xent (SimCLR) over the 2N embeddings of a pair of batches `a`, `b` (N, C): for every one of
 /// the 2N anchors, the positive is its partner in the other batch, the other 2N - 2 are negatives.
 pub fn nt_xent(a: &Tensor, b: &Tensor, t: f64) -> Tensor {

@@ -6,13 +6,15 @@
 //! a predictor MLP on the query side (`predictor`) and in-batch keys instead of a queue
 //! (`queue = 0`: the other samples' keys of the batch are the negatives).
 
-use super::losses::{info_nce, info_nce_in_batch, info_nce_in_batch_rows, info_nce_rows, normalize};
+use super::losses::{
+    batch_similarities, info_nce, info_nce_in_batch, info_nce_in_batch_rows, info_nce_rows, normalize,
+};
 use super::{
     copy_named, load_stores, method_settings, positive, stores_state, view2_only, Features, Method, RunContext,
     StepInfo,
 };
 use crate::dist::{global_batch, Grad};
-use crate::mix::{Mixed, Pairing};
+use crate::mix::{Mixed, Mixture, Pairing, VirtualMix};
 use crate::model::{ema_update, init_target, Encoder, ResNetConfig};
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
@@ -189,6 +191,25 @@ impl MoCo {
         }
     }
 
+    /// The normalized queries of a step: view 1's (None with i-Mix, whose mixed batch takes its
+    /// place) and the i-Mix / MixCo mixtures' (MixCo's forwarded in one pass after view 1's).
+    /// View 1's backbone features are kept for the online probe (none with i-Mix).
+    fn queries(&mut self, x1: &Tensor, virt: Option<&VirtualMix>) -> (Option<Tensor>, Option<Tensor>) {
+        let Some(v) = virt else {
+            let (f1, q1) = self.query_parts(x1);
+            self.feats = Some(f1.detach());
+            return (Some(normalize(&q1)), None);
+        };
+        if v.replaces_view1 {
+            return (None, Some(normalize(&self.query_parts(&v.images).1)));
+        }
+        let n = x1.size()[0];
+        let (f, q) = self.query_parts(&Tensor::cat(&[x1, &v.images], 0));
+        self.feats = Some(f.narrow(0, 0, n).detach());
+        let q = normalize(&q);
+        (Some(q.narrow(0, 0, n)), Some(q.narrow(0, n, q.size()[0] - n)))
+    }
+
     /// InfoNCE of local queries against their keys: the queue's negatives (MoCo v1/v2) or the
     /// other keys of the global batch (queue = 0, MoCo v3); `k_all` holds the global batch's keys.
     fn score(&self, q: &Tensor, k: &Tensor, k_all: &Tensor, queue: &Tensor) -> Tensor {
@@ -258,7 +279,7 @@ impl Method for MoCo {
     fn loss(
         &mut self,
         views: &[Tensor],
-        mixed: Option<&Mixed>,
+        mixture: Option<&Mixture>,
         _info: &StepInfo,
         rng: &mut ChaCha8Rng,
     ) -> anyhow::Result<Tensor> {
@@ -267,14 +288,19 @@ impl Method for MoCo {
         let (x1, x2) = (&views[0], &views[1]);
         // A snapshot: the queue is overwritten in place below, before the backward pass needs it.
         let queue = self.queue.copy();
-        let (f1, q1) = self.query_parts(x1);
-        self.feats = Some(f1.detach());
-        let q1 = normalize(&q1);
+        let virt = mixture.and_then(Mixture::virtual_labels);
+        let (q1, q_virt) = self.queries(x1, virt);
         let (k2, k2_all) = self.keys(x2, rng)?;
-        let mut loss = self.score(&q1, &k2, &k2_all, &queue);
+        // The clean queries' loss (not with i-Mix, whose mixed queries take their place) and the
+        // i-Mix / MixCo term of the mixed queries against the batch's keys and the queue.
+        let clean = q1.map(|q1| self.score(&q1, &k2, &k2_all, &queue));
+        let rival = virt
+            .zip(q_virt)
+            .map(|(v, q)| v.term(&batch_similarities(&q, &k2, Some(&queue)), k2.size()[0], self.cfg.temperature));
+        let mut loss = clean.into_iter().chain(rival).reduce(|a, b| a + b).expect("a query term");
         // The mixed query (view 1 mixed with its reversed batch) is scored against the unmixed keys
         // and the same queue; its raw output is reversed before normalizing, as the authors do.
-        let q_mix = mixed.map(|m| (m, self.query_parts(&m.images).1));
+        let q_mix = mixture.and_then(Mixture::unmix).map(|m| (m, self.query_parts(&m.images).1));
         if let Some((m, out)) = &q_mix {
             loss = loss + self.unmix_term(m, out, &k2, &k2_all, &queue)?;
         }
@@ -357,8 +383,14 @@ mod tests {
         let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let loss =
-            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &StepInfo::default(), &mut rng).unwrap();
+        let loss = m
+            .loss(
+                &[x1.shallow_clone(), x2.shallow_clone()],
+                Some(&mixed.clone().into()),
+                &StepInfo::default(),
+                &mut rng,
+            )
+            .unwrap();
         assert_eq!(m.ptr, 8, "symmetric enqueues 2N keys");
         // The enqueued columns are unit vectors equal to the key encoder's (eval-independent) keys.
         let cols = m.queue.narrow(1, 0, 8);
@@ -423,7 +455,7 @@ mod tests {
         let with = b
             .loss(
                 &[x1.shallow_clone(), x2.shallow_clone()],
-                Some(&mixed),
+                Some(&mixed.clone().into()),
                 &StepInfo::default(),
                 &mut ChaCha8Rng::seed_from_u64(5),
             )
@@ -438,6 +470,105 @@ mod tests {
         let expect = base + 0.3 * direct + 0.7 * rev;
         assert!((with - expect).abs() < 1e-4, "{with} vs {expect}");
         assert!((direct - rev).abs() > 1e-6, "the reversed term must differ from the direct one");
+    }
+
+    /// The soft cross-entropy of one query's logits (plain f64 values) against weights on columns,
+    /// written out: -sum_j w_j (l_j - log sum_k exp l_k).
+    fn soft_ce(logits: &[f64], weights: &[(usize, f64)]) -> f64 {
+        let lse = logits.iter().map(|l| l.exp()).sum::<f64>().ln();
+        -weights.iter().map(|&(j, w)| w * (logits[j] - lse)).sum::<f64>()
+    }
+
+    /// Query i's logits by hand: q_i . k_j / t over the batch's keys, then q_i . queue column / t.
+    fn logits_by_hand(q: &Tensor, k: &Tensor, queue: &Tensor, i: i64, t: f64) -> Vec<f64> {
+        let dot = |a: Tensor, b: Tensor| (a * b).sum(Kind::Double).double_value(&[]);
+        let keys = (0..k.size()[0]).map(|j| dot(q.get(i), k.get(j)) / t);
+        let negs = (0..queue.size()[1]).map(|j| dot(q.get(i), queue.select(1, j)) / t);
+        keys.chain(negs).collect()
+    }
+
+    fn virtual_mix(
+        x1: &Tensor,
+        lams: Vec<f64>,
+        first: Vec<i64>,
+        second: Vec<i64>,
+        replaces: bool,
+        t: Option<f64>,
+    ) -> VirtualMix {
+        let images = crate::mix::imix::mix_pairs(x1, &first, &second, &lams);
+        VirtualMix {
+            images,
+            first,
+            second,
+            lams,
+            replaces_view1: replaces,
+            temperature: t,
+            weight: if replaces { 1.0 } else { 0.5 },
+        }
+    }
+
+    #[test]
+    fn imix_replaces_the_query_loss_with_virtual_labels_over_batch_keys_and_queue() {
+        // 4 samples, partners [2, 0, 1, 3] (sample 3 with itself), lambdas [0.6, 0.9, 0.7, 0.5]:
+        // loss = mean_i [lam_i CE(l_i, i) + (1 - lam_i) CE(l_i, perm(i))] over the logits of the
+        // mixed query i against the 4 keys then the 16 queue columns, T 0.2; worked out in float64.
+        let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
+        let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
+        let (lams, perm) = (vec![0.6, 0.9, 0.7, 0.5], vec![2i64, 0, 1, 3]);
+        let v = virtual_mix(&x1, lams.clone(), (0..4).collect(), perm.clone(), true, None);
+        let mut m = tiny(false);
+        m.to_double();
+        let queue = m.queue.copy();
+        let views = [x1.shallow_clone(), x2.shallow_clone()];
+        let loss = m.loss(&views, Some(&v.into()), &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
+        assert_eq!(m.ptr, 4, "the clean keys enter the queue");
+        assert!(m.feats.is_none(), "no clean view-1 features with i-Mix");
+        let q = normalize(&m.q.forward_t(&crate::mix::imix::mix_pairs(&x1, &[0, 1, 2, 3], &perm, &lams), true));
+        let (k, _) = m.keys(&x2, &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
+        let by_hand: f64 = (0..4)
+            .map(|i| {
+                let l = logits_by_hand(&q, &k, &queue, i, 0.2);
+                soft_ce(&l, &[(i as usize, lams[i as usize]), (perm[i as usize] as usize, 1.0 - lams[i as usize])])
+            })
+            .sum::<f64>()
+            / 4.0;
+        assert!((loss.double_value(&[]) - by_hand).abs() < 1e-10, "{} vs {by_hand}", loss.double_value(&[]));
+    }
+
+    #[test]
+    fn mixco_adds_the_soft_term_of_the_half_batch_mixtures_at_their_temperature() {
+        // 4 samples: mixtures 0 = 0.3 x1_0 + 0.7 x1_2 and 1 = 0.8 x1_1 + 0.2 x1_3, forwarded with the
+        // clean queries in one pass; loss = InfoNCE(q, k, queue; T 0.2) + 0.5 x mean over the two
+        // mixtures of the soft CE at T 0.05 with 0.3 on key 0 / 0.7 on key 2 (0.8 on 1 / 0.2 on 3).
+        let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
+        let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
+        let v = virtual_mix(&x1, vec![0.3, 0.8], vec![0, 1], vec![2, 3], false, Some(0.05));
+        let mixtures = v.images.shallow_clone();
+        let mut m = tiny(false);
+        m.to_double();
+        let queue = m.queue.copy();
+        let views = [x1.shallow_clone(), x2.shallow_clone()];
+        let loss = m.loss(&views, Some(&v.into()), &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
+        assert_eq!(m.ptr, 4, "only the 4 clean keys enter the queue");
+        let out = normalize(&m.q.forward_t(&Tensor::cat(&[&x1, &mixtures], 0), true));
+        let (q, qm) = (out.narrow(0, 0, 4), out.narrow(0, 4, 2));
+        let (k, _) = m.keys(&x2, &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
+        let clean: f64 = (0..4)
+            .map(|i| {
+                let l = logits_by_hand(&q, &k, &queue, i, 0.2);
+                // MoCo's logits: the positive, then the queue.
+                let mut row = vec![l[i as usize]];
+                row.extend_from_slice(&l[4..]);
+                soft_ce(&row, &[(0, 1.0)])
+            })
+            .sum::<f64>()
+            / 4.0;
+        let mixed = (soft_ce(&logits_by_hand(&qm, &k, &queue, 0, 0.05), &[(0, 0.3), (2, 0.7)])
+            + soft_ce(&logits_by_hand(&qm, &k, &queue, 1, 0.05), &[(1, 0.8), (3, 0.2)]))
+            / 2.0;
+        let expect = clean + 0.5 * mixed;
+        assert!((loss.double_value(&[]) - expect).abs() < 1e-10, "{} vs {expect}", loss.double_value(&[]));
+        assert_eq!(m.feats.as_ref().map(|f| f.size()[0]), Some(4), "the probe sees the clean queries");
     }
 
     #[test]
@@ -459,7 +590,8 @@ mod tests {
         let rng = || ChaCha8Rng::seed_from_u64(5);
         let base = a.loss(&views, None, &StepInfo::default(), &mut rng()).unwrap().double_value(&[]);
         let queue = b.queue.copy();
-        let with = b.loss(&views, Some(&mixed), &StepInfo::default(), &mut rng()).unwrap().double_value(&[]);
+        let with =
+            b.loss(&views, Some(&mixed.clone().into()), &StepInfo::default(), &mut rng()).unwrap().double_value(&[]);
         let out = b.q.forward_t(&mixed.images, true);
         let (k2, _) = b.keys(&x2, &mut rng()).unwrap();
         let mut expect = base;

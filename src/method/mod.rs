@@ -1,6 +1,7 @@
 //! Self-supervised methods, one file each. A method owns its networks and computes its loss for
-//! one step; Un-Mix reaches it as an optional [`Mixed`] batch, and the method only supplies the
-//! score of mixed outputs against its own (unmixed) targets. Loss functions live in [`losses`].
+//! one step; a mixture (Un-Mix, or a rival) reaches it as an optional [`Mixture`], and the method
+//! forwards what the mixture asks and supplies the score of mixed outputs against its own
+//! (unmixed) targets. Loss functions live in [`losses`].
 
 pub mod byol;
 pub mod losses;
@@ -11,7 +12,7 @@ pub mod simsiam;
 pub mod swav;
 pub mod wmse;
 
-use crate::mix::{MixTarget, Mixed, UnMixConfig};
+use crate::mix::{MixTarget, Mixture, UnMixConfig};
 use crate::model::ResNetConfig;
 use anyhow::{anyhow, bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -285,15 +286,16 @@ pub struct StepInfo {
 pub trait Method {
     /// The variables the optimizer updates.
     fn trainable(&self) -> &nn::VarStore;
-    /// The loss of one step. `views[0]` is view 1 (the one Un-Mix mixes), `views[1]` view 2, and
-    /// any further views are multi-crop small crops (methods that accept them); the mixtures of
-    /// the small crops at even positions (views 2, 4, ...) are in `mixed.crops`.
+    /// The loss of one step. `views[0]` is view 1 (the one a mixture mixes), `views[1]` view 2, and
+    /// any further views are multi-crop small crops (methods that accept them); with Un-Mix the
+    /// mixtures of the small crops at even positions (views 2, 4, ...) are in `Mixed::crops`.
+    /// i-Mix and MixCo ([`Mixture::Virtual`]) reach only the methods the config allows them for.
     /// `rng` is this step's stream (batch shuffles); it is the same on resume. Errors come from
     /// the process group (a peer that stopped answering a gather), never from the data.
     fn loss(
         &mut self,
         views: &[Tensor],
-        mixed: Option<&Mixed>,
+        mixture: Option<&Mixture>,
         info: &StepInfo,
         rng: &mut ChaCha8Rng,
     ) -> anyhow::Result<Tensor>;

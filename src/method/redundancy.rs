@@ -8,7 +8,7 @@
 
 use super::losses::{barlow_twins, vicreg};
 use super::{method_settings, Method, StepInfo};
-use crate::mix::{MixTarget, Mixed};
+use crate::mix::{MixTarget, Mixture};
 use crate::model::{head::HeadConfig, Encoder, ResNetConfig};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -123,10 +123,11 @@ impl Method for Redundancy {
     fn loss(
         &mut self,
         views: &[Tensor],
-        mixed: Option<&Mixed>,
+        mixture: Option<&Mixture>,
         _info: &StepInfo,
         _rng: &mut ChaCha8Rng,
     ) -> anyhow::Result<Tensor> {
+        let mixed = mixture.and_then(Mixture::unmix);
         let (f1, z1) = self.net.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let z2 = self.net.forward_t(&views[1], true);
@@ -143,7 +144,7 @@ impl Method for Redundancy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mix::{MixDraw, MixKind};
+    use crate::mix::{MixDraw, MixKind, Mixed};
     use rand::SeedableRng;
     use tch::Kind;
 
@@ -164,7 +165,7 @@ mod tests {
             let base =
                 m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
             let with = m
-                .loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng)
+                .loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed.clone().into()), &info, &mut rng)
                 .unwrap()
                 .double_value(&[]);
             let zm = m.net.forward_t(&mixed.images, true);

@@ -7,7 +7,7 @@
 
 use super::losses::negative_cosine;
 use super::{method_settings, Method, StepInfo};
-use crate::mix::{MixTarget, Mixed};
+use crate::mix::{MixTarget, Mixture};
 use crate::model::{Encoder, Head, ResNetConfig};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -69,10 +69,11 @@ impl Method for SimSiam {
     fn loss(
         &mut self,
         views: &[Tensor],
-        mixed: Option<&Mixed>,
+        mixture: Option<&Mixture>,
         _info: &StepInfo,
         _rng: &mut ChaCha8Rng,
     ) -> anyhow::Result<Tensor> {
+        let mixed = mixture.and_then(Mixture::unmix);
         let (f1, z1) = self.net.forward_parts(&views[0], true);
         self.feats = Some(f1.detach());
         let o1 = (self.predictor.forward_t(&z1, true), z1.detach());
@@ -90,7 +91,7 @@ impl Method for SimSiam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mix::{MixDraw, MixKind};
+    use crate::mix::{MixDraw, MixKind, Mixed};
     use rand::SeedableRng;
     use tch::Kind;
 
@@ -106,8 +107,10 @@ mod tests {
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.7 });
         let (info, mut rng) = (StepInfo::default(), ChaCha8Rng::seed_from_u64(0));
         let base = m.loss(&[x1.shallow_clone(), x2.shallow_clone()], None, &info, &mut rng).unwrap().double_value(&[]);
-        let with =
-            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+        let with = m
+            .loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed.clone().into()), &info, &mut rng)
+            .unwrap()
+            .double_value(&[]);
         let (om, o2) = (m.forward(&mixed.images), m.forward(&x2));
         let d = pair(&om, &o2).double_value(&[]);
         let r = pair(&(om.0.flip([0]), om.1.flip([0])), &o2).double_value(&[]);

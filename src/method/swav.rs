@@ -17,7 +17,7 @@
 use super::losses::normalize;
 use super::{method_settings, positive, view2_only, Features, Method, RunContext, StepInfo};
 use crate::dist::{global_batch, Grad};
-use crate::mix::Mixed;
+use crate::mix::Mixture;
 use crate::model::{Encoder, ResNetConfig};
 use anyhow::{bail, Result};
 use rand_chacha::ChaCha8Rng;
@@ -274,10 +274,11 @@ impl Method for Swav {
     fn loss(
         &mut self,
         views: &[Tensor],
-        mixed: Option<&Mixed>,
+        mixture: Option<&Mixture>,
         info: &StepInfo,
         _rng: &mut ChaCha8Rng,
     ) -> anyhow::Result<Tensor> {
+        let mixed = mixture.and_then(Mixture::unmix);
         self.normalize_prototypes();
         let b = views[0].size()[0];
         // The queue starts at the configured (1-based) epoch; `info.epoch` counts from 0.
@@ -337,7 +338,7 @@ impl Method for Swav {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mix::{MixDraw, MixKind};
+    use crate::mix::{MixDraw, MixKind, Mixed};
     use rand::SeedableRng;
 
     #[test]
@@ -376,8 +377,10 @@ mod tests {
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
         let info = StepInfo::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let with =
-            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+        let with = m
+            .loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed.clone().into()), &info, &mut rng)
+            .unwrap()
+            .double_value(&[]);
         // Recompute by hand from one forward pass.
         let z = normalize(&m.net.forward_t(&Tensor::cat(&[&x1, &x2, &mixed.images], 0), true));
         let s = m.prototypes.forward(&z);
@@ -442,7 +445,7 @@ mod tests {
         mixed.mix_crops(&[&s1], &mut rng).unwrap();
         let info = StepInfo::default();
         let views = [x1.shallow_clone(), x2.shallow_clone(), s1.shallow_clone(), s2.shallow_clone()];
-        let with = m.loss(&views, Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+        let with = m.loss(&views, Some(&mixed.clone().into()), &info, &mut rng).unwrap().double_value(&[]);
         // By hand from the same two forward passes.
         let scores = |xs: &[&Tensor]| m.prototypes.forward(&normalize(&m.net.forward_t(&Tensor::cat(xs, 0), true)));
         let l = scores(&[&x1, &x2, &mixed.images]);

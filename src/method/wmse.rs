@@ -11,7 +11,7 @@
 
 use super::losses::{normalized_mse, whiten_groups};
 use super::{method_settings, Method, RunContext, StepInfo};
-use crate::mix::{MixTarget, Mixed};
+use crate::mix::{MixTarget, Mixture};
 use crate::model::{Encoder, ResNetConfig};
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
@@ -119,10 +119,11 @@ impl Method for Wmse {
     fn loss(
         &mut self,
         views: &[Tensor],
-        mixed: Option<&Mixed>,
+        mixture: Option<&Mixture>,
         _info: &StepInfo,
         rng: &mut ChaCha8Rng,
     ) -> anyhow::Result<Tensor> {
+        let mixed = mixture.and_then(Mixture::unmix);
         let b = views[0].size()[0];
         let mut inputs = vec![views[0].shallow_clone(), views[1].shallow_clone()];
         if let Some(m) = mixed {
@@ -152,7 +153,7 @@ impl Method for Wmse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mix::{MixDraw, MixKind};
+    use crate::mix::{MixDraw, MixKind, Mixed};
     use rand::SeedableRng;
 
     fn wmse(w_size: i64) -> Wmse {
@@ -173,8 +174,10 @@ mod tests {
         assert!(same.abs() < 1e-4, "{same}");
         // Un-Mix term by hand (one group = the batch: order does not matter).
         let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
-        let with =
-            m.loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed), &info, &mut rng).unwrap().double_value(&[]);
+        let with = m
+            .loss(&[x1.shallow_clone(), x2.shallow_clone()], Some(&mixed.clone().into()), &info, &mut rng)
+            .unwrap()
+            .double_value(&[]);
         let z = m.net.forward_t(&Tensor::cat(&[&x1, &x2, &mixed.images], 0), true);
         let w = |k: i64| crate::method::losses::whiten(&z.narrow(0, 16 * k, 16), 0.0);
         let (w1, w2, wm) = (w(0), w(1), w(2));

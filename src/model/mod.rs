@@ -4,6 +4,7 @@ pub mod bn;
 pub mod head;
 pub mod layout;
 pub mod resnet;
+pub mod tally;
 
 pub use bn::SplitBatchNorm;
 pub use head::Head;

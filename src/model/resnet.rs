@@ -294,6 +294,17 @@ impl ResNet {
 
     /// Global-average-pooled features, shape (N, out_dim).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = self.forward_layout(x, train);
+        if train {
+            // Counted compute (src/cost.rs): a training pass, with its backward where gradients
+            // will flow.
+            let s = x.size();
+            super::tally::record(s[0], s[2], s[3], y.requires_grad());
+        }
+        y
+    }
+
+    fn forward_layout(&self, x: &Tensor, train: bool) -> Tensor {
         if !self.channels_last {
             return self.body(x, train);
         }

@@ -80,11 +80,25 @@ pub fn line_plot(
     xs: &[f64],
     series: &[(&str, Vec<f64>)],
 ) -> Result<()> {
+    let curves: Vec<(&str, Vec<(f64, f64)>)> =
+        series.iter().map(|(name, ys)| (*name, xs.iter().copied().zip(ys.iter().copied()).collect())).collect();
+    curves_plot(path, title, xlabel, ylabel, &curves)
+}
+
+/// A chart of curves (name, points), each with x values of its own (arms of a comparison at
+/// their own compute); NaN values are gaps. `path` gets `.png` and `.svg`.
+pub fn curves_plot(
+    path: &Path,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    curves: &[(&str, Vec<(f64, f64)>)],
+) -> Result<()> {
     font();
     let png = path.with_extension("png");
-    draw_lines(BitMapBackend::new(&png, (W, H)).into_drawing_area(), &png, title, xlabel, ylabel, xs, series)?;
+    draw_lines(BitMapBackend::new(&png, (W, H)).into_drawing_area(), &png, title, xlabel, ylabel, curves)?;
     let svg = path.with_extension("svg");
-    draw_lines(SVGBackend::new(&svg, (W, H)).into_drawing_area(), &svg, title, xlabel, ylabel, xs, series)?;
+    draw_lines(SVGBackend::new(&svg, (W, H)).into_drawing_area(), &svg, title, xlabel, ylabel, curves)?;
     Ok(())
 }
 
@@ -95,14 +109,14 @@ fn draw_lines<DB: DrawingBackend>(
     title: &str,
     xlabel: &str,
     ylabel: &str,
-    xs: &[f64],
-    series: &[(&str, Vec<f64>)],
+    curves: &[(&str, Vec<(f64, f64)>)],
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let e = err(path);
     area.fill(&WHITE).map_err(&e)?;
+    let xs: Vec<f64> = curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)).collect();
     // Whole-number x (epochs, steps, seeds): half a unit of room each side and whole ticks only.
     let whole = xs.iter().all(|x| x.fract() == 0.0);
     let (x0, x1) = if whole && !xs.is_empty() {
@@ -112,7 +126,7 @@ where
     } else {
         range(xs.iter().copied())
     };
-    let (y0, y1) = range(series.iter().flat_map(|(_, v)| v.iter().copied()));
+    let (y0, y1) = range(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
     let mut chart = ChartBuilder::on(&area)
         .caption(title, ("sans-serif", 24))
         .margin(16)
@@ -141,10 +155,9 @@ where
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(&e)?;
-    for (k, (name, ys)) in series.iter().enumerate() {
+    for (k, (name, points)) in curves.iter().enumerate() {
         let c = colour(k);
         // Runs of finite points as lines; every finite point also as a dot.
-        let points: Vec<(f64, f64)> = xs.iter().zip(ys).map(|(&x, &y)| (x, y)).collect();
         for run in points.split(|p| !p.1.is_finite()).filter(|r| r.len() > 1) {
             chart.draw_series(LineSeries::new(run.iter().copied(), c.stroke_width(2))).map_err(&e)?;
         }

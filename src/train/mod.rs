@@ -11,9 +11,11 @@ use crate::build;
 use crate::checkpoint::{self, RUN_CHECKPOINT};
 use crate::config::{Config, Dataset};
 use crate::console::StopReason;
+use crate::cost::Cost;
 use crate::data::{bad_image_policy, load_pretrain, to_tensor, train_recipes};
 use crate::eval::knn::{KnnData, KnnResult};
 use crate::eval::online::OnlineProbe;
+use crate::mix::MixtureKind;
 use crate::model::Features;
 use crate::say;
 use anyhow::{bail, Context, Result};
@@ -113,6 +115,29 @@ impl EpochEval {
 
     fn knn(&self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<Option<KnnResult>> {
         self.knn.as_ref().map(|k| k.evaluate(cfg, device, trainer.method.as_ref())).transpose()
+    }
+
+    /// The end of the run's two kNN readouts, head output and pooled backbone: the configured one
+    /// already measured (`configured`), the other measured now, so a run's summary holds both.
+    fn readouts(
+        &self,
+        cfg: &Config,
+        device: Device,
+        trainer: &Trainer,
+        configured: Option<&KnnResult>,
+    ) -> Result<(Option<KnnSummary>, Option<KnnSummary>)> {
+        let (Some(r), Some(k)) = (configured, &self.knn) else { return Ok((None, None)) };
+        let mut other_cfg = cfg.clone();
+        other_cfg.eval.features = match cfg.eval.features {
+            Features::Head => Features::Backbone,
+            Features::Backbone => Features::Head,
+        };
+        let other = k.evaluate(&other_cfg, device, trainer.method.as_ref())?;
+        let (mine, other) = (KnnSummary::new(cfg, r), KnnSummary::new(&other_cfg, &other));
+        Ok(match cfg.eval.features {
+            Features::Head => (Some(mine), Some(other)),
+            Features::Backbone => (Some(other), Some(mine)),
+        })
     }
 
     fn probe_accuracy(&mut self, cfg: &Config, device: Device, trainer: &Trainer) -> Result<Option<f64>> {
@@ -270,6 +295,11 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             );
         }
     }
+    cfg.check_steps(per_epoch)?;
+    if world > 1 && matches!(cfg.mixture_kind(), MixtureKind::IMix | MixtureKind::MixCo) {
+        bail!("{}.enabled: the rival mixtures run in one process (their virtual labels span the whole batch); run without torchrun", cfg.mixture_kind().name());
+    }
+    let total_steps = cfg.total_steps(per_epoch);
     let mut trainer = Trainer::new(cfg, device, dist.clone(), per_epoch)?;
     if world > 1 && main_rank {
         say!(
@@ -338,16 +368,18 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         },
     )
     .sharded(rank, world);
-    let label = format!("{}{}", cfg.method.name(), if cfg.unmix.enabled { "+unmix" } else { "" });
     say!(
-        "pretraining {label} on {} ({} images, {} batches of {} per epoch), {} epochs, device {}",
+        "pretraining {} on {} ({} images, {} batches of {} per epoch), {}, device {}",
+        run_label(cfg),
         cfg.data.dataset,
         train_set.len(),
         per_epoch,
         cfg.train.batch_size,
-        cfg.train.epochs,
+        length_phrase(cfg, per_epoch),
         cfg.device
     );
+    let cost = Cost::of(cfg, total_steps, world);
+    say!("counted compute: {}", cost.describe());
 
     // The checkpoint of `at` (inside an epoch when `within.0 > 0`), then the config beside it.
     let save = |trainer: &Trainer,
@@ -383,7 +415,9 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
     while at.epoch < stop_at {
         let epoch = at.epoch;
         let (start, sum0, images0, secs0, wait0) = std::mem::take(&mut within);
-        let bar = progress_bar(opts.progress, per_epoch as u64, epoch, cfg.train.epochs);
+        // Batches of this epoch: all of them, but for the last one of a run of train.steps.
+        let epoch_len = per_epoch.min(total_steps - epoch * per_epoch);
+        let bar = progress_bar(opts.progress, epoch_len as u64, epoch, cfg.train.epochs);
         bar.set_position(start as u64);
         let t0 = Instant::now();
         // The running sum in fp32, as an uninterrupted epoch accumulates it (exact round trip).
@@ -391,7 +425,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         let mut batches = loader.epoch(epoch as u64, start);
         let mut epoch_images = images0;
         let mut lr = trainer.schedule.lr(epoch, at.step as usize);
-        for (i, batch) in (&mut batches).enumerate() {
+        for (i, batch) in (&mut batches).take(epoch_len - start).enumerate() {
             let i = start + i;
             let mut batch = batch.with_context(|| format!("preparing batch {i} of epoch {}", epoch + 1))?;
             lr = trainer.schedule.lr(epoch, at.step as usize);
@@ -407,7 +441,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
             loss_sum += loss.detach().to_kind(Kind::Float);
             at.step += 1;
             epoch_images += (labels.len() * world) as u64;
-            if at.step.is_multiple_of(cfg.train.log_every as u64) || i + 1 == per_epoch {
+            if at.step.is_multiple_of(cfg.train.log_every as u64) || i + 1 == epoch_len {
                 // The logged loss is the mean over processes (the global batch's loss).
                 let l = match &dist {
                     Some(d) => {
@@ -424,7 +458,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
                 bar.set_message(format!("loss {l:.4} lr {lr:.5} {ips:.0} img/s"));
             }
             bar.inc(1);
-            if i + 1 < per_epoch {
+            if i + 1 < epoch_len {
                 if let Some(reason) = stop_now(dist.as_deref())? {
                     bar.finish_and_clear();
                     let secs = secs0 + t0.elapsed().as_secs_f64();
@@ -444,7 +478,7 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
         let starved = wait0 + batches.starved().as_secs_f64();
         drop(batches);
         bar.finish_and_clear();
-        let mean_loss = loss_sum.double_value(&[]) / per_epoch as f64;
+        let mean_loss = loss_sum.double_value(&[]) / epoch_len as f64;
         check_finite(mean_loss, epoch, at.step, &ckpt_path)?;
         at.train_seconds += secs;
         at.images += epoch_images;
@@ -505,15 +539,23 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
     if !main_rank {
         return Ok(Finished::Worker { rank, epochs: at.epoch });
     }
+    // Both readouts at the end of the run (none for a run stopped before its last epoch).
+    let finished = !opts.skip_eval && at.epoch == cfg.train.epochs;
+    let (knn_head, knn_backbone) =
+        if finished { eval.readouts(cfg, device, &trainer, last_knn.as_ref())? } else { (None, None) };
     let summary = Summary {
+        cost: Some(cost),
         dataset: cfg.data.dataset.to_string(),
         epochs: at.epoch,
         epochs_planned: cfg.train.epochs,
         final_loss: last_loss.is_finite().then_some(last_loss),
         images_per_second: if at.train_seconds > 0.0 { at.images as f64 / at.train_seconds } else { 0.0 },
         knn: last_knn.map(|r| KnnSummary::new(cfg, &r)),
+        knn_backbone,
+        knn_head,
         machine: Some(summary::machine()),
         method: cfg.method.name().to_string(),
+        mixture: Some(cfg.mixture_kind().name().to_string()),
         online_probe: last_probe.map(|top1| ProbeSummary { protocol: PROBE_PROTOCOL.to_string(), top1 }),
         peak_rss_mib: summary::peak_rss_mib(),
         seed: cfg.seed,
@@ -524,6 +566,26 @@ pub fn pretrain(cfg: &Config, opts: &RunOptions) -> Result<Finished> {
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("cannot write {}", out.join("summary.json").display()))?;
     Ok(Finished::Main(Box::new(summary)))
+}
+
+/// "moco", "moco+unmix", "moco+imix": the method and its mixture.
+fn run_label(cfg: &Config) -> String {
+    match cfg.mixture_kind() {
+        MixtureKind::None => cfg.method.name().to_string(),
+        kind => format!("{}+{}", cfg.method.name(), kind.name()),
+    }
+}
+
+/// "10 epochs", or with train.steps "4095 steps (17.50 epochs, train.steps)".
+fn length_phrase(cfg: &Config, per_epoch: usize) -> String {
+    if cfg.train.steps == 0 {
+        return format!("{} epochs", cfg.train.epochs);
+    }
+    format!(
+        "{} steps ({:.2} epochs, train.steps; the schedule spans them)",
+        cfg.train.steps,
+        cfg.train.steps as f64 / per_epoch as f64
+    )
 }
 
 /// The run's resolved config, beside its checkpoint.

@@ -1,12 +1,12 @@
-//! One training step, as the training loop and `unmix bench step` run it: the Un-Mix draw and
-//! mixture, the method's loss (under the configured precision), then backward, the gradient
+//! One training step, as the training loop and `unmix bench step` run it: the mixture's draw
+//! (Un-Mix, or a rival), the method's loss (under the configured precision), then backward, the gradient
 //! all-reduce of a multi-process run, the optimizer step and the method's after-step update.
 
 use crate::build;
 use crate::config::Config;
 use crate::dist::Dist;
 use crate::method::{Method, StepInfo};
-use crate::mix::{Mixed, UnMixConfig};
+use crate::mix::{Mixture, MixtureSettings};
 use crate::optim::{Optimizer, Schedule};
 use crate::precision::{self, Precision};
 use anyhow::{Context, Result};
@@ -18,7 +18,7 @@ pub struct Trainer {
     pub method: Box<dyn Method>,
     pub opt: Optimizer,
     pub schedule: Schedule,
-    unmix: Option<UnMixConfig>,
+    mixture: Option<MixtureSettings>,
     precision: Precision,
     device: Device,
     dist: Option<Arc<Dist>>,
@@ -42,12 +42,12 @@ impl Trainer {
             method,
             opt,
             schedule: build::schedule(cfg, steps_per_epoch),
-            unmix: cfg.unmix.active().cloned(),
+            mixture: cfg.mixture(),
             precision: cfg.train.precision,
             device,
             dist,
             seed: cfg.seed,
-            total_steps: (steps_per_epoch * cfg.train.epochs) as u64,
+            total_steps: cfg.total_steps(steps_per_epoch) as u64,
         })
     }
 
@@ -55,7 +55,7 @@ impl Trainer {
         StepInfo { step, total_steps: self.total_steps, epoch }
     }
 
-    /// The loss of step `step` on `views` (view 1, view 2, small crops): the Un-Mix draw first,
+    /// The loss of step `step` on `views` (view 1, view 2, small crops): the mixture's draws first,
     /// then whatever the method draws, all from the step's own random stream, so a resumed run
     /// draws exactly what an uninterrupted one does.
     pub fn forward(&mut self, views: &[Tensor], step: u64, epoch: usize) -> Result<Tensor> {
@@ -67,19 +67,10 @@ impl Trainer {
             views
         };
         let mut rng = unmix_data::seed::step_rng(self.seed, step);
-        let mixed = match &self.unmix {
-            Some(s) => {
-                let mut m = Mixed::drawn(&views[0], s, &mut rng)?;
-                // Multi-crop: the small crops at even positions (2, 4, ...) are mixed too.
-                let small: Vec<&Tensor> = views.iter().skip(2).step_by(2).collect();
-                m.mix_crops(&small, &mut rng)?;
-                Some(m)
-            }
-            None => None,
-        };
+        let mixture = self.mixture.as_ref().map(|s| Mixture::drawn(s, views, &mut rng)).transpose()?;
         let info = self.info(step, epoch);
         let method = &mut self.method;
-        precision::forward(self.precision, self.device, || method.loss(views, mixed.as_ref(), &info, &mut rng))
+        precision::forward(self.precision, self.device, || method.loss(views, mixture.as_ref(), &info, &mut rng))
             .with_context(|| format!("step {step} (epoch {}): the method's loss", epoch + 1))
     }
 

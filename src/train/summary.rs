@@ -1,12 +1,17 @@
 //! What a finished (or stopped) run reports: `summary.json` in the run folder.
 
 use crate::config::Config;
+use crate::cost::Cost;
 use crate::eval::knn::{self, KnnResult};
 use serde::{Deserialize, Serialize};
 
 /// The summary of a run (its fields in alphabetical order, as the file has always had them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Counted compute: backbone passes per image per step, the planned steps and images per step
+    /// (absent in summaries of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
     pub dataset: String,
     /// Epochs finished.
     pub epochs: usize,
@@ -17,11 +22,20 @@ pub struct Summary {
     pub images_per_second: f64,
     /// The last kNN evaluation, with its protocol.
     pub knn: Option<KnnSummary>,
+    /// Both kNN readouts at the end of the run, whichever `knn` is: the pooled backbone features
+    /// and the head output (absent in summaries of earlier versions, and for runs stopped early).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn_backbone: Option<KnnSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn_head: Option<KnnSummary>,
     /// The machine the run (its last part, for a resumed run) trained on: CPU model, cores and
     /// the instruction-set flags speed depends on; absent in summaries of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
     pub method: String,
+    /// "none", "unmix", "imix" or "mixco" (absent in summaries of earlier versions: see `unmix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixture: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_probe: Option<ProbeSummary>,
     pub peak_rss_mib: Option<f64>,

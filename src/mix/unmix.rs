@@ -208,6 +208,17 @@ pub struct Mixed {
     pub crops: Vec<Tensor>,
 }
 
+impl Clone for Mixed {
+    /// A shallow copy: the same tensors.
+    fn clone(&self) -> Mixed {
+        Mixed {
+            images: self.images.shallow_clone(),
+            draws: self.draws.clone(),
+            crops: self.crops.iter().map(Tensor::shallow_clone).collect(),
+        }
+    }
+}
+
 impl Mixed {
     /// The whole batch mixed with one draw.
     pub fn new(x: &Tensor, draw: MixDraw) -> Self {
