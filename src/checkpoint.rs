@@ -52,6 +52,10 @@ pub struct Meta {
     /// checkpoints from before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc32: Option<u32>,
+    /// The metrics.jsonl lines of the finished epochs, so a resume can restore the records a
+    /// kill cut off (the checkpoint is the records' truth); empty in older checkpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<serde_json::Value>,
 }
 
 impl Meta {
@@ -71,6 +75,7 @@ impl Meta {
             epoch_seconds: 0.0,
             epoch_data_wait: 0.0,
             crc32: None,
+            records: Vec::new(),
         }
     }
 }
@@ -247,10 +252,27 @@ pub fn check_finite(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
+/// The temporary file a write of `path` goes through, unique to this process.
+pub fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
+    s.push(format!(".tmp.{}", std::process::id()));
     PathBuf::from(s)
+}
+
+/// Writes `path` whole or not at all (a temporary file, synced, renamed over it).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("cannot write {} (is the disk full or the folder read-only?)", path.display()))
 }
 
 /// Appends one JSON line in a single write, so a kill can tear at most the last line.
@@ -294,11 +316,13 @@ pub fn retain_jsonl(path: &Path, keep: impl Fn(&serde_json::Value) -> bool) -> R
         return Ok(());
     }
     let kept: Vec<serde_json::Value> = read_jsonl(path)?.into_iter().filter(|v| keep(v)).collect();
-    let text: String = kept.iter().map(|v| format!("{v}\n")).collect();
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot rewrite {}", path.display()))
+    write_jsonl(path, &kept)
+}
+
+/// Writes `path` as these JSON lines, whole or not at all.
+pub fn write_jsonl(path: &Path, lines: &[serde_json::Value]) -> Result<()> {
+    let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
+    write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]

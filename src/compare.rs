@@ -175,7 +175,7 @@ fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
     match pretrain(cfg, &opts)? {
         Finished::Main(summary) => Ok((serde_json::to_value(summary)?, true)),
         Finished::Worker { rank, .. } => bail!("unmix compare runs in one process (this is rank {rank} of several)"),
-        Finished::AlreadyFinished { .. } => bail!("{} finished training but holds no summary.json; move it away to train it again", dir.display()),
+        Finished::AlreadyFinished { .. } => bail!("{} finished training but its summary.json has no kNN readout of this arm; move it away to train it again", dir.display()),
         Finished::Stopped { reason, epoch, step, .. } => bail!(
             "{reason}: the comparison stopped in {} at step {step} (epoch {}), with a checkpoint; run the same command again to continue",
             dir.display(),

@@ -654,7 +654,9 @@ impl Config {
         }
         let cfg: Config = serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
             let path = e.path().to_string();
-            anyhow!("{}: key `{path}`: {}", source(&path), e.inner())
+            // A missing key is the file's: a --set only adds or replaces keys.
+            let missing = e.inner().to_string().starts_with("missing field");
+            anyhow!("{}: key `{path}`: {}", if missing { origin.to_string() } else { source(&path) }, e.inner())
         })?;
         cfg.validate().with_context(|| {
             if overrides.is_empty() {
@@ -795,6 +797,45 @@ impl Config {
     /// What the method's settings are checked against, for `processes` data-parallel processes.
     pub fn run_context(&self, processes: usize) -> RunContext<'_> {
         RunContext { batch_size: self.train.batch_size, processes, unmix: &self.unmix }
+    }
+
+    /// This config with what it leaves to the data decided for `images` training images and
+    /// `processes` processes (MoCo's `queue = "auto"`), and the sentence that says so; None when
+    /// it leaves nothing.
+    pub fn sized_to(&self, images: usize, processes: usize) -> Option<(Config, String)> {
+        let MethodConfig::Moco(m) = &self.method else { return None };
+        let (m, said) = m.sized_to(images, &self.run_context(processes))?;
+        Some((Config { method: MethodConfig::Moco(m), ..self.clone() }, said))
+    }
+
+    /// The keys of this config whose values are far enough outside their usual range to make
+    /// the loss or the weights non-finite, as "key = value (usual range)".
+    pub fn divergence_suspects(&self) -> Vec<String> {
+        // 1e30 rather than thirty zeros.
+        let num = |x: f64| if x != 0.0 && !(1e-4..1e6).contains(&x.abs()) { format!("{x:e}") } else { format!("{x}") };
+        let mut out = Vec::new();
+        let t = &self.train;
+        if t.lr > 2.0 {
+            out.push(format!("train.lr = {} (usually 0.001-1 for SGD, up to a few for LARS)", num(t.lr)));
+        }
+        if t.weight_decay > 0.1 {
+            out.push(format!("train.weight_decay = {} (usually 0-0.001)", num(t.weight_decay)));
+        }
+        if let Ok(toml::Value::Table(doc)) = toml::Value::try_from(self) {
+            for (section, v) in &doc {
+                let Some(temp) = v.get("temperature").and_then(toml::Value::as_float) else { continue };
+                if temp < 0.01 {
+                    out.push(format!("{section}.temperature = {} (usually 0.05-1)", num(temp)));
+                }
+            }
+        }
+        if self.data.mean.iter().any(|m| !(0.0..=1.0).contains(m)) {
+            out.push(format!("data.mean = {:?} (per channel, on the 0-1 pixel scale)", self.data.mean));
+        }
+        if self.data.std.iter().any(|s| !(0.01..=1.0).contains(s)) {
+            out.push(format!("data.std = {:?} (per channel, on the 0-1 pixel scale, about 0.2-0.4)", self.data.std));
+        }
+        out
     }
 
     /// Checks values that types cannot; each message names the key and what would fix it.

@@ -43,13 +43,32 @@ pub fn catch_interrupts() {
     }
     let installed = ctrlc::set_handler(|| {
         if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
-            eprintln!("\nsecond interrupt: stopping now, without a checkpoint of the current epoch");
-            std::process::exit(130);
+            // At once and without running exit handlers: libtorch's threads may be inside an
+            // operation (a normal exit would tear its state down under them). Checkpoints are
+            // written whole or not at all, so the last finished one stays intact.
+            let msg = b"\nsecond interrupt: stopped at once; the last finished checkpoint is intact\n";
+            // SAFETY: write(2) of a valid buffer to stderr and _exit(2) are async-signal-safe.
+            unsafe {
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(130);
+            }
         }
         eprintln!("\ninterrupt: finishing the current step and writing a checkpoint (interrupt again to stop at once)");
     });
     if let Err(e) = installed {
         eprintln!("warning: Ctrl-C will stop unmix without a checkpoint ({e})");
+    }
+}
+
+/// A path as a shell reads it back: unchanged when it holds only safe characters, else in
+/// single quotes (a quote inside as '\'').
+pub fn quote(path: &std::path::Path) -> String {
+    let s = path.to_string_lossy();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Glue between the configuration, the tch-free readers/augmentations of `unmix-data`, and tensors.
 
 use crate::config::{Config, Dataset as DatasetKind, OnBadImage, ViewConfig};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::{Device, Tensor};
@@ -180,6 +180,60 @@ pub fn load_split(cfg: &Config, train: bool) -> Result<Split> {
         set.names = class_names(cfg.data.dataset).iter().map(|s| s.to_string()).collect();
     }
     Ok(set)
+}
+
+/// Loads both labeled splits (train: the kNN bank and probe training set; test), checked
+/// against each other: the same classes (a folder's train/ and val/ name the same class
+/// folders), the same kind of images (channels, and size unless data.eval_resize sets one), and
+/// test labels the train split knows.
+pub fn load_splits(cfg: &Config) -> Result<(Split, Split)> {
+    let bank = load_split(cfg, true)?;
+    if leave_one_out(cfg) {
+        return Ok((bank.clone(), bank));
+    }
+    let test = load_split(cfg, false)?;
+    check_pair(cfg, &bank, &test)?;
+    Ok((bank, test))
+}
+
+fn check_pair(cfg: &Config, train: &Split, test: &Split) -> Result<()> {
+    let place = match EvalFolder::of(cfg) {
+        Some(f) => format!("{} and {}", f.bank.display(), f.test.display()),
+        None => format!("the train and test splits of {} in {}", cfg.data.dataset, cfg.data.root),
+    };
+    if !train.names.is_empty() && !test.names.is_empty() && train.names != test.names {
+        let only =
+            |a: &[String], b: &[String]| a.iter().filter(|n| !b.contains(n)).cloned().collect::<Vec<_>>().join(", ");
+        bail!(
+            "{place} hold different classes (only in the first: [{}]; only in the second: [{}]); labels would not match: give both \
+             the same class folders",
+            only(&train.names, &test.names),
+            only(&test.names, &train.names)
+        );
+    }
+    let first = |s: &Split, name: &str| -> Result<(usize, usize, usize)> {
+        let img = s.data.image(0).with_context(|| format!("reading the first image of the {name} split"))?;
+        Ok((img.channels, img.height, img.width))
+    };
+    let (t, e) = (first(train, "train")?, first(test, "test")?);
+    if t.0 != e.0 || (cfg.data.eval_resize == 0 && (t.1, t.2) != (e.1, e.2)) {
+        bail!(
+            "{place}: the test images are {}x{} with {} channel(s), the train images {}x{} with {}: they are not the same kind of images",
+            e.1,
+            e.2,
+            e.0,
+            t.1,
+            t.2,
+            t.0
+        );
+    }
+    if let Some(&l) = test.labels.iter().find(|&&l| l as usize >= train.classes) {
+        bail!(
+            "{place}: the test split has label {l}, but the train split has {} classes: the splits do not match",
+            train.classes
+        );
+    }
+    Ok(())
 }
 
 /// The class names of the datasets whose labels are numbers (folders name their own classes).

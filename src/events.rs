@@ -45,6 +45,20 @@ fn event(wall: f64, step: i64, what: &[u8]) -> Vec<u8> {
     e
 }
 
+/// The seconds in a new event file's name: now, or later than every file already in `dir`, as
+/// TensorBoard reads a folder's files in the order of their names.
+fn file_seconds(dir: &Path, wall: f64) -> u64 {
+    let newest = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name().to_str()?.strip_prefix("events.out.tfevents.")?.split('.').next()?.parse::<u64>().ok()
+        })
+        .max();
+    newest.map_or(wall as u64, |n| (n + 1).max(wall as u64))
+}
+
 fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
@@ -59,7 +73,7 @@ impl EventWriter {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "host".into());
-        let path = dir.join(format!("events.out.tfevents.{}.{host}.{}", wall as u64, std::process::id()));
+        let path = dir.join(format!("events.out.tfevents.{}.{host}.{}", file_seconds(dir, wall), std::process::id()));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -70,12 +84,17 @@ impl EventWriter {
         bytes_field(3, b"brain.Event:2", &mut what);
         w.record(&event(wall, 0, &what))?;
         if let Some(step) = resumed_at {
-            // session_log (field 6) { status (field 1) = START (1) }
+            // session_log (Event field 7) { status (field 1) = START (1) }: TensorBoard drops
+            // every earlier record at this step or later.
             let mut what = Vec::new();
-            bytes_field(6, &[1 << 3, 1], &mut what);
+            bytes_field(7, &[1 << 3, 1], &mut what);
             w.record(&event(wall, step, &what))?;
         }
         Ok(w)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn record(&mut self, data: &[u8]) -> Result<()> {

@@ -7,8 +7,8 @@
 //!
 //! Layers, each module importing only from modules of the layers before it in this list
 //! (`tests/layering.rs` checks it on every build of the tests):
-//! 1. [`alloc`], [`console`], [`ffi`]: process set-up, the terminal (stdout lines, Ctrl-C) and the
-//!    C++ shims' error buffer;
+//! 1. [`alloc`], [`console`], [`fault`], [`ffi`]: process set-up, the terminal (stdout lines, Ctrl-C),
+//!    the fault injection of the records' tests and the C++ shims' error buffer;
 //! 2. [`precision`], [`dist`], [`mix`], [`model`], [`optim`], [`checkpoint`], [`events`]: autocast,
 //!    the process group, the mixtures (Un-Mix, i-Mix, MixCo), the networks, optimizers and
 //!    schedules, the checkpoint file, TensorBoard's event files;
@@ -27,6 +27,7 @@
 
 pub mod alloc;
 pub mod console;
+pub mod fault;
 pub mod ffi;
 
 pub mod checkpoint;

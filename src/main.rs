@@ -4,7 +4,6 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use unmix::build::LoadedRun;
-use unmix::checkpoint::RUN_CHECKPOINT;
 use unmix::config::Config;
 use unmix::console::StopReason;
 use unmix::eval::knn::KnnData;
@@ -41,8 +40,13 @@ enum Command {
         /// Run folder (default: runs/<config name>).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// Continue the run in --out from its last checkpoint (its saved config, with any --set
-        /// on top).
+        /// Continue the run in --out from its last checkpoint, with the config saved in it. Edits
+        /// of the run's config.toml and --set may change only what keeps the run's meaning:
+        /// train.epochs / train.steps (to extend it), train.log_every, eval.knn_every, knn_k,
+        /// knn_t, batch_size, features, knn_metric, data.root / eval_root (the same images
+        /// elsewhere), data.eval_resize / eval_crop, data.workers / prefetch, threads, device;
+        /// any other change (data, batch, augmentations, model, method, mixing) is refused,
+        /// naming the key.
         #[arg(long, conflicts_with = "config")]
         resume: bool,
         /// A new run into an --out folder that already holds files: move them aside to
@@ -171,6 +175,9 @@ enum Command {
         /// run's checkpoints/last.safetensors).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Replace --out when it exists (never a run's own records or a checkpoint).
+        #[arg(long)]
+        force: bool,
     },
     /// Write the embeddings of a split (unaugmented, eval mode) and their labels into one NumPy
     /// .npz file (`embeddings`, `labels`).
@@ -191,6 +198,9 @@ enum Command {
         /// Output .npz file: `embeddings` (N x D) and `labels` (N).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Replace --out when it exists (never a run's own records or a checkpoint).
+        #[arg(long)]
+        force: bool,
     },
     /// Linear evaluation of the frozen backbone (eval-mode BN, no head), top-1/top-5 on the test
     /// split. Default (--protocol cached): a fast probe on features computed once from the
@@ -364,6 +374,39 @@ fn not_over_a_checkpoint(out: &Path, input: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The files of a run folder that belong to the run (its records, config, lock and report).
+const RUN_FILES: [&str; 9] = [
+    "config.toml",
+    "metrics.jsonl",
+    "metrics.csv",
+    "steps.jsonl",
+    "summary.json",
+    "report.md",
+    ".lock",
+    "loss.png",
+    "lr.png",
+];
+
+/// An output file of export / embed: never one of a run folder's own files (or inside its
+/// checkpoints/ or tensorboard/), and an existing file only with --force.
+fn new_output(out: &Path, force: bool) -> Result<()> {
+    let parent = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let is_run = |d: &Path| d.join("config.toml").is_file() && d.join("checkpoints").is_dir();
+    let owner = parent.file_name().filter(|n| *n == "checkpoints" || *n == "tensorboard").and(parent.parent());
+    if (is_run(parent) && RUN_FILES.contains(&name.as_str())) || owner.is_some_and(is_run) {
+        anyhow::bail!(
+            "--out {} belongs to the run folder {} (its own records); refusing to write over it: choose another file",
+            out.display(),
+            owner.unwrap_or(parent).display()
+        );
+    }
+    if out.exists() && !force {
+        anyhow::bail!("--out {} exists; add --force to replace it, or choose another file", out.display());
+    }
+    Ok(())
+}
+
 /// Checks that `out` can be created, before any long computation: its folder exists and takes
 /// a file.
 fn writable(out: &Path) -> Result<()> {
@@ -384,21 +427,10 @@ fn run(cli: Cli) -> Result<i32> {
             let set = with_data(set, data);
             let (cfg, out) = if resume {
                 let out = out.context("--resume needs --out DIR, the run folder to continue")?;
-                // The checkpoint's own config is the run's truth (config.toml is its copy).
-                let ckpt = out.join(RUN_CHECKPOINT);
-                if !ckpt.exists() {
-                    anyhow::bail!(
-                        "cannot resume the run in {}: it has no checkpoint {} (a run writes its first at the end of epoch 1, or when \
-                         interrupted); start it again with --force",
-                        out.display(),
-                        ckpt.display()
-                    );
+                let (cfg, edits) = train::folder::resume_config(&out, &set)?;
+                for e in edits {
+                    say!("{e}");
                 }
-                let (_, meta) = unmix::checkpoint::load(&ckpt)
-                    .with_context(|| format!("cannot resume the run in {}", out.display()))?;
-                let origin = format!("the config saved in {}", ckpt.display());
-                let cfg = Config::from_saved_toml(&meta.config, &origin, &set)
-                    .with_context(|| format!("cannot resume the run in {}", out.display()))?;
                 (cfg, out)
             } else {
                 let path = config.context("pretrain needs --config FILE (e.g. configs/fmnist-moco-unmix.toml)")?;
@@ -411,13 +443,22 @@ fn run(cli: Cli) -> Result<i32> {
             let summary = match train::pretrain(&cfg, &opts)? {
                 Finished::Main(summary) => summary,
                 // A process other than rank 0 of a multi-process run: rank 0 reports.
-                Finished::Worker { .. } | Finished::AlreadyFinished { .. } => return Ok(0),
+                Finished::Worker { .. } | Finished::AlreadyFinished { report_missing: false, .. } => return Ok(0),
+                Finished::AlreadyFinished { report_missing: true, epochs } => {
+                    let report = unmix::report::write_report(&out)?;
+                    say!(
+                        "the run in {} finished all {epochs} epochs; wrote its missing {}",
+                        out.display(),
+                        report.display()
+                    );
+                    return Ok(0);
+                }
                 Finished::Stopped { reason, epoch, step, checkpoint } => {
                     eprintln!(
                         "{reason}: stopped at step {step} (in epoch {}) with a checkpoint at {}; continue with: unmix pretrain --out {} --resume",
                         epoch + 1,
                         checkpoint.display(),
-                        out.display()
+                        unmix::console::quote(&out)
                     );
                     return Ok(if reason == StopReason::Interrupted { 130 } else { 1 });
                 }
@@ -439,6 +480,9 @@ fn run(cli: Cli) -> Result<i32> {
                 set.push(format!("eval.knn_k={k}"));
             }
             if let Some(t) = t {
+                if !(t > 0.0 && t.is_finite()) {
+                    anyhow::bail!("--t {t}: the kNN temperature must be a positive finite number (e.g. 0.1)");
+                }
                 set.push(format!("eval.knn_t={t}"));
             }
             if raw_pixels {
@@ -539,7 +583,7 @@ fn run(cli: Cli) -> Result<i32> {
             say!("wrote {}", out.display());
             Ok(0)
         }
-        Command::Export { checkpoint: path, format, out } => {
+        Command::Export { checkpoint: path, format, out, force } => {
             if format != "safetensors" {
                 anyhow::bail!("--format {format}: only \"safetensors\" is supported");
             }
@@ -553,11 +597,12 @@ fn run(cli: Cli) -> Result<i32> {
                 })?,
             };
             not_over_a_checkpoint(&out, &path)?;
+            new_output(&out, force)?;
             writable(&out)?;
             say!("{}", unmix::export::export(&path, &out)?.trim_end());
             Ok(0)
         }
-        Command::Embed { checkpoint: path, data, split, features, out } => {
+        Command::Embed { checkpoint: path, data, split, features, out, force } => {
             let which = match features.as_str() {
                 "backbone" => unmix::method::Features::Backbone,
                 "head" => unmix::method::Features::Head,
@@ -570,6 +615,7 @@ fn run(cli: Cli) -> Result<i32> {
                 s => anyhow::bail!("--split {s}: use \"train\", \"test\" or \"images\""),
             };
             not_over_a_checkpoint(&out, &path)?;
+            new_output(&out, force)?;
             writable(&out)?;
             let run = LoadedRun::from_checkpoint(&path, &with_data(vec![], data))?;
             let (shape, list) = unmix::export::write_embeddings(&run, split, which, &out)?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 const LAYERS: &[&[&str]] = &[
-    &["alloc", "console", "ffi"],
+    &["alloc", "console", "fault", "ffi"],
     &["precision", "dist", "mix", "model", "optim", "checkpoint", "events"],
     &["method"],
     &["config"],

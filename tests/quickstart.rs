@@ -72,12 +72,14 @@ fn the_readme_quickstart_runs_as_written_on_the_sample_photos() {
     }
     let all = outputs.join("\n");
     let run = tmp.path().join("runs/photos");
-    // Pretraining on the unlabeled folder: every photo found, no evaluation, a clear line saying so.
-    assert!(all.contains("no labeled images (data.eval_root is not set)"), "{all}");
+    // Pretraining on the unlabeled folder, the queue sized to it, evaluated by kNN on the labeled
+    // samples, with the raw-pixel baseline beside.
+    assert!(all.contains("method.queue = \"auto\": 64 keys"), "{all}");
     assert!(run.join("checkpoints/last.safetensors").is_file());
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2, "{metrics}");
-    assert!(!metrics.contains("knn_top1"), "{metrics}");
+    assert!(metrics.lines().last().unwrap().contains("knn_top1"), "{metrics}");
+    assert!(all.contains("kNN top-1") && all.contains("(raw pixels;"), "{all}");
     // The export is torchvision's ResNet-18.
     assert!(all.contains("torchvision's resnet18 takes these weights"), "{all}");
     // One embedding per photo, with the file list in the same order.
@@ -108,9 +110,9 @@ fn the_readme_quickstart_runs_as_written_on_the_sample_photos() {
     let o =
         Command::new(root().join(".venv/bin/python")).args(["-c", &check]).current_dir(tmp.path()).output().unwrap();
     assert!(ok(o, "loading the export").contains("All keys matched"));
-    // The report of an unlabeled run: loss and lr curves that decode, no accuracy plot.
+    // The report: loss and lr curves that decode, and the kNN accuracy.
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
-    assert!(report.contains("loss.png") && !report.contains("accuracy.png"), "{report}");
+    assert!(report.contains("loss.png"), "{report}");
     let script = format!(
         "from PIL import Image\nfor f in ['loss.png', 'lr.png']:\n    im = Image.open({:?} + '/' + f); im.load(); print(im.size[0] > 300)",
         run.display().to_string()

@@ -2,94 +2,11 @@
 //! line: a run folder belongs to one run, the checkpoint is the records' truth, no panic reaches
 //! the user, and nothing wrong is reported with exit status 0.
 
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_unmix")
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture() -> PathBuf {
-    root().join("crates/unmix-data/tests/fixtures/fashion-mnist")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).current_dir(root()).output().unwrap()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
-}
-
-/// The fmnist MoCo protocol shrunk to a few seconds: 256 fixture images, batch 32, 2 epochs.
-fn tiny(extra: &[&str]) -> Vec<String> {
-    let root = format!("data.root=\"{}\"", fixture().display());
-    let mut with_root = vec![root.as_str()];
-    with_root.extend(extra);
-    tiny_without_root(&with_root)
-}
-
-/// [`tiny`] with data.root left to the config or `--data`.
-fn tiny_without_root(extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> =
-        ["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--quiet"].iter().map(|s| s.to_string()).collect();
-    let sets: [String; 7] = [
-        "data.limit=256".into(),
-        "model.widths=[4, 4, 4, 4]".into(),
-        "train.batch_size=32".into(),
-        "method.queue=128".into(),
-        "train.epochs=2".into(),
-        "train.log_every=1".into(),
-        "eval.knn_k=20".into(),
-    ];
-    for s in sets.iter().map(String::as_str).chain(extra.iter().copied()) {
-        a.push("--set".into());
-        a.push(s.to_string());
-    }
-    a
-}
-
-fn pretrain(out: &Path, extra: &[&str], flags: &[&str]) -> Output {
-    let mut a = tiny(extra);
-    a.extend(["--out".to_string(), out.display().to_string()]);
-    a.extend(flags.iter().map(|s| s.to_string()));
-    Command::new(bin()).args(&a).current_dir(root()).output().unwrap()
-}
-
-fn resume(out: &Path, extra: &[&str]) -> Output {
-    let mut a: Vec<String> =
-        vec!["pretrain".into(), "--quiet".into(), "--resume".into(), "--out".into(), out.display().to_string()];
-    for s in extra {
-        a.push("--set".into());
-        a.push(s.to_string());
-    }
-    Command::new(bin()).args(&a).current_dir(root()).output().unwrap()
-}
-
-fn ok(o: &Output) {
-    let (out, err) = text(o);
-    assert!(o.status.success(), "exit {:?}\nstdout: {out}\nstderr: {err}", o.status.code());
-}
-
-/// Exit status 1 with a message, no panic.
-fn refused(o: &Output) -> String {
-    let (out, err) = text(o);
-    assert_eq!(o.status.code(), Some(1), "stdout: {out}\nstderr: {err}");
-    assert!(!err.contains("panicked") && err.starts_with("error: "), "{err}");
-    err
-}
-
-fn ckpt(dir: &Path) -> PathBuf {
-    dir.join("checkpoints/last.safetensors")
-}
-
-fn lines(p: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
+use std::process::{Command, Stdio};
 
 #[test]
 fn a_new_run_into_a_used_folder_is_refused_and_force_moves_the_old_one_aside() {
@@ -137,9 +54,9 @@ fn a_failed_resume_with_overrides_leaves_the_run_resumable_as_it_was() {
     let dir = tmp.path().join("run");
     ok(&pretrain(&dir, &["unmix.enabled=false"], &["--until-epoch", "1"]));
     let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-    // A diverging learning rate: the NaN stop keeps the checkpoint and the old config.
+    // Another learning rate: a resume keeps the run's meaning, so it is refused, naming the key.
     let err = refused(&resume(&dir, &["train.lr=1e30"]));
-    assert!(err.contains("loss became") && err.contains("last good checkpoint"), "{err}");
+    assert!(err.contains("cannot change train.lr") && err.contains("--set"), "{err}");
     assert_eq!(std::fs::read_to_string(dir.join("config.toml")).unwrap(), config);
     // A change the checkpoint cannot take: refused before anything is written.
     let err = refused(&resume(&dir, &["model.widths=[8, 8, 8, 8]"]));
@@ -152,15 +69,17 @@ fn a_failed_resume_with_overrides_leaves_the_run_resumable_as_it_was() {
 }
 
 #[test]
-fn the_moco_queue_takes_partial_batches_and_a_changed_batch_size() {
+fn the_moco_queue_takes_partial_batches_and_a_resume_keeps_the_batch_size() {
     let tmp = tempfile::tempdir().unwrap();
     // 250 images in batches of 32: a last batch of 26, so the queue pointer leaves multiples of 32.
     let dir = tmp.path().join("partial");
     ok(&pretrain(&dir, &["data.limit=250", "train.drop_last=false"], &[]));
-    // A batch size changed on resume (queue 128 is a multiple of 64 too).
+    // A batch size changed on resume would change what every later step sees: refused.
     let dir = tmp.path().join("rebatch");
     ok(&pretrain(&dir, &["train.drop_last=false", "data.limit=250"], &["--until-epoch", "1"]));
-    ok(&resume(&dir, &["train.batch_size=64"]));
+    let err = refused(&resume(&dir, &["train.batch_size=64"]));
+    assert!(err.contains("train.batch_size (was 32, now 64)"), "{err}");
+    ok(&resume(&dir, &[]));
 }
 
 /// Rewrites a checkpoint with `edit` applied to its tensors (through the library, so its
@@ -288,6 +207,10 @@ fn splits_of_different_images_are_refused_before_training() {
     let err = refused(&Command::new(bin()).args(&a).current_dir(root()).output().unwrap());
     assert!(err.contains("14x14") && err.contains("28x28"), "{err}");
     assert!(!dir.exists(), "a refused run leaves no folder");
+    // Every command that reads both splits checks them as pretrain does.
+    let d = data.display().to_string();
+    let err = refused(&run(&["knn", "--raw-pixels", "--config", "configs/fmnist-moco-unmix.toml", "--data", &d]));
+    assert!(err.contains("14x14") && err.contains("28x28"), "{err}");
 }
 
 #[test]

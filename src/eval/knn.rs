@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 pub use crate::config::KnnMetric as Metric;
-use crate::data::{load_split, to_tensor, Split};
+use crate::data::{to_tensor, Split};
 use crate::method::Method;
 use crate::model::Features;
 use anyhow::Result;
@@ -33,10 +33,8 @@ pub struct KnnData {
 
 impl KnnData {
     pub fn load(cfg: &Config) -> Result<KnnData> {
-        let leave_one_out = crate::data::leave_one_out(cfg);
-        let bank = load_split(cfg, true)?;
-        let test = if leave_one_out { bank.clone() } else { load_split(cfg, false)? };
-        Ok(KnnData { bank, test, leave_one_out })
+        let (bank, test) = crate::data::load_splits(cfg)?;
+        Ok(KnnData { bank, test, leave_one_out: crate::data::leave_one_out(cfg) })
     }
 
     pub fn classes(&self) -> usize {

@@ -239,8 +239,7 @@ pub fn evaluate(
     pc: &ProtocolConfig,
     progress: bool,
 ) -> Result<(ProtocolResult, String)> {
-    let train = crate::data::load_split(cfg, true)?;
-    let test = crate::data::load_split(cfg, false)?;
+    let (train, test) = crate::data::load_splits(cfg)?;
     let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
     let input = super::network_input(method);
     let embed = |x: &Tensor| method.embed(&input(x), crate::method::Features::Backbone);

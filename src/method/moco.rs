@@ -25,8 +25,9 @@ method_settings! {
     /// MoCo's `[method]` keys (`name = "moco"`).
     pub struct MoCoConfig {
         /// Queue length K (a multiple of the keys enqueued per step; 0: the other keys of the
-        /// batch are the negatives, MoCo v3).
-        #[serde(default = "d4096")]
+        /// batch are the negatives, MoCo v3; "auto": sized to the data when the run starts,
+        /// see [`MoCoConfig::sized_to`]).
+        #[serde(default = "d4096", with = "queue_len")]
         pub queue: i64,
         /// Key-encoder momentum m.
         #[serde(default = "d099")]
@@ -45,6 +46,38 @@ method_settings! {
 
 fn d4096() -> i64 {
     4096
+}
+
+/// `method.queue = "auto"` until the run sizes it to its data.
+pub const QUEUE_AUTO: i64 = -1;
+
+/// `method.queue` in TOML: a number of keys, or "auto" ([`QUEUE_AUTO`]).
+mod queue_len {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+        if *v == super::QUEUE_AUTO {
+            s.serialize_str("auto")
+        } else {
+            s.serialize_i64(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Len {
+            Keys(i64),
+            Word(String),
+        }
+        match Len::deserialize(d)? {
+            Len::Keys(k) => Ok(k),
+            Len::Word(w) if w == "auto" => Ok(super::QUEUE_AUTO),
+            Len::Word(w) => Err(serde::de::Error::custom(format!(
+                "\"{w}\" is not a queue length: give a number of keys or \"auto\" (sized to the data)"
+            ))),
+        }
+    }
 }
 fn d099() -> f64 {
     0.99
@@ -76,6 +109,23 @@ impl MoCoConfig {
         ctx.global_batch() * if self.symmetric { 2 } else { 1 }
     }
 
+    /// With `queue = "auto"`: the queue sized to `images` training images (the largest multiple
+    /// of the keys enqueued per step below the image count, at least one step's keys, at most
+    /// 4096, MoCo's CIFAR queue), and the sentence that says so; None for a set length.
+    pub fn sized_to(&self, images: usize, ctx: &RunContext) -> Option<(MoCoConfig, String)> {
+        if self.queue != QUEUE_AUTO {
+            return None;
+        }
+        let keys = self.keys_per_step(ctx);
+        let below = (images as i64 - 1).max(0) / keys * keys;
+        let queue = below.clamp(keys, (4096 / keys * keys).max(keys));
+        let said = format!(
+            "method.queue = \"auto\": {queue} keys (the largest multiple of the {keys} keys enqueued per step below the {images} \
+             images, at most 4096; set method.queue to choose)"
+        );
+        Some((MoCoConfig { queue, ..self.clone() }, said))
+    }
+
     pub fn validate(&self, ctx: &RunContext) -> Result<()> {
         let keys = self.keys_per_step(ctx);
         if self.queue > 1 << 22 {
@@ -85,9 +135,9 @@ impl MoCoConfig {
                 1 << 22
             );
         }
-        if self.queue < 0 || self.queue % keys != 0 {
+        if self.queue != QUEUE_AUTO && (self.queue < 0 || self.queue % keys != 0) {
             bail!(
-                "method.queue = {} must be 0 (in-batch keys, MoCo v3) or a positive multiple of the keys enqueued per step ({keys} = train.batch_size{}{})",
+                "method.queue = {} must be 0 (in-batch keys, MoCo v3), \"auto\" (sized to the data) or a positive multiple of the keys enqueued per step ({keys} = train.batch_size{}{})",
                 self.queue,
                 if self.symmetric { " x 2, symmetric" } else { "" },
                 if ctx.processes > 1 { format!(" x {} processes", ctx.processes) } else { String::new() },

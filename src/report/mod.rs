@@ -155,6 +155,7 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
         cfg.to_toml()
     );
     let out = run.join("report.md");
-    std::fs::write(&out, md).with_context(|| format!("cannot write {}", out.display()))?;
+    crate::checkpoint::write_atomic(&out, md.as_bytes())?;
+    crate::fault::after("report");
     Ok(out)
 }

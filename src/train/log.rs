@@ -2,9 +2,9 @@
 //! (one line per epoch) and the same table as `metrics.csv`, TensorBoard event files under
 //! `tensorboard/`, the console's epoch lines and the progress bar.
 
-use crate::checkpoint::{append_jsonl, read_jsonl};
+use crate::checkpoint::{append_jsonl, read_jsonl, retain_jsonl, write_atomic, write_jsonl, Meta};
 use crate::events::EventWriter;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -29,52 +29,110 @@ const COLUMNS: [&str; 10] = [
 ];
 
 impl RunLog {
-    /// The records of the run folder `dir`, or none (`dir = None`: a process other than rank 0).
-    /// `resumed_at`: the step a resumed run continues from.
-    pub fn new(dir: Option<&Path>, resumed_at: Option<u64>) -> Result<RunLog> {
-        let events = match dir {
-            Some(d) => Some(EventWriter::create(&d.join("tensorboard"), resumed_at.map(|s| s as i64))?),
-            None => None,
-        };
+    /// The records of a new run in `dir`, or none (`dir = None`: a process other than rank 0).
+    pub fn new(dir: Option<&Path>) -> Result<RunLog> {
+        let events = dir.map(|d| EventWriter::create(&d.join("tensorboard"), None)).transpose()?;
         Ok(RunLog { dir: dir.map(Path::to_path_buf), events })
+    }
+
+    /// The records of a run resumed from a checkpoint with `meta`, made to agree with it: the
+    /// epoch lines are the checkpoint's (lines a kill cut off come back, later ones go), steps
+    /// after it are cut, and TensorBoard gets a restart marker at its step followed by that
+    /// step's scalars again (the marker drops them with the lost part of the run).
+    pub fn resumed(dir: Option<&Path>, meta: &Meta) -> Result<RunLog> {
+        let Some(d) = dir else { return Ok(RunLog { dir: None, events: None }) };
+        restore_epochs(d, meta)?;
+        retain_jsonl(&d.join("steps.jsonl"), |v| v["step"].as_u64().is_some_and(|s| s <= meta.step))?;
+        let mut events = EventWriter::create(&d.join("tensorboard"), Some(meta.step as i64))?;
+        let at_step = |v: &Value| v["step"].as_u64() == Some(meta.step);
+        if let Some(s) = read_jsonl(&d.join("steps.jsonl"))?.iter().rev().find(|v| at_step(v)) {
+            step_events(
+                &mut events,
+                meta.step,
+                s["loss"].as_f64().unwrap_or(f64::NAN),
+                s["lr"].as_f64().unwrap_or(f64::NAN),
+            )?;
+        }
+        if let Some(r) = read_jsonl(&d.join("metrics.jsonl"))?.last().filter(|v| at_step(v)) {
+            epoch_events(&mut events, r)?;
+        }
+        Ok(RunLog { dir: Some(d.to_path_buf()), events: Some(events) })
     }
 
     pub fn step(&mut self, step: u64, epoch: usize, loss: f64, lr: f64) -> Result<()> {
         let Some(d) = &self.dir else { return Ok(()) };
         append_jsonl(&d.join("steps.jsonl"), &json!({"step": step, "epoch": epoch + 1, "loss": loss, "lr": lr}))?;
+        crate::fault::after("steps");
         if let Some(e) = &mut self.events {
-            e.scalar("train/loss", step as i64, loss)?;
-            e.scalar("train/lr", step as i64, lr)?;
+            step_events(e, step, loss, lr)?;
+            crate::fault::after("step-events");
         }
         Ok(())
     }
 
+    /// An epoch's records, after its checkpoint: TensorBoard, then metrics.jsonl, then
+    /// metrics.csv (so a metrics line implies the scalars before it were written).
     pub fn epoch(&mut self, r: &EpochRecord) -> Result<()> {
         let Some(d) = &self.dir else { return Ok(()) };
-        append_jsonl(&d.join("metrics.jsonl"), &r.json())?;
-        write_csv(d)?;
         if let Some(e) = &mut self.events {
-            let step = r.step as i64;
-            e.scalar("epoch/loss", step, r.loss)?;
-            e.scalar("epoch/images_per_second", step, r.images_per_second)?;
-            if let Some((top1, top5)) = r.knn {
-                e.scalar("eval/knn_top1", step, top1)?;
-                e.scalar("eval/knn_top5", step, top5)?;
-            }
-            if let Some(p) = r.online_probe {
-                e.scalar("eval/online_probe_top1", step, p)?;
-            }
+            epoch_events(e, &r.json())?;
+            crate::fault::after("events");
         }
+        append_jsonl(&d.join("metrics.jsonl"), &r.json())?;
+        crate::fault::after("metrics");
+        write_csv(d)?;
+        crate::fault::after("csv");
         Ok(())
     }
+}
+
+/// Whether a run folder's epoch records are those of the checkpoint with `meta` (nothing to
+/// repair after a finished run).
+pub fn records_agree(dir: &Path, meta: &Meta) -> Result<bool> {
+    let lines = read_jsonl(&dir.join("metrics.jsonl"))?;
+    let csv_rows = std::fs::read_to_string(dir.join("metrics.csv")).map(|t| t.lines().count()).unwrap_or(0);
+    Ok(lines == meta.records && csv_rows == lines.len() + 1)
+}
+
+/// metrics.jsonl and metrics.csv as the checkpoint has them (checkpoints from before the
+/// records were kept in them: the lines up to its epoch).
+fn restore_epochs(dir: &Path, meta: &Meta) -> Result<()> {
+    let path = dir.join("metrics.jsonl");
+    if meta.records.len() == meta.epoch {
+        write_jsonl(&path, &meta.records)?;
+    } else {
+        retain_jsonl(&path, |v| v["epoch"].as_u64().is_some_and(|e| e as usize <= meta.epoch))?;
+    }
+    write_csv(dir)
+}
+
+fn step_events(e: &mut EventWriter, step: u64, loss: f64, lr: f64) -> Result<()> {
+    e.scalar("train/loss", step as i64, loss)?;
+    e.scalar("train/lr", step as i64, lr)
+}
+
+/// An epoch's TensorBoard scalars, from its metrics.jsonl line.
+fn epoch_events(e: &mut EventWriter, r: &Value) -> Result<()> {
+    let step = r["step"].as_i64().unwrap_or(0);
+    for (tag, key) in [
+        ("epoch/loss", "loss"),
+        ("epoch/images_per_second", "images_per_second"),
+        ("eval/knn_top1", "knn_top1"),
+        ("eval/knn_top5", "knn_top5"),
+        ("eval/online_probe_top1", "online_probe_top1"),
+    ] {
+        if let Some(v) = r[key].as_f64() {
+            e.scalar(tag, step, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// metrics.csv, rewritten whole from metrics.jsonl (so it agrees with it after a resume cut it).
 pub fn write_csv(dir: &Path) -> Result<()> {
     let rows = read_jsonl(&dir.join("metrics.jsonl"))?;
     let path = dir.join("metrics.csv");
-    let tmp = dir.join("metrics.csv.tmp");
-    let mut w = csv::Writer::from_path(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(COLUMNS)?;
     for r in &rows {
         w.write_record(COLUMNS.iter().map(|c| match &r[*c] {
@@ -82,9 +140,8 @@ pub fn write_csv(dir: &Path) -> Result<()> {
             v => v.to_string(),
         }))?;
     }
-    w.flush()?;
-    drop(w);
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_atomic(&path, &bytes)
 }
 
 /// One epoch's record.
@@ -141,7 +198,7 @@ pub fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> ind
     }
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} (epoch ETA {eta}) {msg}")
             .expect("the progress template is valid")
             .progress_chars("=> "),
     );
