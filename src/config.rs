@@ -295,6 +295,15 @@ pub struct ModelConfig {
     /// ImageNet stem follows `conv_init`. The SwAV CIFAR ResNet initializes its stem as the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stem_init: Option<ConvInit>,
+    /// Start a new run's encoders from these weights (`--init-from`): an unmix checkpoint or
+    /// export, or a torchvision-named ResNet state dict (.safetensors or .pth). Applied once,
+    /// when the run starts; a resume continues from its own checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
+    /// With `init_from`: a file without this method's projection head leaves the head at its
+    /// random start instead of being refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init_allow_missing_head: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -674,6 +683,9 @@ impl Config {
         let mut c = self.clone();
         if let Ok(abs) = std::path::absolute(Path::new(&c.data.root)) {
             c.data.root = abs.display().to_string();
+        }
+        if let Some(Ok(abs)) = c.model.init_from.as_ref().map(|r| std::path::absolute(Path::new(r))) {
+            c.model.init_from = Some(abs.display().to_string());
         }
         if let Some(Ok(abs)) = c.data.eval_root.as_ref().map(|r| std::path::absolute(Path::new(r))) {
             c.data.eval_root = Some(abs.display().to_string());

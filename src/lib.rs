@@ -15,7 +15,8 @@
 //! 3. [`method`]: the methods, their settings and losses;
 //! 4. [`config`]: the run configuration, made of the settings above;
 //! 5. [`data`], [`cost`]: the configured datasets and views as tensors; a config's counted compute;
-//! 6. [`build`]: runtime, method, optimizer and checkpointed networks from a config;
+//! 6. [`build`], [`init`]: runtime, method, optimizer and checkpointed networks from a config; a
+//!    run's start from existing weights;
 //! 7. [`eval`]: kNN and linear evaluations;
 //! 8. [`train`]: the pretraining loop;
 //! 9. [`report`], [`export`]: what a run folder shows and exports;
@@ -46,6 +47,7 @@ pub mod cost;
 pub mod data;
 
 pub mod build;
+pub mod init;
 
 pub mod eval;
 

@@ -56,6 +56,16 @@ enum Command {
         /// Stop after this many finished epochs (continue later with --resume).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         until_epoch: Option<u64>,
+        /// Start the encoders from existing weights (model.init_from): an unmix checkpoint or
+        /// export, or a torchvision-named ResNet state dict as .safetensors or a .pth written by
+        /// torch.save(model.state_dict()). Strict: keys missing, unexpected or of another shape
+        /// are refused by name.
+        #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+        init_from: Option<PathBuf>,
+        /// With --init-from: a file without this method's projection head (a torchvision
+        /// classifier) starts the head from random weights instead of being refused.
+        #[arg(long, requires = "init_from")]
+        init_allow_missing_head: bool,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -423,8 +433,25 @@ fn writable(out: &Path) -> Result<()> {
 /// Runs a command; `Ok` carries the exit status (130 after an interrupt).
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Pretrain { config, set, data, out, resume, force, until_epoch, quiet } => {
-            let set = with_data(set, data);
+        Command::Pretrain {
+            config,
+            set,
+            data,
+            out,
+            resume,
+            force,
+            until_epoch,
+            init_from,
+            init_allow_missing_head,
+            quiet,
+        } => {
+            let mut set = with_data(set, data);
+            if let Some(f) = init_from {
+                set.push(format!("model.init_from={}", toml::Value::String(f.display().to_string())));
+            }
+            if init_allow_missing_head {
+                set.push("model.init_allow_missing_head=true".into());
+            }
             let (cfg, out) = if resume {
                 let out = out.context("--resume needs --out DIR, the run folder to continue")?;
                 let (cfg, edits) = train::folder::resume_config(&out, &set)?;

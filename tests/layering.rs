@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["method"],
     &["config"],
     &["data", "cost"],
-    &["build"],
+    &["build", "init"],
     &["eval"],
     &["train"],
     &["report", "export"],

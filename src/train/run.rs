@@ -199,6 +199,11 @@ impl<'a> Run<'a> {
         let dir = main.then_some(self.folder.dir.as_path());
         let (tensors, meta) = match start {
             Start::New => {
+                if let Some(file) = &self.cfg.model.init_from {
+                    let method = self.trainer.method.as_mut();
+                    let said = crate::init::init_from(method, Path::new(file), self.cfg.model.init_allow_missing_head)?;
+                    say!("{said}");
+                }
                 if main {
                     if self.folder.in_use() {
                         let to = self.folder.move_aside()?;
@@ -540,6 +545,7 @@ impl<'a> Run<'a> {
             epochs_planned: cfg.train.epochs,
             final_loss: self.last_loss.is_finite().then_some(self.last_loss),
             images_per_second: if at.train_seconds > 0.0 { at.images as f64 / at.train_seconds } else { 0.0 },
+            init_from: cfg.model.init_from.clone(),
             knn: self.last_knn.map(|r| KnnSummary::new(cfg, &r)),
             knn_backbone,
             knn_head,

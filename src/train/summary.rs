@@ -20,6 +20,9 @@ pub struct Summary {
     pub final_loss: Option<f64>,
     /// View-1 images per second of training, data pipeline included.
     pub images_per_second: f64,
+    /// The weights the run started from (`--init-from`), if not random.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
     /// The last kNN evaluation, with its protocol.
     pub knn: Option<KnnSummary>,
     /// Both kNN readouts at the end of the run, whichever `knn` is: the pooled backbone features
