@@ -1246,6 +1246,21 @@ lr = 0.03
             );
         }
         assert_eq!(load("configs/fmnist-swav-unmix.toml").train.lars_scope, LarsScope::All);
+        // MoCo, CIFAR: the authors' loop numbers epochs 1..E (lr_e = lr * 0.5 * (1 + cos(pi e / E))),
+        // so the last epoch trains at lr 0; ImageNet's main_moco.py numbers them 0..E-1.
+        for f in ["configs/cifar10-moco-unmix.toml", "configs/cifar100-moco-unmix.toml"] {
+            let c = load(f);
+            assert_eq!(c.train.schedule, ScheduleKind::CosineEpochToZero, "{f}");
+            // ... and its symmetric loss forwards the mixture once per direction.
+            let MethodConfig::Moco(m) = &c.method else { panic!("{f}: moco") };
+            assert!(m.symmetric && m.unmix_pass_per_direction, "{f}");
+        }
+        assert_eq!(load("configs/imagenet-mocov2-unmix.toml").train.schedule, ScheduleKind::CosineEpoch);
+        // SwAV's queue, when switched on, starts where the script's does: its 0-based epoch 15.
+        for f in ["configs/cifar10-swav-unmix.toml", "configs/fmnist-swav-unmix.toml"] {
+            let MethodConfig::Swav(m) = &load(f).method else { panic!("{f}: swav") };
+            assert_eq!(m.swav_queue_start_epoch, 16, "{f}");
+        }
         // SwAV's warmup: np.linspace(start_warmup = 0, base_lr, W) in every SwAV config; the
         // other recipes keep the step-fraction ramp.
         for e in std::fs::read_dir("configs").unwrap() {

@@ -44,6 +44,8 @@ fn mixture_passes(cfg: &Config, small: f64) -> f64 {
         (MixtureKind::MixCo, _) => 1.5,
         (MixtureKind::UnMix, MethodConfig::Byol(_)) => 4.0,
         (MixtureKind::UnMix, MethodConfig::Swav(_)) => 3.0 + 3.0 * small * cfg.augment.small_crops.div_ceil(2) as f64,
+        // Symmetric MoCo forwarding the mixture in each direction's term: twice.
+        (MixtureKind::UnMix, MethodConfig::Moco(m)) if m.symmetric && m.unmix_pass_per_direction => 6.0,
         (MixtureKind::UnMix, _) => 3.0,
     }
 }
@@ -153,6 +155,9 @@ mod tests {
             ("moco", vec![off, "method.symmetric=true"], 8.0),
             // Symmetric: the mixture is forwarded once and scored in both directions.
             ("moco", vec!["method.symmetric=true"], 11.0),
+            // ... or, as the authors' CIFAR code, forwarded again for the second direction: the
+            // query encoder's batch norm updates 4 times a step instead of 3.
+            ("moco", vec!["method.symmetric=true", "method.unmix_pass_per_direction=true"], 14.0),
             ("moco", vec![off, "imix.enabled=true"], 4.0),
             ("moco", vec![off, "mixco.enabled=true"], 5.5),
             ("simclr", vec![off], 6.0),

@@ -454,6 +454,15 @@ const CHANGED_AFTER_B3F2962: &[(&str, &str, &str)] = &[
     ("fmnist-swav-unmix.toml", "train.warmup_shape", "\"linspace\""),
     ("cifar10-swav-unmix.toml", "train.warmup_shape", "\"linspace\""),
     ("cifar100-swav-unmix.toml", "train.warmup_shape", "\"linspace\""),
+    // Issue 32: the authors' CIFAR MoCo loop numbers epochs 1..E; their SwAV queue starts at
+    // their 0-based epoch 15, our 1-based 16.
+    ("cifar10-moco-unmix.toml", "train.schedule", "\"cosine-epoch-to-zero\""),
+    ("cifar100-moco-unmix.toml", "train.schedule", "\"cosine-epoch-to-zero\""),
+    ("cifar10-moco-unmix.toml", "method.unmix_pass_per_direction", "true"),
+    ("cifar100-moco-unmix.toml", "method.unmix_pass_per_direction", "true"),
+    ("fmnist-swav-unmix.toml", "method.swav_queue_start_epoch", "16"),
+    ("cifar10-swav-unmix.toml", "method.swav_queue_start_epoch", "16"),
+    ("cifar100-swav-unmix.toml", "method.swav_queue_start_epoch", "16"),
 ];
 
 #[test]

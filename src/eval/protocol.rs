@@ -229,6 +229,26 @@ pub fn train_and_evaluate(
     })
 }
 
+/// The SwAV authors' eval_linear.py normalizes CIFAR with its own std (the 50k images' per-pixel
+/// std), not the pretraining transform's (0.2023, 0.1994, 0.2010).
+const SWAV_CIFAR_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+
+/// The config whose data.mean / data.std the protocol normalizes with, and the sentence that
+/// names them.
+fn normalized(cfg: &crate::config::Config, pc: &ProtocolConfig) -> (crate::config::Config, String) {
+    use crate::config::Dataset;
+    let mut c = cfg.clone();
+    let cifar = matches!(cfg.data.dataset, Dataset::Cifar10 | Dataset::Cifar100);
+    let whose = if pc.protocol == Protocol::Swav && cifar {
+        c.data.std = SWAV_CIFAR_STD.to_vec();
+        "the SwAV authors' eval_linear.py for CIFAR"
+    } else {
+        "the run's data.mean / data.std"
+    };
+    let said = format!("normalized with mean {:?} std {:?} ({whose})", c.data.mean, c.data.std);
+    (c, said)
+}
+
 /// Runs `pc` on a network rebuilt for evaluation (its config's data): test features once, then
 /// the classifier's epochs, printing one line per epoch when `progress`. Returns the result and
 /// the protocol's description.
@@ -240,6 +260,7 @@ pub fn evaluate(
     progress: bool,
 ) -> Result<(ProtocolResult, String)> {
     let (train, test) = crate::data::load_splits(cfg)?;
+    let (cfg, normalization) = &normalized(cfg, pc);
     let _layout = crate::model::layout::ChannelsLast::for_eval(method.trainable(), device);
     let input = super::network_input(method);
     let embed = |x: &Tensor| method.embed(&input(x), crate::method::Features::Backbone);
@@ -257,7 +278,7 @@ pub fn evaluate(
     };
     let recipe = train_recipe(pc, crop, cfg.data.mean.clone(), cfg.data.std.clone());
     let classes = train.classes.max(test.classes) as i64;
-    let description = pc.describe(crop, test_x.size()[1]);
+    let description = format!("{}; {normalization}", pc.describe(crop, test_x.size()[1]));
     if progress {
         crate::say!("{description}");
     }
@@ -309,5 +330,19 @@ mod tests {
         assert_eq!((s.lr, s.batch_size, s.weight_decay), (0.3, 32, 1e-6));
         assert!((s.lr_at(50) - 0.15).abs() < 1e-12);
         assert_eq!(s.lr_at(0), 0.3);
+    }
+
+    #[test]
+    fn swav_on_cifar_normalizes_with_the_eval_scripts_std() {
+        let load = |f: &str| crate::config::Config::load(std::path::Path::new(f), &[]).unwrap();
+        let cifar = load("configs/cifar10-swav-unmix.toml");
+        let (c, said) = normalized(&cifar, &ProtocolConfig::new(Protocol::Swav));
+        assert_eq!(c.data.std, vec![0.2470, 0.2435, 0.2616]);
+        assert_eq!(c.data.mean, cifar.data.mean);
+        assert!(said.contains("0.247") && said.contains("eval_linear.py"), "{said}");
+        let (c, _) = normalized(&cifar, &ProtocolConfig::new(Protocol::Moco));
+        assert_eq!(c.data.std, cifar.data.std);
+        let fmnist = load("configs/fmnist-swav-unmix.toml");
+        assert_eq!(normalized(&fmnist, &ProtocolConfig::new(Protocol::Swav)).0.data.std, fmnist.data.std);
     }
 }

@@ -41,6 +41,13 @@ method_settings! {
         /// MoCo v3: hidden width of a predictor MLP after the query head (0: none, MoCo v1/v2).
         #[serde(default)]
         pub predictor_hidden: i64,
+        /// Symmetric MoCo + Un-Mix: forward the mixture through the query encoder in each
+        /// direction's term, as the authors' CIFAR code (4 query batch-norm updates per step
+        /// instead of 3; 3 more backbone passes per image). Gradients are the same either way;
+        /// the running statistics, and so the eval-mode features, are not. No effect without
+        /// `symmetric` (one direction forwards the mixture once).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub unmix_pass_per_direction: bool,
     }
 }
 
@@ -99,6 +106,7 @@ impl Default for MoCoConfig {
             temperature: 0.1,
             symmetric: false,
             predictor_hidden: 0,
+            unmix_pass_per_direction: false,
         }
     }
 }
@@ -359,7 +367,9 @@ impl Method for MoCo {
             let (k1, k1_all) = self.keys(x1, rng)?;
             loss = loss + self.score(&q2, &k1, &k1_all, &queue);
             if let Some((m, out)) = &q_mix {
-                loss = loss + self.unmix_term(m, out, &k1, &k1_all, &queue)?;
+                // The authors' CIFAR code forwards the mixture again for this direction.
+                let again = self.cfg.unmix_pass_per_direction.then(|| self.query_parts(&m.images).1);
+                loss = loss + self.unmix_term(m, again.as_ref().unwrap_or(out), &k1, &k1_all, &queue)?;
             }
             Tensor::cat(&[k1_all, k2_all], 0)
         } else {
@@ -454,6 +464,41 @@ mod tests {
             assert!(!t.requires_grad(), "key encoder variable {name} must be frozen");
             assert!(!t.grad().defined(), "key encoder variable {name} got a gradient");
         }
+    }
+
+    #[test]
+    fn a_second_mixture_pass_per_direction_keeps_gradients_and_moves_batch_norm_statistics() {
+        // Symmetric MoCo + Un-Mix, float64, one step from the same state: forwarding the mixture
+        // again for the second direction (the authors' CIFAR code) gives the same gradients, and
+        // one more batch-norm update of the query encoder's running statistics.
+        let step = |again: bool| {
+            let mut m = tiny(true);
+            m.cfg.unmix_pass_per_direction = again;
+            m.to_double();
+            tch::manual_seed(3);
+            let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
+            let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
+            let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let loss = m.loss(&[x1, x2], Some(&mixed.into()), &StepInfo::default(), &mut rng).unwrap();
+            loss.backward();
+            let grads: Vec<Tensor> = named_trainable(&m.vs_q).into_iter().map(|(_, t)| t.grad().copy()).collect();
+            let stats: Vec<(String, Tensor)> = named_variables(&m.vs_q)
+                .into_iter()
+                .filter(|(n, _)| n.ends_with("running_mean"))
+                .map(|(n, t)| (n, t.copy()))
+                .collect();
+            (loss.double_value(&[]), grads, stats)
+        };
+        let (l1, g1, s1) = step(false);
+        let (l2, g2, s2) = step(true);
+        assert!((l1 - l2).abs() <= 1e-12 * l1.abs(), "{l1} vs {l2}");
+        for (a, b) in g1.iter().zip(&g2) {
+            let d = (a - b).abs().max().double_value(&[]);
+            assert!(d <= 1e-10 * (1.0 + a.abs().max().double_value(&[])), "gradients differ by {d}");
+        }
+        let moved = s1.iter().zip(&s2).filter(|((_, a), (_, b))| !a.allclose(b, 1e-12, 1e-12, false)).count();
+        assert_eq!(moved, s1.len(), "every query batch norm takes the extra update");
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //! each even-numbered small crop the place of that crop, in a second swapped-prediction loss; in
 //! the reversed term only the Sinkhorn code computed from the mixture is reversed, not the
 //! predictions: `L = L(crops) + lam * L(mixed crops) + (1 - lam) * L_rev(mixed crops)`.
-//! The queue holds unmixed projections only (pushed once per step); the authors' code also pushes
-//! the mixture's (and its reversal's) projections, which changes nothing without a queue, as in
-//! their CIFAR runs.
+//! The queue holds unmixed projections only, pushed once per step (batch-size rows per large
+//! crop). The authors' code pushes three times a step, once in each of its three `swav_loss`
+//! calls: view 1's slot gets the clean projections, then the mixture's, then the reversed
+//! mixture's; view 2's slot gets view 2's three times. Two thirds of their view-1 rows are
+//! mixtures, and a queue of the same length spans a third of the steps. Without a queue, as in
+//! their CIFAR runs (the script's 120 rounds down to 0), this changes nothing.
 
 use super::losses::normalize;
 use super::{method_settings, positive, view2_only, Features, Method, RunContext, StepInfo};
@@ -44,8 +47,9 @@ method_settings! {
         /// multiple of the global batch).
         #[serde(default)]
         pub swav_queue: i64,
-        /// The epoch (1-based) from which the queue is kept.
-        #[serde(default = "d15")]
+        /// The epoch (1-based) from which the queue is kept. The authors' `--epoch_queue_starts N`
+        /// counts epochs from 0 (`epoch >= N`), so it is N + 1 here: the default 16 is their 15.
+        #[serde(default = "d16")]
         pub swav_queue_start_epoch: usize,
     }
 }
@@ -62,8 +66,8 @@ fn d005() -> f64 {
 fn d3() -> usize {
     3
 }
-fn d15() -> usize {
-    15
+fn d16() -> usize {
+    16
 }
 
 impl SwavConfig {

@@ -109,7 +109,7 @@ impl Runtime {
         if self.world > 1 && self.main_rank() {
             say!(
                 "data parallel: {} processes x batch {} = effective batch {}; train.lr = {} is used as given for the effective batch \
-                 (no automatic scaling; the linear rule would be lr x effective / 256); Un-Mix mixes within each process's batch, as the authors' code",
+                 (no automatic scaling; the linear rule would be lr x effective / 256); Un-Mix mixes within each process's batch with its own draws, as the authors' code",
                 self.world,
                 cfg.train.batch_size,
                 cfg.train.batch_size * self.world,

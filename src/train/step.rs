@@ -67,7 +67,9 @@ impl Trainer {
             views
         };
         let mut rng = unmix_data::seed::step_rng(self.seed, step);
-        let mixture = self.mixture.as_ref().map(|s| Mixture::drawn(s, views, &mut rng)).transpose()?;
+        let rank = self.dist.as_ref().map_or(0, |d| d.rank);
+        let mixture =
+            self.mixture.as_ref().map(|s| draw_mixture(s, views, self.seed, step, rank, &mut rng)).transpose()?;
         let info = self.info(step, epoch);
         let method = &mut self.method;
         precision::forward(self.precision, self.device, || method.loss(views, mixture.as_ref(), &info, &mut rng))
@@ -101,5 +103,63 @@ impl Trainer {
         self.method.load_state(state)?;
         self.opt.load_state(state);
         Ok(())
+    }
+}
+
+/// The step's mixture for process `rank`. Every process advances the step's shared stream `rng`
+/// as rank 0's draw does, since the method's later draws (MoCo's key shuffle) must agree across
+/// processes; a process other than rank 0 then mixes with a draw of its own, from a stream of
+/// (seed, rank, step), as the authors' processes draw independently. One process: rank 0's draw
+/// from the shared stream, as always.
+pub fn draw_mixture(
+    settings: &MixtureSettings,
+    views: &[Tensor],
+    seed: u64,
+    step: u64,
+    rank: usize,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Result<Mixture> {
+    let shared = Mixture::drawn(settings, views, rng)?;
+    if rank == 0 {
+        return Ok(shared);
+    }
+    let own_seed = seed ^ (rank as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    Mixture::drawn(settings, views, &mut unmix_data::seed::step_rng(own_seed, step))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mix::unmix::UnMixConfig;
+    use rand::RngCore;
+
+    #[test]
+    fn each_process_draws_its_own_mixture_and_the_shared_stream_stays_shared() {
+        let settings = MixtureSettings::UnMix(UnMixConfig::default());
+        let views: Vec<Tensor> =
+            (0..2).map(|_| Tensor::rand([8, 1, 12, 12], (tch::Kind::Float, tch::Device::Cpu))).collect();
+        let mut draws = Vec::new();
+        let mut after = Vec::new();
+        for rank in 0..4 {
+            let mut rng = unmix_data::seed::step_rng(5, 7);
+            let m = draw_mixture(&settings, &views, 5, 7, rank, &mut rng).unwrap();
+            draws.push(format!("{:?}", m.unmix().unwrap().draws()));
+            after.push(rng.next_u64());
+        }
+        // The shared stream is where rank 0's draw leaves it, on every process.
+        assert!(after.iter().all(|&a| a == after[0]), "{after:?}");
+        // Rank 0 draws what a single process draws; the others draw apart from it and each other.
+        let mut single = unmix_data::seed::step_rng(5, 7);
+        let alone = Mixture::drawn(&settings, &views, &mut single).unwrap();
+        assert_eq!(draws[0], format!("{:?}", alone.unmix().unwrap().draws()));
+        for i in 0..4 {
+            for j in 0..i {
+                assert_ne!(draws[i], draws[j], "ranks {j} and {i} mixed alike");
+            }
+        }
+        // The same (seed, rank, step) draws the same again: a resumed run mixes as before.
+        let mut rng = unmix_data::seed::step_rng(5, 7);
+        let again = draw_mixture(&settings, &views, 5, 7, 2, &mut rng).unwrap();
+        assert_eq!(draws[2], format!("{:?}", again.unmix().unwrap().draws()));
     }
 }
