@@ -211,6 +211,19 @@ fn check_pair(cfg: &Config, train: &Split, test: &Split) -> Result<()> {
             only(&test.names, &train.names)
         );
     }
+    same_kind(cfg, train, test, &place)?;
+    if let Some(&l) = test.labels.iter().find(|&&l| l as usize >= train.classes) {
+        bail!(
+            "{place}: the test split has label {l}, but the train split has {} classes: the splits do not match",
+            train.classes
+        );
+    }
+    Ok(())
+}
+
+/// The test images must be of the train images' kind: the same channels and the same size
+/// (unless data.eval_resize sets one). `place` names the two.
+pub fn same_kind(cfg: &Config, train: &Split, test: &Split, place: &str) -> Result<()> {
     let first = |s: &Split, name: &str| -> Result<(usize, usize, usize)> {
         let img = s.data.image(0).with_context(|| format!("reading the first image of the {name} split"))?;
         Ok((img.channels, img.height, img.width))
@@ -225,12 +238,6 @@ fn check_pair(cfg: &Config, train: &Split, test: &Split) -> Result<()> {
             t.1,
             t.2,
             t.0
-        );
-    }
-    if let Some(&l) = test.labels.iter().find(|&&l| l as usize >= train.classes) {
-        bail!(
-            "{place}: the test split has label {l}, but the train split has {} classes: the splits do not match",
-            train.classes
         );
     }
     Ok(())

@@ -2,6 +2,8 @@
 //! (resumed once), metrics.csv holds metrics.jsonl's table, and the report's pictures exist and
 //! decode.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -16,21 +18,8 @@ fn tensorboard_reads_the_event_files_and_the_csv_matches_the_jsonl() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let mut a: Vec<String> =
-        ["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--quiet"].iter().map(|s| s.to_string()).collect();
-    for s in [
-        format!("data.root=\"{}\"", root.join("crates/unmix-data/tests/fixtures/fashion-mnist").display()),
-        "data.limit=256".into(),
-        "model.widths=[4, 4, 4, 4]".into(),
-        "train.batch_size=32".into(),
-        "method.queue=128".into(),
-        "train.epochs=2".into(),
-        "train.log_every=1".into(),
-        "eval.knn_every=1".into(),
-        "eval.knn_k=20".into(),
-    ] {
-        a.extend(["--set".into(), s]);
-    }
+    // The tiny fmnist run of the reliability tests, with kNN every epoch.
+    let mut a = common::tiny(&["eval.knn_every=1"]);
     a.extend(["--out".into(), dir.display().to_string()]);
     let mut first = a.clone();
     first.extend(["--until-epoch".into(), "1".into()]);

@@ -8,7 +8,7 @@ use crate::eval::knn::{KnnData, KnnResult};
 use crate::eval::online::OnlineProbe;
 use crate::model::Features;
 use crate::say;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
 /// The end-of-epoch evaluation: kNN when due, and the online probe's test accuracy.
@@ -101,36 +101,9 @@ impl EpochEval {
     }
 }
 
-/// The evaluation splits must be images of the training images' kind: the same channels, the
-/// same size (fixed-size datasets), and labels the bank knows.
+/// The evaluation splits must be images of the training images' kind (the pretraining images
+/// may be another folder than the labeled train split).
 pub(super) fn check_splits(cfg: &Config, train: &crate::data::Split, knn: &KnnData) -> Result<()> {
-    let first = |s: &crate::data::Split, name: &str| -> Result<(usize, usize, usize)> {
-        let img = s.data.image(0).with_context(|| format!("reading the first image of the {name} split"))?;
-        Ok((img.channels, img.height, img.width))
-    };
-    let t = first(train, "train")?;
-    let e = first(&knn.test, "test")?;
-    let variable = cfg.data.eval_resize > 0;
-    if t.0 != e.0 || (!variable && (t.1, t.2) != (e.1, e.2)) {
-        bail!(
-            "the test split of {} in {} holds {}x{} images with {} channel(s), the train split {}x{} with {}: they are not the same kind of images",
-            cfg.data.dataset,
-            cfg.data.root,
-            e.1,
-            e.2,
-            e.0,
-            t.1,
-            t.2,
-            t.0
-        );
-    }
-    let classes = knn.bank.classes;
-    if let Some(&l) = knn.test.labels.iter().find(|&&l| l as usize >= classes) {
-        bail!(
-            "the test split of {} in {} has label {l}, but the train split (the kNN bank) has {classes} classes: the splits do not match",
-            cfg.data.dataset,
-            cfg.data.root
-        );
-    }
-    Ok(())
+    let place = format!("the training images and the test split of {} in {}", cfg.data.dataset, cfg.data.root);
+    crate::data::same_kind(cfg, train, &knn.test, &place)
 }
