@@ -5,10 +5,11 @@
 //! scores the mixed images against its unmixed targets through [`Mixed::term`], which weighs the
 //! direct pairing by lambda and the reversed one by 1 - lambda. Nothing here knows about a method.
 //!
-//! With `unmix.groups = G` the batch is G contiguous groups, each mixed as a batch of its own
-//! (reversed within the group, its own draw), as the authors' multi-GPU code mixes each GPU's
-//! images; a method whose loss is a mean over samples weighs each sample's terms with its group's
-//! lambda through [`Mixed::term_per_sample`].
+//! With `unmix.groups = G` the batch is G interleaved groups (group g: samples g, g + G, g + 2G,
+//! ..., the groups of split batch norm with `model.bn_splits = G`), each mixed as a batch of its
+//! own (reversed within the group, its own draw), as the authors' multi-GPU code mixes each GPU's
+//! images and normalizes them on that GPU; a method whose loss is a mean over samples weighs each
+//! sample's terms with its group's lambda through [`Mixed::term_per_sample`].
 
 use anyhow::{bail, Result};
 use rand::Rng;
@@ -33,9 +34,10 @@ pub struct UnMixConfig {
     /// whose authors allow either: SimCLR, BYOL and the other non-contrastive ones).
     #[serde(default)]
     pub target: MixTarget,
-    /// Mixing groups: the batch is split into this many contiguous groups, each mixed with its
-    /// own reversed order and its own draw (kind, lambda, box), as each GPU of the authors'
-    /// 8-GPU ImageNet runs mixed its own 32 images. 1 (the default): the whole batch.
+    /// Mixing groups: the batch is split into this many interleaved groups (group g: samples g,
+    /// g + G, ..., split batch norm's groups), each mixed with its own reversed order and its own
+    /// draw (kind, lambda, box), as each GPU of the authors' 8-GPU ImageNet runs mixed, and
+    /// normalized, its own 32 images. 1 (the default): the whole batch.
     #[serde(default = "one_group")]
     pub groups: usize,
 }
@@ -96,7 +98,7 @@ pub enum Pairing {
     /// Mixed sample i with target i (image i's share of the mixture is lambda).
     Direct,
     /// Mixed sample i with its partner: target N-1-i, or the mirror position within its group of
-    /// `groups` contiguous groups (share 1 - lambda).
+    /// `groups` interleaved groups (share 1 - lambda).
     Reversed { groups: usize },
 }
 
@@ -172,15 +174,21 @@ pub fn reversed(t: &Tensor) -> Tensor {
     t.flip([0])
 }
 
-/// Each of `groups` contiguous groups of the batch reversed in place (one group: [`reversed`]).
+/// The batch as [N / G, G, ...]: group g (samples g, g + G, ...) is column g.
+fn by_group(t: &Tensor, groups: usize) -> Tensor {
+    let size = t.size();
+    let mut grouped = vec![size[0] / groups as i64, groups as i64];
+    grouped.extend_from_slice(&size[1..]);
+    t.reshape(grouped.as_slice())
+}
+
+/// Each of `groups` interleaved groups of the batch (group g: samples g, g + G, ...) reversed in
+/// place: sample g + jG takes the place of g + (N/G - 1 - j)G (one group: [`reversed`]).
 pub fn reversed_in_groups(t: &Tensor, groups: usize) -> Tensor {
     if groups <= 1 {
         return reversed(t);
     }
-    let size = t.size();
-    let mut grouped = vec![groups as i64, size[0] / groups as i64];
-    grouped.extend_from_slice(&size[1..]);
-    t.reshape(grouped.as_slice()).flip([1]).reshape(size.as_slice())
+    by_group(t, groups).flip([0]).reshape(t.size().as_slice())
 }
 
 /// Mixes an NCHW batch with its reversed self.
@@ -225,8 +233,8 @@ impl Mixed {
         Mixed { images: mix_batch(x, &draw), draws: vec![draw], crops: Vec::new() }
     }
 
-    /// Contiguous groups of the batch, group g mixed with its own reversed order by `draws[g]`:
-    /// the same as mixing each group as a batch of its own.
+    /// Interleaved groups of the batch (group g: samples g, g + G, ...), group g mixed with its own
+    /// reversed order by `draws[g]`: the same as mixing each group as a batch of its own.
     pub fn grouped(x: &Tensor, draws: Vec<MixDraw>) -> Result<Self> {
         let (n, g) = (x.size()[0], draws.len() as i64);
         if g == 0 || n % g != 0 {
@@ -235,8 +243,9 @@ impl Mixed {
         if g == 1 {
             return Ok(Mixed::new(x, draws[0]));
         }
-        let parts: Vec<Tensor> = x.chunk(g, 0).iter().zip(&draws).map(|(part, d)| mix_batch(part, d)).collect();
-        Ok(Mixed { images: Tensor::cat(&parts, 0), draws, crops: Vec::new() })
+        let columns = by_group(x, g as usize);
+        let parts: Vec<Tensor> = (0..g).zip(&draws).map(|(i, d)| mix_batch(&columns.select(1, i), d)).collect();
+        Ok(Mixed { images: Tensor::stack(&parts, 1).reshape(x.size().as_slice()), draws, crops: Vec::new() })
     }
 
     /// One step's mixture of `x` under `settings`: `settings.groups` draws from `rng`, group by
@@ -316,10 +325,8 @@ impl Mixed {
         let reverse = rows(self.reversed_pairing())?;
         let per_group = direct.size()[0] / self.draws.len() as i64;
         let lams: Vec<f64> = self.draws.iter().map(|d| d.lam).collect();
-        let lam = Tensor::from_slice(&lams)
-            .to_kind(direct.kind())
-            .to_device(direct.device())
-            .repeat_interleave_self_int(per_group, 0, None);
+        // Sample i is in group i mod G.
+        let lam = Tensor::from_slice(&lams).to_kind(direct.kind()).to_device(direct.device()).repeat([per_group]);
         let weighted = &direct * &lam + &reverse * (lam.neg() + 1.0);
         Ok(weighted.mean(weighted.kind()))
     }
@@ -468,27 +475,36 @@ mod tests {
 
     #[test]
     fn groups_mix_as_batches_of_their_own() {
-        // Two groups of 3: group 0 by mixup (lam 0.25), group 1 by CutMix of the top-left pixel
-        // (kept fraction 0.75); each sample's partner is the mirror position in its own group.
+        // Two interleaved groups of 3 (samples 0, 2, 4 and 1, 3, 5, split batch norm's groups):
+        // group 0 by mixup (lam 0.25), group 1 by CutMix of the top-left pixel (kept fraction
+        // 0.75); each sample's partner is the mirror position in its own group.
         let x = batch(6, 1, 2, 2);
         let d0 = MixDraw { kind: MixKind::Mixup, lam: 0.25 };
         let d1 = MixDraw { kind: MixKind::CutMix { top: 0, bottom: 1, left: 0, right: 1 }, lam: 0.75 };
         let m = Mixed::grouped(&x, vec![d0, d1]).unwrap();
         assert_eq!(m.draws(), &[d0, d1]);
-        for i in 0..3 {
-            let expect = x.get(i) * 0.25 + x.get(2 - i) * 0.75;
+        for i in [0, 2, 4] {
+            let expect = x.get(i) * 0.25 + x.get(4 - i) * 0.75;
             assert!((m.images.get(i) - expect).abs().max().double_value(&[]) < 1e-6, "sample {i}");
         }
-        for i in 3..6 {
-            let partner = 8 - i;
+        for i in [1, 3, 5] {
+            let partner = 6 - i;
             let v: Vec<f32> = Vec::try_from(m.images.get(i).flatten(0, -1)).unwrap();
             let own: Vec<f32> = Vec::try_from(x.get(i).flatten(0, -1)).unwrap();
             assert_eq!(v[0], x.double_value(&[partner, 0, 0, 0]) as f32, "sample {i}: the box from {partner}");
             assert_eq!(&v[1..], &own[1..], "sample {i}: outside the box its own pixels");
         }
         // As mixing each group as a batch alone (what each of the authors' GPUs did).
-        let alone = Tensor::cat(&[mix_batch(&x.narrow(0, 0, 3), &d0), mix_batch(&x.narrow(0, 3, 3), &d1)], 0);
+        let group = |g: i64| x.slice(0, g, 6, 2);
+        let alone = Tensor::stack(&[mix_batch(&group(0), &d0), mix_batch(&group(1), &d1)], 1).reshape([6, 1, 2, 2]);
         assert!(m.images.equal(&alone));
+        // Every group of split batch norm (samples b, b + G, ...) holds the mixtures of exactly
+        // one draw: with model.bn_splits = unmix.groups, a BN group of the mixed pass is one
+        // GPU's batch of the authors' runs.
+        for b in 0..2 {
+            let d = [d0, d1][b as usize];
+            assert!(m.images.slice(0, b, 6, 2).equal(&mix_batch(&group(b), &d)), "BN group {b}");
+        }
         // One group is the whole-batch mixture; a batch that does not split is refused.
         assert!(Mixed::grouped(&x, vec![d0]).unwrap().images.equal(&mix_batch(&x, &d0)));
         let e = Mixed::grouped(&x, vec![d0; 4]).err().unwrap().to_string();
@@ -499,12 +515,13 @@ mod tests {
     fn reversal_within_groups_and_one_draw_per_group() {
         let t = Tensor::arange(6, (Kind::Int64, Device::Cpu));
         let v = |t: Tensor| Vec::<i64>::try_from(t).unwrap();
-        assert_eq!(v(reversed_in_groups(&t, 2)), vec![2, 1, 0, 5, 4, 3]);
+        // Groups interleave: with 2 groups, 0 2 4 and 1 3 5, each reversed in its own places.
+        assert_eq!(v(reversed_in_groups(&t, 2)), vec![4, 5, 2, 3, 0, 1]);
         assert_eq!(v(reversed_in_groups(&t, 1)), vec![5, 4, 3, 2, 1, 0]);
-        assert_eq!(v(Pairing::Reversed { groups: 3 }.arrange(&t)), vec![1, 0, 3, 2, 5, 4]);
+        assert_eq!(v(Pairing::Reversed { groups: 3 }.arrange(&t)), vec![3, 4, 5, 0, 1, 2]);
         // Trailing dimensions move with their sample.
         let t2 = Tensor::arange(12, (Kind::Int64, Device::Cpu)).view([6, 2]);
-        assert_eq!(v(reversed_in_groups(&t2, 2).flatten(0, -1)), vec![4, 5, 2, 3, 0, 1, 10, 11, 8, 9, 6, 7]);
+        assert_eq!(v(reversed_in_groups(&t2, 2).flatten(0, -1)), vec![8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3]);
         // Mixed::drawn takes settings.groups draws in turn from the step's stream; with one group
         // exactly the one draw of before.
         let x = batch(8, 1, 4, 4);
@@ -524,19 +541,20 @@ mod tests {
 
     #[test]
     fn per_sample_term_weighs_each_group_by_its_lambda() {
-        // Worked by hand in float64: 4 samples in 2 groups (lam 0.25, then 0.5), per-sample loss
-        // (out - target)^2 with outputs [1, 2, 3, 4] and targets [0, 0, 0, 0]... shifted: [1, 0, 2, 0].
+        // Worked by hand in float64: 4 samples in 2 interleaved groups (samples 0, 2 with lam
+        // 0.25; samples 1, 3 with lam 0.5), per-sample loss (out - target)^2 with outputs
+        // [1, 2, 3, 4] and targets [1, 0, 2, 0].
         // direct rows: (1-1)^2, (2-0)^2, (3-2)^2, (4-0)^2 = 0, 4, 1, 16;
-        // reversed within groups, outputs [2, 1, 4, 3]: (2-1)^2, 1, (4-2)^2, 9 = 1, 1, 4, 9.
-        // group 0: 0.25 * (0 + 4)/2 + 0.75 * (1 + 1)/2 = 0.5 + 0.75 = 1.25;
-        // group 1: 0.5 * (1 + 16)/2 + 0.5 * (4 + 9)/2 = 4.25 + 3.25 = 7.5; mean 4.375.
+        // reversed within groups, outputs [3, 4, 1, 2]: (3-1)^2, (4-0)^2, (1-2)^2, (2-0)^2 = 4, 16, 1, 4.
+        // group 0: 0.25 * (0 + 1)/2 + 0.75 * (4 + 1)/2 = 0.125 + 1.875 = 2;
+        // group 1: 0.5 * (4 + 16)/2 + 0.5 * (16 + 4)/2 = 5 + 5 = 10; mean 6.
         let x = batch(4, 1, 1, 1).to_kind(Kind::Double);
         let draws = vec![MixDraw { kind: MixKind::Mixup, lam: 0.25 }, MixDraw { kind: MixKind::Mixup, lam: 0.5 }];
         let m = Mixed::grouped(&x, draws).unwrap();
         let out = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 4.0]);
         let target = Tensor::from_slice(&[1.0f64, 0.0, 2.0, 0.0]);
         let l = m.term_per_sample(|p| Ok((p.arrange(&out) - &target).square())).unwrap();
-        assert_eq!(l.double_value(&[]), 4.375);
+        assert_eq!(l.double_value(&[]), 6.0);
         // A loss over the whole batch cannot be weighed per group: term refuses several groups.
         let e = m.term(|p| Ok((p.arrange(&out) - &target).square().mean(Kind::Double))).err().unwrap().to_string();
         assert!(e.contains("unmix.groups = 2"), "{e}");
