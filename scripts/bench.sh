@@ -7,6 +7,9 @@
 #   (b) the training step alone: the fmnist net at batch 256 and ResNet-18 CIFAR at batch 128,
 #       fp32 and bf16 (PyTorch: torch.autocast on CPU),
 #   (c) kNN evaluation over the 60k bank and 10k test images.
+# Each step row also shows its achieved GFLOP/s (the step's counted FLOPs: its backbone passes
+# x one forward pass's convolution FLOPs, src/model/tally.rs) as a share of the machine's peak,
+# measured first in the same run (`unmix bench peak`: 2048^2 matrix products, a 3x3 convolution).
 #
 #   scripts/bench.sh [--data DIR] [--steps N] [--tiny] [--avx2] [--bf16] [--set KEY=VALUE ...]
 #
@@ -51,12 +54,19 @@ mkdir -p runs
 : > "$out"
 row() {  # name, unmix json, pytorch json[, reference json for the bf16-vs-fp32 ratio]
   echo "$2" >> "$out"; echo "$3" >> "$out"
-  python3 - "$1" "$2" "$3" "${4:-}" <<'PY'
+  python3 - "$1" "$2" "$3" "${4:-}" "${peak:-}" <<'PY'
 import json, sys
 name, u, p = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 ref = json.loads(sys.argv[4]) if sys.argv[4] else None
 r = u["images_per_second"] / p["images_per_second"]
 extra = f"   vs PyTorch fp32 {u['images_per_second'] / ref['images_per_second']:.2f}x" if ref else ""
+# A step row: its achieved GFLOP/s (counted FLOPs x images/s) against the machine's peak measured
+# in this run (fp32: the better of the GEMM and the convolution; bf16: the bf16 GEMM).
+if "gflops" in u and sys.argv[5]:
+    peak = json.loads(sys.argv[5])
+    top = peak["gemm_bf16_gflops"] if u["precision"] == "bf16" else max(peak["gemm_fp32_gflops"], peak["conv3x3_fp32_gflops"])
+    if top:
+        extra += f"   {u['gflops']:.0f} GFLOP/s = {100 * u['gflops'] / top:.0f} % of the {u['precision']} peak"
 print(f"{name:<34} {u['images_per_second']:10.1f} {p['images_per_second']:10.1f} {r:7.2f}x   RSS {u['peak_rss_gib']:.2f} / {p['peak_rss_gib']:.2f} GiB{extra}")
 PY
 }
@@ -71,6 +81,16 @@ if [ "$bf16" = auto ]; then
   if scripts/machine.sh --native-bf16; then bf16=1; else bf16=0; fi
 fi
 [ "$bf16" = 1 ] || echo "bf16 rows skipped$([ "$tiny" = 1 ] && echo " but the fmnist one"): no native bf16 here (AVX-512 BF16 / AMX), both sides would emulate it; --bf16 runs them"
+# The machine's attainable peak through libtorch, measured in this run: the anchor of the step rows.
+peak=$($u bench peak --threads 2 --seconds "$([ "$tiny" = 1 ] && echo 0.2 || echo 3)")
+echo "$peak" >> "$out"
+python3 - "$peak" <<'PY'
+import json, sys
+p = json.loads(sys.argv[1])
+b = p["gemm_bf16_gflops"]
+bf16 = f"{b:.0f}" if b else "not native here"
+print(f"peak (2 threads): fp32 GEMM {p['gemm_fp32_gflops']:.0f} GFLOP/s, fp32 3x3 conv {p['conv3x3_fp32_gflops']:.0f}, bf16 GEMM {bf16}")
+PY
 printf "%-34s %10s %10s %8s\n" workload "unmix/s" "pytorch/s" ratio
 [ "$tiny" = 1 ] && small=(--batch 32) || small=()
 row "(a) fmnist loop, data included" "$($u bench loop --steps "$loop_steps" --data "$data" --workers 1 ${set[@]+"${set[@]}"} | tail -1)" "$("${py[@]}" loop --steps "$loop_steps" --data "$data" --workers 2)"

@@ -302,6 +302,15 @@ enum BenchCommand {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// The machine's attainable throughput through libtorch: large matrix products (fp32, and
+    /// bf16 where the CPU has it natively) and a 3x3 convolution; prints GFLOP/s as JSON.
+    Peak {
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Seconds each measurement repeats for.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
     /// The fmnist protocol's training loop with its data pipeline for N steps (no evaluation).
     Loop {
         #[arg(long, default_value_t = 60)]
@@ -561,6 +570,10 @@ fn run(cli: Cli) -> Result<i32> {
             let d = run.data.map(|d| d.display().to_string());
             let p = parse_precision(&precision)?;
             say!("{}", unmix::bench::model::training_loop(d.as_deref(), steps, run.workers, run.threads, p, &set)?);
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Peak { threads, seconds }) => {
+            say!("{}", unmix::bench::model::peak(threads, seconds)?);
             Ok(0)
         }
         Command::Bench(BenchCommand::Knn { run }) => {

@@ -1,7 +1,8 @@
-//! `unmix bench step | loop | knn`: the fmnist protocol's training step alone (fmnist net at
-//! batch 256 or ResNet-18 CIFAR at batch 128, fp32 or bf16), its training loop with data, and kNN
-//! evaluation over the 60k bank; `bench/fmnist_pytorch.py` runs the same workloads in PyTorch and
-//! `scripts/bench.sh` runs both and prints the ratios.
+//! `unmix bench step | loop | knn | peak`: the fmnist protocol's training step alone (fmnist net
+//! at batch 256 or ResNet-18 CIFAR at batch 128, fp32 or bf16) with its achieved GFLOP/s, its
+//! training loop with data, kNN evaluation over the 60k bank, and the machine's attainable peak
+//! (large matrix products and a convolution, through libtorch); `bench/fmnist_pytorch.py` runs the
+//! same workloads in PyTorch and `scripts/bench.sh` runs both and prints the ratios.
 
 use crate::build;
 use crate::config::Config;
@@ -83,10 +84,14 @@ pub fn step(
     }
     let l = loss.double_value(&[]);
     let secs = t0.elapsed().as_secs_f64();
+    let ips = (steps * batch) as f64 / secs;
+    // The step's counted FLOPs per image: its backbone passes (forward 1, backward 2) times one
+    // forward pass's convolution FLOPs.
+    let flops = crate::cost::passes_per_image(&cfg) * forward_flops(&cfg, c, side);
     Ok(json!({
         "tool": "unmix", "what": "step", "model": model, "batch": batch, "precision": format!("{precision:?}").to_lowercase(),
-        "images_per_second": (steps * batch) as f64 / secs, "seconds": secs, "loss": l, "peak_rss_gib": peak_rss_gib(), "threads": threads,
-        "memory_format": cfg.model.memory_format,
+        "images_per_second": ips, "seconds": secs, "loss": l, "peak_rss_gib": peak_rss_gib(), "threads": threads,
+        "memory_format": cfg.model.memory_format, "gflop_per_image": flops / 1e9, "gflops": ips * flops / 1e9,
     }))
 }
 
@@ -148,4 +153,48 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     let d = std::env::temp_dir().join(format!("unmix-bench-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     Ok(d)
+}
+
+/// One image's forward FLOPs through the configured backbone's convolutions at `channels` x
+/// `side` x `side`.
+fn forward_flops(cfg: &Config, channels: i64, side: i64) -> f64 {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let net = crate::model::ResNet::new(&vs.root(), &build::backbone(cfg, tch::Device::Cpu));
+    net.forward_flops(channels, side, side)
+}
+
+/// The machine's attainable throughput through libtorch on `threads` threads, as the anchor of
+/// the step's achieved GFLOP/s: a 2048 x 2048 matrix product in fp32 (and in bf16 where the CPU
+/// computes it natively), and a 3x3 convolution of ResNet-18 CIFAR's second stage (128 -> 128
+/// channels at 16 x 16, batch 128, channels-last fp32), each repeated for about `seconds`.
+pub fn peak(threads: usize, seconds: f64) -> Result<serde_json::Value> {
+    tch::set_num_threads(threads as i32);
+    let timed = |flops: f64, run: &dyn Fn()| {
+        run();
+        let t0 = Instant::now();
+        let mut n = 0u32;
+        while n < 3 || t0.elapsed().as_secs_f64() < seconds {
+            run();
+            n += 1;
+        }
+        flops * n as f64 / t0.elapsed().as_secs_f64() / 1e9
+    };
+    let gemm = |kind: Kind| {
+        let n = 2048i64;
+        let (a, b) = (Tensor::randn([n, n], (kind, tch::Device::Cpu)), Tensor::randn([n, n], (kind, tch::Device::Cpu)));
+        timed(2.0 * (n * n * n) as f64, &|| {
+            let _ = a.matmul(&b);
+        })
+    };
+    let last = crate::model::layout::channels_last;
+    let x = last(&Tensor::randn([128, 128, 16, 16], (Kind::Float, tch::Device::Cpu)));
+    let w = last(&Tensor::randn([128, 128, 3, 3], (Kind::Float, tch::Device::Cpu)));
+    let conv = timed(2.0 * 128.0 * 128.0 * 9.0 * 128.0 * 256.0, &|| {
+        let _ = x.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+    });
+    let bf16 = crate::precision::cpu_has_native_bf16().then(|| gemm(Kind::BFloat16));
+    Ok(json!({
+        "tool": "unmix", "what": "peak", "threads": threads, "gemm_fp32_gflops": gemm(Kind::Float),
+        "gemm_bf16_gflops": bf16, "conv3x3_fp32_gflops": conv,
+    }))
 }

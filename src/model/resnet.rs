@@ -175,7 +175,9 @@ impl Block {
         let last = self.convs.len() - 1;
         let mut y = x.shallow_clone();
         for (i, (c, bn)) in self.convs.iter().enumerate() {
-            y = bn.forward_t(&y.apply(c), train);
+            let out = y.apply(c);
+            super::tally::record_conv(&c.ws, &out);
+            y = bn.forward_t(&out, train);
             if i != last {
                 // In place, as torchvision's ReLU(inplace=True): the batch-norm output is not
                 // needed by any backward, and the ReLU's own backward reads its output.
@@ -191,9 +193,15 @@ impl Block {
                 // batch norm upstream on libtorch's slow strided paths (perf, fmnist bf16 step:
                 // ReLU backward 11.3 -> 5.7 % of the time, additions 6.4 -> 3.3 %).
                 let sub = x.avg_pool2d([1, 1], [2, 2], [0, 0], false, true, None);
-                bn.forward_t(&sub.conv2d(&c.ws, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1), train)
+                let out = sub.conv2d(&c.ws, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+                super::tally::record_conv(&c.ws, &out);
+                bn.forward_t(&out, train)
             }
-            Some((c, bn)) => bn.forward_t(&x.apply(c), train),
+            Some((c, bn)) => {
+                let out = x.apply(c);
+                super::tally::record_conv(&c.ws, &out);
+                bn.forward_t(&out, train)
+            }
             None => x.shallow_clone(),
         };
         // The residual sum into the batch-norm output (not needed by any backward), in place.
@@ -336,7 +344,9 @@ impl ResNet {
             }
         };
         let padded = (p > 0).then(|| pad(x));
-        let mut y = self.bn1.forward_t(&padded.as_ref().unwrap_or(x).apply(&self.conv1), train);
+        let stem = padded.as_ref().unwrap_or(x).apply(&self.conv1);
+        super::tally::record_conv(&self.conv1.ws, &stem);
+        let mut y = self.bn1.forward_t(&stem, train);
         let _ = y.relu_();
         if self.max_pool {
             y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
@@ -350,6 +360,15 @@ impl ResNet {
             }
         }
         y
+    }
+
+    /// FLOPs of one image's forward pass through the backbone's convolutions (2 x multiply-adds)
+    /// at `channels` x `height` x `width`, counted from the layers' shapes as they run.
+    pub fn forward_flops(&self, channels: i64, height: i64, width: i64) -> f64 {
+        let x = Tensor::zeros([1, channels, height, width], (self.conv1.ws.kind(), self.conv1.ws.device()));
+        super::tally::forward_flops(|| {
+            let _ = tch::no_grad(|| self.forward_t(&x, false));
+        })
     }
 
     /// Spatial sizes (height, width) of the stem's output and of each of the four stages'
@@ -710,5 +729,31 @@ mod tests {
         assert_eq!(parse("pytorch").unwrap(), ConvInit::PyTorch);
         assert_eq!(parse("torchvision").unwrap(), ConvInit::Torchvision);
         assert!(parse("kaiming").unwrap_err().to_string().contains("expected `torchvision` or `pytorch`"));
+    }
+
+    #[test]
+    fn forward_flops_are_the_hand_count_of_the_fmnist_network() {
+        // The fmnist protocol's net: CIFAR stem 3x3 1 -> 16 at 28 x 28, stages of widths 16, 32, 64,
+        // 128 at 28, 14, 7, 4 px. A 3x3 convolution cin -> cout at s x s: 2 * cin * 9 * cout * s^2.
+        let c3 = |cin: f64, cout: f64, s: f64| 2.0 * cin * 9.0 * cout * s * s;
+        let c1 = |cin: f64, cout: f64, s: f64| 2.0 * cin * cout * s * s;
+        // One BasicBlock of stage 2 (16 -> 32, stride 2, 14 px): two 3x3 convs and the 1x1 shortcut.
+        let block = c3(16.0, 32.0, 14.0) + c3(32.0, 32.0, 14.0) + c1(16.0, 32.0, 14.0);
+        assert_eq!(block, 1_806_336.0 + 3_612_672.0 + 200_704.0);
+        let stage = |cin: f64, w: f64, s: f64, first_stride: bool| {
+            let first = c3(cin, w, s) + c3(w, w, s) + if first_stride { c1(cin, w, s) } else { 0.0 };
+            first + 2.0 * c3(w, w, s)
+        };
+        let hand = c3(1.0, 16.0, 28.0)
+            + stage(16.0, 16.0, 28.0, false)
+            + stage(16.0, 32.0, 14.0, true)
+            + stage(32.0, 64.0, 7.0, true)
+            + stage(64.0, 128.0, 4.0, true);
+        let cfg = ResNetConfig { widths: [16, 32, 64, 128], in_channels: 1, cifar_stem: true, ..ResNetConfig::tiny(1) };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = ResNet::new(&vs.root(), &cfg);
+        assert_eq!(net.forward_flops(1, 28, 28), hand);
+        // 57.1 MFLOP per image forward: stem 0.23, stages 14.45, 12.85, 12.85 and 16.78.
+        assert_eq!(hand, 57_143_808.0);
     }
 }
