@@ -41,6 +41,16 @@ impl MixtureKind {
             MixtureKind::MixCo => "mixco",
         }
     }
+
+    /// The name in titles and prose: " + Un-Mix", " + i-Mix", " + MixCo", or nothing.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            MixtureKind::None => "",
+            MixtureKind::UnMix => " + Un-Mix",
+            MixtureKind::IMix => " + i-Mix",
+            MixtureKind::MixCo => " + MixCo",
+        }
+    }
 }
 
 /// The settings of the configured mixture, as the training loop draws it.

@@ -39,7 +39,7 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
         anyhow::bail!("{} has no metrics yet (metrics.jsonl / steps.jsonl)", run.display());
     }
     let step_x = column(&steps, "step");
-    let label = format!("{}{}", cfg.method.name(), if cfg.unmix.enabled { " + Un-Mix" } else { "" });
+    let label = format!("{}{}", cfg.method.name(), cfg.mixture_kind().suffix());
     plot::line_plot(
         &run.join("loss.png"),
         &format!("Training loss: {label} on {}", cfg.data.dataset),
@@ -99,7 +99,10 @@ pub fn write_report(run: &std::path::Path) -> anyhow::Result<std::path::PathBuf>
     md += &format!(
         "Method **{}**{} on **{}**, {} of {} epochs.\n\n## Results\n\n",
         cfg.method.name(),
-        if cfg.unmix.enabled { " + Un-Mix" } else { " (Un-Mix off)" },
+        match cfg.mixture_kind() {
+            crate::mix::MixtureKind::None => " (no mixture)",
+            kind => kind.suffix(),
+        },
         cfg.data.dataset,
         epochs.len(),
         cfg.train.epochs
