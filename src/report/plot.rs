@@ -169,9 +169,17 @@ where
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], c.filled()));
     }
+    // The legend in the right-hand corner its points leave emptier (rising accuracy curves end
+    // top right, falling losses bottom right).
+    let corner = |top: bool| {
+        let (xm, ym) = (x1 - 0.35 * (x1 - x0), if top { y1 - 0.35 * (y1 - y0) } else { y0 + 0.35 * (y1 - y0) });
+        let inside = |q: &(f64, f64)| q.0 >= xm && if top { q.1 >= ym } else { q.1 <= ym };
+        curves.iter().flat_map(|(_, p)| p.iter()).filter(|q| inside(q)).count()
+    };
+    let position = if corner(true) > corner(false) { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(180, 180, 180))
