@@ -176,7 +176,8 @@ where
         let inside = |q: &(f64, f64)| q.0 >= xm && if top { q.1 >= ym } else { q.1 <= ym };
         curves.iter().flat_map(|(_, p)| p.iter()).filter(|q| inside(q)).count()
     };
-    let position = if corner(true) > corner(false) { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
+    let position =
+        if corner(true) > corner(false) { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
     chart
         .configure_series_labels()
         .position(position)
