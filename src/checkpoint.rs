@@ -310,13 +310,15 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
 }
 
 /// Keeps the records of a JSON-lines file for which `keep` holds (and drops a torn line), so the
-/// run's records agree with its checkpoint when it resumes.
-pub fn retain_jsonl(path: &Path, keep: impl Fn(&serde_json::Value) -> bool) -> Result<()> {
+/// run's records agree with its checkpoint when it resumes; returns the kept records (none for
+/// a missing file, which stays missing).
+pub fn retain_jsonl(path: &Path, keep: impl Fn(&serde_json::Value) -> bool) -> Result<Vec<serde_json::Value>> {
     if !path.exists() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let kept: Vec<serde_json::Value> = read_jsonl(path)?.into_iter().filter(|v| keep(v)).collect();
-    write_jsonl(path, &kept)
+    write_jsonl(path, &kept)?;
+    Ok(kept)
 }
 
 /// Writes `path` as these JSON lines, whole or not at all.

@@ -129,14 +129,7 @@ impl RunFolder {
             }
             return Ok(Start::New);
         }
-        if !ckpt.exists() {
-            bail!(
-                "cannot resume the run in {}: it has no checkpoint {} (a run writes its first at the end of epoch 1, or when \
-                 interrupted); start it again with --force",
-                self.dir.display(),
-                ckpt.display()
-            );
-        }
+        no_checkpoint(&self.dir, &ckpt)?;
         let (tensors, meta) =
             checkpoint::load(&ckpt).with_context(|| format!("cannot resume the run in {}", self.dir.display()))?;
         check_resume(cfg, &meta, &ckpt)?;
@@ -167,6 +160,19 @@ impl Drop for RunFolder {
             let _ = std::fs::remove_dir(&self.dir);
         }
     }
+}
+
+/// Refuses to resume a run that has no checkpoint `ckpt` yet.
+fn no_checkpoint(dir: &Path, ckpt: &Path) -> Result<()> {
+    if !ckpt.exists() {
+        bail!(
+            "cannot resume the run in {}: it has no checkpoint {} (a run writes its first at the end of epoch 1, or when \
+             interrupted); start it again with --force",
+            dir.display(),
+            ckpt.display()
+        );
+    }
+    Ok(())
 }
 
 /// A config as `key.path -> value` (arrays and values in TOML's text).
@@ -243,14 +249,7 @@ pub fn check_resume(cfg: &Config, meta: &Meta, ckpt: &Path) -> Result<()> {
 /// returned as lines to print.
 pub fn resume_config(dir: &Path, sets: &[String]) -> Result<(Config, Vec<String>)> {
     let ckpt = dir.join(RUN_CHECKPOINT);
-    if !ckpt.exists() {
-        bail!(
-            "cannot resume the run in {}: it has no checkpoint {} (a run writes its first at the end of epoch 1, or when \
-             interrupted); start it again with --force",
-            dir.display(),
-            ckpt.display()
-        );
-    }
+    no_checkpoint(dir, &ckpt)?;
     let (_, meta) = checkpoint::load(&ckpt).with_context(|| format!("cannot resume the run in {}", dir.display()))?;
     let saved = Config::from_saved_toml(&meta.config, &format!("the config saved in {}", ckpt.display()), &[])?;
     // The run's config.toml, edited by hand or not.

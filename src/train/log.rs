@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub struct RunLog {
     dir: Option<PathBuf>,
     events: Option<EventWriter>,
+    /// On resume: the last logged step's loss, from the records kept.
+    last_loss: Option<f64>,
 }
 
 /// The columns of metrics.csv, in order (the keys of metrics.jsonl's lines).
@@ -32,7 +34,7 @@ impl RunLog {
     /// The records of a new run in `dir`, or none (`dir = None`: a process other than rank 0).
     pub fn new(dir: Option<&Path>) -> Result<RunLog> {
         let events = dir.map(|d| EventWriter::create(&d.join("tensorboard"), None)).transpose()?;
-        Ok(RunLog { dir: dir.map(Path::to_path_buf), events })
+        Ok(RunLog { dir: dir.map(Path::to_path_buf), events, last_loss: None })
     }
 
     /// The records of a run resumed from a checkpoint with `meta`, made to agree with it: the
@@ -40,23 +42,25 @@ impl RunLog {
     /// after it are cut, and TensorBoard gets a restart marker at its step followed by that
     /// step's scalars again (the marker drops them with the lost part of the run).
     pub fn resumed(dir: Option<&Path>, meta: &Meta) -> Result<RunLog> {
-        let Some(d) = dir else { return Ok(RunLog { dir: None, events: None }) };
-        restore_epochs(d, meta)?;
-        retain_jsonl(&d.join("steps.jsonl"), |v| v["step"].as_u64().is_some_and(|s| s <= meta.step))?;
+        let Some(d) = dir else { return Ok(RunLog { dir: None, events: None, last_loss: None }) };
+        let epochs = restore_epochs(d, meta)?;
+        let steps = retain_jsonl(&d.join("steps.jsonl"), |v| v["step"].as_u64().is_some_and(|s| s <= meta.step))?;
         let mut events = EventWriter::create(&d.join("tensorboard"), Some(meta.step as i64))?;
-        let at_step = |v: &Value| v["step"].as_u64() == Some(meta.step);
-        if let Some(s) = read_jsonl(&d.join("steps.jsonl"))?.iter().rev().find(|v| at_step(v)) {
-            step_events(
-                &mut events,
-                meta.step,
-                s["loss"].as_f64().unwrap_or(f64::NAN),
-                s["lr"].as_f64().unwrap_or(f64::NAN),
-            )?;
+        let at_step = |v: &&Value| v["step"].as_u64() == Some(meta.step);
+        if let Some(s) = steps.iter().rev().find(at_step) {
+            let (loss, lr) = (s["loss"].as_f64().unwrap_or(f64::NAN), s["lr"].as_f64().unwrap_or(f64::NAN));
+            step_events(&mut events, meta.step, loss, lr)?;
         }
-        if let Some(r) = read_jsonl(&d.join("metrics.jsonl"))?.last().filter(|v| at_step(v)) {
+        if let Some(r) = epochs.last().filter(at_step) {
             epoch_events(&mut events, r)?;
         }
-        Ok(RunLog { dir: Some(d.to_path_buf()), events: Some(events) })
+        let last_loss = steps.last().and_then(|s| s["loss"].as_f64());
+        Ok(RunLog { dir: Some(d.to_path_buf()), events: Some(events), last_loss })
+    }
+
+    /// The loss of the last step logged before this process (a resumed run's), if any.
+    pub fn last_logged_loss(&self) -> Option<f64> {
+        self.last_loss
     }
 
     pub fn step(&mut self, step: u64, epoch: usize, loss: f64, lr: f64) -> Result<()> {
@@ -95,15 +99,17 @@ pub fn records_agree(dir: &Path, meta: &Meta) -> Result<bool> {
 }
 
 /// metrics.jsonl and metrics.csv as the checkpoint has them (checkpoints from before the
-/// records were kept in them: the lines up to its epoch).
-fn restore_epochs(dir: &Path, meta: &Meta) -> Result<()> {
+/// records were kept in them: the lines up to its epoch); returns the epoch lines.
+fn restore_epochs(dir: &Path, meta: &Meta) -> Result<Vec<Value>> {
     let path = dir.join("metrics.jsonl");
-    if meta.records.len() == meta.epoch {
+    let lines = if meta.records.len() == meta.epoch {
         write_jsonl(&path, &meta.records)?;
+        meta.records.clone()
     } else {
-        retain_jsonl(&path, |v| v["epoch"].as_u64().is_some_and(|e| e as usize <= meta.epoch))?;
-    }
-    write_csv(dir)
+        retain_jsonl(&path, |v| v["epoch"].as_u64().is_some_and(|e| e as usize <= meta.epoch))?
+    };
+    write_csv(dir)?;
+    Ok(lines)
 }
 
 fn step_events(e: &mut EventWriter, step: u64, loss: f64, lr: f64) -> Result<()> {

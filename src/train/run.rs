@@ -245,7 +245,7 @@ impl<'a> Run<'a> {
             self.folder.write_config(self.cfg)?;
         }
         self.log = RunLog::resumed(dir, &meta)?;
-        self.recall(&meta)?;
+        self.recall(&meta);
         self.say_extension(&meta);
         say!(
             "resumed from {} at epoch {}{} (step {})",
@@ -279,13 +279,11 @@ impl<'a> Run<'a> {
     }
 
     /// The last logged loss and online-probe accuracy of a resumed run, from its records.
-    fn recall(&mut self, meta: &Meta) -> Result<()> {
-        let steps = checkpoint::read_jsonl(&self.folder.dir.join("steps.jsonl"))?;
-        if let Some(l) = steps.last().and_then(|s| s["loss"].as_f64()) {
+    fn recall(&mut self, meta: &Meta) {
+        if let Some(l) = self.log.last_logged_loss() {
             self.last_loss = l;
         }
         self.last_probe = meta.records.iter().rev().find_map(|r| r["online_probe_top1"].as_f64());
-        Ok(())
     }
 
     /// Trains the remaining epochs; `Some` when the run stopped early (a signal or a closed
