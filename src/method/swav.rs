@@ -347,9 +347,17 @@ mod tests {
 
     #[test]
     fn sinkhorn_marginals_are_uniform() {
-        // Cosine scores, as SwAV's normalized projections against normalized prototypes.
-        let z = normalize(&Tensor::randn([64, 8], (Kind::Float, Device::Cpu)));
-        let c = normalize(&Tensor::randn([10, 8], (Kind::Float, Device::Cpu)));
+        // Cosine scores, as SwAV's normalized projections against normalized prototypes, from a
+        // seeded stream of its own (libtorch's global generator is shared by the tests running
+        // beside this one, which made the draw, and so the outcome, depend on test order).
+        use rand_distr::Distribution;
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut normal = |n: i64| -> Tensor {
+            let v: Vec<f32> = (0..n * 8).map(|_| rand_distr::StandardNormal.sample(&mut rng)).collect();
+            Tensor::from_slice(&v).view([n, 8])
+        };
+        let z = normalize(&normal(64));
+        let c = normalize(&normal(10));
         let scores = z.mm(&c.transpose(0, 1));
         let q = sinkhorn(&scores, 0.05, 3);
         // Each sample's code is a distribution.
