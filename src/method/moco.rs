@@ -471,16 +471,25 @@ mod tests {
         // Symmetric MoCo + Un-Mix, float64, one step from the same state: forwarding the mixture
         // again for the second direction (the authors' CIFAR code) gives the same gradients, and
         // one more batch-norm update of the query encoder's running statistics.
+        // One network and one batch for both, independent of libtorch's global generator
+        // (shared by the tests running beside this one).
+        let net = tiny(true);
+        use rand_distr::Distribution;
+        let mut draw = ChaCha8Rng::seed_from_u64(3);
+        let mut normal = || -> Tensor {
+            let v: Vec<f64> = (0..4 * 64).map(|_| rand_distr::StandardNormal.sample(&mut draw)).collect();
+            Tensor::from_slice(&v).view([4, 1, 8, 8])
+        };
+        let (x1, x2) = (normal(), normal());
         let step = |again: bool| {
             let mut m = tiny(true);
+            m.load_state(&net.state()).unwrap();
             m.cfg.unmix_pass_per_direction = again;
             m.to_double();
-            tch::manual_seed(3);
-            let x1 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
-            let x2 = Tensor::randn([4, 1, 8, 8], (Kind::Double, Device::Cpu));
             let mixed = Mixed::new(&x1, MixDraw { kind: MixKind::Mixup, lam: 0.3 });
             let mut rng = ChaCha8Rng::seed_from_u64(1);
-            let loss = m.loss(&[x1, x2], Some(&mixed.into()), &StepInfo::default(), &mut rng).unwrap();
+            let views = [x1.shallow_clone(), x2.shallow_clone()];
+            let loss = m.loss(&views, Some(&mixed.into()), &StepInfo::default(), &mut rng).unwrap();
             loss.backward();
             let grads: Vec<Tensor> = named_trainable(&m.vs_q).into_iter().map(|(_, t)| t.grad().copy()).collect();
             let stats: Vec<(String, Tensor)> = named_variables(&m.vs_q)
