@@ -953,6 +953,12 @@ impl Config {
         }
         c.unmix.validate()?;
         c.validate_mixture()?;
+        if c.unmix.enabled && c.unmix.one_pass && !matches!(c.method, MethodConfig::Moco(_)) {
+            bail!(
+                "unmix.one_pass = true is implemented for method moco only, not {}; remove the key (the mixture then gets a pass of its own)",
+                c.method.name()
+            );
+        }
         let g = c.unmix.groups;
         if c.unmix.enabled && g > 1 {
             if !b.is_multiple_of(g) || b / g < 2 {
@@ -1218,6 +1224,20 @@ lr = 0.03
         assert!(e.contains("unmix.groups = 2") && e.contains("simclr"), "{e}");
         // Un-Mix off: the groups do not matter.
         assert!(with(&["unmix.groups=5", "unmix.enabled=false"]).is_ok());
+    }
+
+    #[test]
+    fn one_pass_is_moco_only() {
+        let with = |s: &[&str]| {
+            Config::load(
+                Path::new("configs/fmnist-moco-unmix.toml"),
+                &s.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            )
+            .map_err(|e| format!("{e:#}"))
+        };
+        assert!(with(&["unmix.one_pass=true"]).unwrap().unmix.one_pass);
+        let e = with(&["unmix.one_pass=true", "method={name = \"simclr\"}"]).unwrap_err();
+        assert!(e.contains("unmix.one_pass") && e.contains("simclr"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::dist::{global_batch, Grad};
 use crate::mix::{Mixed, Mixture, Pairing, VirtualMix};
-use crate::model::{ema_update, init_target, Encoder, ResNetConfig};
+use crate::model::{ema_update, init_target, Encoder, Parts, ResNetConfig};
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -268,6 +268,20 @@ impl MoCo {
         (Some(q.narrow(0, 0, n)), Some(q.narrow(0, n, q.size()[0] - n)))
     }
 
+    /// View 1's normalized queries and the Un-Mix batch's raw query outputs from one pass of the
+    /// two batches as one (`unmix.one_pass`), each normalized by batch norm on its own.
+    fn queries_with_mixture(&mut self, x1: &Tensor, m: &Mixed) -> (Tensor, Tensor) {
+        let n = x1.size()[0];
+        let mut norms = self.q.norms();
+        norms.extend(self.predictor.iter().flat_map(|p| p.norms()));
+        let (f, q) = {
+            let _parts = Parts::set(norms, &[n, m.images.size()[0]]);
+            self.query_parts(&Tensor::cat(&[x1, &m.images], 0))
+        };
+        self.feats = Some(f.narrow(0, 0, n).detach());
+        (normalize(&q.narrow(0, 0, n)), q.narrow(0, n, q.size()[0] - n))
+    }
+
     /// InfoNCE of local queries against their keys: the queue's negatives (MoCo v1/v2) or the
     /// other keys of the global batch (queue = 0, MoCo v3); `k_all` holds the global batch's keys.
     fn score(&self, q: &Tensor, k: &Tensor, k_all: &Tensor, queue: &Tensor) -> Tensor {
@@ -347,7 +361,18 @@ impl Method for MoCo {
         // A snapshot: the queue is overwritten in place below, before the backward pass needs it.
         let queue = self.queue.copy();
         let virt = mixture.and_then(Mixture::virtual_labels);
-        let (q1, q_virt) = self.queries(x1, virt);
+        let unmixed = mixture.and_then(Mixture::unmix);
+        // With unmix.one_pass the mixture's query outputs come from view 1's pass.
+        let (q1, q_virt, mut mix_out) = match unmixed.filter(|m| m.one_pass) {
+            Some(m) => {
+                let (q1, out) = self.queries_with_mixture(x1, m);
+                (Some(q1), None, Some(out))
+            }
+            None => {
+                let (q1, q_virt) = self.queries(x1, virt);
+                (q1, q_virt, None)
+            }
+        };
         let (k2, k2_all) = self.keys(x2, rng)?;
         // The clean queries' loss (not with i-Mix, whose mixed queries take their place) and the
         // i-Mix / MixCo term of the mixed queries against the batch's keys and the queue.
@@ -358,7 +383,7 @@ impl Method for MoCo {
         let mut loss = clean.into_iter().chain(rival).reduce(|a, b| a + b).expect("a query term");
         // The mixed query (view 1 mixed with its reversed batch) is scored against the unmixed keys
         // and the same queue; its raw output is reversed before normalizing, as the authors do.
-        let q_mix = mixture.and_then(Mixture::unmix).map(|m| (m, self.query_parts(&m.images).1));
+        let q_mix = unmixed.map(|m| (m, mix_out.take().unwrap_or_else(|| self.query_parts(&m.images).1)));
         if let Some((m, out)) = &q_mix {
             loss = loss + self.unmix_term(m, out, &k2, &k2_all, &queue)?;
         }
@@ -508,6 +533,104 @@ mod tests {
         }
         let moved = s1.iter().zip(&s2).filter(|((_, a), (_, b))| !a.allclose(b, 1e-12, 1e-12, false)).count();
         assert_eq!(moved, s1.len(), "every query batch norm takes the extra update");
+    }
+
+    /// One MoCo + Un-Mix step in float64 from the network `net`'s state on views x1, x2 (mixture
+    /// drawn by `draw`), the mixture forwarded with view 1 or on its own: the loss, every query
+    /// gradient, every running statistic, the queue and the probe's features after the step.
+    fn float64_step(
+        net: &MoCo,
+        make: &dyn Fn() -> MoCo,
+        x1: &Tensor,
+        x2: &Tensor,
+        draw: &[MixDraw],
+        one_pass: bool,
+    ) -> (f64, Vec<(String, Tensor)>) {
+        let mut m = make();
+        m.load_state(&net.state()).unwrap();
+        m.to_double();
+        let mut mixed = Mixed::grouped(x1, draw.to_vec()).unwrap();
+        mixed.one_pass = one_pass;
+        let views = [x1.shallow_clone(), x2.shallow_clone()];
+        let loss =
+            m.loss(&views, Some(&mixed.into()), &StepInfo::default(), &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        loss.backward();
+        let mut out: Vec<(String, Tensor)> =
+            named_trainable(&m.vs_q).into_iter().map(|(n, t)| (format!("grad {n}"), t.grad().copy())).collect();
+        out.extend(named_variables(&m.vs_q).into_iter().filter(|(n, _)| n.contains("running")));
+        out.push(("queue".into(), m.queue.copy()));
+        out.push(("features".into(), m.take_features().unwrap()));
+        (loss.double_value(&[]), out)
+    }
+
+    /// A batch from a seeded stream of its own (libtorch's global generator is shared by the
+    /// tests running beside this one).
+    fn normal_batch(seed: u64, n: i64) -> Tensor {
+        use rand_distr::Distribution;
+        let mut draw = ChaCha8Rng::seed_from_u64(seed);
+        let v: Vec<f64> = (0..n * 64).map(|_| rand_distr::StandardNormal.sample(&mut draw)).collect();
+        Tensor::from_slice(&v).view([n, 1, 8, 8])
+    }
+
+    type Maker = Box<dyn Fn() -> MoCo>;
+
+    #[test]
+    fn one_pass_for_view1_and_the_mixture_equals_two_passes_in_float64() {
+        // unmix.one_pass: the two batches as one through the query encoder, batch norm per batch
+        // (in its split groups, standard and channels-last memory; an MLP head with BN and a
+        // predictor; the symmetric loss; two mixing groups): the loss, gradients, running
+        // statistics (updated batch after batch, as two passes leave them), queue and features
+        // equal those of separate passes to float64 rounding.
+        let cases: Vec<(&str, Maker)> = vec![
+            ("asymmetric, 2 BN groups", Box::new(|| tiny(false))),
+            ("symmetric, 2 BN groups", Box::new(|| tiny(true))),
+            (
+                "channels-last, 2 BN groups",
+                Box::new(|| {
+                    tch::manual_seed(0);
+                    let backbone = ResNetConfig { channels_last: true, ..ResNetConfig::tiny(2) };
+                    let cfg = MoCoConfig { dim: 8, queue: 16, momentum: 0.9, temperature: 0.2, ..Default::default() };
+                    MoCo::new(Device::Cpu, &backbone, cfg)
+                }),
+            ),
+            (
+                "MLP head with BN and a predictor",
+                Box::new(|| {
+                    tch::manual_seed(0);
+                    let cfg = MoCoConfig {
+                        dim: 8,
+                        mlp_hidden: 16,
+                        mlp_bn: true,
+                        predictor_hidden: 16,
+                        queue: 16,
+                        temperature: 0.2,
+                        ..Default::default()
+                    };
+                    MoCo::new(Device::Cpu, &ResNetConfig::tiny(2), cfg)
+                }),
+            ),
+        ];
+        let (x1, x2) = (normal_batch(3, 8), normal_batch(4, 8));
+        let mixup = MixDraw { kind: MixKind::Mixup, lam: 0.3 };
+        for (name, make) in &cases {
+            for draws in [vec![mixup], vec![mixup, MixDraw { kind: MixKind::Mixup, lam: 0.8 }]] {
+                let net = make();
+                let (l2, two) = float64_step(&net, make.as_ref(), &x1, &x2, &draws, false);
+                let (l1, one) = float64_step(&net, make.as_ref(), &x1, &x2, &draws, true);
+                assert!((l1 - l2).abs() <= 1e-12 * l2.abs(), "{name}, {} groups: loss {l1} vs {l2}", draws.len());
+                assert_eq!(one.len(), two.len());
+                for ((n, a), (_, b)) in one.iter().zip(&two) {
+                    let d = (a - b).abs().max().double_value(&[]);
+                    let scale = 1.0 + b.abs().max().double_value(&[]);
+                    assert!(d <= 1e-11 * scale, "{name}, {} groups: {n} differs by {d}", draws.len());
+                }
+                // The statistics did move (the comparison is not of untouched buffers).
+                let moved = two
+                    .iter()
+                    .filter(|(n, t)| n.contains("running_mean") && t.abs().sum(Kind::Double).double_value(&[]) > 0.0);
+                assert!(moved.count() > 0, "{name}");
+            }
+        }
     }
 
     #[test]

@@ -40,11 +40,17 @@ pub struct UnMixConfig {
     /// normalized, its own 32 images. 1 (the default): the whole batch.
     #[serde(default = "one_group")]
     pub groups: usize,
+    /// Forward the mixture through the online encoder in one pass with view 1 (the two batches as
+    /// one, each normalized by batch norm on its own, running statistics as two passes leave
+    /// them) instead of a pass of its own. The same loss up to float rounding; the speed is
+    /// measured in docs/benchmarks.md. MoCo only.
+    #[serde(default)]
+    pub one_pass: bool,
 }
 
 impl Default for UnMixConfig {
     fn default() -> Self {
-        UnMixConfig { enabled: true, prob: 0.5, alpha: 1.0, target: MixTarget::View2, groups: 1 }
+        UnMixConfig { enabled: true, prob: 0.5, alpha: 1.0, target: MixTarget::View2, groups: 1, one_pass: false }
     }
 }
 
@@ -214,6 +220,8 @@ pub struct Mixed {
     draws: Vec<MixDraw>,
     /// Mixtures of further crops (multi-crop), in the order given to [`Mixed::mix_crops`].
     pub crops: Vec<Tensor>,
+    /// Forwarded with view 1 in one pass (`unmix.one_pass`).
+    pub one_pass: bool,
 }
 
 impl Clone for Mixed {
@@ -223,6 +231,7 @@ impl Clone for Mixed {
             images: self.images.shallow_clone(),
             draws: self.draws.clone(),
             crops: self.crops.iter().map(Tensor::shallow_clone).collect(),
+            one_pass: self.one_pass,
         }
     }
 }
@@ -230,7 +239,7 @@ impl Clone for Mixed {
 impl Mixed {
     /// The whole batch mixed with one draw.
     pub fn new(x: &Tensor, draw: MixDraw) -> Self {
-        Mixed { images: mix_batch(x, &draw), draws: vec![draw], crops: Vec::new() }
+        Mixed { images: mix_batch(x, &draw), draws: vec![draw], crops: Vec::new(), one_pass: false }
     }
 
     /// Interleaved groups of the batch (group g: samples g, g + G, ...), group g mixed with its own
@@ -245,7 +254,12 @@ impl Mixed {
         }
         let columns = by_group(x, g as usize);
         let parts: Vec<Tensor> = (0..g).zip(&draws).map(|(i, d)| mix_batch(&columns.select(1, i), d)).collect();
-        Ok(Mixed { images: Tensor::stack(&parts, 1).reshape(x.size().as_slice()), draws, crops: Vec::new() })
+        Ok(Mixed {
+            images: Tensor::stack(&parts, 1).reshape(x.size().as_slice()),
+            draws,
+            crops: Vec::new(),
+            one_pass: false,
+        })
     }
 
     /// One step's mixture of `x` under `settings`: `settings.groups` draws from `rng`, group by
@@ -253,7 +267,7 @@ impl Mixed {
     pub fn drawn(x: &Tensor, settings: &UnMixConfig, rng: &mut impl Rng) -> Result<Self> {
         let (h, w) = (x.size()[2] as usize, x.size()[3] as usize);
         let draws = (0..settings.groups.max(1)).map(|_| draw(rng, settings, h, w)).collect();
-        Mixed::grouped(x, draws)
+        Ok(Mixed { one_pass: settings.one_pass, ..Mixed::grouped(x, draws)? })
     }
 
     /// The draw of each group, in batch order.

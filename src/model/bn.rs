@@ -19,6 +19,9 @@ pub struct SplitBatchNorm {
     /// samples g, g + G, ...: the channels-last network reorders its batch so that both mean the
     /// same groups, and blocks keep each group's slice in channels-last memory.
     pub blocked: bool,
+    /// While set (more than one entry): the batch is that many batches of these sizes forwarded
+    /// together, each normalized as if alone ([`SplitBatchNorm::forward_parted`]).
+    pub parts: std::cell::RefCell<Vec<i64>>,
 }
 
 impl SplitBatchNorm {
@@ -32,6 +35,7 @@ impl SplitBatchNorm {
             momentum: 0.1,
             eps: 1e-5,
             blocked: false,
+            parts: Default::default(),
         }
     }
 
@@ -49,6 +53,9 @@ impl SplitBatchNorm {
                 self.eps,
                 true,
             );
+        }
+        if self.parts.borrow().len() > 1 {
+            return self.forward_parted(x);
         }
         // A batch that does not divide into the groups (a last partial batch) uses plain statistics.
         let g = if n % self.splits == 0 { self.splits } else { 1 };
@@ -104,6 +111,21 @@ extern "C" {
         err: *mut std::os::raw::c_char,
         len: std::os::raw::c_int,
     ) -> *mut torch_sys::C_tensor;
+    fn unmix_parted_batch_norm(
+        x: *const torch_sys::C_tensor,
+        weight: *const torch_sys::C_tensor,
+        bias: *const torch_sys::C_tensor,
+        running_mean: *const torch_sys::C_tensor,
+        running_var: *const torch_sys::C_tensor,
+        sizes: *const i64,
+        parts: i64,
+        groups: i64,
+        blocked: bool,
+        momentum: f64,
+        eps: f64,
+        err: *mut std::os::raw::c_char,
+        len: std::os::raw::c_int,
+    ) -> *mut torch_sys::C_tensor;
 }
 
 impl SplitBatchNorm {
@@ -140,6 +162,68 @@ impl SplitBatchNorm {
         }
         // SAFETY: a non-null result is a new tensor the shim allocated for us to own.
         unsafe { Tensor::from_ptr(p) }
+    }
+}
+
+impl SplitBatchNorm {
+    /// Training-mode statistics of several batches forwarded as one (the sizes in `parts`): each
+    /// part normalized on its own, in its own groups (contiguous blocks when `blocked`, else
+    /// interleaved), and the running statistics updated part after part, as that many separate
+    /// passes leave them. One autograd node (`csrc/split_bn.cpp`, PartedBatchNorm).
+    fn forward_parted(&self, x: &Tensor) -> Tensor {
+        let sizes = self.parts.borrow().clone();
+        let mut err = crate::ffi::error_buffer();
+        // SAFETY: every pointer is a live tensor owned by `x` or `self`, and `sizes` a live slice of
+        // `parts` entries, for the whole call; the shim checks sizes and writes at most
+        // `err.len()` bytes into `err`.
+        let p = unsafe {
+            unmix_parted_batch_norm(
+                x.as_ptr(),
+                self.weight.as_ptr(),
+                self.bias.as_ptr(),
+                self.running_mean.as_ptr(),
+                self.running_var.as_ptr(),
+                sizes.as_ptr(),
+                sizes.len() as i64,
+                self.splits,
+                self.blocked,
+                self.momentum,
+                self.eps,
+                err.as_mut_ptr(),
+                err.len() as std::os::raw::c_int,
+            )
+        };
+        if p.is_null() {
+            panic!(
+                "batch norm of parts {sizes:?} of a batch of shape {:?} failed in libtorch: {}",
+                x.size(),
+                crate::ffi::message(&err)
+            );
+        }
+        // SAFETY: a non-null result is a new tensor the shim allocated for us to own.
+        unsafe { Tensor::from_ptr(p) }
+    }
+}
+
+/// Marks every layer in `norms` as seeing the batches of `sizes` forwarded together, until dropped.
+pub struct Parts<'a> {
+    norms: Vec<&'a SplitBatchNorm>,
+}
+
+impl<'a> Parts<'a> {
+    pub fn set(norms: Vec<&'a SplitBatchNorm>, sizes: &[i64]) -> Self {
+        for n in &norms {
+            *n.parts.borrow_mut() = sizes.to_vec();
+        }
+        Parts { norms }
+    }
+}
+
+impl Drop for Parts<'_> {
+    fn drop(&mut self) {
+        for n in &self.norms {
+            n.parts.borrow_mut().clear();
+        }
     }
 }
 
@@ -359,5 +443,78 @@ mod blocks {
         let mut bn = SplitBatchNorm::new(&vs.root(), 3, 2);
         bn.blocked = true;
         let _ = bn.forward_t(&channels_last(&Tensor::ones([4, 5, 2, 2], (Kind::Float, Device::Cpu))), true);
+    }
+}
+
+#[cfg(test)]
+mod parted {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// A layer of `c` channels in `splits` groups with non-trivial weight, bias and running
+    /// statistics, in float64.
+    fn layer(vs: &nn::VarStore, name: &str, c: i64, splits: i64, blocked: bool) -> SplitBatchNorm {
+        let mut bn = SplitBatchNorm::new(&(vs.root() / name), c, splits);
+        bn.blocked = blocked;
+        let ramp = |a: f64, b: f64| Tensor::linspace(a, b, c, (Kind::Double, Device::Cpu));
+        tch::no_grad(|| {
+            for (t, v) in [
+                (&bn.weight, ramp(0.5, 1.5)),
+                (&bn.bias, ramp(-0.2, 0.3)),
+                (&bn.running_mean, ramp(-1.0, 1.0)),
+                (&bn.running_var, ramp(0.5, 2.0)),
+            ] {
+                t.shallow_clone().set_data(&v);
+            }
+        });
+        bn
+    }
+
+    #[test]
+    fn parts_are_normalized_as_separate_batches_one_after_the_other() {
+        // Parts [8, 6] (the second does not divide into 4 groups: plain statistics, as a batch of
+        // 6 alone), [8, 8] in 4 groups and in 1, interleaved and blocked, images and vectors:
+        // outputs, input and parameter gradients, and running statistics equal those of calling
+        // the layer on each part in turn, to float64 rounding.
+        let cases = [(vec![8i64, 6], 4, false), (vec![8, 6], 4, true), (vec![8, 8], 4, false), (vec![8, 8], 1, true)];
+        for (sizes, splits, blocked) in cases {
+            for shape in [vec![3, 5, 5], vec![3]] {
+                let n: i64 = sizes.iter().sum();
+                let full: Vec<i64> = std::iter::once(n).chain(shape.iter().copied()).collect();
+                let x = Tensor::randn(full.as_slice(), (Kind::Double, Device::Cpu)) * 2.0 + 0.5;
+                let up = Tensor::randn(full.as_slice(), (Kind::Double, Device::Cpu));
+                let vs = nn::VarStore::new(Device::Cpu);
+                let (one, alone) = (layer(&vs, "one", 3, splits, blocked), layer(&vs, "alone", 3, splits, blocked));
+                let x1 = x.detach().set_requires_grad(true);
+                let y1 = {
+                    let _p = Parts::set(vec![&one], &sizes);
+                    one.forward_t(&x1, true)
+                };
+                (&y1 * &up).sum(Kind::Double).backward();
+                let x2 = x.detach().set_requires_grad(true);
+                let mut outs = Vec::new();
+                let mut first = 0;
+                for &k in &sizes {
+                    outs.push(alone.forward_t(&x2.narrow(0, first, k), true));
+                    first += k;
+                }
+                let y2 = Tensor::cat(&outs, 0);
+                (&y2 * &up).sum(Kind::Double).backward();
+                let what = format!("parts {sizes:?}, {splits} groups, blocked {blocked}, shape {shape:?}");
+                for (name, a, b) in [
+                    ("output", &y1, &y2),
+                    ("input gradient", &x1.grad(), &x2.grad()),
+                    ("weight gradient", &one.weight.grad(), &alone.weight.grad()),
+                    ("bias gradient", &one.bias.grad(), &alone.bias.grad()),
+                    ("running mean", &one.running_mean, &alone.running_mean),
+                    ("running var", &one.running_var, &alone.running_var),
+                ] {
+                    let d = (a - b).abs().max().double_value(&[]);
+                    assert!(d < 1e-12, "{what}: {name} differs by {d}");
+                }
+                // Without the marker the layer is back to one batch.
+                assert!(one.parts.borrow().is_empty());
+            }
+        }
     }
 }

@@ -43,6 +43,14 @@ impl Head {
         Head::Mlp { hidden, out: torch_linear(&(p / format!("fc{layers}")), cfg.hidden, cfg.dim) }
     }
 
+    /// Its batch-norm layers (none without BN).
+    pub fn norms(&self) -> Vec<&SplitBatchNorm> {
+        match self {
+            Head::Linear(_) => Vec::new(),
+            Head::Mlp { hidden, .. } => hidden.iter().filter_map(|(_, bn)| bn.as_ref()).collect(),
+        }
+    }
+
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         match self {
             Head::Linear(l) => l.forward(x),

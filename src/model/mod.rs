@@ -6,7 +6,7 @@ pub mod layout;
 pub mod resnet;
 pub mod tally;
 
-pub use bn::SplitBatchNorm;
+pub use bn::{Parts, SplitBatchNorm};
 pub use head::Head;
 pub use resnet::{Arch, ConvInit, ResNet, ResNetConfig};
 
@@ -69,6 +69,13 @@ impl Encoder {
             Features::Head => self.forward_t(x, false),
             Features::Backbone => self.backbone.forward_t(x, false),
         }
+    }
+
+    /// Its batch-norm layers, backbone and head.
+    pub fn norms(&self) -> Vec<&SplitBatchNorm> {
+        let mut n = self.backbone.norms();
+        n.extend(self.head.norms());
+        n
     }
 
     /// Backbone features and head output of one forward pass.

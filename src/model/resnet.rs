@@ -140,6 +140,10 @@ impl Block {
         self.convs.iter_mut().map(|(c, _)| c).chain(self.downsample.iter_mut().map(|(c, _)| c))
     }
 
+    fn norms(&self) -> impl Iterator<Item = &SplitBatchNorm> {
+        self.convs.iter().map(|(_, b)| b).chain(self.downsample.iter().map(|(_, b)| b))
+    }
+
     fn norms_mut(&mut self) -> impl Iterator<Item = &mut SplitBatchNorm> {
         self.convs.iter_mut().map(|(_, b)| b).chain(self.downsample.iter_mut().map(|(_, b)| b))
     }
@@ -295,6 +299,11 @@ impl ResNet {
         }
     }
 
+    /// Every batch-norm layer, stem first.
+    pub fn norms(&self) -> Vec<&SplitBatchNorm> {
+        std::iter::once(&self.bn1).chain(self.layers.iter().flat_map(Block::norms)).collect()
+    }
+
     /// Dimension of the pooled feature vector.
     pub fn out_dim(&self) -> i64 {
         self.out_dim
@@ -319,6 +328,13 @@ impl ResNet {
         // Split batch norm in channels-last memory normalizes contiguous blocks of the batch; put
         // group g's samples (g, g + G, g + 2G, ...) into block g, and the features back in order.
         let (n, g) = (x.size()[0], self.bn1.splits);
+        let parts = self.bn1.parts.borrow().clone();
+        if train && g > 1 && parts.len() > 1 {
+            // Batches forwarded together: each part's groups become blocks within that part.
+            let (order, inverse) = part_group_blocks(&parts, g, x.device());
+            let y = self.body(&channels_last(&x.index_select(0, &order)), train);
+            return y.index_select(0, &inverse);
+        }
         if train && g > 1 && n % g == 0 {
             let (order, inverse) = group_blocks(n, g, x.device());
             let y = self.body(&channels_last(&x.index_select(0, &order)), train);
@@ -382,6 +398,25 @@ impl ResNet {
 
 /// The batch order that makes split-batch-norm group b (samples b, b + G, ...) the b-th contiguous
 /// block, and its inverse: block position j = b * (N / G) + i holds sample i * G + b.
+/// [`group_blocks`] within each part of a batch made of parts of these sizes (a part that does not
+/// divide into the groups stays in order, as its batch norm then uses plain statistics).
+fn part_group_blocks(sizes: &[i64], g: i64, device: tch::Device) -> (Tensor, Tensor) {
+    let (mut order, mut inverse) = (Vec::new(), Vec::new());
+    let mut first = 0;
+    for &n in sizes {
+        let (o, i) = if n % g == 0 {
+            group_blocks(n, g, device)
+        } else {
+            let same = Tensor::arange(n, (tch::Kind::Int64, device));
+            (same.shallow_clone(), same)
+        };
+        order.push(o + first);
+        inverse.push(i + first);
+        first += n;
+    }
+    (Tensor::cat(&order, 0), Tensor::cat(&inverse, 0))
+}
+
 fn group_blocks(n: i64, g: i64, device: tch::Device) -> (Tensor, Tensor) {
     let per = n / g;
     let order: Vec<i64> = (0..n).map(|j| (j % per) * g + j / per).collect();
