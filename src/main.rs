@@ -328,6 +328,46 @@ enum BenchCommand {
         #[command(flatten)]
         run: BenchData,
     },
+    /// Index an ImageFolder tree (CLASS/IMAGE) and feed two-view MoCo v2 batches from it: index
+    /// time, resident memory per file, time to the first batch, images/second; prints JSON
+    /// (scripts/bench-scale.sh runs it at several sizes).
+    Folder {
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Batches timed after the first.
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Weighted kNN of random unit queries against a random bank of the given size: time and
+    /// peak memory; prints JSON.
+    KnnBank {
+        #[arg(long, default_value_t = 1_281_167)]
+        bank: i64,
+        #[arg(long, default_value_t = 10_000)]
+        queries: i64,
+        #[arg(long, default_value_t = 128)]
+        dim: i64,
+        #[arg(long, default_value_t = 1000)]
+        classes: i64,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// Draw the records of `folder` and `knn-bank` runs (JSON lines) as log-log charts.
+    ScalePlot {
+        #[arg(long, value_name = "FILE")]
+        record: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The machine, for the titles.
+        #[arg(long)]
+        machine: String,
+    },
 }
 
 /// Data and threads of the benchmarks that read Fashion-MNIST.
@@ -574,6 +614,20 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Bench(BenchCommand::Peak { threads, seconds }) => {
             say!("{}", unmix::bench::model::peak(threads, seconds)?);
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Folder { root, size, batch, steps, workers }) => {
+            let args = unmix::bench::scale::FolderArgs { root: &root, size, batch, steps, workers };
+            say!("{}", unmix::bench::scale::folder(&args)?);
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::KnnBank { bank, queries, dim, classes, threads }) => {
+            say!("{}", unmix::bench::scale::knn_bank(bank, queries, dim, classes, threads)?);
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::ScalePlot { record, out, machine }) => {
+            unmix::bench::scale::plot(&record, &out, &machine)?;
+            say!("wrote {}/scale-{{time,memory,loader}}.png and .svg", out.display());
             Ok(0)
         }
         Command::Bench(BenchCommand::Knn { run }) => {

@@ -4,4 +4,5 @@
 
 pub mod model;
 pub mod pipeline;
+pub mod scale;
 pub mod selftest;

@@ -220,6 +220,16 @@ pub fn scores(
     Tensor::zeros([n, classes], (Kind::Float, queries.device())).scatter_add(1, &labels, &w)
 }
 
+/// The similarity matrix of one chunk of queries against the bank is kept under this size.
+const SIMILARITY_BYTES: i64 = 256 << 20;
+
+/// Queries per chunk against a bank of `bank` entries: 512, or fewer where a chunk's similarities
+/// (fp32) would pass [`SIMILARITY_BYTES`] (a 1.28M bank: 52), so memory stays bounded at any bank
+/// size and time grows linearly with it.
+pub fn query_chunk(bank: i64) -> i64 {
+    (SIMILARITY_BYTES / (4 * bank.max(1))).clamp(1, 512)
+}
+
 /// Top-1 and top-5 accuracy (%) of weighted kNN, processing queries in chunks.
 pub fn evaluate(
     bank: &Tensor,
@@ -252,7 +262,7 @@ pub fn evaluate_with(
     let tl = Tensor::from_slice(&test_labels.iter().map(|&l| l as i64).collect::<Vec<_>>()).to_device(device);
     let n = test.size()[0];
     let (mut c1, mut c5) = (0i64, 0i64);
-    let chunk = 512;
+    let chunk = query_chunk(bank.size()[0]);
     let top = 5.min(classes as i64);
     tch::no_grad(|| {
         let mut start = 0;
@@ -283,6 +293,19 @@ pub fn evaluate_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_chunks_bound_the_similarity_matrix_at_any_bank_size() {
+        // The fmnist bank keeps the chunk of 512 queries; ImageNet's 1.28M gets 52 (5.1 MB of fp32
+        // similarities per query: 254 MiB per chunk), never 0.
+        assert_eq!(query_chunk(60_000), 512);
+        assert_eq!(query_chunk(1_281_167), 52);
+        for bank in [1i64, 1_000, 131_072, 600_000, 1_281_167, 100_000_000_000] {
+            let c = query_chunk(bank);
+            assert!((1..=512).contains(&c), "{bank}: {c}");
+            assert!(c == 1 || c * bank * 4 <= SIMILARITY_BYTES, "{bank}: {c}");
+        }
+    }
 
     #[test]
     fn knn_on_a_constructed_bank() {

@@ -190,6 +190,108 @@ where
     Ok(())
 }
 
+/// A chart of curves (name, points) on logarithmic x and y axes (cost against data size); points
+/// that are not positive and finite are left out. `path` gets `.png` and `.svg`.
+pub fn log_log_plot(
+    path: &Path,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    curves: &[(&str, Vec<(f64, f64)>)],
+) -> Result<()> {
+    font();
+    let curves: Vec<(&str, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|(n, p)| {
+            (*n, p.iter().copied().filter(|q| q.0 > 0.0 && q.1 > 0.0 && q.0.is_finite() && q.1.is_finite()).collect())
+        })
+        .collect();
+    let png = path.with_extension("png");
+    draw_log_log(BitMapBackend::new(&png, (W, H)).into_drawing_area(), &png, title, xlabel, ylabel, &curves)?;
+    let svg = path.with_extension("svg");
+    draw_log_log(SVGBackend::new(&svg, (W, H)).into_drawing_area(), &svg, title, xlabel, ylabel, &curves)
+}
+
+/// A logarithmic axis' tick label: 1, 2 and 5 times a power of ten are labelled, the ticks
+/// between them left blank (their labels would run into each other).
+fn log_tick(v: &f64) -> String {
+    let lead = *v / 10f64.powf(v.log10().floor());
+    if [1.0, 2.0, 5.0, 10.0].iter().any(|l| (lead - l).abs() < 1e-6) {
+        number(*v)
+    } else {
+        String::new()
+    }
+}
+
+/// The range of positive values, widened to whole powers of ten's neighbours (at least a decade).
+fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() || hi <= 0.0 {
+        return (1.0, 10.0);
+    }
+    let (lo, hi) = (lo / 1.6, hi * 1.6);
+    if hi / lo < 10.0 {
+        let mid = (lo * hi).sqrt();
+        (mid / 10f64.sqrt(), mid * 10f64.sqrt())
+    } else {
+        (lo, hi)
+    }
+}
+
+fn draw_log_log<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    path: &Path,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    curves: &[(&str, Vec<(f64, f64)>)],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let e = err(path);
+    area.fill(&WHITE).map_err(&e)?;
+    let (x0, x1) = log_range(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
+    let (y0, y1) = log_range(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
+    let mut chart = ChartBuilder::on(&area)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .map_err(&e)?;
+    chart
+        .configure_mesh()
+        .x_desc(xlabel)
+        .y_desc(ylabel)
+        .x_label_formatter(&log_tick)
+        .y_label_formatter(&log_tick)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(&e)?;
+    for (k, (name, points)) in curves.iter().enumerate() {
+        let c = colour(k);
+        chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2))).map_err(&e)?;
+        chart
+            .draw_series(points.iter().map(move |p| Circle::new(*p, 4, c.filled())))
+            .map_err(&e)?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+        .map_err(&e)?;
+    area.present().map_err(&e)?;
+    Ok(())
+}
+
 /// A scatter of 2-D points coloured by class, with a legend naming the classes (`names[c]`, or
 /// "class c"). `path` gets `.png` and `.svg`.
 pub fn scatter(path: &Path, title: &str, points: &[(f64, f64)], labels: &[u32], names: &[String]) -> Result<()> {
