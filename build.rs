@@ -6,6 +6,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
     println!("cargo:rerun-if-changed=csrc/memory_format.cpp");
     println!("cargo:rerun-if-changed=csrc/split_bn.cpp");
+    println!("cargo:rerun-if-changed=csrc/profile.cpp");
     println!("cargo:rerun-if-changed=csrc/dist.cpp");
     println!("cargo:rerun-if-changed=csrc/dist.h");
     println!("cargo:rerun-if-changed=csrc/error.h");
@@ -31,7 +32,11 @@ fn main() {
             .warnings(false);
         b
     };
-    shim("csrc/autocast.cpp").file("csrc/memory_format.cpp").file("csrc/split_bn.cpp").compile("unmix_autocast");
+    shim("csrc/autocast.cpp")
+        .file("csrc/memory_format.cpp")
+        .file("csrc/split_bn.cpp")
+        .file("csrc/profile.cpp")
+        .compile("unmix_autocast");
     // c10d (TCPStore + Gloo): the wheel ships c10d's headers but not gloo's; Debian's libgloo-dev
     // provides those (scripts/setup.sh installs it).
     if !std::path::Path::new("/usr/include/gloo/algorithm.h").exists() {

@@ -57,7 +57,8 @@ if [ ! -f "$dir/.complete" ]; then
   .venv/bin/python bench/make_imagenet_tree.py "$dir" --files "$files" --subsets "$subsets"
   touch "$dir/.complete"
 fi
-[ "$keep" = 1 ] || trap 'echo "removing $dir"; rm -rf "$dir"' EXIT
+# Removed at the end; kept after a failure, so a rerun skips the writing (rm -rf it yourself).
+[ "$keep" = 1 ] || trap 'if [ $? = 0 ]; then echo "removing $dir"; rm -rf "$dir"; else echo "kept $dir for a rerun"; fi' EXIT
 
 for s in $sizes; do
   echo "folder $dir/$s: index, first batch, $steps batches of $batch at 224 px"
@@ -67,11 +68,13 @@ for b in $banks; do
   echo "kNN bank of $b entries, 10k queries"
   "$u" bench knn-bank --bank "$b" | tee -a "$out.jsonl"
 done
-"$u" bench scale-plot --record "$out.jsonl" --out "$(dirname "$out")" --machine "${machine%%;*}"
+plots=$(mktemp -d)
+"$u" bench scale-plot --record "$out.jsonl" --out "$plots" --machine "${machine%%;*}"
 for f in time memory loader; do
-  mv "$(dirname "$out")/scale-$f.png" "$out-$f.png"
-  mv "$(dirname "$out")/scale-$f.svg" "$out-$f.svg"
+  mv "$plots/scale-$f.png" "$out-$f.png"
+  mv "$plots/scale-$f.svg" "$out-$f.svg"
 done
+rmdir "$plots"
 python3 - "$out.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

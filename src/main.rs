@@ -301,6 +301,10 @@ enum BenchCommand {
         /// Config overrides, e.g. --set model.memory_format=\"contiguous\".
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Record the timed steps with libtorch's profiler into this Chrome trace (JSON);
+        /// bench/profile_summary.py groups its time by kind.
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
     },
     /// The machine's attainable throughput through libtorch: large matrix products (fp32, and
     /// bf16 where the CPU has it natively) and a 3x3 convolution; prints GFLOP/s as JSON.
@@ -599,11 +603,18 @@ fn run(cli: Cli) -> Result<i32> {
             say!("{}", unmix::bench::pipeline::run(&args)?);
             Ok(0)
         }
-        Command::Bench(BenchCommand::Step { model, batch, precision, steps, warmup, threads, set }) => {
-            say!(
-                "{}",
-                unmix::bench::model::step(&model, batch, parse_precision(&precision)?, steps, warmup, threads, &set)?
-            );
+        Command::Bench(BenchCommand::Step { model, batch, precision, steps, warmup, threads, set, profile }) => {
+            let args = unmix::bench::model::StepArgs {
+                model: &model,
+                batch,
+                precision: parse_precision(&precision)?,
+                steps,
+                warmup,
+                threads,
+                set: &set,
+                profile: profile.as_deref(),
+            };
+            say!("{}", unmix::bench::model::step(&args)?);
             Ok(0)
         }
         Command::Bench(BenchCommand::Loop { steps, run, precision, set }) => {

@@ -4,5 +4,6 @@
 
 pub mod model;
 pub mod pipeline;
+pub mod profile;
 pub mod scale;
 pub mod selftest;

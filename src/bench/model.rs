@@ -45,18 +45,27 @@ pub fn config(model: &str, extra: &[String]) -> Result<Config> {
     Config::from_toml(FMNIST, "the fmnist protocol config", &set)
 }
 
+/// What `unmix bench step` runs.
+pub struct StepArgs<'a> {
+    /// "fmnist" or "cifar-resnet18".
+    pub model: &'a str,
+    pub batch: usize,
+    pub precision: Precision,
+    /// Timed steps, after `warmup` untimed ones.
+    pub steps: usize,
+    pub warmup: usize,
+    pub threads: usize,
+    /// Config overrides.
+    pub set: &'a [String],
+    /// A Chrome trace of the timed steps from libtorch's profiler.
+    pub profile: Option<&'a std::path::Path>,
+}
+
 /// Training steps on fixed random batches, the training loop's own step ([`Trainer`]): Un-Mix
 /// draw and mixing, the method's loss (under `precision`), backward, optimizer step, target
 /// update, at the config's lr. The loss is read once at the end.
-pub fn step(
-    model: &str,
-    batch: usize,
-    precision: Precision,
-    steps: usize,
-    warmup: usize,
-    threads: usize,
-    extra: &[String],
-) -> Result<serde_json::Value> {
+pub fn step(a: &StepArgs) -> Result<serde_json::Value> {
+    let StepArgs { model, batch, precision, steps, warmup, threads, set: extra, profile } = *a;
     let mut set = vec![
         format!("train.batch_size={batch}"),
         format!("threads={threads}"),
@@ -74,16 +83,35 @@ pub fn step(
     let x2 = Tensor::randn([batch as i64, c, side, side], (Kind::Float, device));
     let mut t0 = Instant::now();
     let mut loss = Tensor::zeros([], (Kind::Float, device));
+    let mut profiler = None;
+    // Seconds in the forward pass with the loss, and in backward with the optimizer's update.
+    let (mut forward_secs, mut update_secs) = (0.0, 0.0);
     for s in 0..warmup + steps {
         if s == warmup {
+            profiler = profile.map(|_| super::profile::Profiler::start()).transpose()?;
             t0 = Instant::now();
         }
         let views = [x1.shallow_clone(), x2.shallow_clone()];
-        loss = trainer.forward(&views, s as u64, 0)?;
-        trainer.update(&loss, cfg.train.lr, s as u64, 0)?;
+        let t = Instant::now();
+        loss = {
+            let _r = profile.map(|_| super::profile::Range::new("forward and loss")).transpose()?;
+            trainer.forward(&views, s as u64, 0)?
+        };
+        let mid = Instant::now();
+        {
+            let _r = profile.map(|_| super::profile::Range::new("backward and update")).transpose()?;
+            trainer.update(&loss, cfg.train.lr, s as u64, 0)?;
+        }
+        if s >= warmup {
+            forward_secs += (mid - t).as_secs_f64();
+            update_secs += mid.elapsed().as_secs_f64();
+        }
     }
     let l = loss.double_value(&[]);
     let secs = t0.elapsed().as_secs_f64();
+    if let (Some(p), Some(path)) = (profiler, profile) {
+        p.save(path)?;
+    }
     let ips = (steps * batch) as f64 / secs;
     // The step's counted FLOPs per image: its backbone passes (forward 1, backward 2) times one
     // forward pass's convolution FLOPs.
@@ -92,6 +120,7 @@ pub fn step(
         "tool": "unmix", "what": "step", "model": model, "batch": batch, "precision": format!("{precision:?}").to_lowercase(),
         "images_per_second": ips, "seconds": secs, "loss": l, "peak_rss_gib": peak_rss_gib(), "threads": threads,
         "memory_format": cfg.model.memory_format, "gflop_per_image": flops / 1e9, "gflops": ips * flops / 1e9,
+        "forward_share": forward_secs / (forward_secs + update_secs), "profile": profile.map(|p| p.display().to_string()),
     }))
 }
 

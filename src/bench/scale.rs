@@ -35,7 +35,7 @@ pub struct FolderArgs<'a> {
 
 /// Indexes `root` as an ImageFolder, then times two-view MoCo v2 batches from it: the first
 /// batch from the loader's creation (shuffling every index, starting the workers), then `steps`
-/// more.
+/// more (fewer where the folder holds less than an epoch of them).
 pub fn folder(a: &FolderArgs) -> Result<serde_json::Value> {
     let before = rss_bytes();
     let t = Instant::now();
@@ -44,8 +44,10 @@ pub fn folder(a: &FolderArgs) -> Result<serde_json::Value> {
     let index_bytes = rss_bytes() - before;
     let files = folder.len();
     let classes = folder.classes().len();
-    if files < a.batch * (a.steps + 1) {
-        bail!("{} holds {files} images, fewer than --batch {} x (--steps {} + 1)", a.root.display(), a.batch, a.steps);
+    // A small folder times the batches it has (one epoch, less the untimed first batch).
+    let steps = a.steps.min((files / a.batch.max(1)).saturating_sub(1));
+    if steps == 0 {
+        bail!("{} holds {files} images: fewer than two batches of --batch {}", a.root.display(), a.batch);
     }
     let recipe = moco_v2_recipe(a.size, vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]);
     let t = Instant::now();
@@ -63,7 +65,7 @@ pub fn folder(a: &FolderArgs) -> Result<serde_json::Value> {
         },
     );
     let (mut first_batch_seconds, mut t0, mut timed, mut checksum) = (f64::NAN, None, 0usize, 0.0f64);
-    for (i, b) in loader.epoch(0, 0).take(a.steps + 1).enumerate() {
+    for (i, b) in loader.epoch(0, 0).take(steps + 1).enumerate() {
         let b = b?;
         // SAFETY: the tensor is dropped before the batch goes back to the workers.
         checksum += unsafe { borrowed_tensor(&b.views[0]) }.double_value(&[0, 0, 0, 0]);
@@ -81,7 +83,7 @@ pub fn folder(a: &FolderArgs) -> Result<serde_json::Value> {
         "tool": "unmix", "what": "folder", "root": a.root.display().to_string(), "files": files, "classes": classes,
         "index_seconds": index_seconds, "index_resident_bytes": index_bytes,
         "bytes_per_file": index_bytes / files as f64, "first_batch_seconds": first_batch_seconds,
-        "size": a.size, "batch": a.batch, "steps": a.steps, "workers": a.workers, "images": timed,
+        "size": a.size, "batch": a.batch, "steps": steps, "workers": a.workers, "images": timed,
         "images_per_second": timed as f64 / secs, "peak_rss_gib": peak_rss_gib(), "checksum": checksum,
     }))
 }
