@@ -165,7 +165,7 @@ pub fn plot(record: &Path, out: &Path, machine: &str) -> Result<()> {
     )?;
     log_log_plot(
         &out.join("scale-loader"),
-        &format!("Loader throughput, two 224 px MoCo v2 views ({machine})"),
+        &format!("Loader, two 224 px views per image ({machine})"),
         "images in the folder",
         "images per second",
         &[("from the folder", curve("folder", "files", "images_per_second", 1.0))],

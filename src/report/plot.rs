@@ -216,10 +216,14 @@ pub fn log_log_plot(
 /// between them left blank (their labels would run into each other).
 fn log_tick(v: &f64) -> String {
     let lead = *v / 10f64.powf(v.log10().floor());
-    if [1.0, 2.0, 5.0, 10.0].iter().any(|l| (lead - l).abs() < 1e-6) {
-        number(*v)
-    } else {
-        String::new()
+    if ![1.0, 2.0, 5.0, 10.0].iter().any(|l| (lead - l).abs() < 1e-6) {
+        return String::new();
+    }
+    // Counts of images as 10k, 1M (a 1e6 tick would print in exponent form).
+    match *v {
+        v if v >= 1e6 => format!("{}M", number(v / 1e6)),
+        v if v >= 1e4 => format!("{}k", number(v / 1e3)),
+        v => number(v),
     }
 }
 
@@ -254,7 +258,7 @@ where
     let (x0, x1) = log_range(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
     let (y0, y1) = log_range(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
     let mut chart = ChartBuilder::on(&area)
-        .caption(title, ("sans-serif", 22))
+        .caption(title, ("sans-serif", 20))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
@@ -378,4 +382,37 @@ pub fn caption(
     area.draw_text(text, &style, (x, y)).map_err(|e| anyhow!("cannot write text on an image: {e:?}"))?;
     area.present().map_err(|e| anyhow!("cannot write text on an image: {e:?}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_label_one_two_five_per_decade_in_short_form() {
+        let labels: Vec<String> =
+            [0.05, 0.3, 1.0, 2.0, 7.0, 1e4, 2e4, 3e4, 5e5, 1e6, 2e6].iter().map(log_tick).collect();
+        assert_eq!(labels, ["0.05", "", "1", "2", "", "10k", "20k", "", "500k", "1M", "2M"]);
+    }
+
+    #[test]
+    fn log_ranges_span_the_points_and_at_least_a_decade() {
+        let (lo, hi) = log_range([1e4, 1.28e6].into_iter());
+        assert!(lo < 1e4 && hi > 1.28e6 && hi / lo < 1e3, "{lo} {hi}");
+        let (lo, hi) = log_range([1566.0, 1780.0].into_iter());
+        assert!(lo < 1566.0 && hi > 1780.0 && (hi / lo - 10.0).abs() < 1e-9, "{lo} {hi}");
+        assert_eq!(log_range(std::iter::empty()), (1.0, 10.0));
+    }
+
+    #[test]
+    fn a_log_log_chart_is_written_as_png_and_svg_without_the_points_it_cannot_place() {
+        let dir = std::env::temp_dir().join(format!("unmix-loglog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let curves = [("a", vec![(1e4, 0.04), (1e5, 0.3), (0.0, 1.0), (1.28e6, f64::NAN)])];
+        log_log_plot(&dir.join("c"), "t", "x", "y", &curves).unwrap();
+        let png = std::fs::read(dir.join("c.png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        assert!(std::fs::read_to_string(dir.join("c.svg")).unwrap().contains("<svg"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
