@@ -99,18 +99,6 @@ impl SplitBatchNorm {
 }
 
 extern "C" {
-    fn unmix_blocked_batch_norm(
-        x: *const torch_sys::C_tensor,
-        weight: *const torch_sys::C_tensor,
-        bias: *const torch_sys::C_tensor,
-        running_mean: *const torch_sys::C_tensor,
-        running_var: *const torch_sys::C_tensor,
-        groups: i64,
-        momentum: f64,
-        eps: f64,
-        err: *mut std::os::raw::c_char,
-        len: std::os::raw::c_int,
-    ) -> *mut torch_sys::C_tensor;
     fn unmix_parted_batch_norm(
         x: *const torch_sys::C_tensor,
         weight: *const torch_sys::C_tensor,
@@ -136,45 +124,24 @@ impl SplitBatchNorm {
     /// calls and cat copied every activation twice per layer (ResNet-18 CIFAR bf16 step: 2-4 %
     /// slower with 8 groups than with 1).
     fn forward_blocks(&self, x: &Tensor, g: i64) -> Tensor {
-        let mut err = crate::ffi::error_buffer();
-        // SAFETY: every pointer is a live tensor owned by `x` or `self` for the whole call; the
-        // shim checks sizes (csrc/split_bn.cpp) and writes at most `err.len()` bytes into `err`.
-        let p = unsafe {
-            unmix_blocked_batch_norm(
-                x.as_ptr(),
-                self.weight.as_ptr(),
-                self.bias.as_ptr(),
-                self.running_mean.as_ptr(),
-                self.running_var.as_ptr(),
-                g,
-                self.momentum,
-                self.eps,
-                err.as_mut_ptr(),
-                err.len() as std::os::raw::c_int,
-            )
-        };
-        if p.is_null() {
-            panic!(
-                "split batch norm over {g} blocks of a batch of shape {:?} failed in libtorch: {}",
-                x.size(),
-                crate::ffi::message(&err)
-            );
-        }
-        // SAFETY: a non-null result is a new tensor the shim allocated for us to own.
-        unsafe { Tensor::from_ptr(p) }
+        self.parted(x, &[x.size()[0]], g, true)
     }
-}
 
-impl SplitBatchNorm {
     /// Training-mode statistics of several batches forwarded as one (the sizes in `parts`): each
     /// part normalized on its own, in its own groups (contiguous blocks when `blocked`, else
     /// interleaved), and the running statistics updated part after part, as that many separate
-    /// passes leave them. One autograd node (`csrc/split_bn.cpp`, PartedBatchNorm).
+    /// passes leave them.
     fn forward_parted(&self, x: &Tensor) -> Tensor {
         let sizes = self.parts.borrow().clone();
+        self.parted(x, &sizes, self.splits, self.blocked)
+    }
+
+    /// Batch norm of the parts of `x` (`sizes`), each in `groups` groups: one autograd node of
+    /// the shim (`csrc/split_bn.cpp`, PartedBatchNorm).
+    fn parted(&self, x: &Tensor, sizes: &[i64], groups: i64, blocked: bool) -> Tensor {
         let mut err = crate::ffi::error_buffer();
         // SAFETY: every pointer is a live tensor owned by `x` or `self`, and `sizes` a live slice of
-        // `parts` entries, for the whole call; the shim checks sizes and writes at most
+        // `sizes.len()` entries, for the whole call; the shim checks sizes and writes at most
         // `err.len()` bytes into `err`.
         let p = unsafe {
             unmix_parted_batch_norm(
@@ -185,8 +152,8 @@ impl SplitBatchNorm {
                 self.running_var.as_ptr(),
                 sizes.as_ptr(),
                 sizes.len() as i64,
-                self.splits,
-                self.blocked,
+                groups,
+                blocked,
                 self.momentum,
                 self.eps,
                 err.as_mut_ptr(),
@@ -195,7 +162,7 @@ impl SplitBatchNorm {
         };
         if p.is_null() {
             panic!(
-                "batch norm of parts {sizes:?} of a batch of shape {:?} failed in libtorch: {}",
+                "batch norm of parts {sizes:?} in {groups} groups of a batch of shape {:?} failed in libtorch: {}",
                 x.size(),
                 crate::ffi::message(&err)
             );
