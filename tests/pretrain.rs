@@ -444,8 +444,12 @@ fn keys_with_values(t: &toml::Table, prefix: &str, out: &mut Vec<(String, toml::
 const ADDED_AFTER_B3F2962: &[&str] = &["photos-mocov2.toml"];
 
 /// Keys added after b3f2962, with the value that reproduces the runs resolved then.
-const KEYS_ADDED_AFTER_B3F2962: &[(&str, &str)] =
-    &[("train.warmup_shape", "\"ramp\""), ("train.warmup_start_lr", "0.0"), ("unmix.groups", "1")];
+const KEYS_ADDED_AFTER_B3F2962: &[(&str, &str)] = &[
+    ("train.warmup_shape", "\"ramp\""),
+    ("train.warmup_start_lr", "0.0"),
+    ("unmix.groups", "1"),
+    ("unmix.one_pass", "false"),
+];
 
 /// Deliberate changes of shipped runs since b3f2962 (config, key, value now): SwAV warms up as
 /// its scripts' np.linspace from lr 0; ImageNet MoCo v2 mixes in the authors' 8 per-GPU groups.
