@@ -17,14 +17,22 @@ use tch::{Kind, Tensor};
 /// The fmnist protocol's configuration (MoCo + Un-Mix), shipped inside the binary.
 pub const FMNIST: &str = include_str!("../../configs/fmnist-moco-unmix.toml");
 
-/// Peak resident set of this process (VmHWM), in GiB.
-pub fn peak_rss_gib() -> f64 {
+/// A memory figure of this process from /proc/self/status (`VmHWM`, `VmRSS`, ...), in KiB; NaN
+/// where the system has none.
+pub fn status_kib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            s.lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
-        .map_or(f64::NAN, |kib| kib / (1024.0 * 1024.0))
+        .unwrap_or(f64::NAN)
+}
+
+/// Peak resident set of this process (VmHWM), in GiB.
+pub fn peak_rss_gib() -> f64 {
+    status_kib("VmHWM") / (1024.0 * 1024.0)
 }
 
 /// The fmnist protocol's config with overrides, or the ResNet-18 CIFAR variant (3 channels,

@@ -117,6 +117,61 @@ impl Dataset for Decoded {
     }
 }
 
+/// A loader of two MoCo v2 views of `size` px per sample (ImageNet's mean and std), shuffled,
+/// whole batches only, failing on an unreadable image.
+pub fn two_view_loader(data: Arc<dyn Dataset>, size: usize, batch: usize, workers: usize, seed: u64) -> Loader {
+    let recipe = moco_v2_recipe(size, vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]);
+    Loader::new(
+        data,
+        Arc::new(vec![recipe.clone(), recipe]),
+        LoaderConfig {
+            batch_size: batch,
+            drop_last: true,
+            shuffle: true,
+            seed,
+            workers,
+            prefetch: 2,
+            on_bad_image: BadImage::Fail,
+        },
+    )
+}
+
+/// What [`time_batches`] measured.
+pub struct Timed {
+    /// From `start` to the first batch's arrival.
+    pub first_batch_seconds: f64,
+    /// Images in the batches after the first, and the seconds from the first's arrival to the last's.
+    pub images: usize,
+    pub seconds: f64,
+    /// A value read from every batch, so none is skipped unread.
+    pub checksum: f64,
+}
+
+/// Takes the first `batches` batches of epoch 0 as the training loop does: each as tensors
+/// without a copy (as PyTorch's DataLoader passes its workers' shared-memory batches), then its
+/// buffers back to the workers. The first is timed from `start`, the rest from its arrival
+/// (worker start-up excluded, as for torchvision).
+pub fn time_batches(loader: &Loader, batches: usize, start: Instant) -> Result<Timed> {
+    let (mut first_batch_seconds, mut t0, mut images, mut checksum) = (f64::NAN, None, 0usize, 0.0f64);
+    for (i, b) in loader.epoch(0, 0).take(batches).enumerate() {
+        let b = b?;
+        // SAFETY: the tensors are dropped before the batch is recycled.
+        let views: Vec<tch::Tensor> = b.views.iter().map(|v| unsafe { borrowed_tensor(v) }).collect();
+        checksum += views[0].double_value(&[0, 0, 0, 0]);
+        drop(views);
+        let n = b.indices.len();
+        loader.recycle(b);
+        if i == 0 {
+            first_batch_seconds = start.elapsed().as_secs_f64();
+            t0 = Some(Instant::now());
+        } else {
+            images += n;
+        }
+    }
+    let Some(t0) = t0 else { bail!("the loader gave no batch") };
+    Ok(Timed { first_batch_seconds, images, seconds: t0.elapsed().as_secs_f64(), checksum })
+}
+
 /// Runs the pipeline over `images` samples and returns images/second (two views each), timed
 /// from the first batch's arrival to the last (worker start-up excluded, as for torchvision).
 pub fn run(a: &PipelineArgs) -> Result<serde_json::Value> {
@@ -138,45 +193,13 @@ pub fn run(a: &PipelineArgs) -> Result<serde_json::Value> {
     };
     let n_source = source.len();
     let data: Arc<dyn Dataset> = Arc::new(Repeat { inner: source, len: a.images });
-    let (mean, std) = (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]);
-    let recipe = moco_v2_recipe(a.size, mean, std);
-    let loader = Loader::new(
-        data,
-        Arc::new(vec![recipe.clone(), recipe]),
-        LoaderConfig {
-            batch_size: a.batch,
-            drop_last: true,
-            shuffle: true,
-            seed: a.seed,
-            workers: a.workers,
-            prefetch: 2,
-            on_bad_image: BadImage::Fail,
-        },
-    );
+    let loader = two_view_loader(data, a.size, a.batch, a.workers, a.seed);
     let batches = loader.num_batches();
     if batches < 2 {
         bail!("--images {} gives {batches} batch(es) of {}; time at least 2", a.images, a.batch);
     }
-    let mut t0 = None;
-    let mut timed = 0usize;
-    let mut checksum = 0.0f64;
-    for (i, b) in loader.epoch(0, 0).enumerate() {
-        let b = b?;
-        // The batch as tensors without a copy (as PyTorch's DataLoader passes its workers'
-        // shared-memory batches), then its buffers go back to the workers, as in the training loop.
-        // SAFETY: the tensors are dropped before the batch is recycled.
-        let views: Vec<tch::Tensor> = b.views.iter().map(|v| unsafe { borrowed_tensor(v) }).collect();
-        checksum += views[0].double_value(&[0, 0, 0, 0]);
-        drop(views);
-        let n = b.indices.len();
-        loader.recycle(b);
-        if i == 0 {
-            t0 = Some(Instant::now());
-        } else {
-            timed += n;
-        }
-    }
-    let secs = t0.expect("at least one batch").elapsed().as_secs_f64();
+    let t = time_batches(&loader, batches, Instant::now())?;
+    let (timed, secs, checksum) = (t.images, t.seconds, t.checksum);
     let ips = timed as f64 / secs;
     Ok(serde_json::json!({
         "tool": "unmix", "size": a.size, "workers": a.workers, "batch": a.batch,

@@ -4,25 +4,18 @@
 //! bank of a given size (time, peak memory); `unmix bench scale-plot` draws their records as
 //! log-log curves. Each measurement is a process of its own, so its memory figures are its own.
 
-use super::model::peak_rss_gib;
-use super::pipeline::moco_v2_recipe;
-use crate::data::borrowed_tensor;
+use super::model::{peak_rss_gib, status_kib};
+use super::pipeline::{time_batches, two_view_loader};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 use unmix_data::folder::ImageFolder;
-use unmix_data::loader::{BadImage, Loader, LoaderConfig};
 
 /// Resident memory of this process now (VmRSS), in bytes.
 fn rss_bytes() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib * 1024.0)
+    status_kib("VmRSS") * 1024.0
 }
 
 pub struct FolderArgs<'a> {
@@ -49,42 +42,15 @@ pub fn folder(a: &FolderArgs) -> Result<serde_json::Value> {
     if steps == 0 {
         bail!("{} holds {files} images: fewer than two batches of --batch {}", a.root.display(), a.batch);
     }
-    let recipe = moco_v2_recipe(a.size, vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]);
-    let t = Instant::now();
-    let loader = Loader::new(
-        Arc::new(folder),
-        Arc::new(vec![recipe.clone(), recipe]),
-        LoaderConfig {
-            batch_size: a.batch,
-            drop_last: true,
-            shuffle: true,
-            seed: 0,
-            workers: a.workers,
-            prefetch: 2,
-            on_bad_image: BadImage::Fail,
-        },
-    );
-    let (mut first_batch_seconds, mut t0, mut timed, mut checksum) = (f64::NAN, None, 0usize, 0.0f64);
-    for (i, b) in loader.epoch(0, 0).take(steps + 1).enumerate() {
-        let b = b?;
-        // SAFETY: the tensor is dropped before the batch goes back to the workers.
-        checksum += unsafe { borrowed_tensor(&b.views[0]) }.double_value(&[0, 0, 0, 0]);
-        let n = b.indices.len();
-        loader.recycle(b);
-        if i == 0 {
-            first_batch_seconds = t.elapsed().as_secs_f64();
-            t0 = Some(Instant::now());
-        } else {
-            timed += n;
-        }
-    }
-    let secs = t0.expect("at least one batch").elapsed().as_secs_f64();
+    let start = Instant::now();
+    let loader = two_view_loader(Arc::new(folder), a.size, a.batch, a.workers, 0);
+    let t = time_batches(&loader, steps + 1, start)?;
     Ok(serde_json::json!({
         "tool": "unmix", "what": "folder", "root": a.root.display().to_string(), "files": files, "classes": classes,
         "index_seconds": index_seconds, "index_resident_bytes": index_bytes,
-        "bytes_per_file": index_bytes / files as f64, "first_batch_seconds": first_batch_seconds,
-        "size": a.size, "batch": a.batch, "steps": steps, "workers": a.workers, "images": timed,
-        "images_per_second": timed as f64 / secs, "peak_rss_gib": peak_rss_gib(), "checksum": checksum,
+        "bytes_per_file": index_bytes / files as f64, "first_batch_seconds": t.first_batch_seconds,
+        "size": a.size, "batch": a.batch, "steps": steps, "workers": a.workers, "images": t.images,
+        "images_per_second": t.images as f64 / t.seconds, "peak_rss_gib": peak_rss_gib(), "checksum": t.checksum,
     }))
 }
 
