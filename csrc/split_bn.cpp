@@ -32,9 +32,13 @@ struct PartedBatchNorm : public torch::autograd::Function<PartedBatchNorm> {
     int64_t begin, rows, fold, stat, local;
   };
 
+  // A part of n samples is normalized in `groups` groups when they divide it, else as one (as the
+  // layer's forward treats a batch).
+  static int64_t groups_of(int64_t n, int64_t groups) { return n % groups == 0 ? groups : 1; }
+
   // The segments of one part of n samples starting at row `begin`, statistics from `stat` on.
   static std::vector<Segment> segments(int64_t begin, int64_t n, int64_t groups, bool blocked, int64_t c, int64_t stat) {
-    const int64_t g = n % groups == 0 ? groups : 1;
+    const int64_t g = groups_of(n, groups);
     std::vector<Segment> out;
     if (!blocked) return {{begin, n, g, stat, 0}};
     for (int64_t k = 0; k < g; ++k) out.push_back({begin + k * (n / g), n / g, 1, stat + k * c, k * c});
@@ -61,12 +65,15 @@ struct PartedBatchNorm : public torch::autograd::Function<PartedBatchNorm> {
     TORCH_CHECK(x_in.dim() >= 2 && groups > 0 && total == x_in.size(0), "parted batch norm: parts of ", sizes,
                 " samples do not make a batch of shape ", x_in.sizes());
     const int64_t c = x_in.size(1);
+    // native_batch_norm checks none of these (at::batch_norm does, before calling it), and a
+    // parameter shorter than the channels would be read and written past its end.
     for (auto [name, t] : {std::pair{"weight", &weight}, {"bias", &bias}, {"running_mean", &running_mean}, {"running_var", &running_var}}) {
       TORCH_CHECK(t->defined() && t->dim() == 1 && t->numel() == c, name, " should contain ", c, " elements not ", t->numel());
     }
     // Folded views need standard-contiguous memory; blocks keep the input's own layout.
     auto x = blocked ? x_in : x_in.contiguous();
     auto out = at::empty_like(x);
+    // Saved statistics in the parameters' type (fp32 for a bf16 input under autocast).
     auto stat = x.options().dtype(weight.scalar_type());
     auto save_mean = at::empty({stat_count(sizes, groups, c)}, stat);
     auto save_invstd = at::empty_like(save_mean);
@@ -74,7 +81,7 @@ struct PartedBatchNorm : public torch::autograd::Function<PartedBatchNorm> {
     for (int64_t n : sizes) {
       // Every group of the part updates its own copy of the running statistics, starting from
       // where the previous part left them; the layer keeps their mean.
-      const int64_t g = n % groups == 0 ? groups : 1;
+      const int64_t g = groups_of(n, groups);
       auto means = running_mean.repeat({g});
       auto vars = running_var.repeat({g});
       for (const auto& s : segments(begin, n, groups, blocked, c, at_stat)) {
@@ -100,7 +107,7 @@ struct PartedBatchNorm : public torch::autograd::Function<PartedBatchNorm> {
 
   static int64_t stat_count(const std::vector<int64_t>& sizes, int64_t groups, int64_t c) {
     int64_t k = 0;
-    for (int64_t n : sizes) k += (n % groups == 0 ? groups : 1) * c;
+    for (int64_t n : sizes) k += groups_of(n, groups) * c;
     return k;
   }
 
@@ -115,6 +122,7 @@ struct PartedBatchNorm : public torch::autograd::Function<PartedBatchNorm> {
     const bool blocked = ctx->saved_data["blocked"].toBool();
     const double eps = ctx->saved_data["eps"].toDouble();
     const int64_t c = x.size(1);
+    // The incoming gradient in the input's layout, so every block runs the same (fast) path.
     auto go = grads[0].contiguous(x.suggest_memory_format());
     auto gx = at::empty_like(x);
     const bool need_w = weight.defined() && weight.requires_grad();
@@ -140,7 +148,7 @@ struct PartedBatchNorm : public torch::autograd::Function<PartedBatchNorm> {
         }
       }
       begin += n;
-      at_stat += (n % groups == 0 ? groups : 1) * c;
+      at_stat += groups_of(n, groups) * c;
     }
     return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
