@@ -499,13 +499,7 @@ mod tests {
         // One network and one batch for both, independent of libtorch's global generator
         // (shared by the tests running beside this one).
         let net = tiny(true);
-        use rand_distr::Distribution;
-        let mut draw = ChaCha8Rng::seed_from_u64(3);
-        let mut normal = || -> Tensor {
-            let v: Vec<f64> = (0..4 * 64).map(|_| rand_distr::StandardNormal.sample(&mut draw)).collect();
-            Tensor::from_slice(&v).view([4, 1, 8, 8])
-        };
-        let (x1, x2) = (normal(), normal());
+        let (x1, x2) = (normal_batch(3, 4), normal_batch(4, 4));
         let step = |again: bool| {
             let mut m = tiny(true);
             m.load_state(&net.state()).unwrap();

@@ -327,16 +327,14 @@ impl ResNet {
         }
         // Split batch norm in channels-last memory normalizes contiguous blocks of the batch; put
         // group g's samples (g, g + G, g + 2G, ...) into block g, and the features back in order.
-        let (n, g) = (x.size()[0], self.bn1.splits);
-        let parts = self.bn1.parts.borrow().clone();
-        if train && g > 1 && parts.len() > 1 {
-            // Batches forwarded together: each part's groups become blocks within that part.
-            let (order, inverse) = part_group_blocks(&parts, g, x.device());
-            let y = self.body(&channels_last(&x.index_select(0, &order)), train);
-            return y.index_select(0, &inverse);
+        // Batches forwarded together (`parts`) have their groups put into blocks part by part.
+        let g = self.bn1.splits;
+        let mut parts = self.bn1.parts.borrow().clone();
+        if parts.len() < 2 {
+            parts = vec![x.size()[0]];
         }
-        if train && g > 1 && n % g == 0 {
-            let (order, inverse) = group_blocks(n, g, x.device());
+        if train && g > 1 && parts.iter().any(|n| n % g == 0) {
+            let (order, inverse) = part_group_blocks(&parts, g, x.device());
             let y = self.body(&channels_last(&x.index_select(0, &order)), train);
             return y.index_select(0, &inverse);
         }
