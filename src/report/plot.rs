@@ -178,16 +178,7 @@ where
     };
     let position =
         if corner(true) > corner(false) { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()
-        .map_err(&e)?;
-    area.present().map_err(&e)?;
-    Ok(())
+    finish(chart, area, position, &e)
 }
 
 /// A chart of curves (name, points) on logarithmic x and y axes (cost against data size); points
@@ -284,15 +275,28 @@ where
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], c.filled()));
     }
+    finish(chart, area, SeriesLabelPosition::UpperLeft, &e)
+}
+
+/// Draws the legend of a line chart's series at `position` and writes the chart out.
+fn finish<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    mut chart: ChartContext<'a, DB, CT>,
+    area: DrawingArea<DB, Shift>,
+    position: SeriesLabelPosition,
+    e: &dyn Fn(DrawingAreaErrorKind<DB::ErrorType>) -> anyhow::Error,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(180, 180, 180))
         .draw()
-        .map_err(&e)?;
-    area.present().map_err(&e)?;
+        .map_err(e)?;
+    area.present().map_err(e)?;
     Ok(())
 }
 
