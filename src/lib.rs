@@ -20,7 +20,8 @@
 //! 7. [`eval`]: kNN and linear evaluations;
 //! 8. [`train`]: the pretraining loop;
 //! 9. [`report`], [`export`]: what a run folder shows and exports;
-//! 10. [`compare`], [`bench`]: commands built on all of the above (the CLI in main.rs comes last).
+//! 10. [`compare`], [`bench`]: commands built on all of the above (the binary, main.rs and its
+//!     `cli/` modules, comes last and reaches the library only as `unmix::`).
 
 // `loss = loss + term` builds a new autograd node, as the PyTorch code it mirrors does; tch's
 // `loss += term` would be an in-place `add_` on a tensor of the graph.
