@@ -4,6 +4,8 @@
 //! with a class legend. Each chart is written as PNG and SVG side by side.
 
 use anyhow::{anyhow, Result};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -70,6 +72,66 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A linear f64 axis with the ticks `ticks` chose (plotters' `with_key_points` has no default
+/// label formatting, which its mesh needs).
+struct Ticked {
+    inner: RangedCoordf64,
+    bold: Vec<f64>,
+    light: Vec<f64>,
+}
+
+impl Ticked {
+    fn new(range: std::ops::Range<f64>, bold: Vec<f64>, light: Vec<f64>) -> Self {
+        Ticked { inner: range.into(), bold, light }
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            self.light.clone()
+        } else {
+            self.bold.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// Tick values for the axis range [lo, hi]: the bold ones at whole multiples of the smallest 1-2-5
+/// step (at least `min_step`) that leaves at most `max` of them, the light grid at a fifth of it (a
+/// quarter for a 2-step, none below `min_step`). Plotters' own float ticks compare with an absolute
+/// epsilon and drop the last tick at values like 80.0, leaving the top of a kNN chart unlabelled.
+fn ticks(lo: f64, hi: f64, max: usize, min_step: f64) -> (Vec<f64>, Vec<f64>) {
+    let at = |step: f64| -> Vec<f64> {
+        let (first, last) = ((lo / step).ceil() as i64, (hi / step).floor() as i64);
+        (first..=last).map(|k| k as f64 * step).collect()
+    };
+    if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+        return (vec![], vec![]);
+    }
+    let mut decade = 10f64.powf(((hi - lo) / max.max(1) as f64).log10().floor());
+    loop {
+        for m in [1.0, 2.0, 5.0] {
+            let step = m * decade;
+            if step >= min_step && at(step).len() <= max.max(1) {
+                let fine = if m == 2.0 { step / 4.0 } else { step / 5.0 };
+                return (at(step), if fine >= min_step { at(fine) } else { vec![] });
+            }
+        }
+        decade *= 10.0;
+    }
+}
+
 /// A chart of `series` (name, values) over `xs`; NaN values are gaps. `path` gets `.png` and
 /// `.svg` (its own extension is replaced).
 pub fn line_plot(
@@ -127,28 +189,22 @@ where
         range(xs.iter().copied())
     };
     let (y0, y1) = range(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
+    // Whole-number x gets whole ticks only, at most one per unit.
+    let (x_bold, x_light) =
+        if whole { ticks(x0, x1, ((x1 - x0).round() as usize).clamp(2, 10), 1.0) } else { ticks(x0, x1, 10, 0.0) };
+    let (y_bold, y_light) = ticks(y0, y1, 10, 0.0);
     let mut chart = ChartBuilder::on(&area)
         .caption(title, ("sans-serif", 24))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d(x0..x1, y0..y1)
+        .build_cartesian_2d(Ticked::new(x0..x1, x_bold, x_light), Ticked::new(y0..y1, y_bold, y_light))
         .map_err(&e)?;
-    let span = (x1 - x0).round() as usize;
-    let x_ticks = if whole { span.clamp(2, 10) } else { 10 };
-    let x_format = |v: &f64| {
-        if whole && (v.fract().abs() > 1e-9) {
-            String::new()
-        } else {
-            number(*v)
-        }
-    };
     chart
         .configure_mesh()
         .x_desc(xlabel)
         .y_desc(ylabel)
-        .x_labels(x_ticks)
-        .x_label_formatter(&x_format)
+        .x_label_formatter(&|v| number(*v))
         .y_label_formatter(&|v| number(*v))
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
@@ -169,16 +225,34 @@ where
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], c.filled()));
     }
-    // The legend in the right-hand corner its points leave emptier (rising accuracy curves end
-    // top right, falling losses bottom right).
-    let corner = |top: bool| {
-        let (xm, ym) = (x1 - 0.35 * (x1 - x0), if top { y1 - 0.35 * (y1 - y0) } else { y0 + 0.35 * (y1 - y0) });
-        let inside = |q: &(f64, f64)| q.0 >= xm && if top { q.1 >= ym } else { q.1 <= ym };
+    finish(chart, area, legend_corner(curves, (x0, x1), (y0, y1)), &e)
+}
+
+/// The chart corner whose box (35 % of each axis) holds the fewest points, for the legend; on a
+/// tie the right-hand corners first (rising accuracy curves end top right, falling losses bottom
+/// right, so the other right-hand corner is usually empty).
+fn legend_corner(
+    curves: &[(&str, Vec<(f64, f64)>)],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    let count = |right: bool, top: bool| {
+        let (xm, ym) = (
+            if right { x1 - 0.35 * (x1 - x0) } else { x0 + 0.35 * (x1 - x0) },
+            if top { y1 - 0.35 * (y1 - y0) } else { y0 + 0.35 * (y1 - y0) },
+        );
+        let inside =
+            |q: &(f64, f64)| (if right { q.0 >= xm } else { q.0 <= xm }) && if top { q.1 >= ym } else { q.1 <= ym };
         curves.iter().flat_map(|(_, p)| p.iter()).filter(|q| inside(q)).count()
     };
-    let position =
-        if corner(true) > corner(false) { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
-    finish(chart, area, position, &e)
+    let corners = [
+        (true, true, SeriesLabelPosition::UpperRight),
+        (true, false, SeriesLabelPosition::LowerRight),
+        (false, true, SeriesLabelPosition::UpperLeft),
+        (false, false, SeriesLabelPosition::LowerLeft),
+    ];
+    let fewest = corners.iter().map(|&(r, t, _)| count(r, t)).min().unwrap_or(0);
+    corners.into_iter().find(|&(r, t, _)| count(r, t) == fewest).map_or(SeriesLabelPosition::UpperRight, |c| c.2)
 }
 
 /// A chart of curves (name, points) on logarithmic x and y axes (cost against data size); points
@@ -391,6 +465,38 @@ pub fn caption(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linear_ticks_keep_the_last_multiple_below_the_top_and_respect_the_count() {
+        // The swav-bn1 comparison's kNN axis: plotters labelled 78 .. 79.8 and dropped 80.
+        let (bold, light) = ticks(77.93, 80.167, 10, 0.0);
+        let labels: Vec<String> = bold.iter().map(|v| number(*v)).collect();
+        assert_eq!(labels, ["78", "78.5", "79", "79.5", "80"]);
+        assert_eq!(light.len(), 22, "{light:?}");
+        let (bold, _) = ticks(77.93, 80.167, 12, 0.0);
+        assert_eq!(bold.iter().map(|v| number(*v)).last().as_deref(), Some("80"));
+        assert_eq!(bold.len(), 11);
+        // Whole-number axes (epochs): whole ticks only, no grid between units.
+        let (bold, light) = ticks(0.5, 3.5, 3, 1.0);
+        assert_eq!((bold, light), (vec![1.0, 2.0, 3.0], vec![]));
+        let (bold, light) = ticks(-1.5, 51.5, 10, 1.0);
+        assert_eq!(bold, (0..=10).map(|k| k as f64 * 10.0).filter(|v| *v <= 50.0).collect::<Vec<_>>());
+        assert_eq!(light.len(), 26);
+        assert_eq!(ticks(1.0, 1.0, 10, 0.0), (vec![], vec![]));
+    }
+
+    #[test]
+    fn the_legend_goes_to_the_emptiest_corner_right_hand_first() {
+        let pos = |curves: &[(&str, Vec<(f64, f64)>)]| format!("{:?}", legend_corner(curves, (0.0, 10.0), (0.0, 10.0)));
+        // Rising curves: top right is taken, bottom right is free.
+        assert_eq!(pos(&[("a", vec![(1.0, 1.0), (9.0, 9.0)])]), "LowerRight");
+        // Falling curves: bottom right taken.
+        assert_eq!(pos(&[("a", vec![(1.0, 9.0), (9.0, 1.0)])]), "UpperRight");
+        // Both right-hand corners taken (the moco-at-base chart): the empty top left.
+        assert_eq!(pos(&[("a", vec![(1.0, 1.0), (9.0, 9.5)]), ("b", vec![(8.0, 0.5), (9.0, 1.0)])]), "UpperLeft");
+        // Nothing anywhere: top right.
+        assert_eq!(pos(&[]), "UpperRight");
+    }
 
     #[test]
     fn log_ticks_label_one_two_five_per_decade_in_short_form() {
