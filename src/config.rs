@@ -850,8 +850,23 @@ impl Config {
         out
     }
 
-    /// Checks values that types cannot; each message names the key and what would fix it.
+    /// Checks values that types cannot; each message names the key and what would fix it. The
+    /// phases run in this order, so the first mistake in a file is the one reported.
     pub fn validate(&self) -> Result<()> {
+        self.validate_data()?;
+        self.validate_limits()?;
+        self.validate_views()?;
+        self.validate_model_and_batch()?;
+        self.unmix.validate()?;
+        self.validate_mixture()?;
+        self.validate_unmix_layout()?;
+        self.method.validate(&self.run_context(1))?;
+        self.validate_train()?;
+        self.validate_eval()
+    }
+
+    /// The dataset, its evaluation resize and crop, its channels and normalization.
+    fn validate_data(&self) -> Result<()> {
         let c = self;
         let channels = c.data.dataset.channels();
         if c.data.eval_crop > 0 && c.data.eval_resize == 0 {
@@ -901,6 +916,12 @@ impl Config {
         if c.data.prefetch == 0 {
             bail!("data.prefetch must be at least 1");
         }
+        Ok(())
+    }
+
+    /// Upper bounds on sizes and counts.
+    fn validate_limits(&self) -> Result<()> {
+        let c = self;
         // Sizes beyond these are typing mistakes, and would end in an allocation failure (an
         // abort in libtorch) or a million threads instead of a message.
         at_most("data.workers", c.data.workers, 256)?;
@@ -913,6 +934,12 @@ impl Config {
             at_most(&format!("model.widths[{i}]"), *w as usize, 16384)?;
         }
         at_most("model.bn_splits", c.model.bn_splits.max(0) as usize, 1 << 16)?;
+        Ok(())
+    }
+
+    /// The augmentation recipes, multi-crop's small crops included.
+    fn validate_views(&self) -> Result<()> {
+        let c = self;
         let mut views = vec![("augment.view1", &c.augment.view1), ("augment.view2", c.view2())];
         match (&c.augment.small, c.augment.small_crops) {
             (Some(small), n) if n > 0 => {
@@ -935,6 +962,12 @@ impl Config {
         for (name, v) in views {
             validate_view(name, v)?;
         }
+        Ok(())
+    }
+
+    /// The network's widths, batch-norm groups and padding, and the batch they split.
+    fn validate_model_and_batch(&self) -> Result<()> {
+        let c = self;
         if c.model.widths.iter().any(|w| *w <= 0) || c.model.bn_splits < 1 {
             bail!("model.widths must be positive and model.bn_splits >= 1");
         }
@@ -951,8 +984,13 @@ impl Config {
         if c.model.bn_splits > 1 && b as i64 % c.model.bn_splits != 0 {
             bail!("train.batch_size = {b} is not divisible by model.bn_splits = {}", c.model.bn_splits);
         }
-        c.unmix.validate()?;
-        c.validate_mixture()?;
+        Ok(())
+    }
+
+    /// How the mixture's pass is laid out: one pass with the clean batch, or mixing groups.
+    fn validate_unmix_layout(&self) -> Result<()> {
+        let c = self;
+        let b = c.train.batch_size;
         if c.unmix.enabled && c.unmix.one_pass && !matches!(c.method, MethodConfig::Moco(_)) {
             bail!(
                 "unmix.one_pass = true is implemented for method moco only, not {}; remove the key (the mixture then gets a pass of its own)",
@@ -968,8 +1006,12 @@ impl Config {
                 bail!("unmix.groups = {g} needs train.drop_last = true (a partial last batch would not split into equal groups)");
             }
         }
-        c.method.validate(&c.run_context(1))?;
-        c.validate_train()?;
+        Ok(())
+    }
+
+    /// The kNN and online-probe settings.
+    fn validate_eval(&self) -> Result<()> {
+        let c = self;
         if c.eval.knn_k == 0 || !(c.eval.knn_t > 0.0 && c.eval.knn_t.is_finite()) || c.eval.batch_size == 0 {
             bail!("eval.knn_k, eval.knn_t and eval.batch_size must be positive (and eval.knn_t finite)");
         }
