@@ -152,59 +152,15 @@ pub fn train_and_evaluate(
     if pc.epochs == 0 || !(pc.lr > 0.0 && pc.lr.is_finite()) || pc.batch_size == 0 {
         bail!("the linear evaluation needs at least 1 epoch, a positive finite learning rate and a batch of at least 1 (got {} epochs, lr {})", pc.epochs, pc.lr);
     }
-    let dim = test_features.size()[1];
-    let vs = nn::VarStore::new(device);
-    // Both scripts: fc.weight ~ N(0, 0.01), fc.bias = 0.
-    let fc = nn::linear(
-        vs.root() / "fc",
-        dim,
-        classes,
-        nn::LinearConfig {
-            ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 },
-            bs_init: Some(nn::Init::Const(0.0)),
-            bias: true,
-        },
-    );
+    let (vs, fc) = classifier(device, test_features.size()[1], classes);
     let mut opt = crate::optim::Optimizer::new(crate::model::named_trainable(&vs), pc.momentum, pc.weight_decay);
-    let loader = Loader::new(
-        train.clone(),
-        Arc::new(vec![recipe]),
-        // Both scripts keep the last partial batch (DataLoader's default).
-        LoaderConfig {
-            batch_size: pc.batch_size,
-            drop_last: false,
-            shuffle: true,
-            seed: pc.seed,
-            workers,
-            prefetch: 2,
-            on_bad_image: BadImage::Fail,
-        },
-    );
+    let loader = crop_loader(train, recipe, pc, workers);
     let mut per_epoch = Vec::with_capacity(pc.epochs);
     let (mut best, mut best_epoch, mut last5, mut train_top1) = (f64::NEG_INFINITY, 0, 0.0, 0.0);
     for epoch in 0..pc.epochs {
         let lr = pc.lr_at(epoch);
-        let (mut loss_sum, mut batches, mut hits, mut seen) = (0.0, 0usize, 0.0, 0usize);
-        for b in loader.epoch(epoch as u64, 0) {
-            let b = b?;
-            let x = to_tensor(&b.views[0], device);
-            let y = crate::eval::linear::labels_tensor(&b.labels, device);
-            let f = tch::no_grad(|| embed(&x).to_kind(Kind::Float));
-            let logits = fc.forward(&f);
-            let loss = logits.cross_entropy_for_logits(&y);
-            opt.zero_grad();
-            loss.backward();
-            opt.step(lr);
-            loss_sum += loss.double_value(&[]);
-            batches += 1;
-            if epoch + 1 == pc.epochs {
-                let (t1, _) = tch::no_grad(|| accuracy(&logits, &y));
-                hits += t1 * b.labels.len() as f64;
-                seen += b.labels.len();
-            }
-            loader.recycle(b);
-        }
-        let mean_loss = loss_sum / batches.max(1) as f64;
+        let last = epoch + 1 == pc.epochs;
+        let (mean_loss, fit) = train_epoch(&loader, epoch, last, &fc, &mut opt, lr, device, embed)?;
         if !mean_loss.is_finite() {
             bail!("the linear classifier's loss became {mean_loss} in epoch {}; lower --lr", epoch + 1);
         }
@@ -213,9 +169,7 @@ pub fn train_and_evaluate(
             (best, best_epoch) = (top1, epoch + 1);
         }
         last5 = top5;
-        if seen > 0 {
-            train_top1 = hits / seen as f64;
-        }
+        train_top1 = fit.unwrap_or(train_top1);
         per_epoch.push(top1);
         on_epoch(epoch + 1, lr, mean_loss, top1);
     }
@@ -227,6 +181,69 @@ pub fn train_and_evaluate(
         per_epoch_top1: per_epoch,
         last_train_top1: train_top1,
     })
+}
+
+/// The linear classifier, initialized as both scripts do: fc.weight ~ N(0, 0.01), fc.bias = 0.
+fn classifier(device: Device, dim: i64, classes: i64) -> (nn::VarStore, nn::Linear) {
+    let vs = nn::VarStore::new(device);
+    let init = nn::LinearConfig {
+        ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 },
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias: true,
+    };
+    let fc = nn::linear(vs.root() / "fc", dim, classes, init);
+    (vs, fc)
+}
+
+/// The augmented training crops, shuffled; both scripts keep the last partial batch
+/// (DataLoader's default).
+fn crop_loader(train: &Arc<dyn Dataset>, recipe: ViewRecipe, pc: &ProtocolConfig, workers: usize) -> Loader {
+    let config = LoaderConfig {
+        batch_size: pc.batch_size,
+        drop_last: false,
+        shuffle: true,
+        seed: pc.seed,
+        workers,
+        prefetch: 2,
+        on_bad_image: BadImage::Fail,
+    };
+    Loader::new(train.clone(), Arc::new(vec![recipe]), config)
+}
+
+/// One epoch of the classifier on frozen features of fresh crops: the mean loss, and on the last
+/// epoch (`fit`) the top-1 on the training crops.
+#[allow(clippy::too_many_arguments)]
+fn train_epoch(
+    loader: &Loader,
+    epoch: usize,
+    fit: bool,
+    fc: &nn::Linear,
+    opt: &mut crate::optim::Optimizer,
+    lr: f64,
+    device: Device,
+    embed: &dyn Fn(&Tensor) -> Tensor,
+) -> Result<(f64, Option<f64>)> {
+    let (mut loss_sum, mut batches, mut hits, mut seen) = (0.0, 0usize, 0.0, 0usize);
+    for b in loader.epoch(epoch as u64, 0) {
+        let b = b?;
+        let x = to_tensor(&b.views[0], device);
+        let y = crate::eval::linear::labels_tensor(&b.labels, device);
+        let f = tch::no_grad(|| embed(&x).to_kind(Kind::Float));
+        let logits = fc.forward(&f);
+        let loss = logits.cross_entropy_for_logits(&y);
+        opt.zero_grad();
+        loss.backward();
+        opt.step(lr);
+        loss_sum += loss.double_value(&[]);
+        batches += 1;
+        if fit {
+            let (t1, _) = tch::no_grad(|| accuracy(&logits, &y));
+            hits += t1 * b.labels.len() as f64;
+            seen += b.labels.len();
+        }
+        loader.recycle(b);
+    }
+    Ok((loss_sum / batches.max(1) as f64, (seen > 0).then(|| hits / seen as f64)))
 }
 
 /// The SwAV authors' eval_linear.py normalizes CIFAR with its own std (the 50k images' per-pixel
