@@ -71,39 +71,60 @@ fn two_steps(cfg: &Config, device: Device, state: &[(String, Tensor)], views: &[
     Ok((losses, Tensor::cat(&q, 0)))
 }
 
+/// Every check on `device_name`; an error listing the failed ones (with the whole report) when
+/// any fails.
 pub fn run(device_name: &str) -> Result<Value> {
     let cfg = tiny(device_name, Precision::Fp32)?;
     let device = build::runtime(&cfg)?;
-    let mut checks = Vec::new();
-    let cuda = device.is_cuda();
-    // Fp32 on two devices: cuDNN may use TF32 convolutions, ~1e-3 relative; the same device gives 0.
-    let cross_bound = if cuda { 2e-2 } else { 1e-12 };
+    let mut checks = same_steps_and_autocast(device_name, &cfg, device)?;
+    checks.extend(split_bn_node(device)?);
+    checks.push(pinned_staging(device)?);
+    checks.push(process_group(device)?);
+    let failed: Vec<&str> = checks.iter().filter(|c| c["ok"] != true).filter_map(|c| c["check"].as_str()).collect();
+    let result = json!({
+        "device": format!("{device:?}"),
+        "cuda_available": tch::Cuda::is_available(),
+        "nccl_built": crate::dist::NCCL_BUILT,
+        "checks": checks,
+        "failed": failed,
+    });
+    if !failed.is_empty() {
+        bail!("selftest on {device:?} failed: {}\n{result:#}", failed.join("; "));
+    }
+    Ok(result)
+}
 
-    // 1. The same steps on the CPU and on the device.
+/// Checks one and two: the same steps on the CPU and on the device (fp32 on two devices: cuDNN
+/// may use TF32 convolutions, ~1e-3 relative; the same device gives 0), then autocast bf16 on the
+/// device against fp32, from the same state.
+fn same_steps_and_autocast(device_name: &str, cfg: &Config, device: Device) -> Result<Vec<Value>> {
+    let cross_bound = if device.is_cuda() { 2e-2 } else { 1e-12 };
     let cpu_cfg = tiny("cpu", Precision::Fp32)?;
     let init = build::method(&cpu_cfg, Device::Cpu, 1).state();
     let x1 = Tensor::randn([32, 1, 28, 28], (Kind::Float, Device::Cpu));
     let x2 = Tensor::randn([32, 1, 28, 28], (Kind::Float, Device::Cpu));
     let views = [x1, x2];
     let (l_cpu, w_cpu) = two_steps(&cpu_cfg, Device::Cpu, &init, &views)?;
-    let (l_dev, w_dev) = two_steps(&cfg, device, &init, &views)?;
+    let (l_dev, w_dev) = two_steps(cfg, device, &init, &views)?;
     let dl = l_cpu.iter().zip(&l_dev).map(|(a, b)| ((a - b) / a).abs()).fold(0.0, f64::max);
-    checks.push(check("same steps: loss, cpu vs device", dl, cross_bound, json!({"cpu": l_cpu, "device": l_dev})));
+    let mut checks =
+        vec![check("same steps: loss, cpu vs device", dl, cross_bound, json!({"cpu": l_cpu, "device": l_dev}))];
     checks.push(check(
         "same steps: query weights after 2 steps, cpu vs device",
         relative(&w_dev, &w_cpu),
         cross_bound,
         json!({}),
     ));
-
-    // 2. Autocast bf16 on the device against fp32, from the same state.
     let bf16 = tiny(device_name, Precision::Bf16)?;
     let (l_bf, _) = two_steps(&bf16, device, &init, &views)?;
     let d = ((l_bf[0] - l_dev[0]) / l_dev[0]).abs();
     checks.push(check("autocast bf16 vs fp32: first loss", d, 5e-2, json!({"fp32": l_dev[0], "bf16": l_bf[0]})));
+    Ok(checks)
+}
 
-    // 3. The split-BN node: channels-last (blocked batch norm in one node) against the standard
-    // layout with the same weights, training-mode features and a gradient, on the device.
+/// Check three, the split-BN node: channels-last (blocked batch norm in one node) against the standard
+/// layout with the same weights, training-mode features and a gradient, on the device.
+fn split_bn_node(device: Device) -> Result<Vec<Value>> {
     let net_cfg =
         ResNetConfig { widths: [8, 8, 16, 16], in_channels: 3, cifar_stem: true, bn_splits: 4, ..Default::default() };
     let build_net = |channels_last: bool| {
@@ -118,24 +139,30 @@ pub fn run(device_name: &str) -> Result<Value> {
     fa.sum(Kind::Float).backward();
     fb.sum(Kind::Float).backward();
     let g = |vs: &nn::VarStore| vs.variables()["layer1.0.bn1.weight"].grad();
-    let same_device = if cuda { 1e-3 } else { 1e-4 };
-    checks.push(check("split-BN node: features, blocked vs standard", relative(&fb, &fa), same_device, json!({})));
-    checks.push(check(
-        "split-BN node: a BN weight's gradient, blocked vs standard",
-        relative(&g(&vs_b), &g(&vs_a)),
-        same_device * 10.0,
-        json!({}),
-    ));
+    let same_device = if device.is_cuda() { 1e-3 } else { 1e-4 };
+    Ok(vec![
+        check("split-BN node: features, blocked vs standard", relative(&fb, &fa), same_device, json!({})),
+        check(
+            "split-BN node: a BN weight's gradient, blocked vs standard",
+            relative(&g(&vs_b), &g(&vs_a)),
+            same_device * 10.0,
+            json!({}),
+        ),
+    ])
+}
 
-    // 4. Pinned staging.
+/// Check four, pinned staging: a batch staged through page-locked memory arrives unchanged.
+fn pinned_staging(device: Device) -> Result<Value> {
     let host: Vec<f32> = (0..2 * 3 * 8 * 8).map(|i| (i as f32 * 0.37).sin()).collect();
     let batch = unmix_data::loader::ViewBatch { channels: 3, height: 8, width: 8, data: host.clone() };
     let staged = crate::data::to_tensor(&batch, device);
     let plain = Tensor::from_slice(&host).view([2, 3, 8, 8]).to_device(device);
     let exact = bool::try_from(staged.eq_tensor(&plain).all())?;
-    checks.push(check("pinned staging: batch arrives unchanged", if exact { 0.0 } else { 1.0 }, 0.0, json!({})));
+    Ok(check("pinned staging: batch arrives unchanged", if exact { 0.0 } else { 1.0 }, 0.0, json!({})))
+}
 
-    // 5. A process group of one process doing each collective.
+/// Check five: a process group of one process doing each collective.
+fn process_group(device: Device) -> Result<Value> {
     let d = Dist::single(device)?;
     let t = Tensor::arange(6, (Kind::Float, device)).view([2, 3]);
     let sum = t.copy();
@@ -145,23 +172,5 @@ pub fn run(device_name: &str) -> Result<Value> {
     d.broadcast(&b, 0)?;
     d.barrier()?;
     let m = [relative(&sum, &t), relative(&gathered, &t), relative(&b, &t)].into_iter().fold(0.0, f64::max);
-    checks.push(check(
-        "process group of 1: all-reduce, all-gather, broadcast, barrier",
-        m,
-        0.0,
-        json!({"backend": d.backend}),
-    ));
-
-    let failed: Vec<&str> = checks.iter().filter(|c| c["ok"] != true).filter_map(|c| c["check"].as_str()).collect();
-    let result = json!({
-        "device": format!("{device:?}"),
-        "cuda_available": tch::Cuda::is_available(),
-        "nccl_built": crate::dist::NCCL_BUILT,
-        "checks": checks,
-        "failed": failed,
-    });
-    if !failed.is_empty() {
-        bail!("selftest on {device:?} failed: {}\n{result:#}", failed.join("; "));
-    }
-    Ok(result)
+    Ok(check("process group of 1: all-reduce, all-gather, broadcast, barrier", m, 0.0, json!({"backend": d.backend})))
 }
