@@ -154,9 +154,6 @@ impl ImageFolder {
     /// labelled by `val/val_annotations.txt` (lines `FILE<TAB>WNID<TAB>x0<TAB>y0<TAB>x1<TAB>y1`),
     /// in the order of that file. The unlabelled `test` split is not supported.
     pub fn tiny_imagenet(root: &Path, train: bool) -> Result<ImageFolder> {
-        const HINT: &str = "expected the Tiny ImageNet layout (tiny-imagenet-200.zip from \
-            http://cs231n.stanford.edu/): wnids.txt, train/WNID/images/*.JPEG, val/images/*.JPEG \
-            and val/val_annotations.txt";
         let dir = {
             let nested = root.join("tiny-imagenet-200");
             if nested.join("wnids.txt").is_file() || !root.join("wnids.txt").is_file() {
@@ -165,78 +162,9 @@ impl ImageFolder {
                 root.to_path_buf()
             }
         };
-        let wnids_path = dir.join("wnids.txt");
-        if !wnids_path.is_file() {
-            return Err(not_found(root, format!("expected {}", wnids_path.display()), HINT));
-        }
-        let text = read_text(&wnids_path)?;
-        let classes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
-        if classes.is_empty() {
-            return Err(DataError::format(&wnids_path, "no WNIDs in the file"));
-        }
-        let index_of = |wnid: &str| classes.iter().position(|c| c == wnid);
-        for (k, c) in classes.iter().enumerate() {
-            if index_of(c) != Some(k) {
-                return Err(DataError::format(&wnids_path, format!("WNID {c} is listed twice")));
-            }
-        }
-
-        let mut files = Vec::new();
-        let mut labels = Vec::new();
-        if train {
-            for (k, wnid) in classes.iter().enumerate() {
-                let images = dir.join("train").join(wnid).join("images");
-                if !images.is_dir() {
-                    return Err(not_found(root, format!("expected {}", images.display()), HINT));
-                }
-                let found: Vec<PathBuf> = read_dir_sorted(&images)?
-                    .into_iter()
-                    .map(|(_, p)| p)
-                    .filter(|p| p.is_file() && has_image_extension(p))
-                    .collect();
-                if found.is_empty() {
-                    return Err(not_found(root, format!("images in {}", images.display()), HINT));
-                }
-                labels.extend(std::iter::repeat_n(k as u32, found.len()));
-                files.extend(found);
-            }
-        } else {
-            let ann = dir.join("val").join("val_annotations.txt");
-            if !ann.is_file() {
-                return Err(not_found(root, format!("expected {}", ann.display()), HINT));
-            }
-            let images = dir.join("val").join("images");
-            for (n, line) in read_text(&ann)?.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let mut fields = line.split('\t');
-                let (file, wnid) = match (fields.next(), fields.next()) {
-                    (Some(f), Some(w)) if !f.is_empty() && !w.is_empty() => (f, w.trim()),
-                    _ => {
-                        return Err(DataError::format(
-                            &ann,
-                            format!("line {}: expected FILE<TAB>WNID<TAB>box, got {line:?}", n + 1),
-                        ))
-                    }
-                };
-                let path = images.join(file);
-                if Path::new(file).components().count() != 1 || !path.is_file() {
-                    return Err(DataError::format(
-                        &ann,
-                        format!("line {}: image {} does not exist", n + 1, path.display()),
-                    ));
-                }
-                let label = index_of(wnid).ok_or_else(|| {
-                    DataError::format(&ann, format!("line {}: WNID {wnid} is not in {}", n + 1, wnids_path.display()))
-                })?;
-                files.push(path);
-                labels.push(label as u32);
-            }
-            if files.is_empty() {
-                return Err(DataError::format(&ann, "no annotated validation images"));
-            }
-        }
+        let (wnids_path, classes) = tiny_wnids(root, &dir)?;
+        let (files, labels) =
+            if train { tiny_train(root, &dir, &classes)? } else { tiny_val(root, &dir, &classes, &wnids_path)? };
         Ok(ImageFolder { root: dir, classes, files, labels })
     }
 
@@ -352,4 +280,88 @@ pub fn decode_image_bytes(bytes: &[u8], path: &Path) -> Result<Image> {
         other => other.to_rgb8(),
     };
     Ok(Image::new(h, w, 3, rgb.into_raw()))
+}
+
+const TINY_HINT: &str = "expected the Tiny ImageNet layout (tiny-imagenet-200.zip from \
+    http://cs231n.stanford.edu/): wnids.txt, train/WNID/images/*.JPEG, val/images/*.JPEG \
+    and val/val_annotations.txt";
+
+/// Tiny ImageNet's classes: wnids.txt's WNIDs in order, each once.
+fn tiny_wnids(root: &Path, dir: &Path) -> Result<(PathBuf, Vec<String>)> {
+    let wnids_path = dir.join("wnids.txt");
+    if !wnids_path.is_file() {
+        return Err(not_found(root, format!("expected {}", wnids_path.display()), TINY_HINT));
+    }
+    let text = read_text(&wnids_path)?;
+    let classes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    if classes.is_empty() {
+        return Err(DataError::format(&wnids_path, "no WNIDs in the file"));
+    }
+    for (k, c) in classes.iter().enumerate() {
+        if classes.iter().position(|d| d == c) != Some(k) {
+            return Err(DataError::format(&wnids_path, format!("WNID {c} is listed twice")));
+        }
+    }
+    Ok((wnids_path, classes))
+}
+
+/// Tiny ImageNet's train split: `train/WNID/images/*`, class by class, each class's files sorted.
+fn tiny_train(root: &Path, dir: &Path, classes: &[String]) -> Result<(Vec<PathBuf>, Vec<u32>)> {
+    let (mut files, mut labels) = (Vec::new(), Vec::new());
+    for (k, wnid) in classes.iter().enumerate() {
+        let images = dir.join("train").join(wnid).join("images");
+        if !images.is_dir() {
+            return Err(not_found(root, format!("expected {}", images.display()), TINY_HINT));
+        }
+        let found: Vec<PathBuf> = read_dir_sorted(&images)?
+            .into_iter()
+            .map(|(_, p)| p)
+            .filter(|p| p.is_file() && has_image_extension(p))
+            .collect();
+        if found.is_empty() {
+            return Err(not_found(root, format!("images in {}", images.display()), TINY_HINT));
+        }
+        labels.extend(std::iter::repeat_n(k as u32, found.len()));
+        files.extend(found);
+    }
+    Ok((files, labels))
+}
+
+/// Tiny ImageNet's val split: `val/images/*` in the order of `val/val_annotations.txt`, each
+/// labelled by its line's WNID.
+fn tiny_val(root: &Path, dir: &Path, classes: &[String], wnids_path: &Path) -> Result<(Vec<PathBuf>, Vec<u32>)> {
+    let ann = dir.join("val").join("val_annotations.txt");
+    if !ann.is_file() {
+        return Err(not_found(root, format!("expected {}", ann.display()), TINY_HINT));
+    }
+    let images = dir.join("val").join("images");
+    let (mut files, mut labels) = (Vec::new(), Vec::new());
+    for (n, line) in read_text(&ann)?.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = line.split('\t');
+        let (file, wnid) = match (fields.next(), fields.next()) {
+            (Some(f), Some(w)) if !f.is_empty() && !w.is_empty() => (f, w.trim()),
+            _ => {
+                return Err(DataError::format(
+                    &ann,
+                    format!("line {}: expected FILE<TAB>WNID<TAB>box, got {line:?}", n + 1),
+                ))
+            }
+        };
+        let path = images.join(file);
+        if Path::new(file).components().count() != 1 || !path.is_file() {
+            return Err(DataError::format(&ann, format!("line {}: image {} does not exist", n + 1, path.display())));
+        }
+        let label = classes.iter().position(|c| c == wnid).ok_or_else(|| {
+            DataError::format(&ann, format!("line {}: WNID {wnid} is not in {}", n + 1, wnids_path.display()))
+        })?;
+        files.push(path);
+        labels.push(label as u32);
+    }
+    if files.is_empty() {
+        return Err(DataError::format(&ann, "no annotated validation images"));
+    }
+    Ok((files, labels))
 }
