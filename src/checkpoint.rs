@@ -151,8 +151,9 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)], metadata: &B
         .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
 }
 
-/// The string pairs in a safetensors file's header (`__metadata__`), read without its tensors.
-pub fn read_header_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+/// A safetensors file's JSON header and the offset its tensor data starts at, read without the
+/// tensors.
+fn read_header(path: &Path) -> Result<(serde_json::Value, u64)> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut len = [0u8; 8];
@@ -163,12 +164,38 @@ pub fn read_header_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
     }
     let mut header = vec![0u8; n];
     f.read_exact(&mut header).with_context(|| format!("{}: damaged header", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&header).with_context(|| format!("{}: damaged header", path.display()))?;
+    let v = serde_json::from_slice(&header).with_context(|| format!("{}: damaged header", path.display()))?;
+    Ok((v, 8 + n as u64))
+}
+
+/// The string pairs in a safetensors file's header (`__metadata__`), read without its tensors.
+pub fn read_header_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let (v, _) = read_header(path)?;
     Ok(v["__metadata__"]
         .as_object()
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default())
+}
+
+/// A checkpoint's metadata (epoch, step, config, ...) without reading its tensors: for what only
+/// needs to know which run and where it stopped. [`load`] checks the tensors against the checksum.
+pub fn read_meta(path: &Path) -> Result<Meta> {
+    use std::io::{Read, Seek, SeekFrom};
+    let not_unmix = || anyhow!("{} has no unmix metadata: not an unmix checkpoint", path.display());
+    let (v, data) = read_header(path).with_context(|| {
+        format!("{} is not a readable unmix checkpoint (damaged or another format)", path.display())
+    })?;
+    let offsets = v[META]["data_offsets"].as_array().ok_or_else(not_unmix)?;
+    let (a, b) = match (offsets.first().and_then(|o| o.as_u64()), offsets.get(1).and_then(|o| o.as_u64())) {
+        (Some(a), Some(b)) if a <= b && b - a <= 100 << 20 => (a, b),
+        _ => return Err(not_unmix()),
+    };
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut bytes = vec![0u8; (b - a) as usize];
+    f.seek(SeekFrom::Start(data + a))
+        .and_then(|_| f.read_exact(&mut bytes))
+        .with_context(|| format!("{}: truncated (its metadata lies past the end)", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: damaged metadata", path.display()))
 }
 
 pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &Meta) -> Result<()> {
@@ -330,6 +357,35 @@ pub fn write_jsonl(path: &Path, lines: &[serde_json::Value]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_meta_gives_what_load_gives_without_the_tensors_and_refuses_other_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let path = dir.join("c.safetensors");
+        let tensors = vec![
+            ("w".to_string(), Tensor::from_slice(&[1.5f32, -2.0, 3.25])),
+            ("v".to_string(), Tensor::from_slice(&[7i64, 8])),
+        ];
+        let meta = Meta::at_epoch_end(3, 42, "seed = 1\n".into(), 1, 2.5, 768);
+        save(&path, &tensors, &meta).unwrap();
+        let (_, loaded) = load(&path).unwrap();
+        let read = read_meta(&path).unwrap();
+        assert_eq!(read, loaded);
+        assert_eq!((read.epoch, read.step, read.config.as_str()), (3, 42, "seed = 1\n"));
+        // A safetensors file without unmix's metadata, and a file cut short.
+        let plain = dir.join("plain.safetensors");
+        write_safetensors(&plain, &tensors, &BTreeMap::new()).unwrap();
+        assert!(read_meta(&plain).unwrap_err().to_string().contains("not an unmix checkpoint"));
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(
+            format!("{:#}", read_meta(&cut).unwrap_err()).contains("truncated"),
+            "{:#}",
+            read_meta(&cut).unwrap_err()
+        );
+    }
 
     #[test]
     fn round_trip_and_failed_write_keeps_old_file() {

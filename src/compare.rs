@@ -166,7 +166,7 @@ fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
     let ckpt = dir.join(RUN_CHECKPOINT);
     let resume = ckpt.exists();
     if resume {
-        let (_, meta) = checkpoint::load(&ckpt)?;
+        let meta = checkpoint::read_meta(&ckpt)?;
         same_config(&meta.config, &format!("the config saved in {}", ckpt.display()))?;
         crate::say!("   resuming {} at epoch {} of {}", dir.display(), meta.epoch, cfg.train.epochs);
     }

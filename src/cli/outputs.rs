@@ -43,7 +43,7 @@ pub fn not_over_a_checkpoint(out: &Path, input: &Path) -> Result<()> {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
-    if same || (out.is_file() && unmix::checkpoint::load(out).is_ok()) {
+    if same || (out.is_file() && unmix::checkpoint::read_meta(out).is_ok()) {
         bail!("--out {} is a checkpoint; refusing to write over it (choose another file)", out.display());
     }
     Ok(())

@@ -250,7 +250,7 @@ pub fn check_resume(cfg: &Config, meta: &Meta, ckpt: &Path) -> Result<()> {
 pub fn resume_config(dir: &Path, sets: &[String]) -> Result<(Config, Vec<String>)> {
     let ckpt = dir.join(RUN_CHECKPOINT);
     no_checkpoint(dir, &ckpt)?;
-    let (_, meta) = checkpoint::load(&ckpt).with_context(|| format!("cannot resume the run in {}", dir.display()))?;
+    let meta = checkpoint::read_meta(&ckpt).with_context(|| format!("cannot resume the run in {}", dir.display()))?;
     let saved = Config::from_saved_toml(&meta.config, &format!("the config saved in {}", ckpt.display()), &[])?;
     // The run's config.toml, edited by hand or not.
     let file = dir.join("config.toml");
