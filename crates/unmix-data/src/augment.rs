@@ -739,10 +739,18 @@ fn hue_shift_body(src: &[u8], dst: &mut [u8], shift: u8) {
     }
 }
 
-/// One pixel of [`hue_shift_body`], branch-free.
+/// One pixel of [`hue_shift_body`], branch-free: Pillow's rgb2hsv_row, the hue byte shifted, and
+/// its hsv2rgb_row.
 #[inline(always)]
 fn hue_shift_rgb(r8: u8, g8: u8, b8: u8, shift: u8, tab: &HsvTables) -> (u8, u8, u8) {
-    // rgb2hsv_row.
+    let (h8, s8) = rgb_to_hue_saturation_branch_free(r8, g8, b8);
+    hsv_to_rgb_branch_free(h8.wrapping_add(shift), s8, r8.max(g8).max(b8), tab)
+}
+
+/// [`rgb_to_hsv`] without branches (vector lanes): Pillow's rgb2hsv_row for one pixel, its hue
+/// and saturation bytes (the value byte is the largest channel).
+#[inline(always)]
+fn rgb_to_hue_saturation_branch_free(r8: u8, g8: u8, b8: u8) -> (u8, u8) {
     let maxc8 = r8.max(g8).max(b8);
     let minc8 = r8.min(g8).min(b8);
     let grey = maxc8 == minc8;
@@ -770,8 +778,14 @@ fn hue_shift_rgb(r8: u8, g8: u8, b8: u8, shift: u8, tab: &HsvTables) -> (u8, u8,
     // SAFETY: finite values inside the i32 range.
     let h8 = unsafe { hq.to_int_unchecked::<i32>() }.clamp(0, 255) as u8;
     let s8 = unsafe { sq.to_int_unchecked::<i32>() }.clamp(0, 255) as u8;
-    // hsv2rgb with the hue byte shifted.
-    let hs = h8.wrapping_add(shift) as usize;
+    (h8, s8)
+}
+
+/// [`hsv_to_rgb`] without branches (vector lanes): Pillow's hsv2rgb_row for one pixel of hue
+/// byte `hs`, saturation byte `s8` and value `maxc8`.
+#[inline(always)]
+fn hsv_to_rgb_branch_free(hs: u8, s8: u8, maxc8: u8, tab: &HsvTables) -> (u8, u8, u8) {
+    let hs = hs as usize;
     let (f, sector, fs) = (tab.f[hs], tab.sector[hs], tab.fs[s8 as usize]);
     let vf = maxc8 as f32 as f64;
     let round = |x: f64| {
@@ -922,72 +936,73 @@ fn transpose_hwc(src: &[u8], h: usize, w: usize, c: usize) -> Vec<u8> {
 /// `(w, h, c)`.
 #[inline(always)]
 fn transpose_region(src: &[u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize) -> Vec<u8> {
-    // Inlined with a literal channel count for 1 and 4, so the pixel copies are fixed-size moves.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn body(src: &[u8], out: &mut [u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize) {
-        // Blocks of 16 x 16 pixels keep both sides in cache lines.
-        const B: usize = 16;
-        for y0 in (0..h).step_by(B) {
-            for x0 in (0..w).step_by(B) {
-                for y in y0..(y0 + B).min(h) {
-                    let row = &src[(top + y) * stride + left * c..];
-                    for x in x0..(x0 + B).min(w) {
-                        let d = (x * h + y) * c;
-                        out[d..d + c].copy_from_slice(&row[x * c..x * c + c]);
-                    }
+    let mut out = vec![0u8; h * w * c];
+    match c {
+        1 => transpose_block_c(src, &mut out, stride, top, left, h, w, 1),
+        3 => transpose_block3(src, &mut out, stride, top, left, h, w),
+        4 => transpose_block_c(src, &mut out, stride, top, left, h, w, 4),
+        _ => transpose_block_c(src, &mut out, stride, top, left, h, w, c),
+    }
+    out
+}
+
+/// The blocked copy of `transpose_region` for `c` channels; inlined with a literal `c` for 1 and
+/// 4, so the pixel copies are fixed-size moves.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn transpose_block_c(src: &[u8], out: &mut [u8], stride: usize, top: usize, left: usize, h: usize, w: usize, c: usize) {
+    // Blocks of 16 x 16 pixels keep both sides in cache lines.
+    const B: usize = 16;
+    for y0 in (0..h).step_by(B) {
+        for x0 in (0..w).step_by(B) {
+            for y in y0..(y0 + B).min(h) {
+                let row = &src[(top + y) * stride + left * c..];
+                for x in x0..(x0 + B).min(w) {
+                    let d = (x * h + y) * c;
+                    out[d..d + c].copy_from_slice(&row[x * c..x * c + c]);
                 }
             }
         }
     }
-    /// Three channels moved as one 4-byte word: the fourth byte read is the next pixel's (or the
-    /// next row's, which exists as `y < h - 1`), and the fourth byte written lands on the next
-    /// destination pixel, written after it (the next `y` of the block, or a later block of rows);
-    /// the last row, whose next destination pixel is the next column's first, copies 3 bytes.
-    #[inline(always)]
-    fn body3(src: &[u8], out: &mut [u8], stride: usize, top: usize, left: usize, h: usize, w: usize) {
-        const B: usize = 16;
-        if h == 0 || w == 0 {
-            return;
-        }
-        // Every read below is inside rows top..top + h, columns left..left + w (+1 byte before
-        // the last row), every write inside out.
-        assert!(
-            stride >= (left + w) * 3 && (top + h - 1) * stride + (left + w) * 3 <= src.len() && out.len() == h * w * 3
-        );
-        let (sp, dp) = (src.as_ptr(), out.as_mut_ptr());
-        for y0 in (0..h).step_by(B) {
-            let y1 = (y0 + B).min(h);
-            for x0 in (0..w).step_by(B) {
-                for y in y0..y1 {
-                    let row = (top + y) * stride + left * 3;
-                    for x in x0..(x0 + B).min(w) {
-                        let (s, d) = (row + x * 3, (x * h + y) * 3);
-                        // SAFETY: s + 4 <= src.len() as row y + 1 exists; d + 4 <= out.len()
-                        // unless (x, y) is the last pixel, which is in the last row.
-                        unsafe {
-                            if y + 1 < h {
-                                std::ptr::write_unaligned(
-                                    dp.add(d) as *mut u32,
-                                    std::ptr::read_unaligned(sp.add(s) as *const u32),
-                                );
-                            } else {
-                                std::ptr::copy_nonoverlapping(sp.add(s), dp.add(d), 3);
-                            }
+}
+
+/// Three channels moved as one 4-byte word: the fourth byte read is the next pixel's (or the
+/// next row's, which exists as `y < h - 1`), and the fourth byte written lands on the next
+/// destination pixel, written after it (the next `y` of the block, or a later block of rows);
+/// the last row, whose next destination pixel is the next column's first, copies 3 bytes.
+#[inline(always)]
+fn transpose_block3(src: &[u8], out: &mut [u8], stride: usize, top: usize, left: usize, h: usize, w: usize) {
+    const B: usize = 16;
+    if h == 0 || w == 0 {
+        return;
+    }
+    // Every read below is inside rows top..top + h, columns left..left + w (+1 byte before
+    // the last row), every write inside out.
+    assert!(stride >= (left + w) * 3 && (top + h - 1) * stride + (left + w) * 3 <= src.len() && out.len() == h * w * 3);
+    let (sp, dp) = (src.as_ptr(), out.as_mut_ptr());
+    for y0 in (0..h).step_by(B) {
+        let y1 = (y0 + B).min(h);
+        for x0 in (0..w).step_by(B) {
+            for y in y0..y1 {
+                let row = (top + y) * stride + left * 3;
+                for x in x0..(x0 + B).min(w) {
+                    let (s, d) = (row + x * 3, (x * h + y) * 3);
+                    // SAFETY: s + 4 <= src.len() as row y + 1 exists; d + 4 <= out.len()
+                    // unless (x, y) is the last pixel, which is in the last row.
+                    unsafe {
+                        if y + 1 < h {
+                            std::ptr::write_unaligned(
+                                dp.add(d) as *mut u32,
+                                std::ptr::read_unaligned(sp.add(s) as *const u32),
+                            );
+                        } else {
+                            std::ptr::copy_nonoverlapping(sp.add(s), dp.add(d), 3);
                         }
                     }
                 }
             }
         }
     }
-    let mut out = vec![0u8; h * w * c];
-    match c {
-        1 => body(src, &mut out, stride, top, left, h, w, 1),
-        3 => body3(src, &mut out, stride, top, left, h, w),
-        4 => body(src, &mut out, stride, top, left, h, w, 4),
-        _ => body(src, &mut out, stride, top, left, h, w, c),
-    }
-    out
 }
 
 /// Pillow `ImagingBoxBlur(img, xradius, yradius, passes)`: `passes` horizontal box blurs, then

@@ -23,7 +23,7 @@ use rand::Rng;
 
 use crate::augment::{augment, normalize_into, ViewRecipe};
 use crate::error::DataError;
-use crate::image::{Image, ImageSet};
+use crate::image::{Image, ImageRef, ImageSet};
 use crate::seed::{epoch_rng, sample_rng};
 
 /// A random-access labelled image dataset.
@@ -223,14 +223,9 @@ impl EpochJob {
         cancelled: &dyn Fn() -> bool,
         skipped: &mut Vec<(usize, DataError)>,
     ) -> Result<Batch, DataError> {
-        // Global batch b; this shard takes its positions rank, rank + world, ...
-        let (rank, world) = self.shard;
-        let lo = b * self.batch_size * world;
-        let hi = (lo + self.batch_size * world).min(self.order.len());
-        let mine: Vec<usize> = self.order[lo..hi].iter().skip(rank).step_by(world).copied().collect();
-        let n = mine.len();
-        let mut indices = Vec::with_capacity(n);
-        let mut labels = Vec::with_capacity(n);
+        let mine = self.shard_samples(b);
+        let mut indices = Vec::with_capacity(mine.len());
+        let mut labels = Vec::with_capacity(mine.len());
         let mut views: Vec<Option<ViewBatch>> = vec![None; self.recipes.len()];
         for &i in &mine {
             if cancelled() {
@@ -244,51 +239,76 @@ impl EpochJob {
                     continue;
                 }
             };
-            // Position of the sample among the kept ones.
-            let k = indices.len();
+            // indices.len(): the sample's position among the kept ones.
+            self.write_views(img.as_ref(), i, indices.len(), mine.len(), &mut views)?;
             indices.push(i);
             labels.push(self.dataset.label(i));
-            for (v, recipe) in self.recipes.iter().enumerate() {
-                let mut rng = sample_rng(self.seed, self.epoch, i as u64, v as u64);
-                let out = augment(img.as_ref(), recipe, &mut rng);
-                if recipe.mean.len() != out.channels || recipe.std.len() != out.channels {
-                    return Err(loader_error(format!(
-                        "view {v}: {} means / {} stds for a {}-channel image",
-                        recipe.mean.len(),
-                        recipe.std.len(),
-                        out.channels
-                    )));
-                }
-                // Sized for the whole batch; cut to the kept samples below.
-                let view = views[v].get_or_insert_with(|| ViewBatch {
-                    channels: out.channels,
-                    height: out.height,
-                    width: out.width,
-                    data: self.pool.take(n * out.channels * out.height * out.width),
-                });
-                if (view.channels, view.height, view.width) != (out.channels, out.height, out.width) {
-                    return Err(loader_error(format!(
-                        "view {v}: sample {i} gives a {}x{}x{} image, the batch has {}x{}x{}",
-                        out.channels, out.height, out.width, view.channels, view.height, view.width
-                    )));
-                }
-                let chw = view.channels * view.height * view.width;
-                normalize_into(out.as_ref(), &recipe.mean, &recipe.std, &mut view.data[k * chw..(k + 1) * chw]);
-            }
         }
-        let kept = indices.len();
-        let views = views
-            .into_iter()
-            .map(|v| {
-                v.map(|mut v| {
-                    v.data.truncate(kept * v.channels * v.height * v.width);
-                    v
-                })
-                .unwrap_or(ViewBatch { channels: 0, height: 0, width: 0, data: Vec::new() })
-            })
-            .collect();
+        let views = cut_to_kept(views, indices.len());
         Ok(Batch { index: b, indices, labels, views })
     }
+
+    /// The samples of global batch `b` that this shard takes: positions rank, rank + world, ...
+    fn shard_samples(&self, b: usize) -> Vec<usize> {
+        let (rank, world) = self.shard;
+        let lo = b * self.batch_size * world;
+        let hi = (lo + self.batch_size * world).min(self.order.len());
+        self.order[lo..hi].iter().skip(rank).step_by(world).copied().collect()
+    }
+
+    /// Augments sample `i` once per view and writes it, normalized, at position `k` of each view's
+    /// batch (allocated for `n` samples on the first one).
+    fn write_views(
+        &self,
+        img: ImageRef,
+        i: usize,
+        k: usize,
+        n: usize,
+        views: &mut [Option<ViewBatch>],
+    ) -> Result<(), DataError> {
+        for (v, recipe) in self.recipes.iter().enumerate() {
+            let mut rng = sample_rng(self.seed, self.epoch, i as u64, v as u64);
+            let out = augment(img, recipe, &mut rng);
+            if recipe.mean.len() != out.channels || recipe.std.len() != out.channels {
+                return Err(loader_error(format!(
+                    "view {v}: {} means / {} stds for a {}-channel image",
+                    recipe.mean.len(),
+                    recipe.std.len(),
+                    out.channels
+                )));
+            }
+            // Sized for the whole batch; cut to the kept samples by `cut_to_kept`.
+            let view = views[v].get_or_insert_with(|| ViewBatch {
+                channels: out.channels,
+                height: out.height,
+                width: out.width,
+                data: self.pool.take(n * out.channels * out.height * out.width),
+            });
+            if (view.channels, view.height, view.width) != (out.channels, out.height, out.width) {
+                return Err(loader_error(format!(
+                    "view {v}: sample {i} gives a {}x{}x{} image, the batch has {}x{}x{}",
+                    out.channels, out.height, out.width, view.channels, view.height, view.width
+                )));
+            }
+            let chw = view.channels * view.height * view.width;
+            normalize_into(out.as_ref(), &recipe.mean, &recipe.std, &mut view.data[k * chw..(k + 1) * chw]);
+        }
+        Ok(())
+    }
+}
+
+/// Each view's batch cut to the `kept` samples (an empty view where no sample was kept).
+fn cut_to_kept(views: Vec<Option<ViewBatch>>, kept: usize) -> Vec<ViewBatch> {
+    views
+        .into_iter()
+        .map(|v| {
+            v.map(|mut v| {
+                v.data.truncate(kept * v.channels * v.height * v.width);
+                v
+            })
+            .unwrap_or(ViewBatch { channels: 0, height: 0, width: 0, data: Vec::new() })
+        })
+        .collect()
 }
 
 impl Loader {
