@@ -151,26 +151,27 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)], metadata: &B
         .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
 }
 
-/// A safetensors file's JSON header and the offset its tensor data starts at, read without the
-/// tensors.
-fn read_header(path: &Path) -> Result<(serde_json::Value, u64)> {
+/// A safetensors file's JSON header, the offset its tensor data starts at and the open file
+/// (positioned after the header), read without the tensors.
+fn read_header(path: &Path) -> Result<(serde_json::Value, u64, std::fs::File)> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = f.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
     let mut len = [0u8; 8];
     f.read_exact(&mut len).with_context(|| format!("{} is not a safetensors file", path.display()))?;
-    let n = u64::from_le_bytes(len) as usize;
-    if n > 100 << 20 {
-        bail!("{} is not a safetensors file (header of {n} bytes)", path.display());
+    let n = u64::from_le_bytes(len);
+    if n > (100 << 20).min(size.saturating_sub(8)) {
+        bail!("{} is not a safetensors file (header of {n} bytes in a file of {size})", path.display());
     }
-    let mut header = vec![0u8; n];
+    let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).with_context(|| format!("{}: damaged header", path.display()))?;
     let v = serde_json::from_slice(&header).with_context(|| format!("{}: damaged header", path.display()))?;
-    Ok((v, 8 + n as u64))
+    Ok((v, 8 + n, f))
 }
 
 /// The string pairs in a safetensors file's header (`__metadata__`), read without its tensors.
 pub fn read_header_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let (v, _) = read_header(path)?;
+    let (v, _, _) = read_header(path)?;
     Ok(v["__metadata__"]
         .as_object()
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
@@ -181,16 +182,21 @@ pub fn read_header_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
 /// needs to know which run and where it stopped. [`load`] checks the tensors against the checksum.
 pub fn read_meta(path: &Path) -> Result<Meta> {
     use std::io::{Read, Seek, SeekFrom};
-    let not_unmix = || anyhow!("{} has no unmix metadata: not an unmix checkpoint", path.display());
-    let (v, data) = read_header(path).with_context(|| {
+    let (v, data, mut f) = read_header(path).with_context(|| {
         format!("{} is not a readable unmix checkpoint (damaged or another format)", path.display())
     })?;
-    let offsets = v[META]["data_offsets"].as_array().ok_or_else(not_unmix)?;
+    let offsets = v[META]["data_offsets"]
+        .as_array()
+        .ok_or_else(|| anyhow!("{} has no unmix metadata: not an unmix checkpoint", path.display()))?;
+    let size = f.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
     let (a, b) = match (offsets.first().and_then(|o| o.as_u64()), offsets.get(1).and_then(|o| o.as_u64())) {
-        (Some(a), Some(b)) if a <= b && b - a <= 100 << 20 => (a, b),
-        _ => return Err(not_unmix()),
+        (Some(a), Some(b)) if a <= b => (a, b),
+        _ => bail!("{}: damaged header (the unmix metadata's offsets)", path.display()),
     };
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // Checked before anything is allocated: the metadata must lie inside the file.
+    if data.checked_add(b).is_none_or(|end| end > size) {
+        bail!("{}: truncated (its metadata lies past the end)", path.display());
+    }
     let mut bytes = vec![0u8; (b - a) as usize];
     f.seek(SeekFrom::Start(data + a))
         .and_then(|_| f.read_exact(&mut bytes))
@@ -385,6 +391,13 @@ mod tests {
             "{:#}",
             read_meta(&cut).unwrap_err()
         );
+        // A hostile header: offsets at the end of the u64 range, refused before any allocation.
+        let json = format!(r#"{{"{META}":{{"dtype":"U8","shape":[0],"data_offsets":[{m},{m}]}}}}"#, m = u64::MAX);
+        let mut raw = (json.len() as u64).to_le_bytes().to_vec();
+        raw.extend_from_slice(json.as_bytes());
+        let hostile = dir.join("hostile.safetensors");
+        std::fs::write(&hostile, raw).unwrap();
+        assert!(format!("{:#}", read_meta(&hostile).unwrap_err()).contains("truncated"));
     }
 
     #[test]

@@ -65,6 +65,17 @@ pub struct Dist {
 /// Whether this build has the NCCL process group (see the module docs).
 pub const NCCL_BUILT: bool = cfg!(unmix_nccl);
 
+/// What to add to a failed join: NCCL's one-GPU-per-process rule where this process's GPU is not
+/// its LOCAL_RANK's.
+fn device_hint(device: Device, backend: &str, local_rank: usize) -> String {
+    match device {
+        Device::Cuda(i) if backend == "nccl" && i != local_rank => {
+            format!(" (NCCL needs one GPU per process: this is LOCAL_RANK {local_rank} on cuda:{i}; usually cuda:LOCAL_RANK)")
+        }
+        _ => String::new(),
+    }
+}
+
 /// The process group for tensors on `device`: NCCL for CUDA when built in, Gloo otherwise, unless
 /// UNMIX_DIST_BACKEND says which.
 fn choose_backend(device: Device) -> Result<&'static str> {
@@ -194,15 +205,10 @@ impl Dist {
             },
         };
         if group.is_null() {
-            let hint = match device {
-                Device::Cuda(i) if backend == "nccl" && i != local_rank => {
-                    format!(" (NCCL needs one GPU per process: this is LOCAL_RANK {local_rank} on cuda:{i}; usually cuda:LOCAL_RANK)")
-                }
-                _ => String::new(),
-            };
             bail!(
-                "rank {rank}: cannot join the {backend} process group at {addr}:{port} (world {world}): {}{hint}",
-                message(&err)
+                "rank {rank}: cannot join the {backend} process group at {addr}:{port} (world {world}): {}{}",
+                message(&err),
+                device_hint(device, backend, local_rank)
             );
         }
         Ok(Dist { group, rank, world, local_rank, backend })

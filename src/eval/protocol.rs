@@ -285,14 +285,7 @@ pub fn evaluate(
     let test_x =
         crate::eval::knn::extract(&test.data, &recipes, cfg.eval.batch_size, cfg.data.workers, device, false, &embed)?;
     let test_y = crate::eval::linear::labels_tensor(&test.labels, device);
-    // Crops of the test images' size: the centre crop for variable-size images, else the
-    // dataset's own (28 for Fashion-MNIST, 32 for CIFAR, ...).
-    let crop = if cfg.data.eval_crop > 0 {
-        (cfg.data.eval_crop, cfg.data.eval_crop)
-    } else {
-        let first = test.data.image(0)?;
-        (first.height, first.width)
-    };
+    let crop = test_crop(cfg, test.data.as_ref())?;
     let recipe = train_recipe(pc, crop, cfg.data.mean.clone(), cfg.data.std.clone());
     let classes = train.classes.max(test.classes) as i64;
     let description = format!("{}; {normalization}", pc.describe(crop, test_x.size()[1]));
@@ -318,6 +311,23 @@ pub fn evaluate(
         &embed,
         &mut log,
     )?;
+    warn_if_loss_grew(&losses, pc, &test_x);
+    Ok((r, description))
+}
+
+/// The training crops' size: the test images' (the centre crop for variable-size images, else
+/// the dataset's own: 28 for Fashion-MNIST, 32 for CIFAR, ...).
+fn test_crop(cfg: &crate::config::Config, test: &dyn unmix_data::loader::Dataset) -> Result<(usize, usize)> {
+    if cfg.data.eval_crop > 0 {
+        return Ok((cfg.data.eval_crop, cfg.data.eval_crop));
+    }
+    let first = test.image(0)?;
+    Ok((first.height, first.width))
+}
+
+/// Says when the classifier's loss ended above where it started: an lr too large for these
+/// features.
+fn warn_if_loss_grew(losses: &[f64], pc: &ProtocolConfig, test_x: &Tensor) {
     if let (Some(first), Some(last)) = (losses.first(), losses.last()) {
         if losses.len() > 1 && last > first {
             crate::say!(
@@ -329,7 +339,6 @@ pub fn evaluate(
             );
         }
     }
-    Ok((r, description))
 }
 
 #[cfg(test)]

@@ -178,20 +178,8 @@ where
 {
     let e = err(path);
     area.fill(&WHITE).map_err(&e)?;
-    let xs: Vec<f64> = curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)).collect();
-    // Whole-number x (epochs, steps, seeds): half a unit of room each side and whole ticks only.
-    let whole = xs.iter().all(|x| x.fract() == 0.0);
-    let (x0, x1) = if whole && !xs.is_empty() {
-        let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-        let pad = ((hi - lo) * 0.04).max(0.5);
-        (lo - pad, hi + pad)
-    } else {
-        range(xs.iter().copied())
-    };
+    let ((x0, x1), (x_bold, x_light)) = x_axis(curves);
     let (y0, y1) = range(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
-    // Whole-number x gets whole ticks only, at most one per unit.
-    let (x_bold, x_light) =
-        if whole { ticks(x0, x1, ((x1 - x0).round() as usize).clamp(2, 10), 1.0) } else { ticks(x0, x1, 10, 0.0) };
     let (y_bold, y_light) = ticks(y0, y1, 10, 0.0);
     let mut chart = ChartBuilder::on(&area)
         .caption(title, ("sans-serif", 24))
@@ -226,6 +214,22 @@ where
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], c.filled()));
     }
     finish(chart, area, legend_corner(curves, (x0, x1), (y0, y1)), &e)
+}
+
+/// The x range and its (labelled, light) ticks. Whole-number x (epochs, steps, seeds) gets half a
+/// unit of room each side and whole ticks only, at most one per unit.
+fn x_axis(curves: &[(&str, Vec<(f64, f64)>)]) -> ((f64, f64), (Vec<f64>, Vec<f64>)) {
+    let xs: Vec<f64> = curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)).collect();
+    let whole = xs.iter().all(|x| x.fract() == 0.0);
+    let (x0, x1) = if whole && !xs.is_empty() {
+        let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        let pad = ((hi - lo) * 0.04).max(0.5);
+        (lo - pad, hi + pad)
+    } else {
+        range(xs.iter().copied())
+    };
+    let t = if whole { ticks(x0, x1, ((x1 - x0).round() as usize).clamp(2, 10), 1.0) } else { ticks(x0, x1, 10, 0.0) };
+    ((x0, x1), t)
 }
 
 /// The chart corner whose box (35 % of each axis) holds the fewest points, for the legend; on a
@@ -474,7 +478,7 @@ mod tests {
         assert_eq!(labels, ["78", "78.5", "79", "79.5", "80"]);
         assert_eq!(light.len(), 22, "{light:?}");
         let (bold, _) = ticks(77.93, 80.167, 12, 0.0);
-        assert_eq!(bold.iter().map(|v| number(*v)).last().as_deref(), Some("80"));
+        assert_eq!(bold.iter().map(|v| number(*v)).next_back().as_deref(), Some("80"));
         assert_eq!(bold.len(), 11);
         // Whole-number axes (epochs): whole ticks only, no grid between units.
         let (bold, light) = ticks(0.5, 3.5, 3, 1.0);

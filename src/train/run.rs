@@ -195,33 +195,38 @@ impl<'a> Run<'a> {
     /// A new run's folder and config, or the checkpoint's state and the records made to agree
     /// with it.
     fn begin(&mut self, start: Start) -> Result<()> {
+        match start {
+            Start::New => self.start_new(),
+            Start::Resume { tensors, meta } | Start::Finished { tensors, meta } => self.resume_from(tensors, &meta),
+        }
+    }
+
+    /// A new run: the encoders from `model.init_from` if given, and (main rank) a fresh run folder
+    /// with the config in it, an earlier one moved aside.
+    fn start_new(&mut self) -> Result<()> {
         let main = self.rt.main_rank();
-        let dir = main.then_some(self.folder.dir.as_path());
-        let (tensors, meta) = match start {
-            Start::New => {
-                if let Some(file) = &self.cfg.model.init_from {
-                    let method = self.trainer.method.as_mut();
-                    let said = crate::init::init_from(method, Path::new(file), self.cfg.model.init_allow_missing_head)?;
-                    say!("{said}");
-                }
-                if main {
-                    if self.folder.in_use() {
-                        let to = self.folder.move_aside()?;
-                        say!(
-                            "moved the earlier contents of {} to {} (--force)",
-                            self.folder.dir.display(),
-                            to.display()
-                        );
-                    }
-                    std::fs::create_dir_all(self.folder.dir.join("checkpoints"))
-                        .with_context(|| format!("cannot create run folder {}", self.folder.dir.display()))?;
-                    self.folder.write_config(self.cfg)?;
-                }
-                self.log = RunLog::new(dir)?;
-                return Ok(());
+        if let Some(file) = &self.cfg.model.init_from {
+            let method = self.trainer.method.as_mut();
+            let said = crate::init::init_from(method, Path::new(file), self.cfg.model.init_allow_missing_head)?;
+            say!("{said}");
+        }
+        if main {
+            if self.folder.in_use() {
+                let to = self.folder.move_aside()?;
+                say!("moved the earlier contents of {} to {} (--force)", self.folder.dir.display(), to.display());
             }
-            Start::Resume { tensors, meta } | Start::Finished { tensors, meta } => (tensors, meta),
-        };
+            std::fs::create_dir_all(self.folder.dir.join("checkpoints"))
+                .with_context(|| format!("cannot create run folder {}", self.folder.dir.display()))?;
+            self.folder.write_config(self.cfg)?;
+        }
+        self.log = RunLog::new(main.then_some(self.folder.dir.as_path()))?;
+        Ok(())
+    }
+
+    /// A resumed (or finished) run: the trainer's state, the progress and the epoch in progress
+    /// from the checkpoint, and the logs continued from where it stopped.
+    fn resume_from(&mut self, tensors: Vec<(String, Tensor)>, meta: &Meta) -> Result<()> {
+        let main = self.rt.main_rank();
         let ckpt = self.folder.checkpoint();
         self.trainer
             .load_state(&tensors)
@@ -244,9 +249,9 @@ impl<'a> Run<'a> {
         if main {
             self.folder.write_config(self.cfg)?;
         }
-        self.log = RunLog::resumed(dir, &meta)?;
-        self.recall(&meta);
-        self.say_extension(&meta);
+        self.log = RunLog::resumed(main.then_some(self.folder.dir.as_path()), meta)?;
+        self.recall(meta);
+        self.say_extension(meta);
         say!(
             "resumed from {} at epoch {}{} (step {})",
             ckpt.display(),
@@ -319,6 +324,16 @@ impl<'a> Run<'a> {
         Finished::Stopped { reason, epoch, step: self.at.step, checkpoint: self.folder.checkpoint() }
     }
 
+    /// The progress bar's message after `batches` batches (`images` images) of this sitting's
+    /// epoch since `t0`: loss, lr, speed and the run's time left at this pace (its evaluations not
+    /// counted).
+    fn pace(&self, loss: f64, lr: f64, t0: Instant, images: u64, batches: usize) -> String {
+        let secs = t0.elapsed().as_secs_f64();
+        let ips = images as f64 / secs;
+        let left = secs / batches as f64 * (self.total_steps as u64 - self.at.step) as f64;
+        format!("loss {loss:.4} lr {lr:.5} {ips:.0} img/s, run ETA {}", duration(left))
+    }
+
     /// One epoch (the rest of it, when resumed inside it), ended by its evaluation, checkpoint
     /// and records; `Some` when a stop was asked for inside it (its checkpoint written).
     fn epoch(&mut self) -> Result<Option<StopReason>> {
@@ -350,11 +365,7 @@ impl<'a> Run<'a> {
             images += (labels.len() * self.rt.world) as u64;
             if self.at.step.is_multiple_of(cfg.train.log_every as u64) || i + 1 == epoch_len {
                 let l = self.log_step(&loss, lr)?;
-                let secs = t0.elapsed().as_secs_f64();
-                let ips = (images - w0.images) as f64 / secs;
-                // The run's time left at this epoch's pace (its evaluations not counted).
-                let left = secs / (i + 1 - w0.batches) as f64 * (self.total_steps as u64 - self.at.step) as f64;
-                bar.set_message(format!("loss {l:.4} lr {lr:.5} {ips:.0} img/s, run ETA {}", duration(left)));
+                bar.set_message(self.pace(l, lr, t0, images - w0.images, i + 1 - w0.batches));
             }
             bar.inc(1);
             if i + 1 < epoch_len {
