@@ -306,7 +306,10 @@ fn read_run(cfg: &Config, summary: &Value, dir: &Path, cost: &Cost, trained_now:
     let top1 = summary["knn"]["top1"].as_f64().context("the run reported no kNN accuracy")?;
     let configured = |f: crate::model::Features| (cfg.eval.features == f).then_some(top1);
     let head = summary["knn_head"]["top1"].as_f64().or(configured(crate::model::Features::Head));
-    let backbone = summary["knn_backbone"]["top1"].as_f64().or(configured(crate::model::Features::Backbone));
+    let backbone = summary["knn_backbone"]["top1"]
+        .as_f64()
+        .or(configured(crate::model::Features::Backbone))
+        .or_else(|| backbone_knn_file(cfg, dir));
     let per_step = cost.passes_per_image * cost.batch as f64 / 1e6;
     let curve = std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap_or_default()
@@ -324,6 +327,26 @@ fn read_run(cfg: &Config, summary: &Value, dir: &Path, cost: &Cost, trained_now:
         trained_now,
         curve,
     })
+}
+
+/// The pooled-backbone kNN top-1 of a run whose summary predates the two readouts, from the
+/// `knn-backbone.txt` that scripts/seed-table.sh wrote beside it (`unmix knn --checkpoint ...
+/// --set 'eval.features="backbone"'` on its last checkpoint), when that line's protocol is this
+/// config's: the final epoch, cosine kNN with the same k and temperature, pooled backbone features.
+fn backbone_knn_file(cfg: &Config, dir: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join("knn-backbone.txt")).ok()?;
+    knn_line_top1(&text, cfg.train.epochs, cfg.eval.knn_k, cfg.eval.knn_t)
+}
+
+fn knn_line_top1(text: &str, epoch: usize, k: usize, t: f64) -> Option<f64> {
+    let same = [
+        format!("(epoch {epoch}; "),
+        format!("weighted kNN (cosine, k {k}, t {t}) on the L2-normalized pooled backbone features"),
+    ];
+    if !same.iter().all(|s| text.contains(s.as_str())) {
+        return None;
+    }
+    text.trim_start().strip_prefix("kNN top-1: ")?.split('%').next()?.parse().ok()
 }
 
 fn pm(v: &[f64]) -> String {
@@ -511,6 +534,21 @@ mod tests {
         let (lo, hi) = ci95(&[1.0, 3.0]).unwrap();
         assert!((hi - 2.0 - 12.7062).abs() < 1e-3 && (lo - 2.0 + 12.7062).abs() < 1e-3);
         assert!(ci95(&[1.0]).is_none());
+    }
+
+    #[test]
+    fn backbone_knn_is_read_from_the_seed_tables_line_only_under_the_same_protocol() {
+        // The line `unmix knn` wrote for the 50-epoch MoCo pair's base run (results/fmnist-seeds).
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("results/fmnist-seeds/moco-50ep/base-seed0/knn-backbone.txt"),
+        )
+        .unwrap();
+        assert_eq!(knn_line_top1(&text, 50, 200, 0.1), Some(84.72));
+        assert_eq!(knn_line_top1(&text, 10, 200, 0.1), None, "another epoch");
+        assert_eq!(knn_line_top1(&text, 50, 20, 0.1), None, "another k");
+        assert_eq!(knn_line_top1(&text, 50, 200, 0.07), None, "another temperature");
+        let head = text.replace("pooled backbone features", "128-d head output");
+        assert_eq!(knn_line_top1(&head, 50, 200, 0.1), None, "the head's readout");
     }
 
     #[test]
