@@ -151,9 +151,18 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)], metadata: &B
         .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
 }
 
-/// A safetensors file's JSON header, the offset its tensor data starts at and the open file
-/// (positioned after the header), read without the tensors.
-fn read_header(path: &Path) -> Result<(serde_json::Value, u64, std::fs::File)> {
+/// A safetensors file's header, read without its tensors.
+struct Header {
+    json: serde_json::Value,
+    /// The offset its tensor data starts at.
+    data: u64,
+    /// The file's size in bytes.
+    size: u64,
+    /// The open file, positioned after the header.
+    file: std::fs::File,
+}
+
+fn read_header(path: &Path) -> Result<Header> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let size = f.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
@@ -166,12 +175,12 @@ fn read_header(path: &Path) -> Result<(serde_json::Value, u64, std::fs::File)> {
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).with_context(|| format!("{}: damaged header", path.display()))?;
     let v = serde_json::from_slice(&header).with_context(|| format!("{}: damaged header", path.display()))?;
-    Ok((v, 8 + n, f))
+    Ok(Header { json: v, data: 8 + n, size, file: f })
 }
 
 /// The string pairs in a safetensors file's header (`__metadata__`), read without its tensors.
 pub fn read_header_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let (v, _, _) = read_header(path)?;
+    let v = read_header(path)?.json;
     Ok(v["__metadata__"]
         .as_object()
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
@@ -182,13 +191,12 @@ pub fn read_header_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
 /// needs to know which run and where it stopped. [`load`] checks the tensors against the checksum.
 pub fn read_meta(path: &Path) -> Result<Meta> {
     use std::io::{Read, Seek, SeekFrom};
-    let (v, data, mut f) = read_header(path).with_context(|| {
+    let Header { json: v, data, size, file: mut f } = read_header(path).with_context(|| {
         format!("{} is not a readable unmix checkpoint (damaged or another format)", path.display())
     })?;
     let offsets = v[META]["data_offsets"]
         .as_array()
         .ok_or_else(|| anyhow!("{} has no unmix metadata: not an unmix checkpoint", path.display()))?;
-    let size = f.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
     let (a, b) = match (offsets.first().and_then(|o| o.as_u64()), offsets.get(1).and_then(|o| o.as_u64())) {
         (Some(a), Some(b)) if a <= b => (a, b),
         _ => bail!("{}: damaged header (the unmix metadata's offsets)", path.display()),
