@@ -245,7 +245,8 @@ fn a_dead_rank_stops_the_others_with_an_error() {
             assert!(!status.success(), "rank 0 must fail when rank 1 dies");
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "rank 0 hangs after rank 1 died");
+        // Rank 0's own timeout is 20 s; the rest is room for a loaded CI machine (a hang is forever).
+        assert!(t0.elapsed() < Duration::from_secs(300), "rank 0 hangs after rank 1 died");
         std::thread::sleep(Duration::from_millis(200));
     }
     let mut err = String::new();

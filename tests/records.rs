@@ -130,7 +130,7 @@ fn a_second_writer_of_a_run_folder_is_refused_naming_the_first_and_a_kill_frees_
     let dir = tmp.path().join("run");
     let mut first = spawn_pretrain(&dir, &["train.epochs=200"]);
     // Once the first run holds a checkpoint, every kind of second writer is refused at once.
-    wait_until("the first checkpoint", || ckpt(&dir).exists() && line_count(&dir.join("metrics.jsonl")) >= 1);
+    wait_for(&mut first, "the first checkpoint", || ckpt(&dir).exists() && line_count(&dir.join("metrics.jsonl")) >= 1);
     let holder = format!("pid {}", first.id());
     for (what, o) in [
         ("a new run", pretrain(&dir, &["train.epochs=200"], &[])),
@@ -189,8 +189,8 @@ fn resume_refuses_what_changes_a_step_and_applies_allowed_edits_of_config_toml()
 fn a_second_ctrl_c_stops_at_once_with_status_130_and_no_backtrace() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let child = spawn_pretrain(&dir, &["train.epochs=200"]);
-    wait_until("three steps", || line_count(&dir.join("steps.jsonl")) >= 3);
+    let mut child = spawn_pretrain(&dir, &["train.epochs=200"]);
+    wait_for(&mut child, "three steps", || line_count(&dir.join("steps.jsonl")) >= 3);
     for _ in 0..2 {
         // SAFETY: signals the child this test spawned and still owns.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

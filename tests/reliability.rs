@@ -306,15 +306,10 @@ fn ctrl_c_finishes_the_step_writes_a_checkpoint_and_the_resumed_run_is_exact() {
     let dir = tmp.path().join("stopped");
     let mut a = tiny(&[]);
     a.extend(["--out".to_string(), dir.display().to_string()]);
-    let child =
+    let mut child =
         Command::new(bin()).args(&a).current_dir(root()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     // Interrupt after the third step's record (inside epoch 1 of 8 steps).
-    let steps = dir.join("steps.jsonl");
-    let t0 = std::time::Instant::now();
-    while std::fs::read_to_string(&steps).map(|s| s.lines().count()).unwrap_or(0) < 3 {
-        assert!(t0.elapsed().as_secs() < 120, "no steps recorded");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&mut child, "three steps", || line_count(&dir.join("steps.jsonl")) >= 3);
     // SAFETY: sends SIGINT to the child we spawned (and still own).
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();

@@ -25,7 +25,8 @@ pub fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
 }
 
-/// The fmnist MoCo protocol shrunk to a few seconds: 256 fixture images, batch 32, 2 epochs.
+/// The fmnist MoCo protocol shrunk to a few seconds: 256 fixture images, batch 32, 2 epochs, one
+/// libtorch thread (the suites run several of these side by side).
 pub fn tiny(extra: &[&str]) -> Vec<String> {
     let root = format!("data.root=\"{}\"", fixture().display());
     let mut with_root = vec![root.as_str()];
@@ -37,7 +38,8 @@ pub fn tiny(extra: &[&str]) -> Vec<String> {
 pub fn tiny_without_root(extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> =
         ["pretrain", "--config", "configs/fmnist-moco-unmix.toml", "--quiet"].iter().map(|s| s.to_string()).collect();
-    let sets: [String; 7] = [
+    let sets: [String; 8] = [
+        "threads=1".into(),
         "data.limit=256".into(),
         "model.widths=[4, 4, 4, 4]".into(),
         "train.batch_size=32".into(),
@@ -106,14 +108,27 @@ pub fn spawn_pretrain(out: &Path, extra: &[&str]) -> std::process::Child {
     Command::new(bin()).args(&a).current_dir(root()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
-/// Waits (up to two minutes) until `ready` holds.
-pub fn wait_until(what: &str, ready: impl Fn() -> bool) {
+/// Waits until `ready` holds while `child` runs. No short deadline: on a loaded machine (CI runs
+/// the suites' tests side by side) a tiny run's first epoch has taken over two minutes. A child
+/// that exits first fails the test with its stderr; a hang fails after `HANG_GUARD`.
+pub fn wait_for(child: &mut std::process::Child, what: &str, ready: impl Fn() -> bool) {
     let t0 = std::time::Instant::now();
     while !ready() {
-        assert!(t0.elapsed().as_secs() < 120, "waited two minutes for {what}");
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("the run exited ({status}) before {what}; stderr: {err}");
+        }
+        assert!(t0.elapsed() < HANG_GUARD, "waited {:?} for {what}", t0.elapsed());
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// How long a test waits for a child before calling it hung.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(20 * 60);
 
 /// The number of lines of a file (0 when it does not exist).
 pub fn line_count(p: &Path) -> usize {
