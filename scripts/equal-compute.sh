@@ -31,13 +31,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1 (use --out DIR, --only \"moco simclr moco-50ep\", --seeds N)" >&2; exit 2 ;;
   esac
 done
-bin="${UNMIX_BIN:-target/release/unmix}"
-[ -x "$bin" ] || { scripts/setup.sh; cargo build --release; }
-mkdir -p "$out"
-{
-  date -u +"started %Y-%m-%dT%H:%MZ"
-  scripts/machine.sh
-} >> "$out/machine.txt"
+. scripts/runs-begin.sh
+runs_begin "$out"
 
 # One comparison's seed count n: NAME CONFIG ARMS REFERENCE [compare args...].
 compare() {

@@ -6,7 +6,10 @@
 #
 #   scripts/methods-table.sh [--out DIR] [--data DIR] [--set KEY=VALUE ...]
 #
-# Writes DIR/table.md (default runs/methods-table) and prints it. Each method keeps its own
+# Writes DIR/table.md (default runs/methods-table) and prints it. About 1.3 hours on 2 cores: start
+# it again after an interruption (METHODS="..." the same): a finished run is read back, an
+# interrupted one resumes from its checkpoint, and the table holds the methods whose pairs have
+# finished. DIR/machine.txt names the machine class of each start. Each method keeps its own
 # optimizer and method settings from configs/fmnist-<method>-unmix.toml, scaled to the budget:
 # - batch 64 instead of 256, so the 60,000 images of the budget make 936 steps rather than 234;
 #   model.bn_splits 8 -> 2 keeps 32 samples per batch-norm group, as in the protocol (W-MSE keeps
@@ -41,22 +44,18 @@ while [ $# -gt 0 ]; do
   esac
 done
 methods="${METHODS:-moco simclr byol swav simsiam barlow vicreg wmse}"
-bin="${UNMIX_BIN:-target/release/unmix}"
-[ -x "$bin" ] || cargo build --release
-mkdir -p "$out"
+. scripts/runs-begin.sh
+runs_begin "$out"
 budget=(--set data.limit=20000 --set train.epochs=3 --set eval.knn_every=0)
 extra+=(--set 'eval.features="backbone"')
 # `value FILE KEY`: a [train] value of a config (empty when absent).
 value() { python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb'))['train'].get(sys.argv[2], ''))" "$1" "$2"; }
 scale() { python3 -c "import sys; print(float(sys.argv[1]) * $batch / 256)" "$1"; }
-table="$out/table.md"
-{
-  echo "| method | random init kNN | base kNN | + Un-Mix kNN | gain | base probe | + Un-Mix probe | base img/s | + Un-Mix img/s |"
-  echo "|---|---|---|---|---|---|---|---|---|"
-} > "$table"
 num() { python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print('%.2f' % s$2)" "$1"; }
-for m in $methods; do
-  cfg=configs/fmnist-$m-unmix.toml
+
+# `settings M`: fills `warm` with method M's budget settings (the rules and departures above).
+settings() {
+  local m=$1 cfg=configs/fmnist-$1-unmix.toml opt mlr groups
   # W-MSE whitens sub-batches of w_size > dim rows, which a batch of 64 cannot hold: it keeps 256.
   batch=64; if grep -q '^w_size' "$cfg"; then batch=256; fi
   warm=(--set train.batch_size=$batch --set model.bn_splits=$((batch / 32)))
@@ -80,15 +79,44 @@ print('[' + ', '.join('{' + ', '.join('%s = %s' % (k, lit(v * $batch / 256 if k 
   fi
   if [ "$m" = byol ] || [ "$m" = simsiam ]; then warm+=(--set model.bn_splits=8); fi
   if [ "$m" = wmse ]; then warm+=(--set train.lr=1e-3); fi
-  rand=$("$bin" knn --random-init --config "$cfg" "${extra[@]}" "${warm[@]}" | sed -n 's/^kNN top-1: \([0-9.]*\)%.*/\1/p')
-  for u in false true; do
-    "$bin" pretrain --config "$cfg" --out "$out/$m-unmix-$u" --quiet "${budget[@]}" "${warm[@]}" "${extra[@]}" --set unmix.enabled=$u > "$out/$m-unmix-$u.log" 2>&1 \
-      || { echo "$m unmix=$u failed, see $out/$m-unmix-$u.log" >&2; exit 1; }
-  done
-  b="$out/$m-unmix-false/summary.json"; w="$out/$m-unmix-true/summary.json"
-  bk=$(num "$b" "['knn']['top1']"); wk=$(num "$w" "['knn']['top1']")
-  gain=$(python3 -c "print('%+.2f' % ($wk - $bk))")
-  echo "| $m | $rand | $bk | $wk | $gain | $(num "$b" "['online_probe']['top1']") | $(num "$w" "['online_probe']['top1']") | $(num "$b" "['images_per_second']") | $(num "$w" "['images_per_second']") |" >> "$table"
-  echo "done: $m (random $rand, base $bk, unmix $wk)"
+  return 0
+}
+
+# `arm M U`: method M's run with unmix.enabled=U, read back when finished, resumed when interrupted.
+arm() {
+  local dir="$out/$1-unmix-$2" log="$out/$1-unmix-$2.log"
+  if [ -f "$dir/summary.json" ]; then
+    echo "read back: $dir"
+  elif [ -f "$dir/checkpoints/last.safetensors" ]; then
+    "$bin" pretrain --resume --out "$dir" --quiet >> "$log" 2>&1 || { echo "$1 unmix=$2 failed, see $log" >&2; exit 1; }
+  else
+    rm -rf "$dir"  # a run stopped before its first checkpoint: nothing to keep
+    "$bin" pretrain --config "configs/fmnist-$1-unmix.toml" --out "$dir" --quiet "${budget[@]}" "${warm[@]}" "${extra[@]}" \
+      --set unmix.enabled="$2" > "$log" 2>&1 || { echo "$1 unmix=$2 failed, see $log" >&2; exit 1; }
+  fi
+}
+
+for m in $methods; do
+  settings "$m"
+  rand="$out/$m-random-init-knn.txt"
+  [ -s "$rand" ] || "$bin" knn --random-init --config "configs/fmnist-$m-unmix.toml" "${extra[@]}" "${warm[@]}" \
+    | sed -n 's/^kNN top-1: \([0-9.]*\)%.*/\1/p' > "$rand"
+  arm "$m" false
+  arm "$m" true
+  echo "done: $m  $(date -u +%H:%MZ)"
 done
+
+# The table, from the runs' own summaries: the methods whose pairs have finished.
+table="$out/table.md"
+{
+  echo "| method | random init kNN | base kNN | + Un-Mix kNN | gain | base probe | + Un-Mix probe | base img/s | + Un-Mix img/s |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for m in $methods; do
+    b="$out/$m-unmix-false/summary.json"; w="$out/$m-unmix-true/summary.json"
+    [ -f "$b" ] && [ -f "$w" ] || continue
+    bk=$(num "$b" "['knn']['top1']"); wk=$(num "$w" "['knn']['top1']")
+    gain=$(python3 -c "print('%+.2f' % ($wk - $bk))")
+    echo "| $m | $(cat "$out/$m-random-init-knn.txt") | $bk | $wk | $gain | $(num "$b" "['online_probe']['top1']") | $(num "$w" "['online_probe']['top1']") | $(num "$b" "['images_per_second']") | $(num "$w" "['images_per_second']") |"
+  done
+} > "$table"
 cat "$table"

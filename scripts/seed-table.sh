@@ -32,11 +32,8 @@ bin="${UNMIX_BIN:-target/release/unmix}"
 mkdir -p "$out"
 
 if [ "$table_only" = 0 ]; then
-  [ -x "$bin" ] || { scripts/setup.sh; cargo build --release; }
-  {
-    date -u +"started %Y-%m-%dT%H:%MZ"
-    scripts/machine.sh
-  } >> "$out/machine.txt"
+  . scripts/runs-begin.sh
+  runs_begin "$out"
   for job in $only; do
     case "$job" in
       moco-50ep) cfg=configs/fmnist-moco-unmix.toml; seeds=1; args=(--set train.epochs=50 --set eval.knn_every=10) ;;

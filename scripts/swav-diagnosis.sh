@@ -25,13 +25,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1 (use --out DIR, --only \"swav-bn1 swav-bn8 swav-50ep\")" >&2; exit 2 ;;
   esac
 done
-bin="${UNMIX_BIN:-target/release/unmix}"
-[ -x "$bin" ] || { scripts/setup.sh; cargo build --release; }
-mkdir -p "$out"
-{
-  date -u +"started %Y-%m-%dT%H:%MZ"
-  scripts/machine.sh
-} >> "$out/machine.txt"
+. scripts/runs-begin.sh
+runs_begin "$out"
 for job in $only; do
   case "$job" in
     swav-bn1) set=(--set model.bn_splits=1) ;;
