@@ -53,9 +53,11 @@ value() { python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 
 scale() { python3 -c "import sys; print(float(sys.argv[1]) * $batch / 256)" "$1"; }
 num() { python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print('%.2f' % s$2)" "$1"; }
 
-# `settings M`: fills `warm` with method M's budget settings (the rules and departures above).
+# `settings M`: sets `cfg` to method M's config and fills `warm` with its budget settings (the rules
+# and departures above).
 settings() {
-  local m=$1 cfg=configs/fmnist-$1-unmix.toml opt mlr groups
+  local m=$1 opt mlr groups
+  cfg=configs/fmnist-$1-unmix.toml
   # W-MSE whitens sub-batches of w_size > dim rows, which a batch of 64 cannot hold: it keeps 256.
   batch=64; if grep -q '^w_size' "$cfg"; then batch=256; fi
   warm=(--set train.batch_size=$batch --set model.bn_splits=$((batch / 32)))
@@ -91,7 +93,7 @@ arm() {
     "$bin" pretrain --resume --out "$dir" --quiet >> "$log" 2>&1 || { echo "$1 unmix=$2 failed, see $log" >&2; exit 1; }
   else
     rm -rf "$dir"  # a run stopped before its first checkpoint: nothing to keep
-    "$bin" pretrain --config "configs/fmnist-$1-unmix.toml" --out "$dir" --quiet "${budget[@]}" "${warm[@]}" "${extra[@]}" \
+    "$bin" pretrain --config "$cfg" --out "$dir" --quiet "${budget[@]}" "${warm[@]}" "${extra[@]}" \
       --set unmix.enabled="$2" > "$log" 2>&1 || { echo "$1 unmix=$2 failed, see $log" >&2; exit 1; }
   fi
 }
@@ -99,7 +101,7 @@ arm() {
 for m in $methods; do
   settings "$m"
   rand="$out/$m-random-init-knn.txt"
-  [ -s "$rand" ] || "$bin" knn --random-init --config "configs/fmnist-$m-unmix.toml" "${extra[@]}" "${warm[@]}" \
+  [ -s "$rand" ] || "$bin" knn --random-init --config "$cfg" "${extra[@]}" "${warm[@]}" \
     | sed -n 's/^kNN top-1: \([0-9.]*\)%.*/\1/p' > "$rand"
   arm "$m" false
   arm "$m" true

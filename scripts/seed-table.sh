@@ -28,7 +28,6 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1 (use --out DIR, --only \"moco simclr moco-50ep byol swav\", --table)" >&2; exit 2 ;;
   esac
 done
-bin="${UNMIX_BIN:-target/release/unmix}"
 mkdir -p "$out"
 
 if [ "$table_only" = 0 ]; then
