@@ -2,7 +2,6 @@
 //! photos), on damaged files, and on arbitrary bytes.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -273,7 +272,6 @@ fn decoder_never_panics_on_arbitrary_and_mutated_bytes() {
     .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let (mut oks, mut errs) = (0usize, 0usize);
-    let start = Instant::now();
     let mut check = |bytes: &[u8]| match decode_image_bytes(bytes, path) {
         Ok(img) => {
             assert_eq!(img.channels, 3);
@@ -310,9 +308,6 @@ fn decoder_never_panics_on_arbitrary_and_mutated_bytes() {
             }
         }
         check(&m);
-        if start.elapsed() > Duration::from_secs(25) {
-            break;
-        }
     }
     assert!(oks > 0 && errs > 0, "oks {oks}, errs {errs}");
 }

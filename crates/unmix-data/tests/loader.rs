@@ -1,8 +1,9 @@
 //! Tests of the threaded loader: determinism across worker counts, epoch coverage, resume.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -204,6 +205,14 @@ struct Flaky {
     inner: ImageSet,
     bad: usize,
     delay: Duration,
+    /// Images asked for so far (the work the loader did).
+    served: AtomicUsize,
+}
+
+impl Flaky {
+    fn new(inner: ImageSet, bad: usize, delay: Duration) -> Flaky {
+        Flaky { inner, bad, delay, served: AtomicUsize::new(0) }
+    }
 }
 
 impl Dataset for Flaky {
@@ -211,6 +220,7 @@ impl Dataset for Flaky {
         self.inner.len()
     }
     fn image(&self, i: usize) -> Result<Image, DataError> {
+        self.served.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(self.delay);
         if i == self.bad {
             Err(DataError::format("flaky", format!("cannot decode {i}")))
@@ -227,7 +237,7 @@ impl Dataset for Flaky {
 fn dataset_errors_are_passed_through_for_their_batch() {
     let order = epoch_order(20, 3, 0, true);
     let bad = order[7]; // in batch 1 (batch size 4)
-    let data: Arc<dyn Dataset> = Arc::new(Flaky { inner: noise_set(20, 6, 6, 3, 8), bad, delay: Duration::ZERO });
+    let data: Arc<dyn Dataset> = Arc::new(Flaky::new(noise_set(20, 6, 6, 3, 8), bad, Duration::ZERO));
     for workers in [0, 2] {
         let loader = Loader::new(data.clone(), recipes(3), cfg(4, false, workers, 3));
         let results: Vec<_> = loader.epoch(0, 0).collect();
@@ -246,17 +256,23 @@ fn dataset_errors_are_passed_through_for_their_batch() {
 
 #[test]
 fn dropping_the_iterator_stops_workers_promptly() {
-    // 200 batches of 4 samples at 5 ms each would take seconds per worker.
-    let data: Arc<dyn Dataset> =
-        Arc::new(Flaky { inner: noise_set(800, 6, 6, 3, 9), bad: usize::MAX, delay: Duration::from_millis(5) });
+    // 200 batches of 4 slow samples (5 ms each). Dropping the iterator after one batch must stop and
+    // join the 3 workers: each holds at most its prefetch (2) plus the batch it is preparing or
+    // sending, so no more than (1 + 3 * 3) batches' images are ever asked for, however fast the CPU.
+    // Workers that ran on would be joined only after all 800; workers left unjoined would go on
+    // asking after the drop.
+    let flaky = Arc::new(Flaky::new(noise_set(800, 6, 6, 3, 9), usize::MAX, Duration::from_millis(5)));
+    let data: Arc<dyn Dataset> = flaky.clone();
     let loader = Loader::new(data, recipes(3), cfg(4, false, 3, 1));
-    let t0 = Instant::now();
     let mut it = loader.epoch(0, 0);
     let first = it.next().unwrap().unwrap();
     assert_eq!(first.index, 0);
     assert!(it.starved() > Duration::ZERO);
     drop(it);
-    assert!(t0.elapsed() < Duration::from_secs(2), "drop took {:?}", t0.elapsed());
+    let served = flaky.served.load(Ordering::SeqCst);
+    assert!((4..=40).contains(&served), "{served} images asked for before the workers stopped");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(flaky.served.load(Ordering::SeqCst), served, "a worker still runs after the drop");
 }
 
 #[test]
@@ -310,7 +326,7 @@ fn skip_drops_exactly_the_bad_sample_and_counts_it() {
     let set = noise_set(20, 6, 6, 3, 8);
     let order = epoch_order(20, 3, 0, true);
     let bad = order[7]; // in batch 1 (batch size 4)
-    let data: Arc<dyn Dataset> = Arc::new(Flaky { inner: set.clone(), bad, delay: Duration::ZERO });
+    let data: Arc<dyn Dataset> = Arc::new(Flaky::new(set.clone(), bad, Duration::ZERO));
     let good = collect(&Loader::new(Arc::new(Good(set)), recipes(3), cfg(4, false, 0, 3)), 0, 0);
     let mut runs = Vec::new();
     for workers in [0, 1, 3] {
