@@ -6,7 +6,7 @@
 #
 #   scripts/methods-table.sh [--out DIR] [--data DIR] [--set KEY=VALUE ...]
 #
-# Writes DIR/table.md (default runs/methods-table) and prints it. About 1.3 hours on 2 cores: start
+# Writes DIR/table.md (default runs/methods-table) and prints it. About 45 minutes on a 2-core AMX Xeon (42 minutes of runs in results/methods-table/): start
 # it again after an interruption (METHODS="..." the same): a finished run is read back, an
 # interrupted one resumes from its checkpoint, and the table holds the methods whose pairs have
 # finished. DIR/machine.txt names the machine class of each start. Each method keeps its own

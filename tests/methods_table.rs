@@ -33,6 +33,7 @@ fn methods_table(bin: &Path, out: &Path, methods: &str) -> Output {
         .arg("--out")
         .arg(out)
         .env("UNMIX_BIN", bin)
+        .env("UNMIX_NO_INSTALL", "1")
         .env("METHODS", methods)
         .output()
         .expect("bash runs scripts/methods-table.sh")
