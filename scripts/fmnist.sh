@@ -4,9 +4,9 @@
 # (runs-begin.sh), so that a fresh Debian machine needs no step by hand. UNMIX_NO_INSTALL=1 skips it
 # (the scripts' tests, which run a stand-in binary that reads no data).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 [ "${UNMIX_NO_INSTALL:-0}" = 1 ] && exit 0
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && exit 0
 echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"
-if [ "$(id -u)" = 0 ]; then s=; else s=sudo; fi
-$s apt-get update -qq >/dev/null || true
-$s env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+. scripts/apt.sh
+apt_install dataset-fashion-mnist

@@ -6,8 +6,9 @@
 #
 #   scripts/methods-table.sh [--out DIR] [--data DIR] [--set KEY=VALUE ...]
 #
-# Writes DIR/table.md (default runs/methods-table) and prints it. About 45 minutes on a 2-core AMX Xeon (42 minutes of runs in results/methods-table/): start
-# it again after an interruption (METHODS="..." the same): a finished run is read back, an
+# Writes DIR/table.md (default runs/methods-table) and prints it. About 45 minutes on a 2-core AMX
+# Xeon (42 minutes of runs in results/methods-table/): start it again after an interruption
+# (METHODS="..." the same): a finished run is read back, an
 # interrupted one resumes from its checkpoint, and the table holds the methods whose pairs have
 # finished. DIR/machine.txt names the machine class of each start. Each method keeps its own
 # optimizer and method settings from configs/fmnist-<method>-unmix.toml, scaled to the budget:

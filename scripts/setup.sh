@@ -32,18 +32,14 @@ case "$want" in
   *) echo "setup: torch $want has no matching tch release here; use 2.13 (tch 0.26) or 2.11 (tch 0.24)" >&2; exit 2 ;;
 esac
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-apt_install() {
-  echo "setup: installing Debian packages: $*"
-  as_root apt-get update -qq >/dev/null || true
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+. scripts/apt.sh
+debs() { echo "setup: installing Debian packages: $*"; apt_install "$@"; }
 
-command -v g++ >/dev/null || apt_install g++
+command -v g++ >/dev/null || debs g++
 # gloo's headers for the c10d binding (csrc/dist.cpp): the torch wheel ships c10d's, not gloo's.
-[ -f /usr/include/gloo/algorithm.h ] || apt_install libgloo-dev
+[ -f /usr/include/gloo/algorithm.h ] || debs libgloo-dev
 if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv" 2>/dev/null || { rm -rf "$venv"; apt_install python3-venv; python3 -m venv "$venv"; }
+  python3 -m venv "$venv" 2>/dev/null || { rm -rf "$venv"; debs python3-venv; python3 -m venv "$venv"; }
 fi
 if ! "$venv/bin/python" -c "import torch, torchvision, safetensors, tensorboard, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION' or torchvision.__version__.split('+')[0] != '$TORCHVISION_VERSION')" 2>/dev/null; then
   echo "setup: installing torch==$TORCH_VERSION (libtorch) and torchvision into $venv; this downloads a few GB once"
