@@ -17,7 +17,7 @@ use crate::mix::MixtureKind;
 use crate::train::{pretrain, Finished, RunOptions};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Mean and sample standard deviation.
 pub fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -151,12 +151,7 @@ fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
         }
         Ok(())
     };
-    let summary_path = dir.join("summary.json");
-    let finished = std::fs::read_to_string(&summary_path)
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .filter(|s| s["knn"]["top1"].is_f64() && s["epochs"].as_u64() == Some(cfg.train.epochs as u64));
-    if let Some(summary) = finished {
+    if let Some(summary) = finished_summary(cfg, dir) {
         let saved = dir.join("config.toml");
         let text = std::fs::read_to_string(&saved).with_context(|| format!("cannot read {}", saved.display()))?;
         same_config(&text, &saved.display().to_string())?;
@@ -168,7 +163,13 @@ fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
     if resume {
         let meta = checkpoint::read_meta(&ckpt)?;
         same_config(&meta.config, &format!("the config saved in {}", ckpt.display()))?;
-        crate::say!("   resuming {} at epoch {} of {}", dir.display(), meta.epoch, cfg.train.epochs);
+        crate::say!(
+            "   resuming {} from its checkpoint at step {} ({} of {} epochs finished)",
+            dir.display(),
+            meta.step,
+            meta.epoch,
+            cfg.train.epochs
+        );
     }
     // A folder without a checkpoint holds a run that never finished an epoch: moved aside.
     let opts = RunOptions { out: dir.to_path_buf(), resume, force: !resume, progress, ..Default::default() };
@@ -184,6 +185,39 @@ fn run_arm(cfg: &Config, dir: &Path, progress: bool) -> Result<(Value, bool)> {
     }
 }
 
+/// The summary of the finished run of this arm in `dir` (one with its kNN readout and the arm's
+/// epochs), if there is one.
+fn finished_summary(cfg: &Config, dir: &Path) -> Option<Value> {
+    std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .filter(|s| s["knn"]["top1"].is_f64() && s["epochs"].as_u64() == Some(cfg.train.epochs as u64))
+}
+
+/// Refuses, before anything trains, a comparison whose runs would span machine classes: when a
+/// run is still to train here and a finished one (read back from its summary) ran on another
+/// class, the paired differences would carry the classes' rounding difference. The error names
+/// the run, both classes and the ways on; `--allow-mixed-machines` goes on regardless.
+fn check_one_machine_class(o: &CompareOptions, runs: &[(Config, PathBuf)]) -> Result<()> {
+    let finished: Vec<(&Path, Option<Value>)> =
+        runs.iter().map(|(c, dir)| (dir.as_path(), finished_summary(c, dir))).collect();
+    if o.allow_mixed_machines || finished.iter().all(|(_, s)| s.is_some()) {
+        return Ok(());
+    }
+    let here = crate::train::summary::machine_class(&crate::train::summary::machine());
+    let elsewhere = finished.iter().find_map(|(dir, s)| {
+        let class = crate::train::summary::machine_class(s.as_ref()?["machine"].as_str()?);
+        (class != here).then_some((dir, class))
+    });
+    if let Some((dir, class)) = elsewhere {
+        bail!(
+            "{} ran on another machine class ({class}) than this one ({here}), and this comparison still has runs to train:              they would be paired across two classes, whose fp32 kernels round differently (runs repeat exactly only within              a class). Run the comparison on a machine of that class, or move the finished run folders away to train every              arm here, or pass --allow-mixed-machines to pair across classes (the table then lists each run's machine)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// One finished run of an arm.
 #[derive(Clone, Debug)]
 struct Run {
@@ -196,6 +230,8 @@ struct Run {
     train_seconds: f64,
     /// Whether this invocation trained it (false: read back from a finished run folder).
     trained_now: bool,
+    /// The machine line of its summary (absent in summaries of earlier versions).
+    machine: Option<String>,
     /// (compute in M image-passes, kNN top-1 of the configured readout) at each evaluated epoch.
     curve: Vec<(f64, f64)>,
 }
@@ -243,6 +279,8 @@ pub struct CompareOptions<'a> {
     pub seeds: usize,
     pub out: &'a Path,
     pub progress: bool,
+    /// Pair runs of different machine classes instead of refusing to (see `check_one_machine_class`).
+    pub allow_mixed_machines: bool,
 }
 
 /// Runs every arm on `seeds` seeds (config seed, +1, ...; one seed's arms back to back) under
@@ -269,11 +307,21 @@ pub fn compare(cfg: &Config, o: &CompareOptions) -> Result<String> {
             ArmResult { spec: spec.clone(), cost, runs: Vec::new() }
         })
         .collect();
-    for s in 0..o.seeds as u64 {
+    let seed_runs = |arm: &ArmResult| -> Vec<(Config, PathBuf)> {
+        (0..o.seeds as u64)
+            .map(|s| {
+                let (mut c, _) = arm_config(cfg, &arm.spec, per_epoch);
+                c.seed = cfg.seed + s;
+                let dir = o.out.join(format!("{}-seed{}", arm.spec, c.seed));
+                (c, dir)
+            })
+            .collect()
+    };
+    let all: Vec<(Config, PathBuf)> = arms.iter().flat_map(seed_runs).collect();
+    check_one_machine_class(o, &all)?;
+    for s in 0..o.seeds {
         for arm in arms.iter_mut() {
-            let (mut c, _) = arm_config(cfg, &arm.spec, per_epoch);
-            c.seed = cfg.seed + s;
-            let dir = o.out.join(format!("{}-seed{}", arm.spec, c.seed));
+            let (c, dir) = seed_runs(arm).swap_remove(s);
             crate::say!("== {} seed {} -> {}", arm.spec, c.seed, dir.display());
             let (summary, trained_now) = run_arm(&c, &dir, o.progress)?;
             arm.runs.push(read_run(&c, &summary, &dir, &arm.cost, trained_now)?);
@@ -325,6 +373,7 @@ fn read_run(cfg: &Config, summary: &Value, dir: &Path, cost: &Cost, trained_now:
         images_per_second: summary["images_per_second"].as_f64().unwrap_or(f64::NAN),
         train_seconds: summary["train_seconds"].as_f64().unwrap_or(f64::NAN),
         trained_now,
+        machine: summary["machine"].as_str().map(str::to_string),
         curve,
     })
 }
@@ -360,6 +409,40 @@ fn pm(v: &[f64]) -> String {
     }
 }
 
+/// The machine classes of the runs, in order of first use, each with its runs ("base seed 0").
+fn machine_classes(arms: &[ArmResult]) -> Vec<(String, Vec<String>)> {
+    let mut classes: Vec<(String, Vec<String>)> = Vec::new();
+    for a in arms {
+        for r in &a.runs {
+            let class = r.machine.as_deref().map_or_else(
+                || "machine not recorded (a summary of an earlier version)".to_string(),
+                crate::train::summary::machine_class,
+            );
+            let run = format!("{} seed {}", a.spec, r.seed);
+            match classes.iter_mut().find(|c| c.0 == class) {
+                Some(c) => c.1.push(run),
+                None => classes.push((class, vec![run])),
+            }
+        }
+    }
+    classes
+}
+
+/// The table's machine sentence: the one class, or every class with its runs and a warning.
+fn machines_sentence(arms: &[ArmResult]) -> String {
+    let classes = machine_classes(arms);
+    if let [(class, _)] = classes.as_slice() {
+        return format!("Machine class of every run: {class}.");
+    }
+    let list: Vec<String> = classes.iter().map(|(c, runs)| format!("{c} ({})", runs.join(", "))).collect();
+    format!(
+        "**The runs span {} machine classes**, whose fp32 kernels round differently, so the paired differences carry \
+         that difference too: {}.",
+        classes.len(),
+        list.join("; ")
+    )
+}
+
 /// Per-seed differences of `arm` minus the reference in one readout (seeds where both have it).
 fn paired(arm: &ArmResult, reference: &ArmResult, which: Readout) -> Vec<f64> {
     arm.readout(which).iter().zip(reference.readout(which)).filter_map(|(a, r)| Some((*a)? - r?)).collect()
@@ -385,11 +468,12 @@ fn table(cfg: &Config, o: &CompareOptions, arms: &[ArmResult]) -> String {
     let reference = arms.iter().find(|a| &a.spec == o.reference).expect("checked to be an arm");
     let ref_compute = reference.cost.mega_image_passes();
     let mut md = format!(
-        "# Comparison at counted compute\n\n{}\n\nCost: backbone passes per image per step (forward 1, forward + backward 3; \
+        "# Comparison at counted compute\n\n{}\n\n{}\n\nCost: backbone passes per image per step (forward 1, forward + backward 3; \
          target encoders forward only); compute = passes x steps x batch, against `{}`.\n\n\
          | arm | passes / image | steps | compute (M image-passes) | x {} | train min (mean) | kNN head | kNN backbone |\n\
          |---|---|---|---|---|---|---|---|\n",
         protocol(cfg, o),
+        machines_sentence(arms),
         o.reference,
         o.reference
     );
@@ -451,7 +535,7 @@ fn record(cfg: &Config, o: &CompareOptions, arms: &[ArmResult]) -> Value {
                 .map(|r| {
                     json!({"seed": r.seed, "knn_top1": r.top1, "knn_head": r.head, "knn_backbone": r.backbone,
                            "images_per_second": r.images_per_second, "train_seconds": r.train_seconds,
-                           "trained_now": r.trained_now})
+                           "trained_now": r.trained_now, "machine": r.machine})
                 })
                 .collect();
             let paired_json: Vec<Value> = [Readout::Head, Readout::Backbone]
@@ -477,6 +561,10 @@ fn record(cfg: &Config, o: &CompareOptions, arms: &[ArmResult]) -> Value {
         "method": cfg.method.name(),
         "epochs": cfg.train.epochs,
         "reference": o.reference.to_string(),
+        "machine_classes": machine_classes(arms)
+            .into_iter()
+            .map(|(class, runs)| json!({"class": class, "runs": runs}))
+            .collect::<Vec<Value>>(),
         "arms": arms_json,
     })
 }

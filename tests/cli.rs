@@ -264,7 +264,9 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
     args.extend(tiny);
     let (code, stdout, err) = unmix(&args);
     assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("resuming") && stdout.contains("at epoch 1 of 2"), "{stdout}");
+    assert!(stdout.contains("resuming") && stdout.contains("at step 4 (1 of 2 epochs finished)"), "{stdout}");
+    // The pretraining says where it goes on in the same words.
+    assert!(stdout.contains("resumed from") && stdout.contains("at step 4 (1 of 2 epochs finished)"), "{stdout}");
     assert!(
         stdout.contains("Comparison at counted compute") && stdout.contains("Paired differences to `base`"),
         "{stdout}"
@@ -304,6 +306,9 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
     assert_eq!(per_seed, [top1(1, 0) - top1(0, 0), top1(1, 1) - top1(0, 1)]);
     assert!(d["ci95"].as_array().is_some_and(|ci| ci.len() == 2), "{d}");
     assert!(dir.path().join("compare.png").exists());
+    // Every run trained here: one machine class, named in the table and the record.
+    assert!(stdout.contains("Machine class of every run: "), "{stdout}");
+    assert_eq!(v["machine_classes"].as_array().map(Vec::len), Some(1), "{}", v["machine_classes"]);
 
     // The same command again trains nothing and gives the same table, also for an arm whose
     // weights were moved away (only its records kept).
@@ -319,6 +324,34 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
         .iter()
         .flat_map(|a| a["runs"].as_array().unwrap())
         .all(|r| r["trained_now"] == false));
+
+    // A finished run of another machine class with a run still to train here is refused before
+    // anything trains, naming the run and the way on; --allow-mixed-machines trains it and the
+    // table then lists both classes with their runs.
+    let summary = dir.path().join("base-seed1").join("summary.json");
+    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    s["machine"] = "Other CPU, 2 cores (family 1 model 1); avx2 fma".into();
+    std::fs::write(&summary, serde_json::to_string(&s).unwrap()).unwrap();
+    let (code, _, err) = unmix(&args);
+    assert_eq!(code, 0, "all runs finished: nothing trains, the table is written ({err})");
+    assert!(std::fs::read_to_string(dir.path().join("compare.md")).unwrap().contains("span 2 machine classes"));
+    std::fs::remove_dir_all(dir.path().join("unmix-seed1")).unwrap();
+    let (code, stdout, err) = unmix(&args);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        err.contains("base-seed1")
+            && err.contains("Other CPU, 2 cores; avx2")
+            && err.contains("--allow-mixed-machines"),
+        "{err}"
+    );
+    assert!(!stdout.contains("== "), "refused before any run: {stdout}");
+    assert!(!dir.path().join("unmix-seed1").exists());
+    let mut mixed = args.clone();
+    mixed.push("--allow-mixed-machines");
+    let (code, stdout, err) = unmix(&mixed);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("span 2 machine classes") && stdout.contains("(base seed 1)"), "{stdout}");
+    assert_eq!(read()["machine_classes"][1]["runs"], serde_json::json!(["base seed 1"]));
 
     // Another configuration into the same folder is refused, naming the folder.
     let mut other = args.clone();

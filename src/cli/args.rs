@@ -223,6 +223,10 @@ pub struct CompareArgs {
     /// Folder for the runs and the table (default: runs/compare-<config name>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Train the missing runs here even when finished ones of this comparison ran on another
+    /// machine class (refused by default: the pairs would carry the classes' rounding difference).
+    #[arg(long)]
+    pub allow_mixed_machines: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

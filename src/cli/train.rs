@@ -104,6 +104,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         seeds: a.seeds,
         out: &out,
         progress: !a.quiet,
+        allow_mixed_machines: a.allow_mixed_machines,
     };
     let md = unmix::compare::compare(&cfg, &opts)?;
     say!("{md}\nwritten to {}", out.join("compare.md").display());

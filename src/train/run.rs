@@ -253,15 +253,21 @@ impl<'a> Run<'a> {
         self.recall(meta);
         self.say_extension(meta);
         say!(
-            "resumed from {} at epoch {}{} (step {})",
+            "resumed from {} at step {} ({} of {} epochs finished{})",
             ckpt.display(),
-            meta.epoch + usize::from(meta.batch_in_epoch > 0),
+            meta.step,
+            meta.epoch,
+            self.cfg.train.epochs,
             if meta.batch_in_epoch > 0 {
-                format!(", batch {} of {}", meta.batch_in_epoch + 1, self.per_epoch)
+                format!(
+                    "; epoch {} goes on from batch {} of {}",
+                    meta.epoch + 1,
+                    meta.batch_in_epoch + 1,
+                    self.per_epoch
+                )
             } else {
                 String::new()
-            },
-            meta.step
+            }
         );
         Ok(())
     }

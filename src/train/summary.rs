@@ -106,6 +106,27 @@ pub fn machine_line(cpuinfo: &str, cores: usize) -> String {
     format!("{model}, {cores} cores (family {family} model {cpu_model}); {have}")
 }
 
+/// The class of a machine line (`machine()`'s, or an earlier version's without the family, model
+/// and fma/amx_tile flags): the CPU model name, the core count and the flags that pick libtorch's
+/// kernels (avx2, avx512f, avx512_bf16, amx_bf16). Runs repeat to the last digit within a class
+/// (two 2-core Xeons of models 167 and 207 gave the same MoCo run), not across classes (the same
+/// run on a Zen 4 EPYC leaves the Xeon's loss in the fourth digit by step 10), so the arms of a
+/// comparison are paired on one class.
+pub fn machine_class(line: &str) -> String {
+    let (head, flags) = line.rsplit_once("; ").unwrap_or((line, ""));
+    let flags = if flags == "no avx2" { "" } else { flags };
+    let head = match (head.find(" (family "), head.ends_with(')')) {
+        (Some(i), true) => &head[..i],
+        _ => head,
+    };
+    let have: Vec<&str> = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
+        .into_iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .collect();
+    let have = if have.is_empty() { "no avx2".to_string() } else { have.join(" ") };
+    format!("{head}; {have}")
+}
+
 /// Peak resident memory of this process in MiB (Linux), if known.
 pub fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -116,7 +137,7 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::machine_line;
+    use super::{machine_class, machine_line};
     use std::path::Path;
     use std::process::Command;
 
@@ -139,6 +160,29 @@ mod tests {
         );
         let arm = machine_line(ARM, 4);
         assert_eq!(arm, format!("{}, 4 cores (family ? model ?); no avx2", std::env::consts::ARCH));
+    }
+
+    /// Lines of this version and of earlier ones (no family and model, no fma or amx_tile) name
+    /// one class when model name, cores and kernel flags agree; another vendor or flag set is
+    /// another class.
+    #[test]
+    fn machine_class_ignores_family_model_and_companion_flags() {
+        let new =
+            "Intel(R) Xeon(R) Processor, 2 cores (family 6 model 167); avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile";
+        let old = "Intel(R) Xeon(R) Processor, 2 cores; avx2 avx512f avx512_bf16 amx_bf16";
+        assert_eq!(machine_class(new), old);
+        assert_eq!(machine_class(old), old);
+        assert_eq!(
+            machine_class("Intel(R) Xeon(R) Processor, 2 cores (family 6 model 207); avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile"),
+            old
+        );
+        let zen4 = machine_class("AMD EPYC, 2 cores (family 25 model 17); avx2 fma avx512f avx512_bf16");
+        assert_eq!(zen4, "AMD EPYC, 2 cores; avx2 avx512f avx512_bf16");
+        assert_ne!(zen4, old);
+        assert_ne!(machine_class("AMD EPYC, 4 cores (family 25 model 17); avx2 fma avx512f avx512_bf16"), zen4);
+        assert_eq!(machine_class(&machine_line(EPYC, 2)), "AMD EPYC 7B13, 2 cores; avx2");
+        let arm = machine_line(ARM, 4);
+        assert_eq!(machine_class(&arm), format!("{}, 4 cores; no avx2", std::env::consts::ARCH));
     }
 
     /// The scripts' machine line (scripts/machine.sh) is the binary's, on the fixtures and here.
