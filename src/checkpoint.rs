@@ -56,6 +56,10 @@ pub struct Meta {
     /// kill cut off (the checkpoint is the records' truth); empty in older checkpoints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<serde_json::Value>,
+    /// The machine lines that trained the run so far, one more each time a resume changed the
+    /// machine class (runs repeat exactly only within a class); empty in older checkpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<String>,
 }
 
 impl Meta {
@@ -76,6 +80,7 @@ impl Meta {
             epoch_data_wait: 0.0,
             crc32: None,
             records: Vec::new(),
+            machines: Vec::new(),
         }
     }
 }

@@ -199,19 +199,27 @@ fn finished_summary(cfg: &Config, dir: &Path) -> Option<Value> {
 /// class, the paired differences would carry the classes' rounding difference. The error names
 /// the run, both classes and the ways on; `--allow-mixed-machines` goes on regardless.
 fn check_one_machine_class(o: &CompareOptions, runs: &[(Config, PathBuf)]) -> Result<()> {
+    use crate::train::summary::{machine, machine_class};
     let finished: Vec<(&Path, Option<Value>)> =
         runs.iter().map(|(c, dir)| (dir.as_path(), finished_summary(c, dir))).collect();
     if o.allow_mixed_machines || finished.iter().all(|(_, s)| s.is_some()) {
         return Ok(());
     }
-    let here = crate::train::summary::machine_class(&crate::train::summary::machine());
+    let here = machine_class(&machine());
+    // The class a run last trained on: a finished one's summary, an interrupted one's checkpoint.
+    let trained_on = |dir: &Path, summary: &Option<Value>| -> Option<String> {
+        match summary {
+            Some(s) => s["machine"].as_str().map(machine_class),
+            None => checkpoint::read_meta(&dir.join(RUN_CHECKPOINT)).ok()?.machines.last().map(|m| machine_class(m)),
+        }
+    };
     let elsewhere = finished.iter().find_map(|(dir, s)| {
-        let class = crate::train::summary::machine_class(s.as_ref()?["machine"].as_str()?);
+        let class = trained_on(dir, s)?;
         (class != here).then_some((dir, class))
     });
     if let Some((dir, class)) = elsewhere {
         bail!(
-            "{} ran on another machine class ({class}) than this one ({here}), and this comparison still has runs to train:              they would be paired across two classes, whose fp32 kernels round differently (runs repeat exactly only within              a class). Run the comparison on a machine of that class, or move the finished run folders away to train every              arm here, or pass --allow-mixed-machines to pair across classes (the table then lists each run's machine)",
+            "{} trained on another machine class ({class}) than this one ({here}), and this comparison still has runs to train:              they would be paired across two classes, whose fp32 kernels round differently (runs repeat exactly only within              a class). Run the comparison on a machine of that class, or move the finished run folders away to train every              arm here, or pass --allow-mixed-machines to pair across classes (the table then lists each run's machine)",
             dir.display()
         );
     }
@@ -232,6 +240,8 @@ struct Run {
     trained_now: bool,
     /// The machine line of its summary (absent in summaries of earlier versions).
     machine: Option<String>,
+    /// Its machine class, or its classes joined by ", then " when a resume changed the class.
+    class: Option<String>,
     /// (compute in M image-passes, kNN top-1 of the configured readout) at each evaluated epoch.
     curve: Vec<(f64, f64)>,
 }
@@ -374,8 +384,23 @@ fn read_run(cfg: &Config, summary: &Value, dir: &Path, cost: &Cost, trained_now:
         train_seconds: summary["train_seconds"].as_f64().unwrap_or(f64::NAN),
         trained_now,
         machine: summary["machine"].as_str().map(str::to_string),
+        class: run_class(summary),
         curve,
     })
+}
+
+/// The machine class of a run, or its classes joined by ", then " when a resume changed the class
+/// (such a run is a class of its own in the table).
+fn run_class(summary: &Value) -> Option<String> {
+    use crate::train::summary::machine_class;
+    let all: Vec<String> = summary["machines"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|m| m.as_str()).map(machine_class).collect())
+        .unwrap_or_default();
+    if all.len() > 1 {
+        return Some(all.join(", then "));
+    }
+    summary["machine"].as_str().map(machine_class)
 }
 
 /// The pooled-backbone kNN top-1 of a run whose summary predates the two readouts, from the
@@ -414,10 +439,8 @@ fn machine_classes(arms: &[ArmResult]) -> Vec<(String, Vec<String>)> {
     let mut classes: Vec<(String, Vec<String>)> = Vec::new();
     for a in arms {
         for r in &a.runs {
-            let class = r.machine.as_deref().map_or_else(
-                || "machine not recorded (a summary of an earlier version)".to_string(),
-                crate::train::summary::machine_class,
-            );
+            let class =
+                r.class.clone().unwrap_or_else(|| "machine not recorded (a summary of an earlier version)".to_string());
             let run = format!("{} seed {}", a.spec, r.seed);
             match classes.iter_mut().find(|c| c.0 == class) {
                 Some(c) => c.1.push(run),

@@ -360,3 +360,83 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
     assert_eq!(code, 1);
     assert!(err.contains("base-seed0") && err.contains("another configuration"), "{err}");
 }
+
+/// A run interrupted on one machine class: `unmix compare` refuses to go on beside it on another
+/// (naming the run), and a resume there says so and lists both machines in the summary, which the
+/// comparison's table then shows as a class of its own. `UNMIX_CPUINFO` plays the other class.
+#[test]
+fn a_run_interrupted_on_another_machine_class_is_named_by_compare_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let cpuinfo = dir.path().join("cpuinfo");
+    std::fs::write(&cpuinfo, "cpu family\t: 6\nmodel\t\t: 1\nmodel name\t: Played CPU\nflags\t\t: fpu avx2 fma\n")
+        .unwrap();
+    let run = |args: &[&str], played: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_unmix"));
+        cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if played {
+            cmd.env("UNMIX_CPUINFO", &cpuinfo);
+        }
+        let o = cmd.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let tiny = [
+        "--config",
+        "configs/fmnist-moco-unmix.toml",
+        "--quiet",
+        "--data",
+        "crates/unmix-data/tests/fixtures/fashion-mnist",
+        "--set",
+        "data.limit=256",
+        "--set",
+        "model.widths=[8, 8, 16, 16]",
+        "--set",
+        "train.batch_size=64",
+        "--set",
+        "method.queue=256",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "eval.knn_k=20",
+    ];
+    let base0 = format!("{out}/base-seed0");
+    let pretrain = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> =
+            ["pretrain", "--set", "unmix.enabled=false", "--out", base0.as_str()].map(String::from).to_vec();
+        a.extend(tiny.iter().chain(extra).map(|s| s.to_string()));
+        a
+    };
+    let args = pretrain(&["--until-epoch", "1"]);
+    let (code, _, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), true);
+    assert_eq!(code, 0, "{err}");
+
+    let mut compare: Vec<&str> = vec!["compare", "--seeds", "1", "--out", out];
+    compare.extend(tiny);
+    let (code, stdout, err) = run(&compare, false);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        err.contains("base-seed0") && err.contains("Played CPU, ") && err.contains("--allow-mixed-machines"),
+        "{err}"
+    );
+    assert!(!dir.path().join("unmix-seed0").exists());
+
+    let (code, stdout, err) = run(&["pretrain", "--resume", "--quiet", "--out", base0.as_str()], false);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("warning: this run trained on another machine class (Played CPU, "), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("base-seed0/summary.json")).unwrap()).unwrap();
+    let machines = summary["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 2, "{summary}");
+    assert!(machines[0].as_str().unwrap().starts_with("Played CPU, "), "{summary}");
+    assert_eq!(machines[1], summary["machine"]);
+
+    // The resumed run last trained here: the comparison goes on, and its table shows the run's
+    // two classes as a class of its own.
+    let (code, stdout, err) = run(&compare, false);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("span 2 machine classes") && stdout.contains(", then "), "{stdout}");
+}

@@ -34,6 +34,8 @@ struct Progress {
     images: u64,
     /// The metrics.jsonl lines of the finished epochs (kept in the checkpoint).
     records: Vec<serde_json::Value>,
+    /// The machine lines that trained the run, one more per change of class (kept in the checkpoint).
+    machines: Vec<String>,
 }
 
 /// Inside an interrupted epoch: its batches done and running sums.
@@ -196,9 +198,32 @@ impl<'a> Run<'a> {
     /// with it.
     fn begin(&mut self, start: Start) -> Result<()> {
         match start {
-            Start::New => self.start_new(),
-            Start::Resume { tensors, meta } | Start::Finished { tensors, meta } => self.resume_from(tensors, &meta),
+            Start::New => self.start_new()?,
+            Start::Resume { tensors, meta } | Start::Finished { tensors, meta } => self.resume_from(tensors, &meta)?,
         }
+        self.note_machine();
+        Ok(())
+    }
+
+    /// This machine joins the run's machines when its class is not the last one's; a resume that
+    /// changes class says so (the steps from here round as this class does, so the run repeats
+    /// neither class's run exactly).
+    fn note_machine(&mut self) {
+        let here = summary::machine();
+        let class = summary::machine_class(&here);
+        let last = self.at.machines.last().map(|m| summary::machine_class(m));
+        if last.as_deref() == Some(class.as_str()) {
+            return;
+        }
+        if let Some(last) = last {
+            say!(
+                "warning: this run trained on another machine class ({last}) until step {}, and goes on here ({class}); \
+                 the steps from here round differently, so it will repeat neither class's run exactly (its summary lists \
+                 both machines)",
+                self.at.step
+            );
+        }
+        self.at.machines.push(here);
     }
 
     /// A new run: the encoders from `model.init_from` if given, and (main rank) a fresh run folder
@@ -237,6 +262,7 @@ impl<'a> Run<'a> {
             train_seconds: meta.train_seconds,
             images: meta.images,
             records: meta.records.clone(),
+            machines: meta.machines.clone(),
         };
         self.within = Within {
             batches: meta.batch_in_epoch,
@@ -508,6 +534,7 @@ impl<'a> Run<'a> {
             epoch_seconds: inside.seconds,
             epoch_data_wait: inside.data_wait,
             records: self.at.records.clone(),
+            machines: self.at.machines.clone(),
             ..Meta::at_epoch_end(
                 self.at.epoch,
                 self.at.step,
@@ -565,6 +592,7 @@ impl<'a> Run<'a> {
             knn_backbone,
             knn_head,
             machine: Some(summary::machine()),
+            machines: if at.machines.len() > 1 { at.machines.clone() } else { Vec::new() },
             method: cfg.method.name().to_string(),
             mixture: Some(cfg.mixture_kind().name().to_string()),
             online_probe: self.last_probe.map(|top1| ProbeSummary { protocol: PROBE_PROTOCOL.to_string(), top1 }),

@@ -35,6 +35,10 @@ pub struct Summary {
     /// the instruction-set flags speed depends on; absent in summaries of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
+    /// Every machine that trained the run, in order, when a resume changed the machine class
+    /// (absent otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<String>,
     pub method: String,
     /// "none", "unmix", "imix" or "mixco" (absent in summaries of earlier versions: see `unmix`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,9 +81,11 @@ impl KnnSummary {
 /// "CPU MODEL, N cores (family F model M); FLAGS" with the flags among avx2, fma, avx512f,
 /// avx512_bf16, amx_bf16, amx_tile that this CPU has (every speed or accuracy figure names its
 /// machine class). The scripts print the same line with scripts/machine.sh; a test holds the two
-/// together.
+/// together. `UNMIX_CPUINFO` names a saved copy of /proc/cpuinfo to read instead, as for the
+/// script (the tests play another machine class with it).
 pub fn machine() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let path = std::env::var_os("UNMIX_CPUINFO").unwrap_or_else(|| "/proc/cpuinfo".into());
+    let info = std::fs::read_to_string(path).unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     machine_line(&info, cores)
 }
