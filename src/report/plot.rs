@@ -201,12 +201,17 @@ where
         .map_err(&e)?;
     for (k, (name, points)) in curves.iter().enumerate() {
         let c = colour(k);
-        // Runs of finite points as lines; every finite point also as a dot.
+        let finite = points.iter().filter(|p| p.1.is_finite()).count();
+        if finite == 0 {
+            continue; // nothing measured (an online probe of an unlabeled run): no legend entry
+        }
+        // Runs of finite points as lines; every finite point also as a dot, small only where
+        // the dots are dense (a sparse evaluation among many epochs keeps full-size dots).
         for run in points.split(|p| !p.1.is_finite()).filter(|r| r.len() > 1) {
             chart.draw_series(LineSeries::new(run.iter().copied(), c.stroke_width(2))).map_err(&e)?;
         }
         let dots = points.iter().filter(|p| p.1.is_finite()).copied();
-        let radius = if points.len() > 60 { 1 } else { 4 };
+        let radius = if finite > 60 { 1 } else { 4 };
         chart
             .draw_series(dots.map(move |p| Circle::new(p, radius, c.filled())))
             .map_err(&e)?
@@ -516,6 +521,37 @@ mod tests {
         let (lo, hi) = log_range([1566.0, 1780.0].into_iter());
         assert!(lo < 1566.0 && hi > 1780.0 && (hi / lo - 10.0).abs() < 1e-9, "{lo} {hi}");
         assert_eq!(log_range(std::iter::empty()), (1.0, 10.0));
+    }
+
+    /// A kNN evaluated every 10th of 100 epochs is 10 full-size dots (not the small dots of a
+    /// dense curve), and a curve with nothing measured gets no legend entry.
+    #[test]
+    fn sparse_evaluations_keep_full_dots_and_an_empty_curve_has_no_legend() {
+        let dir = std::env::temp_dir().join(format!("unmix-sparse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let xs: Vec<f64> = (1..=100).map(f64::from).collect();
+        let knn: Vec<f64> = xs.iter().map(|&x| if x % 10.0 == 0.0 { 20.0 + x / 10.0 } else { f64::NAN }).collect();
+        let dense: Vec<f64> = xs.iter().map(|&x| 30.0 - x / 10.0).collect();
+        line_plot(
+            &dir.join("a"),
+            "t",
+            "epoch",
+            "y",
+            &xs,
+            &[("kNN", knn), ("probe", vec![f64::NAN; 100]), ("dense", dense)],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(dir.join("a.svg")).unwrap();
+        let circles = |r: &str, fill: &str| {
+            svg.lines()
+                .filter(|l| l.contains("<circle") && l.contains(&format!("r=\"{r}\"")) && l.contains(fill))
+                .count()
+        };
+        assert_eq!(circles("4", "#1F77B4"), 10, "the kNN dots");
+        assert_eq!(circles("1", "#2CA02C"), 100, "the dense curve's dots, in the third colour");
+        let labels: Vec<&str> = svg.lines().map(str::trim).filter(|l| ["kNN", "probe", "dense"].contains(l)).collect();
+        assert_eq!(labels, ["kNN", "dense"], "legend entries");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
