@@ -199,7 +199,17 @@ impl LoadedRun {
         Ok(LoadedRun { cfg, device, method, epoch: 0 })
     }
 
-    /// "epoch N" or "random init", for messages.
+    /// What a linear evaluation trained on, apart from its own epochs: "the backbone after N
+    /// pretraining epochs" or "the untrained backbone (random init)".
+    pub fn describe_backbone(&self) -> String {
+        match self.epoch {
+            0 => "the untrained backbone (random init)".to_string(),
+            1 => "the backbone after 1 pretraining epoch".to_string(),
+            n => format!("the backbone after {n} pretraining epochs"),
+        }
+    }
+
+    /// "epoch N" or "random init", for messages (kNN lines: compare reads "(epoch N; " back).
     pub fn describe(&self) -> String {
         if self.epoch == 0 {
             "random init".to_string()

@@ -236,6 +236,8 @@ fn evaluation_commands_refuse_nonsense_and_write_only_where_asked() {
     let o = run(&["linear", "--checkpoint", copy.to_str().unwrap(), "--epochs", "1"]);
     ok(&o);
     assert!(text(&o).0.contains("not saved"), "{}", text(&o).0);
+    // The result names the pretraining epochs apart from the probe's own.
+    assert!(text(&o).0.contains("; the backbone after 1 pretraining epoch; "), "{}", text(&o).0);
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2, "only run/ and a/");
     let err = refused(&run(&["export", "--checkpoint", copy.to_str().unwrap()]));
     assert!(err.contains("--out"), "{err}");

@@ -104,7 +104,7 @@ fn paper_probe(run: &LoadedRun, p: Protocol, a: &LinearArgs) -> Result<serde_jso
         pc.epochs,
         r.last_top1,
         r.last_top5,
-        run.describe()
+        run.describe_backbone()
     );
     Ok(
         serde_json::json!({"protocol": a.protocol, "description": description, "epoch": run.epoch, "settings": pc, "result": r}),
@@ -119,7 +119,7 @@ fn cached_probe(run: &LoadedRun, a: &LinearArgs) -> Result<serde_json::Value> {
         r.top1,
         r.top5,
         r.train_top1,
-        run.describe()
+        run.describe_backbone()
     );
     Ok(
         serde_json::json!({"top1": r.top1, "top5": r.top5, "train_top1": r.train_top1, "epoch": run.epoch, "probe": pc, "protocol": protocol}),
