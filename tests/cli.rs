@@ -440,3 +440,23 @@ fn a_run_interrupted_on_another_machine_class_is_named_by_compare_and_resume() {
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("span 2 machine classes") && stdout.contains(", then "), "{stdout}");
 }
+
+/// The GPU check's dry run on the CPU (`unmix selftest --device cpu`, what scripts/gpu-check.sh
+/// --dry-run runs): every check runs on this machine, each within its bound, exit status 0.
+#[test]
+fn selftest_dry_run_passes_every_check_on_the_cpu() {
+    let (code, stdout, err) = unmix(&["selftest", "--device", "cpu"]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("selftest prints one JSON object");
+    assert_eq!(v["device"], "Cpu");
+    assert_eq!(v["failed"], serde_json::json!([]));
+    let checks = v["checks"].as_array().unwrap();
+    for name in
+        ["same steps: loss", "autocast bf16 vs fp32", "split-BN node: features", "pinned staging", "process group of 1"]
+    {
+        let c = checks.iter().find(|c| c["check"].as_str().unwrap().starts_with(name));
+        let c = c.unwrap_or_else(|| panic!("no check {name}: {stdout}"));
+        assert_eq!(c["ok"], true, "{c}");
+        assert!(c["measure"].as_f64().unwrap() <= c["bound"].as_f64().unwrap(), "{c}");
+    }
+}
