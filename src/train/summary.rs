@@ -115,9 +115,9 @@ pub fn machine_line(cpuinfo: &str, cores: usize) -> String {
 /// The class of a machine line (`machine()`'s, or an earlier version's without the family, model
 /// and fma/amx_tile flags): the CPU model name, the core count and the flags that pick libtorch's
 /// kernels (avx2, avx512f, avx512_bf16, amx_bf16). Runs repeat to the last digit within a class
-/// (two 2-core Xeons of models 167 and 207 gave the same MoCo run), not across classes (the same
-/// run on a Zen 4 EPYC leaves the Xeon's loss in the fourth digit by step 10), so the arms of a
-/// comparison are paired on one class.
+/// (two 2-core Xeons of models 167 and 207 gave the same MoCo run, a Zen 4 and a Zen 5 EPYC the same
+/// 50 steps), not across classes (the same run on the Zen 4 leaves the Xeon's loss in the fourth
+/// digit by step 10), so the arms of a comparison are paired on one class.
 pub fn machine_class(line: &str) -> String {
     let (head, flags) = line.rsplit_once("; ").unwrap_or((line, ""));
     let flags = if flags == "no avx2" { "" } else { flags };
