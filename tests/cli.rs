@@ -3,14 +3,42 @@
 use std::process::Command;
 
 fn unmix(args: &[&str]) -> (i32, String, String) {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_unmix")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    unmix_env(args, &[])
+}
+
+/// `unmix` with environment variables set.
+fn unmix_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_unmix"));
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
         String::from_utf8_lossy(&out.stderr).into(),
     )
 }
+
+/// The comparisons' tiny protocol: 256 Fashion-MNIST fixture images in batches of 64 (4 steps per
+/// epoch, 8 in 2 epochs), a narrow network and a short queue.
+const TINY: &[&str] = &[
+    "--data",
+    "crates/unmix-data/tests/fixtures/fashion-mnist",
+    "--set",
+    "data.limit=256",
+    "--set",
+    "model.widths=[8, 8, 16, 16]",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "method.queue=256",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "eval.knn_k=20",
+];
 
 #[test]
 fn unknown_key_is_an_error_naming_it() {
@@ -163,21 +191,10 @@ fn compare_matches_an_arms_compute_in_whole_steps_and_runs_the_rival_mixtures() 
         "base,unmix,base@unmix,imix,mixco@unmix",
         "--reference",
         "base",
-        "--data",
-        "crates/unmix-data/tests/fixtures/fashion-mnist",
-        "--set",
-        "data.limit=256",
-        "--set",
-        "model.widths=[8, 8, 16, 16]",
-        "--set",
-        "train.batch_size=64",
-        "--set",
-        "method.queue=256",
-        "--set",
-        "train.epochs=2",
-        "--set",
-        "eval.knn_k=20",
-    ];
+    ]
+    .into_iter()
+    .chain(TINY.iter().copied())
+    .collect::<Vec<&str>>();
     let (code, stdout, err) = unmix(&args);
     assert_eq!(code, 0, "{err}");
     // base@unmix: 8 x 7 / 4 = 14 steps, said in the output; mixco@unmix: 8 x 7 / 5.5 = 10.18 -> 10.
@@ -226,22 +243,6 @@ fn compare_matches_an_arms_compute_in_whole_steps_and_runs_the_rival_mixtures() 
 fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let tiny = [
-        "--data",
-        "crates/unmix-data/tests/fixtures/fashion-mnist",
-        "--set",
-        "data.limit=256",
-        "--set",
-        "model.widths=[8, 8, 16, 16]",
-        "--set",
-        "train.batch_size=64",
-        "--set",
-        "method.queue=256",
-        "--set",
-        "train.epochs=2",
-        "--set",
-        "eval.knn_k=20",
-    ];
     // An interrupted arm: seed 0 without Un-Mix stopped after its first epoch.
     let mut args = vec![
         "pretrain",
@@ -253,7 +254,7 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
         "--set",
         "unmix.enabled=false",
     ];
-    args.extend(tiny);
+    args.extend_from_slice(TINY);
     let base0 = format!("{out}/base-seed0");
     args.extend(["--out", base0.as_str()]);
     let (code, _, err) = unmix(&args);
@@ -261,7 +262,7 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
 
     let mut args =
         vec!["compare", "--config", "configs/fmnist-moco-unmix.toml", "--seeds", "2", "--quiet", "--out", out];
-    args.extend(tiny);
+    args.extend_from_slice(TINY);
     let (code, stdout, err) = unmix(&args);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("resuming") && stdout.contains("at step 4 (1 of 2 epochs finished)"), "{stdout}");
@@ -371,38 +372,10 @@ fn a_run_interrupted_on_another_machine_class_is_named_by_compare_and_resume() {
     let cpuinfo = dir.path().join("cpuinfo");
     std::fs::write(&cpuinfo, "cpu family\t: 6\nmodel\t\t: 1\nmodel name\t: Played CPU\nflags\t\t: fpu avx2 fma\n")
         .unwrap();
-    let run = |args: &[&str], played: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_unmix"));
-        cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-        if played {
-            cmd.env("UNMIX_CPUINFO", &cpuinfo);
-        }
-        let o = cmd.output().unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).to_string(),
-            String::from_utf8_lossy(&o.stderr).to_string(),
-        )
-    };
-    let tiny = [
-        "--config",
-        "configs/fmnist-moco-unmix.toml",
-        "--quiet",
-        "--data",
-        "crates/unmix-data/tests/fixtures/fashion-mnist",
-        "--set",
-        "data.limit=256",
-        "--set",
-        "model.widths=[8, 8, 16, 16]",
-        "--set",
-        "train.batch_size=64",
-        "--set",
-        "method.queue=256",
-        "--set",
-        "train.epochs=2",
-        "--set",
-        "eval.knn_k=20",
-    ];
+    let played = [("UNMIX_CPUINFO", cpuinfo.as_path())];
+    let run = |args: &[&str], play: bool| unmix_env(args, if play { &played } else { &[] });
+    let tiny: Vec<&str> =
+        ["--config", "configs/fmnist-moco-unmix.toml", "--quiet"].into_iter().chain(TINY.iter().copied()).collect();
     let base0 = format!("{out}/base-seed0");
     let pretrain = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> =
@@ -415,7 +388,7 @@ fn a_run_interrupted_on_another_machine_class_is_named_by_compare_and_resume() {
     assert_eq!(code, 0, "{err}");
 
     let mut compare: Vec<&str> = vec!["compare", "--seeds", "1", "--out", out];
-    compare.extend(tiny);
+    compare.extend(tiny.iter().copied());
     let (code, stdout, err) = run(&compare, false);
     assert_eq!(code, 1, "{stdout}");
     assert!(
