@@ -219,7 +219,10 @@ fn check_one_machine_class(o: &CompareOptions, runs: &[(Config, PathBuf)]) -> Re
     });
     if let Some((dir, class)) = elsewhere {
         bail!(
-            "{} trained on another machine class ({class}) than this one ({here}), and this comparison still has runs to train:              they would be paired across two classes, whose fp32 kernels round differently (runs repeat exactly only within              a class). Run the comparison on a machine of that class, or move the finished run folders away to train every              arm here, or pass --allow-mixed-machines to pair across classes (the table then lists each run's machine)",
+            "{} trained on another machine class ({class}) than this one ({here}), and this comparison still has runs to train: \
+             they would be paired across two classes, whose fp32 kernels round differently (runs repeat exactly only within \
+             a class). Run the comparison on a machine of that class, or move the finished run folders away to train every \
+             arm here, or pass --allow-mixed-machines to pair across classes (the table then lists each run's machine)",
             dir.display()
         );
     }
@@ -330,11 +333,11 @@ pub fn compare(cfg: &Config, o: &CompareOptions) -> Result<String> {
     let all: Vec<(Config, PathBuf)> = arms.iter().flat_map(seed_runs).collect();
     check_one_machine_class(o, &all)?;
     for s in 0..o.seeds {
-        for arm in arms.iter_mut() {
-            let (c, dir) = seed_runs(arm).swap_remove(s);
+        for (k, arm) in arms.iter_mut().enumerate() {
+            let (c, dir) = &all[k * o.seeds + s];
             crate::say!("== {} seed {} -> {}", arm.spec, c.seed, dir.display());
-            let (summary, trained_now) = run_arm(&c, &dir, o.progress)?;
-            arm.runs.push(read_run(&c, &summary, &dir, &arm.cost, trained_now)?);
+            let (summary, trained_now) = run_arm(c, dir, o.progress)?;
+            arm.runs.push(read_run(c, &summary, dir, &arm.cost, trained_now)?);
         }
     }
     let md = table(cfg, o, &arms);
@@ -434,13 +437,13 @@ fn pm(v: &[f64]) -> String {
     }
 }
 
-/// The machine classes of the runs, in order of first use, each with its runs ("base seed 0").
+/// The machine classes of the runs, in order of first use, each with its runs ("base seed 0");
+/// runs whose summaries name no machine (earlier versions) are left out.
 fn machine_classes(arms: &[ArmResult]) -> Vec<(String, Vec<String>)> {
     let mut classes: Vec<(String, Vec<String>)> = Vec::new();
     for a in arms {
         for r in &a.runs {
-            let class =
-                r.class.clone().unwrap_or_else(|| "machine not recorded (a summary of an earlier version)".to_string());
+            let Some(class) = r.class.clone() else { continue };
             let run = format!("{} seed {}", a.spec, r.seed);
             match classes.iter_mut().find(|c| c.0 == class) {
                 Some(c) => c.1.push(run),
@@ -451,16 +454,24 @@ fn machine_classes(arms: &[ArmResult]) -> Vec<(String, Vec<String>)> {
     classes
 }
 
-/// The table's machine sentence: the one class, or every class with its runs and a warning.
+/// The table's machine sentence: the one class, or every class with its runs and a warning, and
+/// how many runs name no machine.
 fn machines_sentence(arms: &[ArmResult]) -> String {
     let classes = machine_classes(arms);
-    if let [(class, _)] = classes.as_slice() {
-        return format!("Machine class of every run: {class}.");
+    let unrecorded = arms.iter().flat_map(|a| &a.runs).filter(|r| r.class.is_none()).count();
+    let unrecorded = match unrecorded {
+        0 => String::new(),
+        n => format!(" The machine of {n} run(s) is not recorded (summaries of an earlier version)."),
+    };
+    if classes.len() <= 1 {
+        let class = classes.first().map_or("not recorded", |c| c.0.as_str());
+        let which = if unrecorded.is_empty() { "every run" } else { "every run that records it" };
+        return format!("Machine class of {which}: {class}.{unrecorded}");
     }
     let list: Vec<String> = classes.iter().map(|(c, runs)| format!("{c} ({})", runs.join(", "))).collect();
     format!(
         "**The runs span {} machine classes**, whose fp32 kernels round differently, so the paired differences carry \
-         that difference too: {}.",
+         that difference too: {}.{unrecorded}",
         classes.len(),
         list.join("; ")
     )
@@ -558,7 +569,7 @@ fn record(cfg: &Config, o: &CompareOptions, arms: &[ArmResult]) -> Value {
                 .map(|r| {
                     json!({"seed": r.seed, "knn_top1": r.top1, "knn_head": r.head, "knn_backbone": r.backbone,
                            "images_per_second": r.images_per_second, "train_seconds": r.train_seconds,
-                           "trained_now": r.trained_now, "machine": r.machine})
+                           "trained_now": r.trained_now, "machine": r.machine, "class": r.class})
                 })
                 .collect();
             let paired_json: Vec<Value> = [Readout::Head, Readout::Backbone]

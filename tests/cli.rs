@@ -406,6 +406,15 @@ fn a_run_interrupted_on_another_machine_class_is_named_by_compare_and_resume() {
     assert_eq!(machines.len(), 2, "{summary}");
     assert!(machines[0].as_str().unwrap().starts_with("Played CPU, "), "{summary}");
     assert_eq!(machines[1], summary["machine"]);
+    // A finished run read again elsewhere (its summary gone) trains no step there: its machines
+    // and machine stay those that trained it, and nothing is said about going on.
+    let summary_path = dir.path().join("base-seed0/summary.json");
+    std::fs::remove_file(&summary_path).unwrap();
+    let (code, stdout, err) = run(&["pretrain", "--resume", "--quiet", "--out", base0.as_str()], true);
+    assert_eq!(code, 0, "{err}");
+    assert!(!stdout.contains("warning: this run trained on another machine class"), "{stdout}");
+    let again: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    assert_eq!((&again["machines"], &again["machine"]), (&summary["machines"], &summary["machine"]));
 
     // The resumed run last trained here: the comparison goes on, and its table shows the run's
     // two classes as a class of its own.
@@ -432,4 +441,34 @@ fn selftest_dry_run_passes_every_check_on_the_cpu() {
         assert_eq!(c["ok"], true, "{c}");
         assert!(c["measure"].as_f64().unwrap() <= c["bound"].as_f64().unwrap(), "{c}");
     }
+}
+
+/// A checkpoint from before machines were recorded (tests/fixtures/checkpoint-b3f2962, 1 epoch),
+/// extended here by one epoch: its summary lists the earlier steps' machine as not recorded, then
+/// this one, so the run does not pass for a run of one class.
+#[test]
+fn an_old_checkpoint_extended_lists_its_earlier_machine_as_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("checkpoints")).unwrap();
+    std::fs::copy("tests/fixtures/checkpoint-b3f2962/last.safetensors", run.join("checkpoints/last.safetensors"))
+        .unwrap();
+    let root = format!("data.root=\"{}/crates/unmix-data/tests/fixtures/fashion-mnist\"", env!("CARGO_MANIFEST_DIR"));
+    let (code, stdout, err) = unmix(&[
+        "pretrain",
+        "--resume",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "train.epochs=2",
+        "--set",
+        &root,
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["epochs"], 2);
+    assert_eq!(s["machines"][0], "machine not recorded (a checkpoint of an earlier version)", "{s}");
+    assert_eq!(s["machines"][1], s["machine"], "{s}");
 }

@@ -201,8 +201,15 @@ impl<'a> Run<'a> {
             Start::New => self.start_new()?,
             Start::Resume { tensors, meta } | Start::Finished { tensors, meta } => self.resume_from(tensors, &meta)?,
         }
-        self.note_machine();
+        if self.at.epoch < self.stop_at() {
+            self.note_machine(); // only a machine that trains steps joins the run's machines
+        }
         Ok(())
+    }
+
+    /// The epoch this process trains up to (--until-epoch, at most the config's epochs).
+    fn stop_at(&self) -> usize {
+        self.opts.until_epoch.unwrap_or(self.cfg.train.epochs).min(self.cfg.train.epochs)
     }
 
     /// This machine joins the run's machines when its class is not the last one's; a resume that
@@ -211,11 +218,14 @@ impl<'a> Run<'a> {
     fn note_machine(&mut self) {
         let here = summary::machine();
         let class = summary::machine_class(&here);
+        if self.at.machines.is_empty() && self.at.step > 0 {
+            self.at.machines.push(summary::UNRECORDED_MACHINE.to_string()); // a checkpoint of an earlier version
+        }
         let last = self.at.machines.last().map(|m| summary::machine_class(m));
         if last.as_deref() == Some(class.as_str()) {
             return;
         }
-        if let Some(last) = last {
+        if let Some(last) = last.filter(|_| self.rt.main_rank()) {
             say!(
                 "warning: this run trained on another machine class ({last}) until step {}, and goes on here ({class}); \
                  the steps from here round differently, so it will repeat neither class's run exactly (its summary lists \
@@ -326,7 +336,7 @@ impl<'a> Run<'a> {
     /// Trains the remaining epochs; `Some` when the run stopped early (a signal or a closed
     /// stdout) with a checkpoint of the step reached.
     pub(super) fn train(&mut self) -> Result<Option<Finished>> {
-        let stop_at = self.opts.until_epoch.unwrap_or(self.cfg.train.epochs).min(self.cfg.train.epochs);
+        let stop_at = self.stop_at();
         while self.at.epoch < stop_at {
             if let Some(reason) = self.epoch()? {
                 return Ok(Some(self.stopped(reason)));
@@ -591,7 +601,7 @@ impl<'a> Run<'a> {
             knn: self.last_knn.map(|r| KnnSummary::new(cfg, &r)),
             knn_backbone,
             knn_head,
-            machine: Some(summary::machine()),
+            machine: Some(at.machines.last().cloned().unwrap_or_else(summary::machine)),
             machines: if at.machines.len() > 1 { at.machines.clone() } else { Vec::new() },
             method: cfg.method.name().to_string(),
             mixture: Some(cfg.mixture_kind().name().to_string()),

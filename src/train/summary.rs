@@ -112,6 +112,10 @@ pub fn machine_line(cpuinfo: &str, cores: usize) -> String {
     format!("{model}, {cores} cores (family {family} model {cpu_model}); {have}")
 }
 
+/// What a run's machines list holds for the steps of a checkpoint from before machines were
+/// recorded.
+pub const UNRECORDED_MACHINE: &str = "machine not recorded (a checkpoint of an earlier version)";
+
 /// The class of a machine line (`machine()`'s, or an earlier version's without the family, model
 /// and fma/amx_tile flags): the CPU model name, the core count and the flags that pick libtorch's
 /// kernels (avx2, avx512f, avx512_bf16, amx_bf16). Runs repeat to the last digit within a class
@@ -119,9 +123,11 @@ pub fn machine_line(cpuinfo: &str, cores: usize) -> String {
 /// 50 steps), not across classes (the same run on the Zen 4 leaves the Xeon's loss in the fourth
 /// digit by step 10), so the arms of a comparison are paired on one class.
 pub fn machine_class(line: &str) -> String {
-    let (head, flags) = line.rsplit_once("; ").unwrap_or((line, ""));
+    let Some((head, flags)) = line.rsplit_once("; ") else {
+        return line.to_string(); // not a machine line (UNRECORDED_MACHINE, a hand-written name): itself
+    };
     let flags = if flags == "no avx2" { "" } else { flags };
-    let head = match (head.find(" (family "), head.ends_with(')')) {
+    let head = match (head.rfind(" (family "), head.ends_with(')')) {
         (Some(i), true) => &head[..i],
         _ => head,
     };
@@ -189,6 +195,8 @@ mod tests {
         assert_eq!(machine_class(&machine_line(EPYC, 2)), "AMD EPYC 7B13, 2 cores; avx2");
         let arm = machine_line(ARM, 4);
         assert_eq!(machine_class(&arm), format!("{}, 4 cores; no avx2", std::env::consts::ARCH));
+        assert_eq!(machine_class(super::UNRECORDED_MACHINE), super::UNRECORDED_MACHINE);
+        assert_eq!(machine_class("unknown"), "unknown");
     }
 
     /// The scripts' machine line (scripts/machine.sh) is the binary's, on the fixtures and here.
