@@ -326,34 +326,6 @@ fn compare_runs_both_arms_on_the_same_seeds_and_writes_a_table() {
         .flat_map(|a| a["runs"].as_array().unwrap())
         .all(|r| r["trained_now"] == false));
 
-    // A finished run of another machine class with a run still to train here is refused before
-    // anything trains, naming the run and the way on; --allow-mixed-machines trains it and the
-    // table then lists both classes with their runs.
-    let summary = dir.path().join("base-seed1").join("summary.json");
-    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
-    s["machine"] = "Other CPU, 2 cores (family 1 model 1); avx2 fma".into();
-    std::fs::write(&summary, serde_json::to_string(&s).unwrap()).unwrap();
-    let (code, _, err) = unmix(&args);
-    assert_eq!(code, 0, "all runs finished: nothing trains, the table is written ({err})");
-    assert!(std::fs::read_to_string(dir.path().join("compare.md")).unwrap().contains("span 2 machine classes"));
-    std::fs::remove_dir_all(dir.path().join("unmix-seed1")).unwrap();
-    let (code, stdout, err) = unmix(&args);
-    assert_eq!(code, 1, "{stdout}");
-    assert!(
-        err.contains("base-seed1")
-            && err.contains("Other CPU, 2 cores; avx2")
-            && err.contains("--allow-mixed-machines"),
-        "{err}"
-    );
-    assert!(!stdout.contains("== "), "refused before any run: {stdout}");
-    assert!(!dir.path().join("unmix-seed1").exists());
-    let mut mixed = args.clone();
-    mixed.push("--allow-mixed-machines");
-    let (code, stdout, err) = unmix(&mixed);
-    assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("span 2 machine classes") && stdout.contains("(base seed 1)"), "{stdout}");
-    assert_eq!(read()["machine_classes"][1]["runs"], serde_json::json!(["base seed 1"]));
-
     // Another configuration into the same folder is refused, naming the folder.
     let mut other = args.clone();
     other.extend(["--set", "train.lr=0.01"]);
@@ -471,4 +443,47 @@ fn an_old_checkpoint_extended_lists_its_earlier_machine_as_not_recorded() {
     assert_eq!(s["epochs"], 2);
     assert_eq!(s["machines"][0], "machine not recorded (a checkpoint of an earlier version)", "{s}");
     assert_eq!(s["machines"][1], s["machine"], "{s}");
+}
+
+/// A finished run of another machine class with a run still to train here is refused before
+/// anything trains, naming the run and the way on; with every run finished the table is written
+/// and lists both classes; --allow-mixed-machines trains the missing run.
+#[test]
+fn compare_refuses_to_train_beside_a_finished_run_of_another_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let mut args =
+        vec!["compare", "--config", "configs/fmnist-moco-unmix.toml", "--seeds", "1", "--quiet", "--out", out];
+    args.extend_from_slice(TINY);
+    let (code, _, err) = unmix(&args);
+    assert_eq!(code, 0, "{err}");
+    let summary = dir.path().join("base-seed0").join("summary.json");
+    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    s["machine"] = "Other CPU, 2 cores (family 1 model 1); avx2 fma".into();
+    std::fs::write(&summary, serde_json::to_string(&s).unwrap()).unwrap();
+    let (code, _, err) = unmix(&args);
+    assert_eq!(code, 0, "all runs finished: nothing trains, the table is written ({err})");
+    assert!(std::fs::read_to_string(dir.path().join("compare.md")).unwrap().contains("span 2 machine classes"));
+
+    std::fs::remove_dir_all(dir.path().join("unmix-seed0")).unwrap();
+    let (code, stdout, err) = unmix(&args);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        err.contains("base-seed0")
+            && err.contains("Other CPU, 2 cores; avx2")
+            && err.contains("--allow-mixed-machines"),
+        "{err}"
+    );
+    assert!(!err.contains("   "), "one sentence, no runs of spaces: {err}");
+    assert!(!stdout.contains("== "), "refused before any run: {stdout}");
+    assert!(!dir.path().join("unmix-seed0").exists());
+
+    args.push("--allow-mixed-machines");
+    let (code, stdout, err) = unmix(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("span 2 machine classes") && stdout.contains("(base seed 0)"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("compare.json")).unwrap()).unwrap();
+    assert_eq!(v["machine_classes"][0]["runs"], serde_json::json!(["base seed 0"]));
+    assert_eq!(v["arms"][0]["runs"][0]["class"], "Other CPU, 2 cores; avx2");
 }
