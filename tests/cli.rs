@@ -349,14 +349,9 @@ fn a_run_interrupted_on_another_machine_class_is_named_by_compare_and_resume() {
     let tiny: Vec<&str> =
         ["--config", "configs/fmnist-moco-unmix.toml", "--quiet"].into_iter().chain(TINY.iter().copied()).collect();
     let base0 = format!("{out}/base-seed0");
-    let pretrain = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> =
-            ["pretrain", "--set", "unmix.enabled=false", "--out", base0.as_str()].map(String::from).to_vec();
-        a.extend(tiny.iter().chain(extra).map(|s| s.to_string()));
-        a
-    };
-    let args = pretrain(&["--until-epoch", "1"]);
-    let (code, _, err) = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), true);
+    let mut args = vec!["pretrain", "--set", "unmix.enabled=false", "--until-epoch", "1", "--out", base0.as_str()];
+    args.extend_from_slice(&tiny);
+    let (code, _, err) = run(&args, true);
     assert_eq!(code, 0, "{err}");
 
     let mut compare: Vec<&str> = vec!["compare", "--seeds", "1", "--out", out];

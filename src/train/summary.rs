@@ -104,12 +104,19 @@ pub fn machine_line(cpuinfo: &str, cores: usize) -> String {
     let family = field("cpu family").unwrap_or_else(|| "?".into());
     let cpu_model = field("model").unwrap_or_else(|| "?".into());
     let flags = field("flags").unwrap_or_default();
-    let have: Vec<&str> = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
-        .into_iter()
-        .filter(|f| flags.split_whitespace().any(|x| x == *f))
-        .collect();
-    let have = if have.is_empty() { "no avx2".to_string() } else { have.join(" ") };
+    let have = flags_among(&flags, &["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]);
     format!("{model}, {cores} cores (family {family} model {cpu_model}); {have}")
+}
+
+/// Which of `wanted` the whitespace-separated `flags` hold, in `wanted`'s order: the flags part of
+/// a machine line ("no avx2" when none).
+fn flags_among(flags: &str, wanted: &[&str]) -> String {
+    let have: Vec<&str> = wanted.iter().copied().filter(|f| flags.split_whitespace().any(|x| x == *f)).collect();
+    if have.is_empty() {
+        "no avx2".to_string()
+    } else {
+        have.join(" ")
+    }
 }
 
 /// What a run's machines list holds for the steps of a checkpoint from before machines were
@@ -131,12 +138,7 @@ pub fn machine_class(line: &str) -> String {
         (Some(i), true) => &head[..i],
         _ => head,
     };
-    let have: Vec<&str> = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
-        .into_iter()
-        .filter(|f| flags.split_whitespace().any(|x| x == *f))
-        .collect();
-    let have = if have.is_empty() { "no avx2".to_string() } else { have.join(" ") };
-    format!("{head}; {have}")
+    format!("{head}; {}", flags_among(flags, &["avx2", "avx512f", "avx512_bf16", "amx_bf16"]))
 }
 
 /// Peak resident memory of this process in MiB (Linux), if known.
