@@ -228,6 +228,12 @@ fn evaluation_commands_refuse_nonsense_and_write_only_where_asked() {
         assert!(err.contains("--epochs") || err.contains("--lr"), "{err}");
     }
     assert!(!dir.join("linear.json").exists());
+    // A probe of a run folder's checkpoint: its record beside the run, with its cost and machine.
+    ok(&run(&["linear", "--checkpoint", cs, "--epochs", "1"]));
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("linear.json")).unwrap()).unwrap();
+    assert!(rec["top1"].as_f64().is_some(), "{rec}");
+    assert!(rec["seconds"].as_f64().is_some_and(|s| s > 0.0), "{rec}");
+    assert!(rec["machine"].as_str().is_some_and(|m| m.contains(" cores")), "{rec}");
     // A checkpoint outside a run folder: results are not written two folders up.
     let loose = tmp.path().join("a/b");
     std::fs::create_dir_all(&loose).unwrap();

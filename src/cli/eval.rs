@@ -51,10 +51,14 @@ pub fn linear(a: LinearArgs) -> Result<i32> {
         writable(o)?;
     }
     let run = network(a.checkpoint.as_deref(), a.config.as_deref(), &with_data(a.set.clone(), a.data.clone()))?;
-    let record = match paper {
+    let started = std::time::Instant::now();
+    let mut record = match paper {
         Some(p) => paper_probe(&run, p, &a)?,
         None => cached_probe(&run, &a)?,
     };
+    // Its cost and machine beside the accuracy, as a pretraining summary has them.
+    record["seconds"] = started.elapsed().as_secs_f64().into();
+    record["machine"] = unmix::train::summary::machine().into();
     match out {
         Some(o) => {
             std::fs::write(&o, serde_json::to_string_pretty(&record)?)
