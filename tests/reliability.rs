@@ -232,7 +232,8 @@ fn evaluation_commands_refuse_nonsense_and_write_only_where_asked() {
     ok(&run(&["linear", "--checkpoint", cs, "--epochs", "1"]));
     let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("linear.json")).unwrap()).unwrap();
     assert!(rec["top1"].as_f64().is_some(), "{rec}");
-    assert!(rec["seconds"].as_f64().is_some_and(|s| s > 0.0), "{rec}");
+    assert!(rec["wall_seconds"].as_f64().is_some_and(|s| s > 0.0), "{rec}");
+    assert!(rec["peak_rss_mib"].as_f64().is_some_and(|m| m > 0.0), "{rec}");
     assert!(rec["machine"].as_str().is_some_and(|m| m.contains(" cores")), "{rec}");
     // A checkpoint outside a run folder: results are not written two folders up.
     let loose = tmp.path().join("a/b");

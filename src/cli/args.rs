@@ -324,7 +324,8 @@ pub struct LinearArgs {
     /// Override a key of the config, e.g. --set device=cuda. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Where to write the result as JSON, with the probe's wall time and machine (default:
+    /// Where to write the result as JSON, with the probe's wall time (loading excluded), peak
+    /// memory and machine (default:
     /// linear.json / linear-PROTOCOL.json in the run folder when the checkpoint is a run's
     /// checkpoints/last.safetensors, else nowhere).
     #[arg(long, value_name = "FILE")]

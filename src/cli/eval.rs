@@ -56,8 +56,10 @@ pub fn linear(a: LinearArgs) -> Result<i32> {
         Some(p) => paper_probe(&run, p, &a)?,
         None => cached_probe(&run, &a)?,
     };
-    // Its cost and machine beside the accuracy, as a pretraining summary has them.
-    record["seconds"] = started.elapsed().as_secs_f64().into();
+    // Its cost and machine beside the accuracy, under a pretraining summary's names; the time
+    // counts the probe (features, training, testing), not loading the checkpoint.
+    record["wall_seconds"] = started.elapsed().as_secs_f64().into();
+    record["peak_rss_mib"] = unmix::train::summary::peak_rss_mib().into();
     record["machine"] = unmix::train::summary::machine().into();
     match out {
         Some(o) => {

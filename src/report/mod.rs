@@ -177,23 +177,35 @@ fn results_lines(summary: Option<&Value>, linear: &[Value]) -> String {
     for l in linear {
         md += &match l.get("result") {
             Some(r) => format!(
-                "- linear probe, {} protocol: best top-1 **{:.2}%** at epoch {}, last epoch {:.2}% (top-5 {:.2}%) — {}\n",
+                "- linear probe, {} protocol: best top-1 **{:.2}%** at epoch {}, last epoch {:.2}% (top-5 {:.2}%) — {}{}\n",
                 text(l, "protocol"),
                 f(r, "best_top1"),
                 r["best_epoch"],
                 f(r, "last_top1"),
                 f(r, "last_top5"),
-                text(l, "description")
+                text(l, "description"),
+                probe_cost(l)
             ),
             None => format!(
-                "- linear probe top-1 **{:.2}%**, top-5 {:.2}% — {}\n",
+                "- linear probe top-1 **{:.2}%**, top-5 {:.2}% — {}{}\n",
                 f(l, "top1"),
                 f(l, "top5"),
-                text(l, "protocol")
+                text(l, "protocol"),
+                probe_cost(l)
             ),
         };
     }
     md
+}
+
+/// "; N s on MACHINE" from a linear record that has its wall time (records of earlier versions
+/// have none: nothing is added).
+fn probe_cost(l: &Value) -> String {
+    match (l["wall_seconds"].as_f64(), l["machine"].as_str()) {
+        (Some(s), Some(m)) => format!("; {s:.0} s on {m}"),
+        (Some(s), None) => format!("; {s:.0} s"),
+        _ => String::new(),
+    }
 }
 
 /// The per-epoch table of metrics.jsonl.
@@ -230,7 +242,8 @@ mod tests {
         let linear = [
             json!({"top1": 85.0, "top5": 99.5, "protocol": "cached features"}),
             json!({"protocol": "moco", "description": "MoCo's linear protocol", "result":
-                {"best_top1": 86.25, "best_epoch": 90, "last_top1": 86.0, "last_top5": 99.75}}),
+                {"best_top1": 86.25, "best_epoch": 90, "last_top1": 86.0, "last_top5": 99.75},
+                "wall_seconds": 1698.4, "machine": "AMD EPYC, 2 cores; avx2"}),
         ];
         let md = results_lines(Some(&summary), &linear);
         let lines: Vec<&str> = md.lines().collect();
@@ -245,7 +258,7 @@ mod tests {
         assert_eq!(lines[3], "- linear probe top-1 **85.00%**, top-5 99.50% — cached features");
         assert_eq!(
             lines[4],
-            "- linear probe, moco protocol: best top-1 **86.25%** at epoch 90, last epoch 86.00% (top-5 99.75%) — MoCo's linear protocol"
+            "- linear probe, moco protocol: best top-1 **86.25%** at epoch 90, last epoch 86.00% (top-5 99.75%) — MoCo's linear protocol; 1698 s on AMD EPYC, 2 cores; avx2"
         );
         assert_eq!(results_lines(None, &[]), "");
     }
