@@ -45,10 +45,16 @@ pub struct Summary {
     pub mixture: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_probe: Option<ProbeSummary>,
+    /// Peak resident memory of the process that wrote the summary (the last part of a resumed run).
     pub peak_rss_mib: Option<f64>,
     pub seed: u64,
+    /// Seconds spent in the epochs' training loops (data waits and the online probe included, kNN
+    /// evaluations and checkpoints not), summed over every part of a resumed run: the run's
+    /// training time.
     pub train_seconds: f64,
     pub unmix: bool,
+    /// Wall time of the process that wrote the summary, from its start to the summary, evaluations
+    /// included: for a resumed run only its last part (its whole training time is `train_seconds`).
     pub wall_seconds: f64,
 }
 
