@@ -45,7 +45,8 @@ pub struct Summary {
     pub mixture: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_probe: Option<ProbeSummary>,
-    /// Peak resident memory of the process that wrote the summary (the last part of a resumed run).
+    /// Peak resident memory (VmHWM) of the process that wrote the summary: the last part of a
+    /// resumed run; under `unmix compare`, whose one process trains every arm, also the arms before.
     pub peak_rss_mib: Option<f64>,
     pub seed: u64,
     /// Seconds spent in the epochs' training loops (data waits and the online probe included, kNN
@@ -53,8 +54,9 @@ pub struct Summary {
     /// training time.
     pub train_seconds: f64,
     pub unmix: bool,
-    /// Wall time of the process that wrote the summary, from its start to the summary, evaluations
-    /// included: for a resumed run only its last part (its whole training time is `train_seconds`).
+    /// Wall time of the pretraining call that wrote the summary, from loading the data to the
+    /// summary, evaluations included: for a resumed run only its last part (its whole training
+    /// time is `train_seconds`).
     pub wall_seconds: f64,
 }
 
